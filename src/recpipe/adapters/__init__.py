@@ -1,0 +1,38 @@
+"""Backends, one class per module, chosen by URL in exactly one place: this module.
+
+Optional drivers are imported lazily by the adapter that needs them, and a missing one
+fails with an install hint (:class:`recpipe.errors.MissingDependencyError`).
+"""
+
+from __future__ import annotations
+
+from recpipe.adapters.base import SourceDatabase
+from recpipe.config import Settings, mask_url, url_scheme
+from recpipe.errors import ConfigError
+
+__all__ = ["SourceDatabase", "open_source"]
+
+
+def open_source(url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> SourceDatabase:
+    """The source-database adapter for a SQLAlchemy-style URL."""
+    scheme = url_scheme(url)
+    if scheme == "sqlite":
+        from recpipe.adapters.sqlite_source import SQLiteSource
+
+        return SQLiteSource(url, setting=setting)
+    if scheme in ("mysql", "mariadb"):
+        from recpipe.adapters.mysql_source import MySQLSource
+
+        return MySQLSource(url, setting=setting)
+    if scheme in ("postgresql", "postgres"):
+        from recpipe.adapters.postgres_source import PostgresSource
+
+        return PostgresSource(url, setting=setting)
+    raise ConfigError(
+        f"{setting}={mask_url(url)!r}: unknown source database scheme {scheme or '(none)'!r}",
+        hint="use sqlite:///path.db, mysql+pymysql://user:pass@host/db or postgresql://user:pass@host/db",
+    )
+
+
+def source_from(settings: Settings) -> SourceDatabase:
+    return open_source(settings.source_url)

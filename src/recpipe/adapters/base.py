@@ -1,0 +1,67 @@
+"""The small Protocols that stage code talks to, and what their adapters share."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from sqlalchemy.engine import Engine
+
+Progress = Callable[[str, int], None]  # (table name, rows just written)
+
+
+class Loader(Protocol):
+    """Writes into a database that is being built; handed out by ``SourceDatabase.build``."""
+
+    def create_tables(self, names: Sequence[str], *, indexes: bool = True) -> None: ...
+
+    def create_indexes(self, names: Sequence[str]) -> None: ...
+
+    def bulk_insert(self, name: str, table: pa.Table, progress: Progress | None = None) -> None: ...
+
+    def execute(self, statement: str) -> None: ...
+
+    def query(self, statement: str) -> list[tuple[Any, ...]]: ...
+
+
+class SourceDatabase(Protocol):
+    """A source database: SQLite, MySQL/MariaDB or PostgreSQL."""
+
+    url: str  # masked: safe to print
+    dialect: str
+
+    def engine(self) -> Engine: ...
+
+    def existing_tables(self) -> set[str]: ...
+
+    def build(self, *, replace: bool, fresh: bool = True, tables: Sequence[str] | None = None
+              ) -> AbstractContextManager[Loader]:
+        """Write atomically: on success the result appears whole; on failure nothing is left.
+
+        ``tables`` names the tables this build creates; if any exists already the build
+        refuses unless ``replace``. ``fresh`` builds a new classicmodels database (replacing
+        every classicmodels table); otherwise the tables are added to the existing one.
+        """
+        ...
+
+    def close(self) -> None: ...
+
+
+def arrow_rows(table: pa.Table, chunk_rows: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
+    """Row tuples for DB-API ``executemany``, a chunk at a time (dates as ISO strings)."""
+    for batch in table.to_batches(max_chunksize=chunk_rows):
+        columns = []
+        for col in batch.columns:
+            if pa.types.is_date(col.type) or pa.types.is_timestamp(col.type):
+                col = pc.cast(col, pa.string())
+            columns.append(col.to_pylist())
+        yield list(zip(*columns, strict=True))
+
+
+def present(names: Sequence[str], existing: set[str]) -> list[str]:
+    """Those of ``names`` that exist, compared case-insensitively (MySQL on Windows/macOS)."""
+    lowered = {n.lower() for n in existing}
+    return [n for n in names if n.lower() in lowered]

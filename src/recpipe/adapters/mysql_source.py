@@ -1,0 +1,201 @@
+"""MySQL / MariaDB source database (``mysql+pymysql://user:pass@host:3306/db``).
+
+Bulk path: ``LOAD DATA LOCAL INFILE`` from CSV staged by pyarrow. DDL in MySQL commits by
+itself, so a build is made atomic by loading every row in one transaction and dropping the
+tables it created if anything fails: a failed build leaves no table behind (a failed
+``--replace`` leaves the classicmodels tables absent, never half-filled).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import create_engine
+from sqlalchemy.dialects import mysql as mysql_dialect
+from sqlalchemy.engine import Engine, URL, make_url
+from sqlalchemy.schema import CreateTable
+
+from recpipe.adapters.base import Progress, present
+from recpipe.adapters.csv_stage import write_csv_file
+from recpipe.config import mask_url
+from recpipe.errors import ConfigError, InputError, MissingDependencyError, ServiceError
+from recpipe.source.schema import TABLE_ORDER, table
+
+CHUNK_ROWS = 500_000
+
+
+def _pymysql() -> Any:
+    try:
+        import pymysql
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise MissingDependencyError("pymysql", "mysql", "A MySQL/MariaDB source") from exc
+    return pymysql
+
+
+class MySQLSource:
+    dialect = "mysql"
+
+    def __init__(self, url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> None:
+        parsed = make_url(url)
+        if parsed.drivername in ("mysql", "mariadb", "mariadb+pymysql"):
+            parsed = parsed.set(drivername="mysql+pymysql")
+        if parsed.drivername != "mysql+pymysql":
+            raise ConfigError(f"{setting}={mask_url(url)!r}: driver {parsed.drivername!r} is not supported",
+                              hint="use mysql+pymysql://user:pass@host:3306/db")
+        if not parsed.database:
+            raise ConfigError(f"{setting}={mask_url(url)!r} names no database",
+                              hint="add it: mysql+pymysql://user:pass@host:3306/classicmodels")
+        self._url: URL = parsed
+        self.url = parsed.render_as_string(hide_password=True)
+        self.setting = setting
+        self._engine: Engine | None = None
+
+    # --- connections ------------------------------------------------------------------------
+
+    def connect(self) -> Any:
+        pymysql = _pymysql()
+        u = self._url
+        try:
+            return pymysql.connect(host=u.host or "127.0.0.1", port=u.port or 3306, user=u.username,
+                                   password=u.password or "", database=u.database, charset="utf8mb4",
+                                   local_infile=True, autocommit=False, connect_timeout=10)
+        except pymysql.err.MySQLError as exc:
+            raise self.explain(exc) from exc
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            _pymysql()
+            self._engine = create_engine(self._url.update_query_dict({"charset": "utf8mb4"}),
+                                         pool_pre_ping=True)
+        return self._engine
+
+    def explain(self, exc: BaseException) -> ServiceError:
+        """A one-line error for what a MySQL server said, naming the setting and the fix."""
+        code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+        where = f"{self.url} ({self.setting})"
+        if code in (2003, 2005, 2013):
+            return ServiceError(f"cannot reach MySQL/MariaDB at {where}",
+                                hint="is the server running and the host and port right?")
+        if code == 1045:
+            return ServiceError(f"MySQL/MariaDB refused user {self._url.username!r} at {where}: "
+                                "wrong user or password", hint="fix the credentials in the URL")
+        if code == 1049:
+            return ServiceError(f"database {self._url.database!r} does not exist at {where}",
+                                hint=f"create it: CREATE DATABASE `{self._url.database}` CHARACTER SET utf8mb4")
+        message = exc.args[1] if len(exc.args) > 1 else str(exc)
+        return ServiceError(f"MySQL/MariaDB error at {where}: {message}")
+
+    def existing_tables(self) -> set[str]:
+        conn = self.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW TABLES")
+                return {r[0] for r in cur.fetchall()}
+        finally:
+            conn.close()
+
+    # --- building ---------------------------------------------------------------------------
+
+    @contextmanager
+    def build(self, *, replace: bool, fresh: bool = True, tables: Sequence[str] | None = None
+              ) -> Iterator[_MySQLLoader]:
+        names = list(tables or TABLE_ORDER)
+        pymysql = _pymysql()
+        conn = self.connect()
+        loader = _MySQLLoader(conn, self)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SHOW TABLES")
+                existing = {r[0] for r in cur.fetchall()}
+            clash = present(names, existing)
+            if clash and not replace:
+                raise InputError(f"source database {self.url} already has table(s) {', '.join(clash)}",
+                                 hint="pass --replace to overwrite them, or point RECPIPE_SOURCE_URL elsewhere")
+            loader.execute("SET SESSION foreign_key_checks = 0")
+            loader.execute("SET SESSION unique_checks = 0")
+            doomed = present(TABLE_ORDER, existing) if (fresh and replace) else clash
+            for name in reversed(doomed):
+                loader.execute(f"DROP TABLE `{name}`")
+            yield loader
+            conn.commit()
+        except BaseException as exc:
+            try:
+                conn.rollback()
+                for name in reversed(loader.created):
+                    loader.execute(f"DROP TABLE IF EXISTS `{name}`")
+            except pymysql.err.MySQLError:
+                pass  # the original error is the one to report
+            if isinstance(exc, pymysql.err.MySQLError):
+                raise self.explain(exc) from exc
+            raise
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+class _MySQLLoader:
+    def __init__(self, conn: Any, source: MySQLSource) -> None:
+        self.conn = conn
+        self.source = source
+        self.created: list[str] = []
+        self.dialect = mysql_dialect.dialect()
+
+    def create_tables(self, names: Sequence[str], *, indexes: bool = True) -> None:
+        # InnoDB needs the foreign-key indexes anyway: tables are always created with theirs.
+        for name in names:
+            ddl = str(CreateTable(table(name), include_foreign_key_constraints=None)
+                      .compile(dialect=self.dialect))
+            index_ddl = [f"KEY `{i.name}` ({', '.join(f'`{c.name}`' for c in i.columns)})"
+                         for i in sorted(table(name).indexes, key=lambda i: i.name or "")]
+            if index_ddl:
+                head, tail = ddl.rstrip().rsplit(")", 1)
+                ddl = head.rstrip() + ",\n\t" + ",\n\t".join(index_ddl) + "\n)" + tail
+            self.execute(ddl)
+            self.created.append(name)
+
+    def create_indexes(self, names: Sequence[str]) -> None:
+        return None  # created with the tables
+
+    def bulk_insert(self, name: str, data: pa.Table, progress: Progress | None = None) -> None:
+        columns = ", ".join(f"`{c}`" for c in data.column_names)
+        fd, path = tempfile.mkstemp(prefix=f"recpipe-{name}-", suffix=".csv")
+        os.close(fd)
+        try:
+            for batch in data.to_batches(max_chunksize=CHUNK_ROWS):
+                write_csv_file(batch, path)
+                with self.conn.cursor() as cur:
+                    cur.execute(
+                        f"LOAD DATA LOCAL INFILE %s INTO TABLE `{name}` CHARACTER SET utf8mb4 "
+                        "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' "
+                        f"LINES TERMINATED BY '\\n' ({columns})", (path,))
+                    loaded = cur.rowcount
+                    cur.execute("SHOW COUNT(*) WARNINGS")
+                    warnings = cur.fetchone()[0]
+                    if warnings or loaded != batch.num_rows:
+                        cur.execute("SHOW WARNINGS LIMIT 3")
+                        said = "; ".join(r[2] for r in cur.fetchall())
+                        raise InputError(f"loading table {name!r} into {self.source.url}: "
+                                         f"{loaded:,} of {batch.num_rows:,} rows, {warnings} warning(s): {said}",
+                                         hint="the rows do not fit the table's columns; nothing was kept")
+                if progress:
+                    progress(name, batch.num_rows)
+        finally:
+            os.unlink(path)
+
+    def execute(self, statement: str) -> None:
+        with self.conn.cursor() as cur:
+            cur.execute(statement)
+
+    def query(self, statement: str) -> list[tuple[Any, ...]]:
+        with self.conn.cursor() as cur:
+            cur.execute(statement)
+            return list(cur.fetchall())

@@ -1,0 +1,154 @@
+"""SQLite source database: the embedded default (a file under RECPIPE_HOME)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import create_engine
+from sqlalchemy.dialects import sqlite as sqlite_dialect
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from recpipe.adapters.base import Progress, present
+from recpipe.errors import ConfigError, InputError, ServiceError
+from recpipe.source.schema import TABLE_ORDER, table
+
+
+class SQLiteSource:
+    dialect = "sqlite"
+
+    def __init__(self, url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> None:
+        database = make_url(url).database
+        if not database or database == ":memory:":
+            raise ConfigError(f"{setting}={url!r}: the SQLite source must be a file",
+                              hint="use sqlite:///path/to/source.db")
+        self.path = Path(database).expanduser().resolve()
+        self.url = f"sqlite:///{self.path}"
+        self._engine: Engine | None = None
+
+    def engine(self) -> Engine:
+        if not self.path.is_file():
+            raise ServiceError(f"source database {self.path} does not exist",
+                               hint="create it with `recpipe source init` or `recpipe source load-dump`")
+        if self._engine is None:
+            self._engine = create_engine(self.url)
+        return self._engine
+
+    def existing_tables(self) -> set[str]:
+        if not self.path.is_file():
+            return set()
+        with sqlite3.connect(f"file:{self.path}?mode=ro", uri=True) as conn:
+            return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+    @contextmanager
+    def build(self, *, replace: bool, fresh: bool = True, tables: Sequence[str] | None = None
+              ) -> Iterator[_SQLiteLoader]:
+        names = list(tables or TABLE_ORDER)
+        clash = present(names, self.existing_tables())
+        if clash and not replace:
+            raise InputError(f"source database {self.path} already has table(s) {', '.join(clash)}",
+                             hint="pass --replace to overwrite them, or set RECPIPE_SOURCE_URL elsewhere")
+        if fresh:
+            yield from self._build_new_file()
+        else:
+            yield from self._build_in_place(clash)
+
+    def _build_new_file(self) -> Iterator[_SQLiteLoader]:
+        """A fresh database is written to a temporary file and renamed over the old one."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"cannot create the directory of {self.path}: {exc.strerror}",
+                             hint="choose a writable RECPIPE_SOURCE_URL or RECPIPE_HOME") from exc
+        tmp = self.path.with_name(f".{self.path.name}.building-{os.getpid()}")
+        tmp.unlink(missing_ok=True)
+        # A throw-away file needs no journal: on failure it is simply deleted.
+        conn = self._connect(tmp, "PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF",
+                             "PRAGMA cache_size=-262144")
+        try:
+            yield _SQLiteLoader(conn)
+            conn.adbc_connection.commit()
+            conn.close()
+            os.replace(tmp, self.path)
+        except BaseException:
+            conn.close()
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def _build_in_place(self, clash: list[str]) -> Iterator[_SQLiteLoader]:
+        """Adding tables to an existing database: one transaction (SQLite DDL is transactional)."""
+        conn = self._connect(self.path)
+        try:
+            loader = _SQLiteLoader(conn)
+            for name in reversed(clash):
+                loader.execute(f'DROP TABLE "{name}"')
+            yield loader
+            conn.adbc_connection.commit()
+        except BaseException:
+            conn.adbc_connection.rollback()
+            raise
+        finally:
+            conn.close()
+
+    def _connect(self, path: Path, *pragmas: str) -> Any:
+        """An ADBC connection (Arrow-native bulk ingest) inside one transaction."""
+        import adbc_driver_sqlite.dbapi as adbc
+
+        try:
+            conn = adbc.connect(str(path), autocommit=True)
+            with conn.cursor() as cur:
+                for pragma in pragmas:
+                    cur.execute(pragma)
+                    if cur.description:
+                        cur.fetchall()
+            conn.adbc_connection.set_options(**{"adbc.connection.autocommit": "false"})
+            return conn
+        except adbc.Error as exc:
+            raise InputError(f"cannot open SQLite file {path}: {exc}",
+                             hint="check the path and its permissions") from exc
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+class _SQLiteLoader:
+    """Loads through ADBC: Arrow tables go into SQLite without Python row objects."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.cur = conn.cursor()
+        self.dialect = sqlite_dialect.dialect()
+
+    def create_tables(self, names: Sequence[str], *, indexes: bool = True) -> None:
+        for name in names:
+            self.execute(str(CreateTable(table(name)).compile(dialect=self.dialect)))
+        if indexes:
+            self.create_indexes(names)
+
+    def create_indexes(self, names: Sequence[str]) -> None:
+        for name in names:
+            for index in sorted(table(name).indexes, key=lambda i: i.name or ""):
+                self.execute(str(CreateIndex(index).compile(dialect=self.dialect)))
+
+    def bulk_insert(self, name: str, data: pa.Table, progress: Progress | None = None) -> None:
+        for batch in data.to_batches(max_chunksize=250_000):
+            self.cur.adbc_ingest(name, batch, mode="append")
+            if progress:
+                progress(name, batch.num_rows)
+
+    def execute(self, statement: str) -> None:
+        self.cur.execute(statement)
+        if self.cur.description:
+            self.cur.fetchall()
+
+    def query(self, statement: str) -> list[tuple[Any, ...]]:
+        self.cur.execute(statement)
+        return self.cur.fetchall()

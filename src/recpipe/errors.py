@@ -1,0 +1,52 @@
+"""One error family for the whole project.
+
+Every error says *what* went wrong, *where* (the setting, table, path or URL) and *how to fix
+it*. The command line prints ``str(error)`` as a single line and exits non-zero; nothing
+else should reach a user as a bare traceback.
+"""
+
+from __future__ import annotations
+
+
+class RecpipeError(Exception):
+    """Base class: a problem the user can act on."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} — {self.hint}" if self.hint else self.message
+
+
+class ConfigError(RecpipeError):
+    """A setting has a value recpipe cannot use (bad URL, unknown scheme, bad number)."""
+
+    exit_code = 2
+
+
+class InputError(RecpipeError):
+    """A file, dump, argument or record is not what it should be."""
+
+    exit_code = 2
+
+
+class ServiceError(RecpipeError):
+    """A backend (database, object store, stream) cannot be reached or refused us."""
+
+    exit_code = 3
+
+
+class MissingDependencyError(RecpipeError):
+    """An optional dependency for a backend is not installed."""
+
+    exit_code = 2
+
+    def __init__(self, module: str, extra: str, purpose: str) -> None:
+        super().__init__(
+            f"{purpose} needs the Python package '{module}', which is not installed",
+            hint=f"install it with: pip install 'recpipe[{extra}]'",
+        )

@@ -1,0 +1,488 @@
+"""Synthetic shops: the classicmodels tables plus ratings with planted, known structure.
+
+Pure code: a :class:`ShopSpec` and a seed go in, Arrow tables and the generator's parameters
+come out. The same spec and seed give the same rows on every machine and every database.
+
+How a rating is made (DESIGN.md §3, issue 2). For customer ``u`` and product ``i``::
+
+    z = mu + alpha * <user_vec(city, country, creditLimit), item_vec(productLine, productScale, MSRP)>
+          + b_u + b_i + eps,        b_u ~ N(0, su²), b_i ~ N(0, si²), eps ~ N(0, sigma²)
+    productRating = clip(round(z), 1, 5)
+
+Two RMSE floors are computed from that model, in closed form per rating:
+
+* ``features``: the best any model that sees only user and item features can do. It knows
+  ``mu + alpha <.,.>`` but not ``b_u``, ``b_i`` or ``eps``;
+* ``identity``: the best a model that also knows who the user and item are can do. It knows
+  ``b_u`` and ``b_i`` as well; only ``eps`` remains.
+
+For a known mean ``m`` and remaining noise ``s``, the best prediction of the rounded,
+clipped rating is ``E[r | m]`` and its expected squared error is ``Var[r | m]``; the floor is
+``sqrt(mean(Var[r | m]))`` over all ratings. Which pairs are rated does not depend on the
+latent preference (customers buy by popularity), so the floors are exact.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from recpipe.errors import InputError
+from recpipe.source import catalog
+from recpipe.source.schema import TABLE_ORDER
+
+EPOCH_2003 = 12053  # 2003-01-01 as days since 1970-01-01
+ORDER_SPAN_DAYS = 880  # to mid-2005, like the sample
+
+
+@dataclass(frozen=True)
+class ShopSpec:
+    """The size and shape of a synthetic shop. Every field has a sensible default."""
+
+    customers: int = 2_000
+    products: int = 200
+    seed: int = 42
+    orders_per_customer: float = 3.0  # mean, for customers who order at all
+    lines_per_order: float = 6.0  # mean order lines
+    inactive_fraction: float = 0.08  # customers without any order
+    unsold_fraction: float = 0.05  # products nobody has ordered yet
+    latent_dim: int = 4
+    mu: float = 3.4
+    signal_sd: float = 0.8  # sd of the feature-driven part alpha <u, v>
+    user_effect_sd: float = 0.35
+    item_effect_sd: float = 0.3
+    noise_sd: float = 0.5
+
+    def check(self) -> None:
+        problems = []
+        if self.customers < 1:
+            problems.append(f"--customers must be at least 1 (got {self.customers})")
+        if self.products < 1:
+            problems.append(f"--products must be at least 1 (got {self.products})")
+        if self.seed < 0:
+            problems.append(f"--seed must be 0 or more (got {self.seed})")
+        if self.orders_per_customer < 1 or self.lines_per_order < 1:
+            problems.append("orders per customer and lines per order must be at least 1")
+        if not 0 <= self.inactive_fraction < 1 or not 0 <= self.unsold_fraction < 1:
+            problems.append("inactive and unsold fractions must be in [0, 1)")
+        if min(self.signal_sd, self.user_effect_sd, self.item_effect_sd, self.noise_sd) < 0:
+            problems.append("standard deviations must not be negative")
+        if self.customers > 50_000_000 or self.products > 1_000_000:
+            problems.append("at most 50,000,000 customers and 1,000,000 products")
+        if problems:
+            raise InputError("invalid shop size: " + "; ".join(problems),
+                             hint="see `recpipe source init --help`")
+
+
+PRESETS: dict[str, ShopSpec] = {
+    "tiny": ShopSpec(customers=200, products=60),
+    "small": ShopSpec(customers=2_000, products=200),
+    "medium": ShopSpec(customers=20_000, products=1_000),
+    "large": ShopSpec(customers=65_000, products=2_000),  # about 1,000,000 ratings
+}
+
+
+@dataclass
+class Shop:
+    """A generated shop: Arrow tables in parent-to-child order, and the generator's record."""
+
+    tables: dict[str, pa.Table]
+    params: dict[str, Any]
+
+    def counts(self) -> dict[str, int]:
+        return {name: t.num_rows for name, t in self.tables.items()}
+
+
+def generate_shop(spec: ShopSpec) -> Shop:
+    spec.check()
+    streams = np.random.SeedSequence(spec.seed).spawn(8)
+    rng = {name: np.random.default_rng(s) for name, s in zip(
+        ("products", "staff", "customers", "latent", "orders", "lines", "ratings", "payments"),
+        streams, strict=True)}
+
+    productlines = _productlines()
+    products, prod = _products(spec, rng["products"])
+    offices, employees, reps = _staff()
+    customers, cust = _customers(spec, rng["customers"], reps)
+    model = _latent_model(spec, rng["latent"], cust, prod)
+    orders, order_cust = _orders(spec, rng["orders"], cust)
+    orderdetails, line_order, line_prod, line_total = _orderdetails(
+        spec, rng["lines"], products, prod, order_cust)
+    payments = _payments(rng["payments"], orders, order_cust, cust, line_order, line_total)
+    ratings, floors = _ratings(spec, rng["ratings"], products, cust, model,
+                               order_cust[line_order], line_prod)
+
+    tables = {
+        "productlines": productlines, "products": products, "offices": offices,
+        "employees": employees, "customers": customers, "orders": orders,
+        "orderdetails": orderdetails, "payments": payments, "ratings": ratings,
+    }
+    assert tuple(tables) == TABLE_ORDER
+    params = {
+        "generator": "recpipe.source.generate",
+        "spec": asdict(spec),
+        "rmse_floor": floors,
+        "alpha": model["alpha"],
+        "effects": {
+            "country": {k: v.round(6).tolist() for k, v in model["country"].items()},
+            "city": {k: v.round(6).tolist() for k, v in model["city"].items()},
+            "credit_limit_weight": model["w_credit"].round(6).tolist(),
+            "credit_limit_standardisation": model["credit_std"],
+            "product_line": {k: v.round(6).tolist() for k, v in model["line"].items()},
+            "product_scale": {k: v.round(6).tolist() for k, v in model["scale"].items()},
+            "msrp_weight": model["w_msrp"].round(6).tolist(),
+            "msrp_standardisation": model["msrp_std"],
+        },
+        "counts": {name: t.num_rows for name, t in tables.items()},
+    }
+    return Shop(tables=tables, params=params)
+
+
+def spec_for(preset: str | None, **overrides: Any) -> ShopSpec:
+    if preset is not None and preset not in PRESETS:
+        raise InputError(f"unknown scale preset {preset!r}",
+                         hint=f"use one of: {', '.join(PRESETS)}")
+    base = PRESETS[preset or "small"]
+    return replace(base, **{k: v for k, v in overrides.items() if v is not None})
+
+
+# --- tables -----------------------------------------------------------------------------------
+
+def _productlines() -> pa.Table:
+    names = [n for n, _ in catalog.PRODUCT_LINES]
+    return pa.table({
+        "productLine": names,
+        "textDescription": [d for _, d in catalog.PRODUCT_LINES],
+        "htmlDescription": pa.nulls(len(names), pa.string()),
+        "image": pa.nulls(len(names), pa.binary()),
+    })
+
+
+def _products(spec: ShopSpec, rng: np.random.Generator) -> tuple[pa.Table, dict[str, np.ndarray]]:
+    n = spec.products
+    line = rng.integers(0, len(catalog.PRODUCT_LINES), n)
+    scale = rng.integers(0, len(catalog.SCALES), n)
+    scale_num = np.array([int(s.split(":")[1]) for s in catalog.SCALES])[scale]
+    code = pc.binary_join_element_wise(
+        _strs("S", n), pa.array(scale_num).cast(pa.string()), _strs("_", n),
+        pa.array(np.arange(1000, 1000 + n)).cast(pa.string()), "")
+    year = rng.integers(1900, 2006, n)
+    name = pc.binary_join_element_wise(
+        pa.array(year).cast(pa.string()), _pick(catalog.MAKES, rng, n), _pick(catalog.KINDS, rng, n), " ")
+    stock = rng.integers(0, 10_000, n)
+    stock[rng.random(n) < 0.03] = 0  # out of stock
+    line_price = np.array([55.0, 45.0, 50.0, 45.0, 40.0, 50.0, 45.0])[line]
+    buy_cents = np.maximum(np.round(rng.lognormal(np.log(line_price), 0.35) * 100), 500)
+    msrp_cents = np.round(buy_cents * rng.uniform(1.3, 2.2, n))
+    lines = pa.array([catalog.PRODUCT_LINES[i][0] for i in range(len(catalog.PRODUCT_LINES))])
+    table = pa.table({
+        "productCode": code,
+        "productName": name,
+        "productLine": lines.take(pa.array(line)),
+        "productScale": pa.array(catalog.SCALES).take(pa.array(scale)),
+        "productVendor": _pick(catalog.VENDORS, rng, n),
+        "productDescription": pc.binary_join_element_wise(
+            _strs("A ", n), pa.array(catalog.SCALES).take(pa.array(scale)),
+            _strs(" scale replica of the ", n), name, _strs(".", n), ""),
+        "quantityInStock": pa.array(stock, pa.int16()),
+        "buyPrice": pa.array(buy_cents / 100),
+        "MSRP": pa.array(msrp_cents / 100),
+    })
+    return table, {"line": line, "scale": scale, "msrp": msrp_cents / 100}
+
+
+def _staff() -> tuple[pa.Table, pa.Table, np.ndarray]:
+    offices = pa.table({
+        "officeCode": [o[0] for o in catalog.OFFICES],
+        "city": [o[1] for o in catalog.OFFICES],
+        "phone": [f"+1 650 219 {4782 + i:04d}" for i in range(len(catalog.OFFICES))],
+        "addressLine1": [f"{100 + 7 * i} Market Street" for i in range(len(catalog.OFFICES))],
+        "addressLine2": pa.array([None if i % 2 else f"Suite {300 + i}" for i in range(len(catalog.OFFICES))],
+                                 pa.string()),
+        "state": pa.array([o[2] for o in catalog.OFFICES], pa.string()),
+        "country": [o[3] for o in catalog.OFFICES],
+        "postalCode": [o[4] for o in catalog.OFFICES],
+        "territory": [o[5] for o in catalog.OFFICES],
+    })
+    rows = [(1002, "Murphy", "Diane", "x5800", "1", None, "President"),
+            (1056, "Patterson", "Mary", "x4611", "1", 1002, "VP Sales"),
+            (1076, "Firrelli", "Jeff", "x9273", "1", 1002, "VP Marketing")]
+    managers = {}
+    for k, (code, *_rest) in enumerate(catalog.OFFICES):
+        number = 1100 + k
+        managers[code] = number
+        rows.append((number, catalog.LAST_NAMES[k], catalog.FIRST_NAMES[k], f"x{101 + k}", code, 1056,
+                     "Sales Manager"))
+    reps = []
+    for k in range(20):
+        code = catalog.OFFICES[k % len(catalog.OFFICES)][0]
+        number = 1165 + k * 3
+        reps.append(number)
+        rows.append((number, catalog.LAST_NAMES[(k + 9) % len(catalog.LAST_NAMES)],
+                     catalog.FIRST_NAMES[(k + 11) % len(catalog.FIRST_NAMES)], f"x{3200 + k}", code,
+                     managers[code], "Sales Rep"))
+    employees = pa.table({
+        "employeeNumber": pa.array([r[0] for r in rows], pa.int32()),
+        "lastName": [r[1] for r in rows],
+        "firstName": [r[2] for r in rows],
+        "extension": [r[3] for r in rows],
+        "email": [f"{r[2][0].lower()}{r[1].lower()}@classicmodelcars.com".encode("ascii", "ignore").decode()
+                  for r in rows],
+        "officeCode": [r[4] for r in rows],
+        "reportsTo": pa.array([r[5] for r in rows], pa.int32()),
+        "jobTitle": [r[6] for r in rows],
+    })
+    return offices, employees, np.array(reps)
+
+
+def _customers(spec: ShopSpec, rng: np.random.Generator, reps: np.ndarray
+               ) -> tuple[pa.Table, dict[str, np.ndarray]]:
+    n = spec.customers
+    places = catalog.PLACES
+    weights = rng.dirichlet(np.full(len(places), 2.0))
+    place = rng.choice(len(places), n, p=weights)
+    active = rng.random(n) >= spec.inactive_fraction
+    credit_cents = np.round(rng.lognormal(np.log(80_000), 0.45, n) / 100) * 10_000
+    credit = credit_cents / 100
+    credit[rng.random(n) < 0.05] = 0.0
+    credit_null = rng.random(n) < 0.02
+    rep = reps[rng.integers(0, len(reps), n)].astype(np.int64)
+
+    city = pa.array([p[0] for p in places]).take(pa.array(place))
+    state = pa.array([p[1] for p in places], pa.string()).take(pa.array(place))
+    country = pa.array([p[2] for p in places]).take(pa.array(place))
+    postal = _postal_codes(rng, place)
+    postal_null = rng.random(n) < 0.04
+    postal = pc.if_else(pa.array(postal_null), pa.scalar(None, pa.string()), postal)
+    first = _pick(catalog.FIRST_NAMES, rng, n)
+    last = _pick(catalog.LAST_NAMES, rng, n)
+    number = np.arange(103, 103 + n, dtype=np.int64)
+    table = pa.table({
+        "customerNumber": pa.array(number, pa.int32()),
+        "customerName": pc.binary_join_element_wise(
+            last, _pick(catalog.COMPANY_WORDS, rng, n), _pick(catalog.COMPANY_WORDS, rng, n), " "),
+        "contactLastName": last,
+        "contactFirstName": first,
+        "phone": pc.binary_join_element_wise(
+            _strs("+", n), pa.array(rng.integers(1, 99, n)).cast(pa.string()), _strs(" ", n),
+            pa.array(rng.integers(10_000_000, 99_999_999, n)).cast(pa.string()), ""),
+        "addressLine1": pc.binary_join_element_wise(
+            pa.array(rng.integers(1, 999, n)).cast(pa.string()), last, _strs("St.", n), " "),
+        "addressLine2": pc.if_else(pa.array(rng.random(n) < 0.15),
+                                   pc.binary_join_element_wise(_strs("Level", n), pa.array(
+                                       rng.integers(1, 40, n)).cast(pa.string()), " "),
+                                   pa.scalar(None, pa.string())),
+        "city": city,
+        "state": state,
+        "postalCode": postal,
+        "country": country,
+        "salesRepEmployeeNumber": pa.array(np.where(active, rep, 0), pa.int32(),
+                                           mask=~active),
+        "creditLimit": pa.array(credit, mask=credit_null),
+    })
+    return table, {"place": place, "active": active, "credit": np.where(credit_null, np.nan, credit),
+                   "number": number}
+
+
+def _postal_codes(rng: np.random.Generator, place: np.ndarray) -> pa.Array:
+    out = np.empty(len(place), dtype=object)
+    out[:] = None
+    for k, (_city, _state, _country, pattern) in enumerate(catalog.PLACES):
+        rows = np.flatnonzero(place == k)
+        if pattern is None or len(rows) == 0:
+            continue
+        chars = np.empty((len(rows), len(pattern)), dtype="<U1")
+        for j, ch in enumerate(pattern):
+            if ch == "#":
+                chars[:, j] = np.array(list("0123456789"))[rng.integers(0, 10, len(rows))]
+            elif ch == "A":
+                chars[:, j] = np.array(list("ABCDEFGHJKLMNPRSTUVWXYZ"))[rng.integers(0, 23, len(rows))]
+            else:
+                chars[:, j] = ch
+        out[rows] = chars.view(f"<U{len(pattern)}").ravel()
+    return pa.array(out, pa.string())
+
+
+def _latent_model(spec: ShopSpec, rng: np.random.Generator, cust: dict[str, np.ndarray],
+                  prod: dict[str, np.ndarray]) -> dict[str, Any]:
+    k = spec.latent_dim
+    countries = sorted({p[2] for p in catalog.PLACES})
+    country_vec = {c: rng.normal(0, 0.7, k) for c in countries}
+    city_vec = {p[0]: rng.normal(0, 0.35, k) for p in catalog.PLACES}
+    w_credit = rng.normal(0, 0.5, k)
+    line_vec = {name: rng.normal(0, 0.7, k) for name, _ in catalog.PRODUCT_LINES}
+    scale_vec = {s: rng.normal(0, 0.35, k) for s in catalog.SCALES}
+    w_msrp = rng.normal(0, 0.5, k)
+
+    credit = cust["credit"]
+    c_mean, c_sd = float(np.nanmean(credit)), float(np.nanstd(credit) or 1.0)
+    m_mean, m_sd = float(prod["msrp"].mean()), float(prod["msrp"].std() or 1.0)
+    z_credit = np.nan_to_num((credit - c_mean) / c_sd)
+    z_msrp = (prod["msrp"] - m_mean) / m_sd
+
+    place_country = np.array([country_vec[p[2]] for p in catalog.PLACES])
+    place_city = np.array([city_vec[p[0]] for p in catalog.PLACES])
+    user = place_country[cust["place"]] + place_city[cust["place"]] + np.outer(z_credit, w_credit)
+    lines = np.array([line_vec[name] for name, _ in catalog.PRODUCT_LINES])
+    scales = np.array([scale_vec[s] for s in catalog.SCALES])
+    item = lines[prod["line"]] + scales[prod["scale"]] + np.outer(z_msrp, w_msrp)
+
+    probe_u = rng.integers(0, len(user), 20_000)
+    probe_i = rng.integers(0, len(item), 20_000)
+    raw_sd = float(np.einsum("ij,ij->i", user[probe_u], item[probe_i]).std()) or 1.0
+    alpha = spec.signal_sd / raw_sd
+    return {
+        "user": user, "item": item, "alpha": alpha,
+        "user_bias": rng.normal(0, spec.user_effect_sd, len(user)),
+        "item_bias": rng.normal(0, spec.item_effect_sd, len(item)),
+        "country": country_vec, "city": city_vec, "w_credit": w_credit,
+        "line": line_vec, "scale": scale_vec, "w_msrp": w_msrp,
+        "credit_std": {"mean": c_mean, "std": c_sd, "null_as": 0.0},
+        "msrp_std": {"mean": m_mean, "std": m_sd},
+    }
+
+
+def _orders(spec: ShopSpec, rng: np.random.Generator, cust: dict[str, np.ndarray]
+            ) -> tuple[pa.Table, np.ndarray]:
+    buyers = np.flatnonzero(cust["active"])
+    per = 1 + rng.poisson(spec.orders_per_customer - 1, len(buyers))
+    order_cust = np.repeat(buyers, per)
+    n = len(order_cust)
+    date = EPOCH_2003 + np.sort(rng.integers(0, ORDER_SPAN_DAYS, n))
+    status = rng.choice(len(catalog.STATUSES), n, p=[0.9, 0.02, 0.02, 0.02, 0.01, 0.03])
+    shipped = date + rng.integers(1, 7, n)
+    not_shipped = np.isin(status, [2, 5])  # Cancelled, In Process
+    perm = rng.permutation(n)  # order numbers follow dates, customers interleave
+    order_cust = order_cust[perm]
+    comments = pc.if_else(pa.array(rng.random(n) < 0.2),
+                          pa.array(["Check on availability."] * n), pa.scalar(None, pa.string()))
+    table = pa.table({
+        "orderNumber": pa.array(np.arange(10100, 10100 + n), pa.int32()),
+        "orderDate": pa.array(date.astype(np.int32)).cast(pa.date32()),
+        "requiredDate": pa.array((date + rng.integers(7, 11, n)).astype(np.int32)).cast(pa.date32()),
+        "shippedDate": pa.array(shipped.astype(np.int32), mask=not_shipped).cast(pa.date32()),
+        "status": pa.array(catalog.STATUSES).take(pa.array(status)),
+        "comments": comments,
+        "customerNumber": pa.array(cust["number"][order_cust], pa.int32()),
+    })
+    return table, order_cust
+
+
+def _orderdetails(spec: ShopSpec, rng: np.random.Generator, products: pa.Table,
+                  prod: dict[str, np.ndarray], order_cust: np.ndarray
+                  ) -> tuple[pa.Table, np.ndarray, np.ndarray, np.ndarray]:
+    n_products = spec.products
+    popularity = rng.permutation(1.0 / np.arange(1, n_products + 1) ** 0.8)
+    unsold = rng.random(n_products) < spec.unsold_fraction
+    if unsold.all():
+        unsold[0] = False
+    popularity[unsold] = 0.0
+    popularity /= popularity.sum()
+    n_orders = len(order_cust)
+    sellable = int((~unsold).sum())
+    per = np.minimum(1 + rng.poisson(spec.lines_per_order - 1, n_orders), sellable)
+    line_order = np.repeat(np.arange(n_orders), per)
+    line_prod = rng.choice(n_products, len(line_order), p=popularity)
+    key = _distinct(line_order.astype(np.int64) * n_products + line_prod)  # one line per product
+    line_order, line_prod = key // n_products, key % n_products
+    starts = np.searchsorted(line_order, np.arange(n_orders))
+    line_number = np.arange(len(line_order)) - starts[line_order] + 1
+    quantity = rng.integers(20, 67, len(line_order))
+    price_cents = np.round(prod["msrp"][line_prod] * 100 * rng.uniform(0.8, 1.0, len(line_order)))
+    table = pa.table({
+        "orderNumber": pa.array(10100 + line_order, pa.int32()),
+        "productCode": products["productCode"].take(pa.array(line_prod)),
+        "quantityOrdered": pa.array(quantity, pa.int32()),
+        "priceEach": pa.array(price_cents / 100),
+        "orderLineNumber": pa.array(line_number, pa.int16()),
+    })
+    return table, line_order, line_prod, quantity * price_cents
+
+
+def _payments(rng: np.random.Generator, orders: pa.Table, order_cust: np.ndarray,
+              cust: dict[str, np.ndarray], line_order: np.ndarray, line_total_cents: np.ndarray
+              ) -> pa.Table:
+    n = orders.num_rows
+    total = np.bincount(line_order, weights=line_total_cents, minlength=n)
+    paid = (pc.equal(orders["status"], "Shipped").to_numpy(zero_copy_only=False)) & (total > 0)
+    idx = np.flatnonzero(paid)
+    letters = np.array(list("ABCDEFGHJKLMNPQRSTUVWXYZ"))
+    prefix = np.char.add(letters[rng.integers(0, 24, len(idx))], letters[rng.integers(0, 24, len(idx))])
+    days = orders["orderDate"].cast(pa.int32()).to_numpy()[idx] + rng.integers(3, 40, len(idx))
+    table = pa.table({
+        "customerNumber": pa.array(cust["number"][order_cust[idx]], pa.int32()),
+        "checkNumber": pc.binary_join_element_wise(
+            pa.array(prefix), pa.array(200_000 + idx).cast(pa.string()), ""),
+        "paymentDate": pa.array(days.astype(np.int32)).cast(pa.date32()),
+        "amount": pa.array(np.round(total[idx]) / 100),
+    })
+    return table.sort_by([("customerNumber", "ascending"), ("checkNumber", "ascending")])
+
+
+def _ratings(spec: ShopSpec, rng: np.random.Generator, products: pa.Table,
+             cust: dict[str, np.ndarray], model: dict[str, Any], line_cust: np.ndarray,
+             line_prod: np.ndarray) -> tuple[pa.Table, dict[str, float]]:
+    n_products = spec.products
+    pairs = _distinct(line_cust.astype(np.int64) * n_products + line_prod)
+    u, i = pairs // n_products, pairs % n_products
+    signal = spec.mu + model["alpha"] * np.einsum("ij,ij->i", model["user"][u], model["item"][i])
+    known = signal + model["user_bias"][u] + model["item_bias"][i]
+    z = known + rng.normal(0, spec.noise_sd, len(pairs))
+    rating = np.clip(np.rint(z), 1, 5).astype(np.int32)
+    features_sd = math.sqrt(spec.noise_sd**2 + spec.user_effect_sd**2 + spec.item_effect_sd**2)
+    floors = {
+        "features": _floor(signal, features_sd),
+        "identity": _floor(known, spec.noise_sd),
+        "ratings": int(len(pairs)),
+    }
+    table = pa.table({
+        "customerNumber": pa.array(cust["number"][u], pa.int32()),
+        "productCode": products["productCode"].take(pa.array(i)),
+        "productRating": pa.array(rating, pa.int32()),
+    })
+    return table, floors
+
+
+def _floor(mean: np.ndarray, sd: float) -> float:
+    """sqrt(E[Var[r | m]]) for r = clip(round(m + N(0, sd²)), 1, 5): the best reachable RMSE."""
+    if len(mean) == 0:
+        return float("nan")
+    if sd == 0:
+        r = np.clip(np.rint(mean), 1, 5)
+        return 0.0 * float(r.mean())
+    edges = np.array([1.5, 2.5, 3.5, 4.5])
+    cdf = _normal_cdf((edges[None, :] - mean[:, None]) / sd)  # P(r <= k) for k = 1..4
+    probs = np.diff(np.concatenate([np.zeros((len(mean), 1)), cdf, np.ones((len(mean), 1))], axis=1),
+                    axis=1)
+    k = np.arange(1, 6)
+    expected = probs @ k
+    variance = probs @ (k**2) - expected**2
+    return float(math.sqrt(max(variance.mean(), 0.0)))
+
+
+def _normal_cdf(x: np.ndarray) -> np.ndarray:
+    # Abramowitz & Stegun 7.1.26 for erf, |error| < 1.5e-7: ample for an RMSE floor.
+    z = np.abs(x) / math.sqrt(2)
+    t = 1 / (1 + 0.3275911 * z)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    erf = 1 - poly * np.exp(-z * z)
+    return 0.5 * (1 + np.sign(x) * erf)
+
+
+def _distinct(keys: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (a plain sort beats np.unique's hashing at this size)."""
+    keys = np.sort(keys)
+    return keys[np.concatenate([[True], keys[1:] != keys[:-1]])] if len(keys) else keys
+
+
+def _strs(value: str, n: int) -> pa.Array:
+    return pa.array([value]).take(pa.array(np.zeros(n, dtype=np.int64)))
+
+
+def _pick(words: tuple[str, ...], rng: np.random.Generator, n: int) -> pa.Array:
+    return pa.array(words).take(pa.array(rng.integers(0, len(words), n)))
