@@ -73,6 +73,10 @@ def mask_url(value: str) -> str:
         return value
     if not parts.scheme:
         return value
+    secret_query = any(k.lower() in SECRET_QUERY_KEYS for k, _ in parse_qsl(parts.query))
+    has_password = "@" in parts.netloc and ":" in parts.netloc.rsplit("@", 1)[0]
+    if not has_password and not secret_query:
+        return value  # nothing to hide: keep the URL exactly as written
     netloc = parts.netloc
     if "@" in netloc:
         userinfo, host = netloc.rsplit("@", 1)

@@ -22,7 +22,9 @@ class Loader(Protocol):
 
     def bulk_insert(self, name: str, table: pa.Table, progress: Progress | None = None) -> None: ...
 
-    def execute(self, statement: str) -> None: ...
+    def execute(self, statement: str, *, creates: str | None = None) -> None:
+        """Run one statement; ``creates`` names the table it creates (undone on failure)."""
+        ...
 
     def query(self, statement: str) -> list[tuple[Any, ...]]: ...
 
@@ -65,3 +67,14 @@ def present(names: Sequence[str], existing: set[str]) -> list[str]:
     """Those of ``names`` that exist, compared case-insensitively (MySQL on Windows/macOS)."""
     lowered = {n.lower() for n in existing}
     return [n for n in names if n.lower() in lowered]
+
+
+def refuse_clash(where: str, names: Sequence[str], existing: set[str], replace: bool) -> list[str]:
+    """The tables of ``names`` that exist; an error unless the caller may replace them."""
+    clash = present(names, existing)
+    if clash and not replace:
+        from recpipe.errors import InputError
+
+        raise InputError(f"source database {where} already has table(s) {', '.join(clash)}",
+                         hint="pass --replace to overwrite them, or point RECPIPE_SOURCE_URL elsewhere")
+    return clash

@@ -17,10 +17,10 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import create_engine
 from sqlalchemy.dialects import mysql as mysql_dialect
-from sqlalchemy.engine import Engine, URL, make_url
+from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.schema import CreateTable
 
-from recpipe.adapters.base import Progress, present
+from recpipe.adapters.base import Progress, present, refuse_clash
 from recpipe.adapters.csv_stage import write_csv_file
 from recpipe.config import mask_url
 from recpipe.errors import ConfigError, InputError, MissingDependencyError, ServiceError
@@ -112,10 +112,7 @@ class MySQLSource:
             with conn.cursor() as cur:
                 cur.execute("SHOW TABLES")
                 existing = {r[0] for r in cur.fetchall()}
-            clash = present(names, existing)
-            if clash and not replace:
-                raise InputError(f"source database {self.url} already has table(s) {', '.join(clash)}",
-                                 hint="pass --replace to overwrite them, or point RECPIPE_SOURCE_URL elsewhere")
+            clash = refuse_clash(self.url, names, existing, replace)
             loader.execute("SET SESSION foreign_key_checks = 0")
             loader.execute("SET SESSION unique_checks = 0")
             doomed = present(TABLE_ORDER, existing) if (fresh and replace) else clash
@@ -191,9 +188,11 @@ class _MySQLLoader:
         finally:
             os.unlink(path)
 
-    def execute(self, statement: str) -> None:
+    def execute(self, statement: str, *, creates: str | None = None) -> None:
         with self.conn.cursor() as cur:
             cur.execute(statement)
+        if creates:
+            self.created.append(creates)
 
     def query(self, statement: str) -> list[tuple[Any, ...]]:
         with self.conn.cursor() as cur:

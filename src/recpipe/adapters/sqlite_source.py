@@ -15,7 +15,7 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from recpipe.adapters.base import Progress, present
+from recpipe.adapters.base import Progress, refuse_clash
 from recpipe.errors import ConfigError, InputError, ServiceError
 from recpipe.source.schema import TABLE_ORDER, table
 
@@ -50,10 +50,7 @@ class SQLiteSource:
     def build(self, *, replace: bool, fresh: bool = True, tables: Sequence[str] | None = None
               ) -> Iterator[_SQLiteLoader]:
         names = list(tables or TABLE_ORDER)
-        clash = present(names, self.existing_tables())
-        if clash and not replace:
-            raise InputError(f"source database {self.path} already has table(s) {', '.join(clash)}",
-                             hint="pass --replace to overwrite them, or set RECPIPE_SOURCE_URL elsewhere")
+        clash = refuse_clash(str(self.path), names, self.existing_tables(), replace)
         if fresh:
             yield from self._build_new_file()
         else:
@@ -144,7 +141,7 @@ class _SQLiteLoader:
             if progress:
                 progress(name, batch.num_rows)
 
-    def execute(self, statement: str) -> None:
+    def execute(self, statement: str, *, creates: str | None = None) -> None:
         self.cur.execute(statement)
         if self.cur.description:
             self.cur.fetchall()

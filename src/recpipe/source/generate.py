@@ -438,7 +438,7 @@ def _ratings(spec: ShopSpec, rng: np.random.Generator, products: pa.Table,
     floors = {
         "features": _floor(signal, features_sd),
         "identity": _floor(known, spec.noise_sd),
-        "ratings": int(len(pairs)),
+        "ratings": len(pairs),
     }
     table = pa.table({
         "customerNumber": pa.array(cust["number"][u], pa.int32()),

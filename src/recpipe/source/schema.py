@@ -7,6 +7,7 @@ metadata creates the tables on SQLite, MySQL/MariaDB and PostgreSQL.
 from __future__ import annotations
 
 from sqlalchemy import (
+    DECIMAL,
     Column,
     Date,
     ForeignKey,
@@ -14,7 +15,6 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
-    DECIMAL,
     SmallInteger,
     String,
     Table,
@@ -28,7 +28,7 @@ _MEDIUMTEXT = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 _MEDIUMBLOB = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
 
 
-def _money() -> Numeric:
+def _money() -> DECIMAL:
     return DECIMAL(10, 2, asdecimal=True)
 
 

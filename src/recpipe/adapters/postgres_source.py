@@ -1,0 +1,147 @@
+"""PostgreSQL source database (``postgresql://user:pass@host:5432/db``).
+
+PostgreSQL DDL is transactional, so a whole build is one transaction: it commits whole or
+leaves nothing. Bulk path: ``COPY … FROM STDIN (FORMAT csv)`` fed with CSV staged by pyarrow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+from sqlalchemy import create_engine
+from sqlalchemy.dialects import postgresql as pg_dialect
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from recpipe.adapters.base import Progress, present, refuse_clash
+from recpipe.adapters.csv_stage import csv_bytes
+from recpipe.config import mask_url
+from recpipe.errors import ConfigError, MissingDependencyError, ServiceError
+from recpipe.source.schema import TABLE_ORDER, table
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise MissingDependencyError("psycopg", "postgres", "A PostgreSQL source") from exc
+    return psycopg
+
+
+class PostgresSource:
+    dialect = "postgresql"
+
+    def __init__(self, url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> None:
+        parsed = make_url(url)
+        if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        else:
+            raise ConfigError(f"{setting}={mask_url(url)!r}: driver {parsed.drivername!r} is not supported",
+                              hint="use postgresql://user:pass@host:5432/db")
+        if not parsed.database:
+            raise ConfigError(f"{setting}={mask_url(url)!r} names no database",
+                              hint="add it: postgresql://user:pass@host:5432/classicmodels")
+        self._url: URL = parsed
+        self.url = parsed.render_as_string(hide_password=True)
+        self.setting = setting
+        self._engine: Engine | None = None
+
+    def connect(self) -> Any:
+        psycopg = _psycopg()
+        u = self._url
+        try:
+            params = {"host": u.host, "port": u.port, "user": u.username, "password": u.password,
+                      "dbname": u.database, "connect_timeout": 10}
+            params.update({k: v for k, v in u.query.items() if isinstance(v, str)})  # e.g. host=/socket
+            return psycopg.connect(**{k: v for k, v in params.items() if v is not None})
+        except psycopg.Error as exc:
+            raise self.explain(exc) from exc
+
+    def explain(self, exc: BaseException) -> ServiceError:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        where = f"{self.url} ({self.setting})"
+        if "password authentication failed" in text:
+            return ServiceError(f"PostgreSQL refused user {self._url.username!r} at {where}: wrong password",
+                                hint="fix the credentials in the URL")
+        if "does not exist" in text and "database" in text:
+            return ServiceError(f"database {self._url.database!r} does not exist at {where}",
+                                hint=f'create it: CREATE DATABASE "{self._url.database}"')
+        if "Connection refused" in text or "could not connect" in text or "timeout" in text:
+            return ServiceError(f"cannot reach PostgreSQL at {where}",
+                                hint="is the server running and the host and port right?")
+        return ServiceError(f"PostgreSQL error at {where}: {text}")
+
+    def engine(self) -> Engine:
+        if self._engine is None:
+            _psycopg()
+            self._engine = create_engine(self._url, pool_pre_ping=True)
+        return self._engine
+
+    def existing_tables(self) -> set[str]:
+        with self.connect() as conn:
+            rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+            return {r[0] for r in rows}
+
+    @contextmanager
+    def build(self, *, replace: bool, fresh: bool = True, tables: Sequence[str] | None = None
+              ) -> Iterator[_PostgresLoader]:
+        names = list(tables or TABLE_ORDER)
+        psycopg = _psycopg()
+        conn = self.connect()
+        try:
+            existing = {r[0] for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+            clash = refuse_clash(self.url, names, existing, replace)
+            doomed = present(TABLE_ORDER, existing) if (fresh and replace) else clash
+            for name in reversed(doomed):
+                conn.execute(f'DROP TABLE "{name}" CASCADE')
+            yield _PostgresLoader(conn)
+            conn.commit()
+        except psycopg.Error as exc:
+            conn.rollback()
+            raise self.explain(exc) from exc
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+
+class _PostgresLoader:
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.dialect = pg_dialect.dialect()
+
+    def create_tables(self, names: Sequence[str], *, indexes: bool = True) -> None:
+        for name in names:
+            self.execute(str(CreateTable(table(name)).compile(dialect=self.dialect)))
+        if indexes:
+            self.create_indexes(names)
+
+    def create_indexes(self, names: Sequence[str]) -> None:
+        for name in names:
+            for index in sorted(table(name).indexes, key=lambda i: i.name or ""):
+                self.execute(str(CreateIndex(index).compile(dialect=self.dialect)))
+
+    def bulk_insert(self, name: str, data: pa.Table, progress: Progress | None = None) -> None:
+        columns = ", ".join(f'"{c}"' for c in data.column_names)
+        sql = f'COPY "{name}" ({columns}) FROM STDIN (FORMAT csv, NULL \'NULL\')'
+        with self.conn.cursor() as cur, cur.copy(sql) as copy:
+            for batch in data.to_batches(max_chunksize=200_000):
+                copy.write(csv_bytes(batch))
+                if progress:
+                    progress(name, batch.num_rows)
+
+    def execute(self, statement: str, *, creates: str | None = None) -> None:
+        self.conn.execute(statement)
+
+    def query(self, statement: str) -> list[tuple[Any, ...]]:
+        return list(self.conn.execute(statement).fetchall())

@@ -1,0 +1,124 @@
+"""``recpipe source``: create, fill and inspect the shop's source database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from recpipe.adapters import open_source
+from recpipe.adapters.base import refuse_clash
+from recpipe.cli.output import console, emit_json, mapping, row_progress, table
+from recpipe.config import Settings, load_settings
+from recpipe.source.dump import load_dump, read_dump
+from recpipe.source.generate import PRESETS, generate_shop, spec_for
+from recpipe.source.load import sidecar_path, write_shop, write_sidecar
+from recpipe.source.ratings import add_ratings as derive_and_add
+from recpipe.source.schema import TABLE_ORDER
+
+app = typer.Typer(help="Create, fill and inspect the source database (classicmodels + ratings).",
+                  no_args_is_help=True)
+
+SourceUrl = Annotated[str | None, typer.Option(
+    "--source-url", help="Source database URL; overrides RECPIPE_SOURCE_URL.", show_default=False)]
+Replace = Annotated[bool, typer.Option("--replace", help="Overwrite existing classicmodels tables.")]
+Json = Annotated[bool, typer.Option("--json", help="Print a JSON document instead of tables.")]
+
+
+def init_source(settings: Settings, *, preset: str | None = None, customers: int | None = None,
+                products: int | None = None, seed: int | None = None, replace: bool = False,
+                quiet: bool = False) -> dict[str, Any]:
+    """Generate a synthetic shop into the source database; used by the CLI and the demo."""
+    spec = spec_for(preset, customers=customers, products=products, seed=seed)
+    spec.check()
+    db = open_source(settings.source_url)
+    refuse_clash(db.url, TABLE_ORDER, db.existing_tables(), replace)  # fail before generating
+    if not quiet:
+        console.print(f"generating a shop of {spec.customers:,} customers and {spec.products:,} "
+                      f"products (seed {spec.seed}) into [bold]{db.url}[/]")
+    shop = generate_shop(spec)
+    with row_progress(shop.counts(), quiet=quiet) as advance:
+        counts = write_shop(db, shop, replace=replace, progress=advance)
+    sidecar = sidecar_path(settings.home, db)
+    shop.params["source"] = db.url
+    write_sidecar(sidecar, shop.params)
+    return {"source": db.url, "counts": counts, "rmse_floor": shop.params["rmse_floor"],
+            "generator_params": str(sidecar)}
+
+
+@app.command("init")
+def init(
+    scale: Annotated[str, typer.Option(
+        help=f"Preset size: {', '.join(f'{k} ({v.customers:,} customers, {v.products:,} products)' for k, v in PRESETS.items())}.")] = "small",
+    customers: Annotated[int | None, typer.Option(help="Number of customers (overrides --scale).",
+                                                  show_default=False)] = None,
+    products: Annotated[int | None, typer.Option(help="Number of products (overrides --scale).",
+                                                 show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same rows everywhere.")] = 42,
+    replace: Replace = False,
+    source_url: SourceUrl = None,
+    as_json: Json = False,
+) -> None:
+    """Fill the source database with a synthetic shop with planted rating structure.
+
+    Writes the generator's parameters, with the two RMSE floors a model is judged against,
+    to a sidecar JSON file. The load is atomic: on failure nothing is left behind.
+    """
+    settings = load_settings({"source_url": source_url})
+    result = init_source(settings, preset=scale, customers=customers, products=products, seed=seed,
+                         replace=replace, quiet=as_json)
+    if as_json:
+        emit_json(result)
+        return
+    table("rows written", ("table", "rows"), result["counts"].items())
+    floors = result["rmse_floor"]
+    mapping("RMSE floors (best reachable on the 1-5 scale)", {
+        "features only": floors["features"], "features + identities": floors["identity"],
+        "parameters": result["generator_params"]})
+
+
+@app.command("load-dump")
+def load_dump_cmd(
+    file: Annotated[Path, typer.Argument(help="A classicmodels MySQL dump (.sql).", show_default=False)],
+    replace: Replace = False,
+    source_url: SourceUrl = None,
+    as_json: Json = False,
+) -> None:
+    """Load a standard classicmodels MySQL dump into the source database.
+
+    Natively into MySQL/MariaDB; into SQLite (the default) or PostgreSQL by translating the
+    dialect. Add ratings afterwards with `recpipe source add-ratings`.
+    """
+    settings = load_settings({"source_url": source_url})
+    db = open_source(settings.source_url)
+    dump = read_dump(file)
+    totals = {t: 0 for t in dump.tables}
+    with row_progress(totals, quiet=True):
+        if not as_json:
+            console.print(f"loading {file} ({len(dump.statements):,} statements) into [bold]{db.url}[/]")
+        counts = load_dump(db, dump, replace=replace)
+    sidecar_path(settings.home, db).unlink(missing_ok=True)  # no longer a synthetic shop
+    if as_json:
+        emit_json({"source": db.url, "counts": counts})
+    else:
+        table("rows loaded", ("table", "rows"), counts.items())
+        if "ratings" not in counts:
+            console.print("next: [bold]recpipe source add-ratings[/] derives one rating per purchased pair")
+
+
+@app.command("add-ratings")
+def add_ratings(
+    seed: Annotated[int, typer.Option(help="Random seed for the derived ratings.")] = 42,
+    replace: Replace = False,
+    source_url: SourceUrl = None,
+    as_json: Json = False,
+) -> None:
+    """Derive a `ratings` table (one per purchased customer/product pair) for a database without one."""
+    settings = load_settings({"source_url": source_url})
+    db = open_source(settings.source_url)
+    rows = derive_and_add(db, seed=seed, replace=replace)
+    if as_json:
+        emit_json({"source": db.url, "ratings": rows})
+    else:
+        console.print(f"added {rows:,} ratings to [bold]{db.url}[/]")
