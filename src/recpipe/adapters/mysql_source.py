@@ -156,8 +156,22 @@ class _MySQLLoader:
             if index_ddl:
                 head, tail = ddl.rstrip().rsplit(")", 1)
                 ddl = head.rstrip() + ",\n\t" + ",\n\t".join(index_ddl) + "\n)" + tail
+            collation = self._parent_collation(name)
+            if collation:  # a foreign key needs the same character set as the table it names
+                ddl = ddl.replace("CHARSET=utf8mb4", f"CHARSET={collation.split('_')[0]} COLLATE={collation}")
             self.execute(ddl)
             self.created.append(name)
+
+    def _parent_collation(self, name: str) -> str | None:
+        """The collation of an existing table that ``name`` references (e.g. a latin1 dump)."""
+        parents = sorted({fk.column.table.name for fk in table(name).foreign_keys} - {name}
+                         - set(self.created))
+        if not parents:
+            return None
+        rows = self.query(
+            "SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+            f"AND TABLE_NAME IN ({', '.join(repr(p) for p in parents)})")
+        return rows[0][0] if rows and rows[0][0] else None
 
     def create_indexes(self, names: Sequence[str]) -> None:
         return None  # created with the tables

@@ -14,7 +14,7 @@ import pyarrow as pa
 from sqlalchemy import create_engine
 from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 
 from recpipe.adapters.base import Progress, present, refuse_clash
 from recpipe.adapters.csv_stage import csv_bytes
@@ -121,15 +121,20 @@ class _PostgresLoader:
         self.dialect = pg_dialect.dialect()
 
     def create_tables(self, names: Sequence[str], *, indexes: bool = True) -> None:
+        """Without ``indexes``, foreign keys wait too: rows may then arrive in any order."""
         for name in names:
-            self.execute(str(CreateTable(table(name)).compile(dialect=self.dialect)))
+            ddl = CreateTable(table(name), include_foreign_key_constraints=None if indexes else [])
+            self.execute(str(ddl.compile(dialect=self.dialect)))
         if indexes:
-            self.create_indexes(names)
+            self.create_indexes(names, foreign_keys=False)
 
-    def create_indexes(self, names: Sequence[str]) -> None:
+    def create_indexes(self, names: Sequence[str], *, foreign_keys: bool = True) -> None:
         for name in names:
             for index in sorted(table(name).indexes, key=lambda i: i.name or ""):
                 self.execute(str(CreateIndex(index).compile(dialect=self.dialect)))
+            if foreign_keys:
+                for fk in sorted(table(name).foreign_key_constraints, key=lambda c: c.column_keys):
+                    self.execute(str(AddConstraint(fk).compile(dialect=self.dialect)))
 
     def bulk_insert(self, name: str, data: pa.Table, progress: Progress | None = None) -> None:
         columns = ", ".join(f'"{c}"' for c in data.column_names)

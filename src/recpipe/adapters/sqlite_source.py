@@ -69,8 +69,9 @@ class SQLiteSource:
         conn = self._connect(tmp, "PRAGMA journal_mode=OFF", "PRAGMA synchronous=OFF",
                              "PRAGMA cache_size=-262144")
         try:
-            yield _SQLiteLoader(conn)
-            conn.adbc_connection.commit()
+            with self._explained():
+                yield _SQLiteLoader(conn)
+                conn.adbc_connection.commit()
             conn.close()
             os.replace(tmp, self.path)
         except BaseException:
@@ -82,16 +83,29 @@ class SQLiteSource:
         """Adding tables to an existing database: one transaction (SQLite DDL is transactional)."""
         conn = self._connect(self.path)
         try:
-            loader = _SQLiteLoader(conn)
-            for name in reversed(clash):
-                loader.execute(f'DROP TABLE "{name}"')
-            yield loader
-            conn.adbc_connection.commit()
+            with self._explained():
+                loader = _SQLiteLoader(conn)
+                for name in reversed(clash):
+                    loader.execute(f'DROP TABLE "{name}"')
+                yield loader
+                conn.adbc_connection.commit()
         except BaseException:
             conn.adbc_connection.rollback()
             raise
         finally:
             conn.close()
+
+    @contextmanager
+    def _explained(self) -> Iterator[None]:
+        """SQLite's complaint as one line naming the file; the build is then undone."""
+        import adbc_driver_sqlite.dbapi as adbc
+
+        try:
+            yield
+        except adbc.Error as exc:
+            said = str(exc).splitlines()[0].removeprefix("INVALID_ARGUMENT: ").strip()
+            raise InputError(f"writing source database {self.path} failed: {said}",
+                             hint="nothing was changed; fix the input and run again") from exc
 
     def _connect(self, path: Path, *pragmas: str) -> Any:
         """An ADBC connection (Arrow-native bulk ingest) inside one transaction."""

@@ -25,7 +25,7 @@ latent preference (customers buy by popularity), so the floors are exact.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -93,6 +93,9 @@ class Shop:
 
     tables: dict[str, pa.Table]
     params: dict[str, Any]
+    # The planted means per rating row (not stored anywhere): what an oracle that sees only
+    # features ("features") or also identities ("identity") knows. For tests and benchmarks.
+    truth: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     def counts(self) -> dict[str, int]:
         return {name: t.num_rows for name, t in self.tables.items()}
@@ -114,8 +117,8 @@ def generate_shop(spec: ShopSpec) -> Shop:
     orderdetails, line_order, line_prod, line_total = _orderdetails(
         spec, rng["lines"], products, prod, order_cust)
     payments = _payments(rng["payments"], orders, order_cust, cust, line_order, line_total)
-    ratings, floors = _ratings(spec, rng["ratings"], products, cust, model,
-                               order_cust[line_order], line_prod)
+    ratings, floors, truth = _ratings(spec, rng["ratings"], products, cust, model,
+                                      order_cust[line_order], line_prod)
 
     tables = {
         "productlines": productlines, "products": products, "offices": offices,
@@ -140,7 +143,7 @@ def generate_shop(spec: ShopSpec) -> Shop:
         },
         "counts": {name: t.num_rows for name, t in tables.items()},
     }
-    return Shop(tables=tables, params=params)
+    return Shop(tables=tables, params=params, truth=truth)
 
 
 def spec_for(preset: str | None, **overrides: Any) -> ShopSpec:
@@ -426,7 +429,7 @@ def _payments(rng: np.random.Generator, orders: pa.Table, order_cust: np.ndarray
 
 def _ratings(spec: ShopSpec, rng: np.random.Generator, products: pa.Table,
              cust: dict[str, np.ndarray], model: dict[str, Any], line_cust: np.ndarray,
-             line_prod: np.ndarray) -> tuple[pa.Table, dict[str, float]]:
+             line_prod: np.ndarray) -> tuple[pa.Table, dict[str, float], dict[str, np.ndarray]]:
     n_products = spec.products
     pairs = _distinct(line_cust.astype(np.int64) * n_products + line_prod)
     u, i = pairs // n_products, pairs % n_products
@@ -445,24 +448,30 @@ def _ratings(spec: ShopSpec, rng: np.random.Generator, products: pa.Table,
         "productCode": products["productCode"].take(pa.array(i)),
         "productRating": pa.array(rating, pa.int32()),
     })
-    return table, floors
+    truth = {"features": signal, "features_sd": np.full(len(pairs), features_sd),
+             "identity": known, "identity_sd": np.full(len(pairs), spec.noise_sd)}
+    return table, floors, truth
+
+
+def best_prediction(mean: np.ndarray, sd: float) -> tuple[np.ndarray, np.ndarray]:
+    """E[r | m] and Var[r | m] for r = clip(round(m + N(0, sd²)), 1, 5)."""
+    if sd == 0:
+        r = np.clip(np.rint(mean), 1, 5)
+        return r, np.zeros_like(r)
+    edges = np.array([1.5, 2.5, 3.5, 4.5])
+    cdf = _normal_cdf((edges[None, :] - mean[:, None]) / sd)  # P(r <= k) for k = 1..4
+    ones = np.ones((len(mean), 1))
+    probs = np.diff(np.concatenate([0 * ones, cdf, ones], axis=1), axis=1)
+    k = np.arange(1, 6)
+    expected = probs @ k
+    return expected, probs @ (k**2) - expected**2
 
 
 def _floor(mean: np.ndarray, sd: float) -> float:
-    """sqrt(E[Var[r | m]]) for r = clip(round(m + N(0, sd²)), 1, 5): the best reachable RMSE."""
+    """sqrt(E[Var[r | m]]): the best RMSE reachable by anyone who knows only ``m``."""
     if len(mean) == 0:
         return float("nan")
-    if sd == 0:
-        r = np.clip(np.rint(mean), 1, 5)
-        return 0.0 * float(r.mean())
-    edges = np.array([1.5, 2.5, 3.5, 4.5])
-    cdf = _normal_cdf((edges[None, :] - mean[:, None]) / sd)  # P(r <= k) for k = 1..4
-    probs = np.diff(np.concatenate([np.zeros((len(mean), 1)), cdf, np.ones((len(mean), 1))], axis=1),
-                    axis=1)
-    k = np.arange(1, 6)
-    expected = probs @ k
-    variance = probs @ (k**2) - expected**2
-    return float(math.sqrt(max(variance.mean(), 0.0)))
+    return float(math.sqrt(max(best_prediction(mean, sd)[1].mean(), 0.0)))
 
 
 def _normal_cdf(x: np.ndarray) -> np.ndarray:

@@ -10,17 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-from sqlalchemy import text
+from sqlalchemy import func, select
 
 from recpipe.adapters.base import SourceDatabase
 from recpipe.errors import InputError
-
-PAIRS_SQL = """
-SELECT o.customerNumber, d.productCode, SUM(d.quantityOrdered) AS quantity
-FROM orders o JOIN orderdetails d ON d.orderNumber = o.orderNumber
-GROUP BY o.customerNumber, d.productCode
-ORDER BY o.customerNumber, d.productCode
-"""
+from recpipe.source import schema
 
 
 def purchased_pairs(db: SourceDatabase) -> pa.Table:
@@ -29,8 +23,13 @@ def purchased_pairs(db: SourceDatabase) -> pa.Table:
     if missing:
         raise InputError(f"source database {db.url} has no table(s) {', '.join(missing)}",
                          hint="load classicmodels first: `recpipe source load-dump FILE.sql`")
+    o, d = schema.orders.c, schema.orderdetails.c
+    query = (select(o.customerNumber, d.productCode, func.sum(d.quantityOrdered))
+             .select_from(schema.orders.join(schema.orderdetails, o.orderNumber == d.orderNumber))
+             .group_by(o.customerNumber, d.productCode)
+             .order_by(o.customerNumber, d.productCode))
     with db.engine().connect() as conn:
-        rows = conn.execute(text(PAIRS_SQL)).fetchall()
+        rows = conn.execute(query).fetchall()
     db.close()
     return pa.table({
         "customerNumber": pa.array([r[0] for r in rows], pa.int32()),

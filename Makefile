@@ -1,0 +1,55 @@
+# recpipe: two commands do all the set-up on a fresh Debian/Ubuntu machine with Python 3.11.
+#   make demo   the whole pipeline end to end on the embedded defaults
+#   make test   the test suite (installs MariaDB for the integration tests when run as root)
+
+SHELL  := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+SCALE  ?= small
+
+.PHONY: demo test lint bench clean system-deps help
+
+help:
+	@echo "make demo   run the pipeline end to end on the embedded defaults (SCALE=$(SCALE))"
+	@echo "make test   install everything the tests need and run them"
+	@echo "make bench  run the benchmarks under bench/"
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "recpipe needs Python 3.11 (Glue 5.0)"' \
+	  || { echo "install Python 3.11 (Debian 12: apt-get install python3 python3-venv)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip==25.3
+
+# The embedded path only: no Spark, AWS or dev tools.
+$(VENV)/.base: pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	@touch $@
+
+$(VENV)/.dev: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[mysql,postgres,dev]'
+	@touch $@ $(VENV)/.base
+
+demo: $(VENV)/.base
+	$(BIN)/recpipe demo --scale $(SCALE)
+
+# System packages the integration tests use (a private MariaDB server is started by the tests).
+system-deps:
+	@if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server mariadb-client >/dev/null; \
+	  else echo "MariaDB is missing: sudo apt-get install mariadb-server (or set RECPIPE_TEST_MYSQL_URL)"; fi; \
+	fi
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check src tests bench
+
+test: system-deps $(VENV)/.dev lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+bench: system-deps $(VENV)/.dev
+	$(BIN)/python bench/source.py
+
+clean:
+	rm -rf $(VENV) .recpipe

@@ -1,0 +1,105 @@
+"""The ``recpipe`` command as a user runs it: a real process, real files, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "classicmodels_mini.sql"
+
+
+def run(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("RECPIPE_")}
+    base.update({"RECPIPE_HOME": str(home), "COLUMNS": "200"}, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "recpipe", *args], capture_output=True, text=True,
+                          env=base, cwd=home.parent, timeout=300)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0
+    text = result.stderr.strip()
+    assert text.startswith("error:") and "\n" not in text, result.stderr
+    assert "Traceback" not in result.stderr
+    return text
+
+
+def test_demo_builds_and_summarises_a_source(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = run("demo", "--scale", "tiny", "--json", home=home)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert [s["stage"] for s in summary["stages"]] == ["source"]
+    assert (home / "source.db").is_file()
+    floors = summary["rmse_floor"]
+    assert floors["identity"] < floors["features"]
+    # running it again rebuilds rather than failing
+    again = run("demo", "--scale", "tiny", home=home)
+    assert again.returncode == 0, again.stderr
+    assert "recpipe demo: done" in again.stdout
+
+
+def test_source_init_table_output_and_sidecar(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = run("source", "init", "--customers", "50", "--products", "12", "--seed", "3", home=home)
+    assert result.returncode == 0, result.stderr
+    assert "rows written" in result.stdout and "RMSE floors" in result.stdout
+    params = json.loads((home / "source.db.generator.json").read_text())
+    assert params["spec"]["customers"] == 50 and params["spec"]["seed"] == 3
+    assert set(params["rmse_floor"]) == {"features", "identity", "ratings"}
+    refused = run("source", "init", "--customers", "50", home=home)
+    assert "--replace" in one_line_error(refused)
+
+
+def test_config_json_masks_secrets_and_names_origins(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    result = run("config", "--json", home=home,
+                 env={"RECPIPE_SOURCE_URL": "mysql+pymysql://shop:hunter2@db.internal:3306/cm"})
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["source_url"] == {"env": "RECPIPE_SOURCE_URL", "origin": "environment RECPIPE_SOURCE_URL",
+                                 "value": "mysql+pymysql://shop:***@db.internal:3306/cm"}
+    assert doc["lake_url"]["origin"].startswith("default")
+    assert "hunter2" not in result.stdout
+
+
+@pytest.mark.parametrize(("args", "env", "needle"), [
+    (("source", "init", "--customers", "-5"), {}, "--customers must be at least 1"),
+    (("source", "init", "--scale", "gigantic"), {}, "unknown scale preset"),
+    (("config",), {"RECPIPE_SOURCE_URL": "oracle://u:pw@h/db"}, "RECPIPE_SOURCE_URL"),
+    (("source", "init"), {"RECPIPE_SOURCE_URL": "mysql+pymysql://u:pw@127.0.0.1:1/db"}, "cannot reach"),
+    (("source", "load-dump", "missing.sql"), {}, "cannot read dump"),
+    (("source", "add-ratings"), {}, "has no table(s) customers"),
+])
+def test_bad_input_is_one_line_and_non_zero(tmp_path: Path, args, env, needle) -> None:
+    text = one_line_error(run(*args, home=tmp_path / "home", env=env))
+    assert needle in text
+    assert "pw@" not in text
+
+
+def test_load_dump_and_add_ratings_from_the_command_line(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    loaded = run("source", "load-dump", str(FIXTURE), "--json", home=home)
+    assert loaded.returncode == 0, loaded.stderr
+    assert json.loads(loaded.stdout)["counts"]["orderdetails"] == 14
+    added = run("source", "add-ratings", "--json", home=home)
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout)["ratings"] == 12
+    not_cm = tmp_path / "other.sql"
+    not_cm.write_text("CREATE TABLE t (id int);")
+    assert "not a classicmodels dump" in one_line_error(run("source", "load-dump", str(not_cm),
+                                                            "--replace", home=home))
+
+
+def test_help_explains_every_stage(tmp_path: Path) -> None:
+    result = run("--help", home=tmp_path / "home")
+    assert result.returncode == 0
+    for word in ("demo", "config", "source"):
+        assert word in result.stdout
+    init_help = run("source", "init", "--help", home=tmp_path / "home")
+    assert "--customers" in init_help.stdout and "--scale" in init_help.stdout

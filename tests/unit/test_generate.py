@@ -1,0 +1,153 @@
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from recpipe.errors import InputError
+from recpipe.source.generate import (
+    PRESETS,
+    ShopSpec,
+    _floor,
+    best_prediction,
+    generate_shop,
+    spec_for,
+)
+from recpipe.source.schema import TABLE_ORDER, table
+
+
+@pytest.fixture(scope="module")
+def shop():
+    return generate_shop(ShopSpec(customers=600, products=120, seed=7))
+
+
+def test_tables_have_the_schema_columns_in_order(shop) -> None:
+    assert list(shop.tables) == list(TABLE_ORDER)
+    for name, data in shop.tables.items():
+        assert data.column_names == [c.name for c in table(name).columns], name
+
+
+def test_same_seed_same_rows_other_seed_other_rows() -> None:
+    a = generate_shop(ShopSpec(customers=300, products=50, seed=11))
+    b = generate_shop(ShopSpec(customers=300, products=50, seed=11))
+    c = generate_shop(ShopSpec(customers=300, products=50, seed=12))
+    for name in TABLE_ORDER:
+        assert a.tables[name].equals(b.tables[name]), name
+    assert not a.tables["ratings"].equals(c.tables["ratings"])
+    assert a.params == b.params
+
+
+def test_one_rating_per_distinct_purchased_pair(shop) -> None:
+    orders = shop.tables["orders"].select(["orderNumber", "customerNumber"])
+    lines = shop.tables["orderdetails"].join(orders, "orderNumber")
+    bought = {(c, p) for c, p in zip(lines["customerNumber"].to_pylist(),
+                                     lines["productCode"].to_pylist(), strict=True)}
+    ratings = shop.tables["ratings"]
+    rated = list(zip(ratings["customerNumber"].to_pylist(), ratings["productCode"].to_pylist(),
+                     strict=True))
+    assert len(rated) == len(set(rated))
+    assert set(rated) == bought
+    values = ratings["productRating"].to_numpy()
+    assert values.min() >= 1 and values.max() <= 5
+    assert len(np.unique(values)) == 5
+
+
+def test_keys_are_unique_and_references_resolve(shop) -> None:
+    t = shop.tables
+    for name in TABLE_ORDER:
+        pk = [c.name for c in table(name).primary_key.columns]
+        keys = t[name].group_by(pk).aggregate([]).num_rows
+        assert keys == t[name].num_rows, f"duplicate primary keys in {name}"
+    def subset(child, col, parent, pcol):
+        values = pc.drop_null(t[child][col])
+        return pc.all(pc.is_in(values, t[parent][pcol])).as_py()
+    assert subset("products", "productLine", "productlines", "productLine")
+    assert subset("employees", "officeCode", "offices", "officeCode")
+    assert subset("employees", "reportsTo", "employees", "employeeNumber")
+    assert subset("customers", "salesRepEmployeeNumber", "employees", "employeeNumber")
+    assert subset("orders", "customerNumber", "customers", "customerNumber")
+    assert subset("orderdetails", "orderNumber", "orders", "orderNumber")
+    assert subset("orderdetails", "productCode", "products", "productCode")
+    assert subset("payments", "customerNumber", "customers", "customerNumber")
+    assert subset("ratings", "customerNumber", "customers", "customerNumber")
+    assert subset("ratings", "productCode", "products", "productCode")
+
+
+def test_realistic_gaps_and_text(shop) -> None:
+    c, p = shop.tables["customers"], shop.tables["products"]
+    ordered_customers = set(shop.tables["orders"]["customerNumber"].to_pylist())
+    assert len(ordered_customers) < c.num_rows, "some customers never order"
+    assert len(set(shop.tables["orderdetails"]["productCode"].to_pylist())) < p.num_rows
+    assert c["state"].null_count > 0 and c["postalCode"].null_count > 0
+    assert c["creditLimit"].null_count > 0
+    assert any(not city.isascii() for city in c["city"].to_pylist())
+    assert set(p["productLine"].to_pylist()) <= {
+        "Classic Cars", "Motorcycles", "Planes", "Ships", "Trains", "Trucks and Buses", "Vintage Cars"}
+    assert max(len(code) for code in p["productCode"].to_pylist()) <= 15
+    assert pc.max(p["quantityInStock"]).as_py() <= 32767
+
+
+def test_floors_are_ordered_and_in_a_sane_range(shop) -> None:
+    floors = shop.params["rmse_floor"]
+    assert 0 < floors["identity"] < floors["features"] < 1.5
+    assert floors["ratings"] == shop.tables["ratings"].num_rows
+
+
+def test_floor_matches_monte_carlo() -> None:
+    rng = np.random.default_rng(0)
+    mean = rng.uniform(0.5, 5.5, 4000)
+    sd = 0.7
+    draws = np.clip(np.rint(mean[:, None] + rng.normal(0, sd, (4000, 400))), 1, 5)
+    best = draws.mean(axis=1, keepdims=True)  # E[r | m] estimated
+    empirical = math.sqrt(((draws - best) ** 2).mean())
+    assert _floor(mean, sd) == pytest.approx(empirical, rel=0.01)
+
+
+@pytest.mark.parametrize("knows", ["features", "identity"])
+def test_an_oracle_reaches_each_floor_and_nothing_beats_it(knows: str) -> None:
+    """Predicting E[r | planted mean] scores the floor; shrinking toward the global mean is worse."""
+    shop = generate_shop(ShopSpec(customers=4000, products=150, seed=3))
+    r = shop.tables["ratings"]["productRating"].to_numpy().astype(float)
+    mean, sd = shop.truth[knows], float(shop.truth[f"{knows}_sd"][0])
+    oracle, _ = best_prediction(mean, sd)
+    rmse = math.sqrt(((r - oracle) ** 2).mean())
+    assert rmse == pytest.approx(shop.params["rmse_floor"][knows], rel=0.03)
+    global_mean = math.sqrt(((r - r.mean()) ** 2).mean())
+    assert rmse < global_mean
+    for blur in (0.5, 1.5):  # a mis-scaled version of the signal is worse than the oracle
+        worse, _ = best_prediction(r.mean() + blur * (mean - mean.mean()), sd)
+        assert math.sqrt(((r - worse) ** 2).mean()) > rmse
+
+
+@settings(max_examples=15, deadline=None)
+@given(customers=st.integers(1, 300), products=st.integers(1, 40), seed=st.integers(0, 2**32 - 1))
+def test_any_small_shop_keeps_its_invariants(customers: int, products: int, seed: int) -> None:
+    shop = generate_shop(ShopSpec(customers=customers, products=products, seed=seed))
+    t = shop.tables
+    assert t["customers"].num_rows == customers and t["products"].num_rows == products
+    ratings = t["ratings"]
+    pairs = set(zip(ratings["customerNumber"].to_pylist(), ratings["productCode"].to_pylist(),
+                    strict=True))
+    assert len(pairs) == ratings.num_rows
+    if ratings.num_rows:
+        assert pc.min(ratings["productRating"]).as_py() >= 1
+        assert pc.max(ratings["productRating"]).as_py() <= 5
+    lines = t["orderdetails"]
+    assert lines.group_by(["orderNumber", "productCode"]).aggregate([]).num_rows == lines.num_rows
+    assert t["orders"]["orderDate"].type == pa.date32()
+
+
+@pytest.mark.parametrize("kwargs", [{"customers": -1}, {"products": 0}, {"seed": -3}])
+def test_bad_sizes_are_rejected_with_the_option_named(kwargs) -> None:
+    with pytest.raises(InputError) as err:
+        spec_for("small", **kwargs).check()
+    assert "--" + next(iter(kwargs)) in str(err.value)
+
+
+def test_unknown_preset() -> None:
+    with pytest.raises(InputError, match="unknown scale preset 'huge'"):
+        spec_for("huge")
+    assert PRESETS["small"].customers < PRESETS["medium"].customers < PRESETS["large"].customers
