@@ -67,7 +67,7 @@ def start(buffer_pool: str = "512M") -> MariaDB:
         [mariadbd, "--no-defaults", f"--datadir={datadir}", f"--port={port}",
          "--bind-address=127.0.0.1", f"--socket={sock}", f"--pid-file={datadir / 'mysqld.pid'}",
          "--local-infile=1", "--skip-log-bin", f"--innodb-buffer-pool-size={buffer_pool}",
-         "--innodb-flush-log-at-trx-commit=2", "--character-set-server=utf8mb4",
+         "--innodb-flush-log-at-trx-commit=2", "--innodb-log-file-size=256M", "--character-set-server=utf8mb4",
          "--collation-server=utf8mb4_unicode_ci", "--max-allowed-packet=256M", *user],
         stdout=log, stderr=subprocess.STDOUT)
     server = MariaDB(datadir, port, process)

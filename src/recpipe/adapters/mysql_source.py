@@ -18,7 +18,7 @@ import pyarrow as pa
 from sqlalchemy import create_engine
 from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.schema import CreateTable
+from sqlalchemy.schema import AddConstraint, CreateTable
 
 from recpipe.adapters.base import Progress, present, refuse_clash
 from recpipe.adapters.csv_stage import write_csv_file
@@ -144,23 +144,41 @@ class _MySQLLoader:
         self.conn = conn
         self.source = source
         self.created: list[str] = []
+        self._pending: list[str] = []  # created without their secondary and foreign keys
         self.dialect = mysql_dialect.dialect()
 
     def create_tables(self, names: Sequence[str], *, indexes: bool = True) -> None:
-        # InnoDB needs the foreign-key indexes anyway: tables are always created with theirs.
+        """Without ``indexes`` only primary keys exist while rows arrive; ``create_indexes``
+        then adds the secondary keys and foreign keys in one ALTER per table (sorted index
+        builds beat row-by-row index maintenance by about a quarter on InnoDB)."""
         for name in names:
-            ddl = str(CreateTable(table(name), include_foreign_key_constraints=None)
+            ddl = str(CreateTable(table(name), include_foreign_key_constraints=None if indexes else [])
                       .compile(dialect=self.dialect))
-            index_ddl = [f"KEY `{i.name}` ({', '.join(f'`{c.name}`' for c in i.columns)})"
-                         for i in sorted(table(name).indexes, key=lambda i: i.name or "")]
-            if index_ddl:
+            if indexes:
+                keys = [f"KEY {k}" for k in self._keys(name)]
                 head, tail = ddl.rstrip().rsplit(")", 1)
-                ddl = head.rstrip() + ",\n\t" + ",\n\t".join(index_ddl) + "\n)" + tail
+                ddl = head.rstrip() + "".join(f",\n\t{k}" for k in keys) + "\n)" + tail
             collation = self._parent_collation(name)
             if collation:  # a foreign key needs the same character set as the table it names
                 ddl = ddl.replace("CHARSET=utf8mb4", f"CHARSET={collation.split('_')[0]} COLLATE={collation}")
-            self.execute(ddl)
-            self.created.append(name)
+            self.execute(ddl, creates=name)
+            if not indexes:
+                self._pending.append(name)
+
+    def create_indexes(self, names: Sequence[str]) -> None:
+        for name in [n for n in names if n in self._pending]:
+            adds = [f"ADD KEY {k}" for k in self._keys(name)]
+            adds += [str(AddConstraint(fk).compile(dialect=self.dialect)).split(" ADD ", 1)[1]
+                     for fk in sorted(table(name).foreign_key_constraints, key=lambda c: c.column_keys)]
+            if adds:
+                self.execute(f"ALTER TABLE `{name}` " + ", ".join(
+                    a if a.startswith("ADD ") else f"ADD {a}" for a in adds))
+            self._pending.remove(name)
+
+    @staticmethod
+    def _keys(name: str) -> list[str]:
+        return [f"`{i.name}` ({', '.join(f'`{c.name}`' for c in i.columns)})"
+                for i in sorted(table(name).indexes, key=lambda i: i.name or "")]
 
     def _parent_collation(self, name: str) -> str | None:
         """The collation of an existing table that ``name`` references (e.g. a latin1 dump)."""
@@ -172,9 +190,6 @@ class _MySQLLoader:
             "SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
             f"AND TABLE_NAME IN ({', '.join(repr(p) for p in parents)})")
         return rows[0][0] if rows and rows[0][0] else None
-
-    def create_indexes(self, names: Sequence[str]) -> None:
-        return None  # created with the tables
 
     def bulk_insert(self, name: str, data: pa.Table, progress: Progress | None = None) -> None:
         columns = ", ".join(f"`{c}`" for c in data.column_names)
@@ -203,10 +218,10 @@ class _MySQLLoader:
             os.unlink(path)
 
     def execute(self, statement: str, *, creates: str | None = None) -> None:
+        if creates:
+            self.created.append(creates)  # before: a half-made table is dropped on failure too
         with self.conn.cursor() as cur:
             cur.execute(statement)
-        if creates:
-            self.created.append(creates)
 
     def query(self, statement: str) -> list[tuple[Any, ...]]:
         with self.conn.cursor() as cur:

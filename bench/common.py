@@ -1,0 +1,67 @@
+"""What every benchmark shares: machine facts, timing, and writing bench/results/<name>.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+sys.path.insert(0, str(ROOT))  # for tests.support (private MariaDB)
+console = Console()
+
+
+def machine() -> dict[str, Any]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cores": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+            "platform": platform.platform()}
+
+
+@contextmanager
+def timer() -> Any:
+    box = {"seconds": 0.0}
+    start = time.perf_counter()
+    yield box
+    box["seconds"] = time.perf_counter() - start
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
+    start = time.perf_counter()
+    value = fn()
+    return time.perf_counter() - start, value
+
+
+def report(name: str, title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+           document: dict[str, Any]) -> Path:
+    table = Table(title=title, title_justify="left")
+    for c in columns:
+        table.add_column(c, justify="right" if c != columns[0] else "left")
+    for row in rows:
+        table.add_row(*(f"{v:,.0f}" if isinstance(v, float) and v >= 100 else
+                        f"{v:,.2f}" if isinstance(v, float) else f"{v:,}" if isinstance(v, int) else str(v)
+                        for v in row))
+    console.print(table)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    document = {"benchmark": name, "machine": machine(),
+                "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **document}
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    console.print(f"wrote {path.relative_to(ROOT)}")
+    return path
