@@ -40,4 +40,4 @@ def demo(
                    "rmse_floor": source["rmse_floor"]})
         return
     table(f"recpipe demo: done in {total:.1f} s (home {settings.home})", ("stage", "seconds", "result"),
-          [(s["stage"], s["seconds"], s["result"]) for s in stages])
+          [(s["stage"], f"{s['seconds']:.2f}", s["result"]) for s in stages])
