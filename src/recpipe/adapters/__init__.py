@@ -6,11 +6,11 @@ fails with an install hint (:class:`recpipe.errors.MissingDependencyError`).
 
 from __future__ import annotations
 
-from recpipe.adapters.base import SourceDatabase
+from recpipe.adapters.base import Lake, SourceDatabase
 from recpipe.config import Settings, mask_url, url_scheme
 from recpipe.errors import ConfigError
 
-__all__ = ["SourceDatabase", "open_source"]
+__all__ = ["Lake", "SourceDatabase", "open_lake", "open_source"]
 
 
 def open_source(url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> SourceDatabase:
@@ -36,3 +36,18 @@ def open_source(url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> SourceDatab
 
 def source_from(settings: Settings) -> SourceDatabase:
     return open_source(settings.source_url)
+
+
+def open_lake(url: str, *, setting: str = "RECPIPE_LAKE_URL") -> Lake:
+    """The lake adapter for a directory, ``file://`` URL or ``s3://bucket/prefix``."""
+    scheme = url_scheme(url)
+    if scheme in ("", "file"):
+        from recpipe.adapters.local_lake import LocalLake
+
+        return LocalLake(url, setting=setting)
+    if scheme == "s3":
+        from recpipe.adapters.s3_lake import S3Lake
+
+        return S3Lake(url, setting=setting)
+    raise ConfigError(f"{setting}={mask_url(url)!r}: unknown lake scheme {scheme!r}",
+                      hint="use a directory path or s3://bucket/prefix")

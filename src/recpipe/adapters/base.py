@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -38,6 +39,11 @@ class SourceDatabase(Protocol):
     def engine(self) -> Engine: ...
 
     def existing_tables(self) -> set[str]: ...
+
+    def read_arrow(self, query: str, *, schema: pa.Schema | None = None,
+                   batch_rows: int = 100_000) -> pa.RecordBatchReader:
+        """Stream a query's result as Arrow record batches of ``schema`` (bounded memory)."""
+        ...
 
     def build(self, *, replace: bool, fresh: bool = True, tables: Sequence[str] | None = None
               ) -> AbstractContextManager[Loader]:
@@ -78,3 +84,27 @@ def refuse_clash(where: str, names: Sequence[str], existing: set[str], replace: 
         raise InputError(f"source database {where} already has table(s) {', '.join(clash)}",
                          hint="pass --replace to overwrite them, or point RECPIPE_SOURCE_URL elsewhere")
     return clash
+
+
+class Lake(Protocol):
+    """Where datasets are published: a directory or an S3 prefix."""
+
+    url: str  # safe to print
+
+    def check_writable(self) -> None:
+        """Fail early, naming the path or bucket, if nothing can be published here."""
+        ...
+
+    def stage(self, name: str) -> AbstractContextManager[Path]:
+        """A fresh local directory to fill for dataset ``name``; discarded on exit."""
+        ...
+
+    def publish(self, name: str, staged: Path) -> None:
+        """Make ``staged`` the dataset ``name``: readers see the old or the new one, not a mix."""
+        ...
+
+    def read_json(self, relpath: str) -> dict[str, Any] | None: ...
+
+    def location(self, name: str) -> str:
+        """Where readers find dataset ``name`` (a path or an s3:// URL)."""
+        ...

@@ -21,6 +21,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.schema import AddConstraint, CreateTable
 
 from recpipe.adapters.base import Progress, present, refuse_clash
+from recpipe.adapters.connectorx_reader import read_arrow
 from recpipe.adapters.csv_stage import write_csv_file
 from recpipe.config import mask_url
 from recpipe.errors import ConfigError, InputError, MissingDependencyError, ServiceError
@@ -89,6 +90,11 @@ class MySQLSource:
                                 hint=f"create it: CREATE DATABASE `{self._url.database}` CHARACTER SET utf8mb4")
         message = exc.args[1] if len(exc.args) > 1 else str(exc)
         return ServiceError(f"MySQL/MariaDB error at {where}: {message}")
+
+    def read_arrow(self, query: str, *, schema: pa.Schema | None = None,
+                   batch_rows: int = 100_000) -> pa.RecordBatchReader:
+        return read_arrow(self._url.set(drivername="mysql").render_as_string(hide_password=False), query, shown_url=self.url,
+                          schema=schema, batch_rows=batch_rows)
 
     def existing_tables(self) -> set[str]:
         conn = self.connect()

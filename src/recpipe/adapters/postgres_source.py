@@ -17,6 +17,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 
 from recpipe.adapters.base import Progress, present, refuse_clash
+from recpipe.adapters.connectorx_reader import read_arrow
 from recpipe.adapters.csv_stage import csv_bytes
 from recpipe.config import mask_url
 from recpipe.errors import ConfigError, MissingDependencyError, ServiceError
@@ -79,6 +80,11 @@ class PostgresSource:
             _psycopg()
             self._engine = create_engine(self._url, pool_pre_ping=True)
         return self._engine
+
+    def read_arrow(self, query: str, *, schema: pa.Schema | None = None,
+                   batch_rows: int = 100_000) -> pa.RecordBatchReader:
+        return read_arrow(self._url.set(drivername="postgresql").render_as_string(hide_password=False), query, shown_url=self.url,
+                          schema=schema, batch_rows=batch_rows)
 
     def existing_tables(self) -> set[str]:
         with self.connect() as conn:

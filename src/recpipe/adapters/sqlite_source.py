@@ -40,6 +40,34 @@ class SQLiteSource:
             self._engine = create_engine(self.url)
         return self._engine
 
+    def read_arrow(self, query: str, *, schema: pa.Schema | None = None,
+                   batch_rows: int = 100_000) -> pa.RecordBatchReader:
+        """SQLite columns have no fixed type, so batches are built to ``schema`` (needed here)."""
+        if schema is None:
+            raise ValueError("SQLiteSource.read_arrow needs the schema of the result")
+        if not self.path.is_file():
+            raise ServiceError(f"source database {self.path} does not exist",
+                               hint="create it with `recpipe source init` or `recpipe source load-dump`")
+        # the consumer (DuckDB) may pull batches from its own thread, one at a time
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        try:
+            cur = conn.execute(query)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise ServiceError(f"reading from {self.url} failed: {exc}") from exc
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            try:
+                while rows := cur.fetchmany(batch_rows):
+                    columns = list(zip(*rows, strict=True))
+                    yield pa.RecordBatch.from_arrays(
+                        [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)],
+                        schema=schema)
+            finally:
+                conn.close()
+
+        return pa.RecordBatchReader.from_batches(schema, batches())
+
     def existing_tables(self) -> set[str]:
         if not self.path.is_file():
             return set()

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from recpipe import __version__
-from recpipe.cli import demo, source
+from recpipe.cli import demo, etl, source
 from recpipe.cli.output import console, emit_json, table
 from recpipe.config import ROLES, load_settings
 
@@ -21,6 +21,7 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(source.app, name="source")
+app.add_typer(etl.app, name="etl")
 app.command("demo")(demo.demo)
 
 

@@ -1,0 +1,30 @@
+"""Streaming query results into Arrow with ConnectorX (Rust, no Python row objects).
+
+Shared by the source adapters: each passes its own connection URL. Results arrive as a
+``pyarrow.RecordBatchReader`` of ``batch_rows`` rows at a time, so memory stays bounded by
+the batch, not the table.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from recpipe.errors import MissingDependencyError, ServiceError
+
+
+def read_arrow(url: str, query: str, *, shown_url: str, schema: pa.Schema | None = None,
+               batch_rows: int = 100_000) -> pa.RecordBatchReader:
+    """Batches of ``schema`` when given (e.g. DECIMAL arrives as float64), else as read."""
+    try:
+        import connectorx as cx
+    except ImportError as exc:  # pragma: no cover - a base dependency
+        raise MissingDependencyError("connectorx", "etl", "Reading the source into Arrow") from exc
+    try:
+        reader = cx.read_sql(url, query, return_type="arrow_stream", batch_size=batch_rows)
+    except Exception as exc:  # ConnectorX raises RuntimeError/ValueError with the driver's text
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ServiceError(f"reading from {shown_url} failed: {said}",
+                           hint="check that the server is up and the query's tables exist") from exc
+    if schema is None:
+        return reader
+    return pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in reader))

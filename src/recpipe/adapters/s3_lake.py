@@ -1,0 +1,118 @@
+"""A lake under an S3 prefix (``s3://bucket/prefix``), on AWS or any S3 API endpoint.
+
+The endpoint, region and credentials come from the standard AWS settings (``AWS_ENDPOINT_URL``,
+``AWS_REGION``, profiles, instance roles). S3 has no rename, so publishing uploads the new
+files, then the manifest, then deletes the files of the previous version: a reader that
+follows ``_manifest.json`` always sees one whole version; a reader that lists the prefix
+during a publish may briefly see files of both.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from recpipe.config import mask_url
+from recpipe.errors import InputError, MissingDependencyError, ServiceError
+
+MANIFEST_NAME = "_manifest.json"
+
+
+def _boto3() -> Any:
+    try:
+        import boto3
+    except ImportError as exc:
+        raise MissingDependencyError("boto3", "aws", "An s3:// lake") from exc
+    return boto3
+
+
+class S3Lake:
+    def __init__(self, url: str, *, setting: str = "RECPIPE_LAKE_URL") -> None:
+        rest = url[len("s3://"):]
+        self.bucket, _, prefix = rest.partition("/")
+        if not self.bucket:
+            raise InputError(f"{setting}={mask_url(url)!r} names no bucket", hint="use s3://bucket/prefix")
+        self.prefix = prefix.strip("/")
+        self.url = mask_url(url.rstrip("/"))
+        self.setting = setting
+        self._client: Any = None
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = _boto3().client("s3")
+        return self._client
+
+    def _key(self, *parts: str) -> str:
+        return "/".join(p.strip("/") for p in (self.prefix, *parts) if p)
+
+    def location(self, name: str) -> str:
+        return f"s3://{self.bucket}/{self._key(name)}"
+
+    def check_writable(self) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except NoCredentialsError as exc:
+            raise ServiceError(f"no AWS credentials to reach the lake {self.url}",
+                               hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from exc
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchBucket"):
+                raise InputError(f"the S3 bucket {self.bucket!r} of the lake {self.url} does not exist",
+                                 hint=f"create it, or set {self.setting} to an existing bucket") from exc
+            if code in ("403", "AccessDenied"):
+                raise ServiceError(f"access to the S3 bucket {self.bucket!r} is denied",
+                                   hint="grant s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject") from exc
+            raise ServiceError(f"S3 error on {self.url}: {exc}") from exc
+        except BotoCoreError as exc:
+            raise ServiceError(f"cannot reach S3 for the lake {self.url}: {exc}",
+                               hint="check AWS_ENDPOINT_URL and the network") from exc
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[Path]:
+        self.check_writable()
+        path = Path(tempfile.mkdtemp(prefix=f"recpipe-{name}-"))
+        try:
+            yield path
+        finally:
+            shutil.rmtree(path, ignore_errors=True)
+
+    def publish(self, name: str, staged: Path) -> None:
+        base = self._key(name)
+        old = set(self._list(base + "/"))
+        files = sorted(p for p in staged.rglob("*") if p.is_file())
+        data = [p for p in files if p.name != MANIFEST_NAME]
+        manifest = [p for p in files if p.name == MANIFEST_NAME]
+        keys = {p: f"{base}/{p.relative_to(staged).as_posix()}" for p in files}
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(lambda p: self.client.upload_file(str(p), self.bucket, keys[p]), data))
+        for p in manifest:  # last: it names the version that is now whole
+            self.client.upload_file(str(p), self.bucket, keys[p])
+        stale = sorted(old - set(keys.values()))
+        for i in range(0, len(stale), 1000):
+            self.client.delete_objects(Bucket=self.bucket, Delete={
+                "Objects": [{"Key": k} for k in stale[i:i + 1000]], "Quiet": True})
+
+    def _list(self, prefix: str) -> Iterator[str]:
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                yield obj["Key"]
+
+    def read_json(self, relpath: str) -> dict[str, Any] | None:
+        from botocore.exceptions import ClientError
+
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=self._key(relpath))["Body"].read()
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) in ("NoSuchKey", "404"):
+                return None
+            raise ServiceError(f"S3 error reading {relpath} from {self.url}: {exc}") from exc
+        return json.loads(body)

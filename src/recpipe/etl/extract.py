@@ -1,0 +1,89 @@
+"""Reading the three source tables the dataset needs, checked first and streamed in Arrow."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pyarrow as pa
+from sqlalchemy import inspect
+from sqlalchemy import types as sqltypes
+
+from recpipe.adapters.base import SourceDatabase
+from recpipe.errors import InputError
+from recpipe.etl.contract import SOURCE_COLUMNS
+
+Counter = Callable[[str, int], None]
+
+# SQLite types are suggestions: cast in the query so every batch has the same Arrow type.
+_SQLITE_CASTS = {"integer": "INTEGER", "number": "REAL", "string": "TEXT"}
+
+
+def _family(kind: sqltypes.TypeEngine) -> str:
+    if isinstance(kind, sqltypes.Integer):
+        return "integer"
+    if isinstance(kind, sqltypes.Numeric | sqltypes.Float):
+        return "number"
+    if isinstance(kind, sqltypes.String):
+        return "string"
+    return type(kind).__name__.lower()
+
+
+def check_source(db: SourceDatabase) -> None:
+    """Every table and column the ETL reads exists with a usable type; else one clear error."""
+    inspector = inspect(db.engine())
+    tables = {t.lower(): t for t in inspector.get_table_names()}
+    missing = [t for t in SOURCE_COLUMNS if t.lower() not in tables]
+    if missing:
+        raise InputError(f"source database {db.url} has no table(s) {', '.join(missing)}",
+                         hint="the ETL needs customers, products and ratings: "
+                              "`recpipe source init`, or `load-dump` then `add-ratings`")
+    for name, wanted in SOURCE_COLUMNS.items():
+        columns = {c["name"].lower(): c for c in inspector.get_columns(tables[name.lower()])}
+        absent = [c for c in wanted if c.lower() not in columns]
+        if absent:
+            raise InputError(f"source table {name} has no column(s) {', '.join(absent)} "
+                             f"(it has {', '.join(c['name'] for c in columns.values())})",
+                             hint=f"the ETL reads {name}({', '.join(wanted)})")
+        for col, family in wanted.items():
+            found = columns[col.lower()]["type"]
+            got = _family(found)
+            if got != family and not (family == "number" and got == "integer"):
+                raise InputError(f"source column {name}.{col} is {found}, expected a {family} type",
+                                 hint="convert the column, or point the ETL at a view that casts it")
+    db.close()
+
+
+_ARROW = {"integer": pa.int64(), "number": pa.float64(), "string": pa.string()}
+
+
+def source_schema(table: str) -> pa.Schema:
+    """The Arrow types a source table is read as (wide ints: the transform narrows them)."""
+    return pa.schema([(col, _ARROW[family]) for col, family in SOURCE_COLUMNS[table].items()])
+
+
+def source_query(db: SourceDatabase, table: str) -> str:
+    """The SELECT that reads ``table``'s contract columns, in the source's own dialect."""
+    quote = "`" if db.dialect == "mysql" else '"'
+    parts = []
+    for col, family in SOURCE_COLUMNS[table].items():
+        ref = f"{quote}{col}{quote}"
+        if db.dialect == "sqlite":
+            ref = f"CAST({ref} AS {_SQLITE_CASTS[family]})"
+        parts.append(f"{ref} AS {quote}{col}{quote}")
+    return f"SELECT {', '.join(parts)} FROM {quote}{table}{quote}"
+
+
+def stream(db: SourceDatabase, table: str, *, batch_rows: int = 100_000,
+           counter: Counter | None = None) -> pa.RecordBatchReader:
+    """``table`` as a stream of Arrow batches; ``counter(table, rows)`` is told as they pass."""
+    reader = db.read_arrow(source_query(db, table), schema=source_schema(table),
+                           batch_rows=batch_rows)
+    if counter is None:
+        return reader
+
+    def counted() -> Iterator[pa.RecordBatch]:
+        for batch in reader:
+            counter(table, batch.num_rows)
+            yield batch
+
+    return pa.RecordBatchReader.from_batches(reader.schema, counted())

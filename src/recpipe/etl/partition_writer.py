@@ -1,0 +1,92 @@
+"""Writing a key-sorted Arrow stream as Hive partitions: ``<out>/<key>=<value>/part-0.parquet``.
+
+The contract partitions by customer, so a dataset holds one small file per customer. General
+writers (DuckDB's PARTITION_BY, pyarrow's write_dataset) spend 4-5 ms per partition here; a
+sorted stream cut at key changes costs about 0.4 ms, and ``write_in_processes`` splits the
+keys over processes that each read their share of a DuckDB file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+import os
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+WRITE_OPTIONS = {"compression": "snappy", "store_schema": False}
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    path: str  # relative to the dataset root, with "/"
+    rows: int
+    size: int
+    sha256: str
+
+
+def write_partitions(batches: Iterator[pa.RecordBatch], out: Path, key: str) -> list[WrittenFile]:
+    """Write a stream sorted by ``key``, one file per key value; say what was written."""
+    pending: list[pa.RecordBatch] = []
+    current = None
+    written: list[WrittenFile] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        table = pa.Table.from_batches(pending).drop_columns([key])
+        relpath = f"{key}={current}/part-0.parquet"
+        sink = io.BytesIO()
+        pq.write_table(table, sink, **WRITE_OPTIONS)
+        data = sink.getvalue()
+        (out / relpath).parent.mkdir(exist_ok=True)
+        (out / relpath).write_bytes(data)
+        written.append(WrittenFile(relpath, table.num_rows, len(data), hashlib.sha256(data).hexdigest()))
+        pending.clear()
+
+    for batch in batches:
+        if batch.num_rows == 0:
+            continue
+        keys = batch.column(key).to_numpy(zero_copy_only=False)
+        cuts = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+        starts = [0, *cuts.tolist()]
+        ends = [*cuts.tolist(), batch.num_rows]
+        for start, end in zip(starts, ends, strict=True):
+            value = keys[start].item()
+            if value != current:
+                flush()
+                current = value
+            pending.append(batch.slice(start, end - start))
+    flush()
+    return written
+
+
+def _worker(database: str, query: str, out: str, key: str) -> list[WrittenFile]:
+    import duckdb
+
+    con = duckdb.connect(database, read_only=True)
+    try:
+        con.execute("SET threads = 1").fetchall()
+        con.execute("SET enable_progress_bar = false").fetchall()
+        reader = con.sql(query).to_arrow_reader(100_000)
+        return write_partitions(iter(reader), Path(out), key)
+    finally:
+        con.close()
+
+
+def write_in_processes(database: Path, query_for_share: str, out: Path, key: str,
+                       processes: int | None = None) -> list[WrittenFile]:
+    """Each process writes the keys ``key % n == i``: ``query_for_share`` has ``{n}`` and ``{i}``."""
+    n = max(1, processes or os.cpu_count() or 1)
+    context = multiprocessing.get_context("spawn")  # never fork a process that has DuckDB threads
+    with ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
+        futures = [pool.submit(_worker, str(database), query_for_share.format(n=n, i=i), str(out), key)
+                   for i in range(n)]
+        return [w for f in futures for w in f.result()]

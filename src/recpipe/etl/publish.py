@@ -1,0 +1,170 @@
+"""Running the ETL end to end: check, stage, transform, validate, publish with a manifest.
+
+Nothing is visible in the lake until the staged dataset has passed every check; then the
+quarantine and the training dataset are each swapped in whole.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from recpipe import __version__
+from recpipe.adapters.base import Lake, SourceDatabase
+from recpipe.errors import InputError
+from recpipe.etl.contract import (
+    DATASET,
+    FILE_COLUMNS,
+    MANIFEST,
+    PARTITION_KEY,
+    QUARANTINE,
+    QUARANTINE_SCHEMA,
+    REASONS,
+    TRAINING_SCHEMA,
+    schema_document,
+)
+from recpipe.etl.extract import Counter, check_source
+from recpipe.etl.partition_writer import WrittenFile
+
+ENGINES = ("duckdb", "spark")
+
+
+def run_etl(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb",
+            max_quarantine_fraction: float = 0.05, generator: dict[str, Any] | None = None,
+            counter: Counter | None = None, spark: Any = None,
+            on_stage: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Build and publish ``<lake>/ratings_ml_training``; return its manifest."""
+    if engine not in ENGINES:
+        raise InputError(f"unknown ETL engine {engine!r}", hint=f"use one of: {', '.join(ENGINES)}")
+    if not 0 <= max_quarantine_fraction <= 1:
+        raise InputError(f"--max-quarantine-fraction must be within 0 and 1 (got {max_quarantine_fraction})")
+    started = time.perf_counter()
+    lake.check_writable()
+    check_source(db)
+    step = on_stage or (lambda _name: None)
+    with lake.stage(DATASET) as out, lake.stage(QUARANTINE) as q_out:
+        step("transform")
+        if engine == "duckdb":
+            from recpipe.etl import duckdb_engine
+
+            result = duckdb_engine.run(db, out, q_out, counter=counter)
+        else:
+            from recpipe.etl import spark_engine
+
+            result = spark_engine.run(db, out, q_out, spark=spark, counter=counter)
+        transformed = time.perf_counter()
+        step("validate")
+        ratings = result.source_rows["ratings"]
+        quarantined = sum(result.quarantined.values())
+        if result.rows + quarantined != ratings:
+            raise InputError(f"the ETL accounted for {result.rows + quarantined:,} of {ratings:,} ratings",
+                             hint="this is a bug in recpipe: please report it with the manifest")
+        fraction = quarantined / ratings if ratings else 0.0
+        if fraction > max_quarantine_fraction:
+            detail = ", ".join(f"{k}={v:,}" for k, v in sorted(result.quarantined.items()))
+            raise InputError(f"{quarantined:,} of {ratings:,} ratings ({fraction:.1%}) break the contract "
+                             f"({detail}), more than --max-quarantine-fraction {max_quarantine_fraction}",
+                             hint="fix the source or raise the threshold; the published dataset is unchanged")
+        files = _check_files(out, result.rows, result.files)
+        manifest = {
+            "dataset": DATASET,
+            "version": dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8],
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "recpipe_version": __version__,
+            "engine": engine,
+            "source": db.url,
+            "source_rows": result.source_rows,
+            "rows": result.rows,
+            "partition_key": PARTITION_KEY,
+            "partitions": files["partitions"],
+            "files": files["files"],
+            "bytes": files["bytes"],
+            "fingerprint": files["fingerprint"],
+            "schema": schema_document(TRAINING_SCHEMA),
+            "format": {"type": "parquet", "compression": "snappy", "partitioning": "hive"},
+            "location": lake.location(DATASET),
+            "quarantine": {
+                "rows": quarantined,
+                "fraction": round(fraction, 6),
+                "by_reason": dict(sorted(result.quarantined.items())),
+                "reasons": REASONS,
+                "location": lake.location(QUARANTINE),
+                "schema": schema_document(QUARANTINE_SCHEMA),
+            },
+            "generator": _generator_summary(generator),
+            "seconds": {"transform": round(transformed - started, 3)},
+        }
+        step("publish")
+        manifest["seconds"]["total"] = round(time.perf_counter() - started, 3)
+        (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        lake.publish(QUARANTINE, q_out)
+        lake.publish(DATASET, out)
+    return manifest
+
+
+def read_manifest(lake: Lake) -> dict[str, Any]:
+    manifest = lake.read_json(f"{DATASET}/{MANIFEST}")
+    if manifest is None:
+        raise InputError(f"no training dataset has been published in {lake.url}",
+                         hint="run `recpipe etl run` first")
+    return manifest
+
+
+def _check_files(out: Path, rows: int, written: list[WrittenFile] | None) -> dict[str, Any]:
+    """The staged files keep the contract: layout, names, columns, types and row count.
+
+    ``written`` is what the engine says it wrote (path, rows, hash); an engine that cannot
+    say (Spark) gets its files read here instead.
+    """
+    for marker in out.rglob("_*"):  # e.g. Spark's _SUCCESS: not part of the dataset
+        if marker.is_file():
+            marker.unlink()
+    found = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    stray = [p for p in found if not _DATA_FILE.fullmatch(p)]
+    if stray:
+        raise InputError(f"the engine wrote unexpected files, e.g. {stray[0]}",
+                         hint="this is a bug in recpipe: please report it")
+    if written is None:
+        written = [_describe(out, p) for p in found]
+    elif sorted(w.path for w in written) != found:
+        raise InputError("the files in staging differ from those the engine wrote",
+                         hint="was the staging directory changed during the run?")
+    if found:
+        got = [(f.name, f.type) for f in pq.read_schema(out / found[0])]
+        expected = [(f.name, f.type) for f in TRAINING_SCHEMA if f.name in FILE_COLUMNS]
+        if got != expected:
+            raise InputError(f"the engine wrote {found[0]} with schema {got}, the contract is {expected}",
+                             hint="this is a bug in recpipe: please report it")
+    total = sum(w.rows for w in written)
+    if total != rows:
+        raise InputError(f"the engine wrote {total:,} rows but classified {rows:,} as valid",
+                         hint="this is a bug in recpipe: please report it")
+    digest = hashlib.sha256()
+    for w in sorted(written, key=lambda w: w.path):
+        digest.update(f"{w.path}\0{w.sha256}\n".encode())
+    return {"partitions": len({w.path.split("/", 1)[0] for w in written}), "files": len(written),
+            "bytes": sum(w.size for w in written), "fingerprint": "sha256:" + digest.hexdigest()}
+
+
+_DATA_FILE = re.compile(rf"{PARTITION_KEY}=-?\d+/part-[^/]*\.parquet")
+
+
+def _describe(out: Path, relpath: str) -> WrittenFile:
+    data = (out / relpath).read_bytes()
+    rows = pq.read_metadata(out / relpath).num_rows
+    return WrittenFile(relpath, rows, len(data), hashlib.sha256(data).hexdigest())
+
+
+def _generator_summary(params: dict[str, Any] | None) -> dict[str, Any] | None:
+    if not params:
+        return None
+    return {"spec": params.get("spec"), "rmse_floor": params.get("rmse_floor")}
