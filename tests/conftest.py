@@ -97,3 +97,31 @@ def pg_url(pg_server) -> str:  # type: ignore[no-untyped-def]
     name = f"t_{uuid.uuid4().hex[:10]}"
     pg_server.psql(f"CREATE DATABASE {name};")
     return pg_server.get_uri(name)
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3 API (moto's server) on 127.0.0.1; yields its endpoint URL."""
+    try:
+        from moto.server import ThreadedMotoServer
+    except ImportError:
+        need("an S3 API server", "moto[server] is not installed (pip install -e '.[dev]')")
+    port = mariadb_support.free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A new, empty bucket; the AWS settings point boto3 at the test server."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    import boto3
+
+    name = f"lake-{uuid.uuid4().hex[:10]}"
+    boto3.client("s3").create_bucket(Bucket=name)
+    return name

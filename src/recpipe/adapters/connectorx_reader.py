@@ -8,6 +8,7 @@ the batch, not the table.
 from __future__ import annotations
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from recpipe.errors import MissingDependencyError, ServiceError
 
@@ -27,4 +28,15 @@ def read_arrow(url: str, query: str, *, shown_url: str, schema: pa.Schema | None
                            hint="check that the server is up and the query's tables exist") from exc
     if schema is None:
         return reader
-    return pa.RecordBatchReader.from_batches(schema, (b.cast(schema) for b in reader))
+    return pa.RecordBatchReader.from_batches(schema, (_cast(b, schema) for b in reader))
+
+
+def _cast(batch: pa.RecordBatch, schema: pa.Schema) -> pa.RecordBatch:
+    """Cast to ``schema``; DECIMAL goes to float through its text, which rounds correctly
+    (a direct decimal128(38,10) -> float64 cast turns 59.40 into 59.400000000000006)."""
+    columns = []
+    for column, field in zip(batch.columns, schema, strict=True):
+        if pa.types.is_decimal(column.type) and pa.types.is_floating(field.type):
+            column = pc.cast(pc.cast(column, pa.string()), field.type)
+        columns.append(pc.cast(column, field.type))
+    return pa.RecordBatch.from_arrays(columns, schema=schema)

@@ -48,7 +48,8 @@ def check_source(db: SourceDatabase) -> None:
             found = columns[col.lower()]["type"]
             got = _family(found)
             if got != family and not (family == "number" and got == "integer"):
-                raise InputError(f"source column {name}.{col} is {found}, expected a {family} type",
+                article = "an" if family[0] in "aeiou" else "a"
+                raise InputError(f"source column {name}.{col} is {found}, expected {article} {family} type",
                                  hint="convert the column, or point the ETL at a view that casts it")
     db.close()
 
