@@ -28,18 +28,22 @@ $(VENV)/.base: pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[mysql,postgres,dev]'
+	$(PIP) install -e '.[mysql,postgres,aws,spark,dev]'
 	@touch $@ $(VENV)/.base
 
 demo: $(VENV)/.base
 	$(BIN)/recpipe demo --scale $(SCALE)
 
-# System packages the integration tests use (a private MariaDB server is started by the tests).
+# System packages the tests use: MariaDB (a private server is started by the tests), Java and
+# the JDBC drivers for the Spark engine.
+SYSTEM_PACKAGES := mariadb-server mariadb-client openjdk-17-jre-headless libmariadb-java \
+                   libxerial-sqlite-jdbc-java libpostgresql-jdbc-java
 system-deps:
-	@if ! command -v mariadbd >/dev/null && [ ! -x /usr/sbin/mariadbd ]; then \
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mariadb-server mariadb-client >/dev/null; \
-	  else echo "MariaDB is missing: sudo apt-get install mariadb-server (or set RECPIPE_TEST_MYSQL_URL)"; fi; \
+	    echo "installing $$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing system packages: sudo apt-get install $$missing"; fi; \
 	fi
 
 lint: $(VENV)/.dev

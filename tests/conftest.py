@@ -125,3 +125,21 @@ def s3_bucket(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
     name = f"lake-{uuid.uuid4().hex[:10]}"
     boto3.client("s3").create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One local Spark session (2 cores, 127.0.0.1) for the whole run."""
+    import shutil as _shutil
+
+    if _shutil.which("java") is None:
+        need("Spark", "no Java runtime: apt-get install openjdk-17-jre-headless")
+    try:
+        from recpipe.etl.spark_engine import local_session
+    except ImportError:
+        need("Spark", "pyspark is not installed (pip install -e '.[spark]')")
+    os.environ.setdefault("RECPIPE_SPARK_MASTER", "local[2]")
+    session = local_session("recpipe-tests")
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

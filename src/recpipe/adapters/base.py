@@ -45,6 +45,10 @@ class SourceDatabase(Protocol):
         """Stream a query's result as Arrow record batches of ``schema`` (bounded memory)."""
         ...
 
+    def jdbc(self) -> dict[str, str]:
+        """Spark JDBC options for this database: url, driver, and user/password if any."""
+        ...
+
     def build(self, *, replace: bool, fresh: bool = True, tables: Sequence[str] | None = None
               ) -> AbstractContextManager[Loader]:
         """Write atomically: on success the result appears whole; on failure nothing is left.

@@ -96,6 +96,11 @@ class MySQLSource:
         return read_arrow(self._url.set(drivername="mysql").render_as_string(hide_password=False), query, shown_url=self.url,
                           schema=schema, batch_rows=batch_rows)
 
+    def jdbc(self) -> dict[str, str]:
+        u = self._url
+        return {"url": f"jdbc:mysql://{u.host or '127.0.0.1'}:{u.port or 3306}/{u.database}",
+                "driver": "org.mariadb.jdbc.Driver", "user": u.username or "", "password": u.password or ""}
+
     def existing_tables(self) -> set[str]:
         conn = self.connect()
         try:

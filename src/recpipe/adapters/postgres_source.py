@@ -86,6 +86,11 @@ class PostgresSource:
         return read_arrow(self._url.set(drivername="postgresql").render_as_string(hide_password=False), query, shown_url=self.url,
                           schema=schema, batch_rows=batch_rows)
 
+    def jdbc(self) -> dict[str, str]:
+        u = self._url
+        return {"url": f"jdbc:postgresql://{u.host or '127.0.0.1'}:{u.port or 5432}/{u.database}",
+                "driver": "org.postgresql.Driver", "user": u.username or "", "password": u.password or ""}
+
     def existing_tables(self) -> set[str]:
         with self.connect() as conn:
             rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")

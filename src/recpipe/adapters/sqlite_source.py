@@ -68,6 +68,9 @@ class SQLiteSource:
 
         return pa.RecordBatchReader.from_batches(schema, batches())
 
+    def jdbc(self) -> dict[str, str]:
+        return {"url": f"jdbc:sqlite:{self.path}", "driver": "org.sqlite.JDBC"}
+
     def existing_tables(self) -> set[str]:
         if not self.path.is_file():
             return set()

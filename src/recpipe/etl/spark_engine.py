@@ -1,0 +1,111 @@
+"""The Spark engine: the code of the AWS Glue job (Glue 5.0 = Spark 3.5), runnable locally.
+
+It reads the source over JDBC, runs the same SQL as the DuckDB engine (``transform``) and
+writes snappy Parquet partitioned by customerNumber. ``recpipe.jobs.glue_etl`` is the Glue
+entry script; ``recpipe etl run --engine spark`` runs this module on a local Spark.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from recpipe.adapters.base import SourceDatabase
+from recpipe.errors import InputError, MissingDependencyError
+from recpipe.etl import transform
+from recpipe.etl.contract import PARTITION_KEY, SOURCE_COLUMNS
+from recpipe.etl.duckdb_engine import EngineResult
+from recpipe.etl.extract import Counter, source_query, source_schema
+
+# JDBC drivers from Debian's packages (libmariadb-java, libxerial-sqlite-jdbc-java,
+# libpostgresql-jdbc-java); RECPIPE_SPARK_JARS (comma-separated) replaces them.
+DEBIAN_JARS = ("/usr/share/java/mariadb-java-client.jar", "/usr/share/java/sqlite-jdbc.jar",
+               "/usr/share/java/postgresql.jar")
+_SPARK_TYPES = {"int64": "LONG", "double": "DOUBLE", "string": "STRING"}
+
+
+def local_session(app_name: str = "recpipe-etl") -> Any:
+    """A local SparkSession bound to 127.0.0.1 with the JDBC drivers on its class path."""
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError as exc:
+        raise MissingDependencyError("pyspark", "spark", "The spark ETL engine") from exc
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    jars = os.environ.get("RECPIPE_SPARK_JARS") or ",".join(j for j in DEBIAN_JARS if Path(j).exists())
+    return (SparkSession.builder.master(os.environ.get("RECPIPE_SPARK_MASTER", "local[*]"))
+            .appName(app_name)
+            .config("spark.jars", jars)
+            .config("spark.ui.enabled", "false")
+            .config("spark.driver.host", "127.0.0.1")
+            .config("spark.driver.bindAddress", "127.0.0.1")
+            .config("spark.driver.memory", os.environ.get("RECPIPE_SPARK_DRIVER_MEMORY", "2g"))
+            .config("spark.sql.shuffle.partitions", str(2 * (os.cpu_count() or 2)))
+            .config("spark.sql.session.timeZone", "UTC")
+            .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
+            .config("spark.sql.parquet.compression.codec", "snappy")
+            .getOrCreate())
+
+
+def read_source(spark: Any, db: SourceDatabase, table: str, *, fetch_rows: int = 10_000) -> Any:
+    """``table``'s contract columns over JDBC, typed as the DuckDB engine reads them."""
+    options = db.jdbc()
+    custom = ", ".join(f"{f.name} {_SPARK_TYPES[str(f.type)]}" for f in source_schema(table))
+    return (spark.read.format("jdbc")
+            .option("url", options["url"]).option("driver", options["driver"])
+            .options(**{k: v for k, v in options.items() if k in ("user", "password")})
+            .option("dbtable", f"({source_query(db, table)}) recpipe_{table}")
+            .option("customSchema", custom)
+            .option("fetchsize", str(fetch_rows))
+            .load())
+
+
+def run(db: SourceDatabase, out: Path | str, quarantine_out: Path | str, *, spark: Any = None,
+        counter: Counter | None = None) -> EngineResult:
+    """Extract over JDBC, classify with ``transform.CLASSIFY`` and write the two outputs."""
+    spark = spark or local_session()
+    try:
+        from py4j.protocol import Py4JJavaError
+        from pyspark import StorageLevel
+        from pyspark.errors import PySparkException
+    except ImportError as exc:  # pragma: no cover
+        raise MissingDependencyError("pyspark", "spark", "The spark ETL engine") from exc
+    try:
+        source_rows = {}
+        for table in SOURCE_COLUMNS:
+            frame = read_source(spark, db, table)
+            if table != "ratings":  # small lookup tables: read once, keep in memory
+                frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
+            frame.createOrReplaceTempView(table)
+        for table, query in transform.DUPLICATE_KEYS.items():
+            dupes = [r[0] for r in spark.sql(query).collect()]
+            if dupes:
+                raise InputError(f"source table {table} repeats the key(s) {dupes}: a rating would "
+                                 "join to two feature rows", hint=f"make the {table} key unique")
+        classified = spark.sql(transform.CLASSIFY).persist(StorageLevel.DISK_ONLY)
+        classified.createOrReplaceTempView("classified")
+        counts = {(r["reason"] or ""): r["n"] for r in spark.sql(
+            "SELECT reason, COUNT(*) AS n FROM classified GROUP BY reason").collect()}
+        rows = counts.pop("", 0)
+        source_rows = {t: spark.table(t).count() for t in ("customers", "products")}
+        source_rows["ratings"] = rows + sum(counts.values())
+        if counter:
+            for table, n in source_rows.items():
+                counter(table, n)
+        (spark.sql(transform.TRAINING)
+         .repartition(PARTITION_KEY)
+         .sortWithinPartitions(PARTITION_KEY, "productCode")
+         .write.mode("overwrite").partitionBy(PARTITION_KEY).parquet(str(out)))
+        (spark.sql(transform.QUARANTINED).coalesce(1)
+         .sortWithinPartitions("reason", "customerNumber", "productCode")
+         .write.mode("overwrite").parquet(str(quarantine_out)))
+        classified.unpersist()
+    except (Py4JJavaError, PySparkException) as exc:
+        said = str(exc).strip().splitlines()[0][:300]
+        raise InputError(f"the Spark ETL failed reading {db.url}: {said}",
+                         hint="see the Spark log above; is the JDBC driver on spark.jars?") from exc
+    for local in (Path(str(out)), Path(str(quarantine_out))):
+        if local.is_dir():  # Hadoop's local checksums are not part of the dataset
+            for crc in local.rglob(".*.crc"):
+                crc.unlink()
+    return EngineResult(source_rows=source_rows, rows=rows, quarantined=counts)

@@ -1,0 +1,1 @@
+"""Entry points run by other systems (AWS Glue); they read settings and call stage code."""
