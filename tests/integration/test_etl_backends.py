@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import boto3
@@ -63,3 +64,35 @@ def test_a_missing_bucket_is_named(s3_bucket: str, tmp_path: Path, shop) -> None
     write_shop(open_source(url), shop)
     with pytest.raises(InputError, match=r"the S3 bucket 'no-such-bucket-x' .* does not exist"):
         run_etl(open_source(url), open_lake("s3://no-such-bucket-x/lake"))
+
+
+def test_remote_staging_as_the_glue_job_uses_it(s3_bucket: str, tmp_path: Path, shop) -> None:
+    """Spark on a Glue cluster writes to an S3 staging prefix; publish checks and copies it.
+
+    Here the 'engine output' is a local run's files put into the staging prefix together
+    with the markers Spark/EMRFS leave (``_SUCCESS``, ``*_$folder$``)."""
+    from recpipe.etl.publish import _check_files
+
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    write_shop(open_source(url), shop)
+    local = run_etl(open_source(url), open_lake(str(tmp_path / "lake")))
+    root = tmp_path / "lake" / DATASET
+    lake = open_lake(f"s3://{s3_bucket}/glue")
+    s3 = boto3.client("s3")
+    with lake.stage(DATASET, remote=True) as staged:
+        assert staged.location.startswith(f"s3://{s3_bucket}/glue/_staging/{DATASET}-")
+        for path in root.rglob("*.parquet"):
+            s3.upload_file(str(path), s3_bucket, f"{staged.prefix}/{path.relative_to(root).as_posix()}")
+        s3.put_object(Bucket=s3_bucket, Key=f"{staged.prefix}/_SUCCESS", Body=b"")
+        s3.put_object(Bucket=s3_bucket, Key=f"{staged.prefix}/customerNumber=103_$folder$", Body=b"")
+        files = _check_files(staged, local["rows"], None)
+        assert files["files"] == local["files"] and files["partitions"] == local["partitions"]
+        staged.write_text(MANIFEST, json.dumps({"rows": local["rows"]}))
+        lake.publish(DATASET, staged)
+        prefix = staged.prefix
+    keys = sorted(o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=s3_bucket, Prefix="glue/") for o in page.get("Contents", []))
+    assert not [k for k in keys if k.startswith(prefix)], "the staging prefix is cleared"
+    assert not [k for k in keys if "_SUCCESS" in k or "$folder$" in k]
+    assert len(keys) == local["files"] + 1
+    assert lake.read_json(f"{DATASET}/{MANIFEST}") == {"rows": local["rows"]}

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from sqlalchemy.engine import Engine
+
+from recpipe.adapters.staged import Staged
 
 Progress = Callable[[str, int], None]  # (table name, rows just written)
 
@@ -99,11 +100,12 @@ class Lake(Protocol):
         """Fail early, naming the path or bucket, if nothing can be published here."""
         ...
 
-    def stage(self, name: str) -> AbstractContextManager[Path]:
-        """A fresh local directory to fill for dataset ``name``; discarded on exit."""
+    def stage(self, name: str, *, remote: bool = False) -> AbstractContextManager[Staged]:
+        """A fresh staging location for dataset ``name``, discarded on exit: a local directory,
+        or with ``remote`` one the engine's cluster can write to (S3)."""
         ...
 
-    def publish(self, name: str, staged: Path) -> None:
+    def publish(self, name: str, staged: Staged) -> None:
         """Make ``staged`` the dataset ``name``: readers see the old or the new one, not a mix."""
         ...
 

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from recpipe.adapters.staged import LocalStaged, Staged
 from recpipe.errors import InputError
 
 _RENAME_EXCHANGE = 2
@@ -62,7 +63,8 @@ class LocalLake:
                              hint=f"fix its permissions or set {self.setting} to a writable path") from exc
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[Path]:
+    def stage(self, name: str, *, remote: bool = False) -> Iterator[LocalStaged]:
+        """A staging directory beside the datasets (``remote`` changes nothing here)."""
         self.check_writable()
         staging = self.root / "_staging"
         with open(staging / f".{name}.lock", "w") as lock:
@@ -76,11 +78,14 @@ class LocalLake:
             path = staging / f"{name}-{uuid.uuid4().hex[:12]}"
             path.mkdir()
             try:
-                yield path
+                yield LocalStaged(path)
             finally:
                 shutil.rmtree(path, ignore_errors=True)
 
-    def publish(self, name: str, staged: Path) -> None:
+    def publish(self, name: str, staged: Staged) -> None:
+        if not isinstance(staged, LocalStaged):
+            raise TypeError("a local lake publishes only local staging")
+        staged = staged.path
         target = self.root / name
         if not target.exists():
             os.rename(staged, target)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from recpipe.adapters.staged import LocalStaged, S3Staged, Staged
 from recpipe.config import mask_url
 from recpipe.errors import InputError, MissingDependencyError, ServiceError
 
@@ -77,29 +79,47 @@ class S3Lake:
                                hint="check AWS_ENDPOINT_URL and the network") from exc
 
     @contextmanager
-    def stage(self, name: str) -> Iterator[Path]:
+    def stage(self, name: str, *, remote: bool = False) -> Iterator[Staged]:
+        """A local temporary directory, or with ``remote`` a prefix under ``_staging/`` for an
+        engine that writes to S3 itself (Spark on a Glue cluster)."""
         self.check_writable()
+        if remote:
+            staged = S3Staged(self.client, self.bucket, self._key("_staging", f"{name}-{uuid.uuid4().hex[:12]}"))
+            try:
+                yield staged
+            finally:
+                self._delete(list(self._list(staged.prefix + "/")))
+            return
         path = Path(tempfile.mkdtemp(prefix=f"recpipe-{name}-"))
         try:
-            yield path
+            yield LocalStaged(path)
         finally:
             shutil.rmtree(path, ignore_errors=True)
 
-    def publish(self, name: str, staged: Path) -> None:
+    def publish(self, name: str, staged: Staged) -> None:
         base = self._key(name)
         old = set(self._list(base + "/"))
-        files = sorted(p for p in staged.rglob("*") if p.is_file())
-        data = [p for p in files if p.name != MANIFEST_NAME]
-        manifest = [p for p in files if p.name == MANIFEST_NAME]
-        keys = {p: f"{base}/{p.relative_to(staged).as_posix()}" for p in files}
+        rel = [r for r in staged.files() if r != MANIFEST_NAME]
+        keys = {r: f"{base}/{r}" for r in [*rel, MANIFEST_NAME]}
+        if isinstance(staged, LocalStaged):
+            def put(r: str) -> None:
+                self.client.upload_file(str(staged.path / r), self.bucket, keys[r])
+        else:
+            def put(r: str) -> None:
+                self.client.copy_object(Bucket=self.bucket, Key=keys[r],
+                                        CopySource={"Bucket": staged.bucket, "Key": f"{staged.prefix}/{r}"})
         with ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(lambda p: self.client.upload_file(str(p), self.bucket, keys[p]), data))
-        for p in manifest:  # last: it names the version that is now whole
-            self.client.upload_file(str(p), self.bucket, keys[p])
-        stale = sorted(old - set(keys.values()))
-        for i in range(0, len(stale), 1000):
+            list(pool.map(put, rel))
+        if MANIFEST_NAME in staged.files():
+            put(MANIFEST_NAME)  # last: it names the version that is now whole
+        else:
+            keys.pop(MANIFEST_NAME)
+        self._delete(sorted(old - set(keys.values())))
+
+    def _delete(self, keys: list[str]) -> None:
+        for i in range(0, len(keys), 1000):
             self.client.delete_objects(Bucket=self.bucket, Delete={
-                "Objects": [{"Key": k} for k in stale[i:i + 1000]], "Quiet": True})
+                "Objects": [{"Key": k} for k in keys[i:i + 1000]], "Quiet": True})
 
     def _list(self, prefix: str) -> Iterator[str]:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):

@@ -8,11 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recpipe.adapters.base import SourceDatabase
+from recpipe.adapters.staged import WrittenFile
 from recpipe.errors import InputError
 from recpipe.etl import transform
 from recpipe.etl.contract import PARTITION_KEY, SOURCE_COLUMNS
 from recpipe.etl.extract import Counter, stream
-from recpipe.etl.partition_writer import WrittenFile, write_in_processes, write_partitions
+from recpipe.etl.partition_writer import write_in_processes, write_partitions
 
 PARALLEL_FROM_ROWS = 200_000  # below this, starting processes costs more than it saves
 

@@ -14,22 +14,15 @@ import multiprocessing
 import os
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recpipe.adapters.staged import WrittenFile
+
 WRITE_OPTIONS = {"compression": "snappy", "store_schema": False}
-
-
-@dataclass(frozen=True)
-class WrittenFile:
-    path: str  # relative to the dataset root, with "/"
-    rows: int
-    size: int
-    sha256: str
 
 
 def write_partitions(batches: Iterator[pa.RecordBatch], out: Path, key: str) -> list[WrittenFile]:

@@ -16,10 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from recpipe import __version__
 from recpipe.adapters.base import Lake, SourceDatabase
+from recpipe.adapters.staged import Staged, WrittenFile
 from recpipe.errors import InputError
 from recpipe.etl.contract import (
     DATASET,
@@ -33,16 +32,19 @@ from recpipe.etl.contract import (
     schema_document,
 )
 from recpipe.etl.extract import Counter, check_source
-from recpipe.etl.partition_writer import WrittenFile
 
 ENGINES = ("duckdb", "spark")
 
 
 def run_etl(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb",
             max_quarantine_fraction: float = 0.05, generator: dict[str, Any] | None = None,
-            counter: Counter | None = None, spark: Any = None,
+            counter: Counter | None = None, spark: Any = None, remote_staging: bool = False,
             on_stage: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Build and publish ``<lake>/ratings_ml_training``; return its manifest."""
+    """Build and publish ``<lake>/ratings_ml_training``; return its manifest.
+
+    ``remote_staging`` lets a Spark cluster write its output to the lake's own storage (S3)
+    before it is checked and published, as the Glue job does.
+    """
     if engine not in ENGINES:
         raise InputError(f"unknown ETL engine {engine!r}", hint=f"use one of: {', '.join(ENGINES)}")
     if not 0 <= max_quarantine_fraction <= 1:
@@ -51,16 +53,19 @@ def run_etl(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb",
     lake.check_writable()
     check_source(db)
     step = on_stage or (lambda _name: None)
-    with lake.stage(DATASET) as out, lake.stage(QUARANTINE) as q_out:
+    if remote_staging and engine != "spark":
+        raise InputError("only the spark engine can stage remotely", hint="drop remote_staging")
+    with lake.stage(DATASET, remote=remote_staging) as out, \
+            lake.stage(QUARANTINE, remote=remote_staging) as q_out:
         step("transform")
         if engine == "duckdb":
             from recpipe.etl import duckdb_engine
 
-            result = duckdb_engine.run(db, out, q_out, counter=counter)
+            result = duckdb_engine.run(db, Path(out.location), Path(q_out.location), counter=counter)
         else:
             from recpipe.etl import spark_engine
 
-            result = spark_engine.run(db, out, q_out, spark=spark, counter=counter)
+            result = spark_engine.run(db, out.location, q_out.location, spark=spark, counter=counter)
         transformed = time.perf_counter()
         step("validate")
         ratings = result.source_rows["ratings"]
@@ -105,7 +110,7 @@ def run_etl(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb",
         }
         step("publish")
         manifest["seconds"]["total"] = round(time.perf_counter() - started, 3)
-        (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        out.write_text(MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         lake.publish(QUARANTINE, q_out)
         lake.publish(DATASET, out)
     return manifest
@@ -119,49 +124,40 @@ def read_manifest(lake: Lake) -> dict[str, Any]:
     return manifest
 
 
-def _check_files(out: Path, rows: int, written: list[WrittenFile] | None) -> dict[str, Any]:
+def _check_files(out: Staged, rows: int, written: list[WrittenFile] | None) -> dict[str, Any]:
     """The staged files keep the contract: layout, names, columns, types and row count.
 
-    ``written`` is what the engine says it wrote (path, rows, hash); an engine that cannot
-    say (Spark) gets its files read here instead.
+    ``written`` is what the engine says it wrote (path, rows, digest); for an engine that
+    cannot say (Spark), the staged files are described here instead.
     """
-    for marker in out.rglob("_*"):  # e.g. Spark's _SUCCESS: not part of the dataset
-        if marker.is_file():
-            marker.unlink()
-    found = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    found = out.files()
     stray = [p for p in found if not _DATA_FILE.fullmatch(p)]
     if stray:
         raise InputError(f"the engine wrote unexpected files, e.g. {stray[0]}",
                          hint="this is a bug in recpipe: please report it")
     if written is None:
-        written = [_describe(out, p) for p in found]
+        written = [out.describe(p) for p in found]
     elif sorted(w.path for w in written) != found:
         raise InputError("the files in staging differ from those the engine wrote",
                          hint="was the staging directory changed during the run?")
     if found:
-        got = [(f.name, f.type) for f in pq.read_schema(out / found[0])]
+        got = [(f.name, f.type) for f in out.read_schema(found[0])]
         expected = [(f.name, f.type) for f in TRAINING_SCHEMA if f.name in FILE_COLUMNS]
         if got != expected:
             raise InputError(f"the engine wrote {found[0]} with schema {got}, the contract is {expected}",
                              hint="this is a bug in recpipe: please report it")
-    total = sum(w.rows for w in written)
-    if total != rows:
-        raise InputError(f"the engine wrote {total:,} rows but classified {rows:,} as valid",
+    counted = [w.rows for w in written]
+    if None not in counted and sum(counted) != rows:  # remote files are not re-read: see WrittenFile
+        raise InputError(f"the engine wrote {sum(counted):,} rows but classified {rows:,} as valid",
                          hint="this is a bug in recpipe: please report it")
     digest = hashlib.sha256()
     for w in sorted(written, key=lambda w: w.path):
-        digest.update(f"{w.path}\0{w.sha256}\n".encode())
+        digest.update(f"{w.path}\0{w.digest}\n".encode())
     return {"partitions": len({w.path.split("/", 1)[0] for w in written}), "files": len(written),
             "bytes": sum(w.size for w in written), "fingerprint": "sha256:" + digest.hexdigest()}
 
 
 _DATA_FILE = re.compile(rf"{PARTITION_KEY}=-?\d+/part-[^/]*\.parquet")
-
-
-def _describe(out: Path, relpath: str) -> WrittenFile:
-    data = (out / relpath).read_bytes()
-    rows = pq.read_metadata(out / relpath).num_rows
-    return WrittenFile(relpath, rows, len(data), hashlib.sha256(data).hexdigest())
 
 
 def _generator_summary(params: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -43,6 +43,7 @@ def local_session(app_name: str = "recpipe-etl") -> Any:
             .config("spark.sql.shuffle.partitions", str(2 * (os.cpu_count() or 2)))
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")
+            .config("spark.hadoop.mapreduce.fileoutputcommitter.algorithm.version", "2")
             .config("spark.sql.parquet.compression.codec", "snappy")
             .getOrCreate())
 
@@ -104,8 +105,4 @@ def run(db: SourceDatabase, out: Path | str, quarantine_out: Path | str, *, spar
         said = str(exc).strip().splitlines()[0][:300]
         raise InputError(f"the Spark ETL failed reading {db.url}: {said}",
                          hint="see the Spark log above; is the JDBC driver on spark.jars?") from exc
-    for local in (Path(str(out)), Path(str(quarantine_out))):
-        if local.is_dir():  # Hadoop's local checksums are not part of the dataset
-            for crc in local.rglob(".*.crc"):
-                crc.unlink()
     return EngineResult(source_rows=source_rows, rows=rows, quarantined=counts)

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     manifest = run_etl(open_source(args["source_url"], setting="--source_url"),
                        open_lake(args["lake_url"], setting="--lake_url"), engine="spark",
                        max_quarantine_fraction=float(args.get("max_quarantine_fraction", 0.05)),
-                       spark=spark)
+                       spark=spark, remote_staging=job is not None and args["lake_url"].startswith("s3://"))
     print(json.dumps({k: manifest[k] for k in ("version", "rows", "partitions", "location")}))
     if job is not None:
         job.commit()
