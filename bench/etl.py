@@ -80,6 +80,7 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=5_000)
     parser.add_argument("--engines", default="duckdb,spark")
     parser.add_argument("--sources", default="mariadb,sqlite")
+    parser.add_argument("--name", default="etl", help="results go to bench/results/<name>.json")
     args = parser.parse_args()
     engines = args.engines.split(",")
     results: dict[str, Any] = {"engines": engines}
@@ -123,7 +124,7 @@ def main() -> None:
         finally:
             if server is not None:
                 server.stop()
-    report("etl", f"ETL of {ratings:,} ratings ({args.customers:,} customer partitions)",
+    report(args.name, f"ETL of {ratings:,} ratings ({args.customers:,} customer partitions)",
            ("path", "seconds", "ratings/s", "peak GiB", "x raw read"), rows_out, results)
     for name in sources:
         if "duckdb_vs_spark" in results[name]:

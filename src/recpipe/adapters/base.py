@@ -8,7 +8,7 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import URL, Engine, make_url
 
 from recpipe.adapters.staged import Staged
 
@@ -114,3 +114,18 @@ class Lake(Protocol):
     def location(self, name: str) -> str:
         """Where readers find dataset ``name`` (a path or an s3:// URL)."""
         ...
+
+
+def server_url(url: str, setting: str, *, aliases: tuple[str, ...], driver: str, example: str) -> URL:
+    """Parse a server database URL: known driver aliases become ``driver``; a database is required."""
+    from recpipe.config import mask_url
+    from recpipe.errors import ConfigError
+
+    parsed = make_url(url)
+    if parsed.drivername not in (*aliases, driver):
+        raise ConfigError(f"{setting}={mask_url(url)!r}: driver {parsed.drivername!r} is not supported",
+                          hint=f"use {example}")
+    if not parsed.database:
+        raise ConfigError(f"{setting}={mask_url(url)!r} names no database",
+                          hint=f"add it: {example}")
+    return parsed.set(drivername=driver)

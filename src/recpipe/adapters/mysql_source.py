@@ -17,14 +17,13 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import create_engine
 from sqlalchemy.dialects import mysql as mysql_dialect
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.schema import AddConstraint, CreateTable
 
-from recpipe.adapters.base import Progress, present, refuse_clash
+from recpipe.adapters.base import Progress, present, refuse_clash, server_url
 from recpipe.adapters.connectorx_reader import read_arrow
 from recpipe.adapters.csv_stage import write_csv_file
-from recpipe.config import mask_url
-from recpipe.errors import ConfigError, InputError, MissingDependencyError, ServiceError
+from recpipe.errors import InputError, MissingDependencyError, ServiceError
 from recpipe.source.schema import TABLE_ORDER, table
 
 CHUNK_ROWS = 500_000
@@ -42,15 +41,9 @@ class MySQLSource:
     dialect = "mysql"
 
     def __init__(self, url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> None:
-        parsed = make_url(url)
-        if parsed.drivername in ("mysql", "mariadb", "mariadb+pymysql"):
-            parsed = parsed.set(drivername="mysql+pymysql")
-        if parsed.drivername != "mysql+pymysql":
-            raise ConfigError(f"{setting}={mask_url(url)!r}: driver {parsed.drivername!r} is not supported",
-                              hint="use mysql+pymysql://user:pass@host:3306/db")
-        if not parsed.database:
-            raise ConfigError(f"{setting}={mask_url(url)!r} names no database",
-                              hint="add it: mysql+pymysql://user:pass@host:3306/classicmodels")
+        parsed = server_url(url, setting, aliases=("mysql", "mariadb", "mariadb+pymysql"),
+                            driver="mysql+pymysql",
+                            example="mysql+pymysql://user:pass@host:3306/classicmodels")
         self._url: URL = parsed
         self.url = parsed.render_as_string(hide_password=True)
         self.setting = setting

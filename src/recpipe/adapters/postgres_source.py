@@ -13,14 +13,13 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import create_engine
 from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.engine import URL, Engine
 from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 
-from recpipe.adapters.base import Progress, present, refuse_clash
+from recpipe.adapters.base import Progress, present, refuse_clash, server_url
 from recpipe.adapters.connectorx_reader import read_arrow
 from recpipe.adapters.csv_stage import csv_bytes
-from recpipe.config import mask_url
-from recpipe.errors import ConfigError, MissingDependencyError, ServiceError
+from recpipe.errors import MissingDependencyError, ServiceError
 from recpipe.source.schema import TABLE_ORDER, table
 
 
@@ -36,15 +35,8 @@ class PostgresSource:
     dialect = "postgresql"
 
     def __init__(self, url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> None:
-        parsed = make_url(url)
-        if parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg"):
-            parsed = parsed.set(drivername="postgresql+psycopg")
-        else:
-            raise ConfigError(f"{setting}={mask_url(url)!r}: driver {parsed.drivername!r} is not supported",
-                              hint="use postgresql://user:pass@host:5432/db")
-        if not parsed.database:
-            raise ConfigError(f"{setting}={mask_url(url)!r} names no database",
-                              hint="add it: postgresql://user:pass@host:5432/classicmodels")
+        parsed = server_url(url, setting, aliases=("postgresql", "postgres"), driver="postgresql+psycopg",
+                            example="postgresql://user:pass@host:5432/classicmodels")
         self._url: URL = parsed
         self.url = parsed.render_as_string(hide_password=True)
         self.setting = setting

@@ -9,7 +9,7 @@ import typer
 
 from recpipe.adapters import open_source
 from recpipe.adapters.base import refuse_clash
-from recpipe.cli.output import console, emit_json, mapping, row_progress, table
+from recpipe.cli.output import console, emit_json, err_console, mapping, row_progress, table
 from recpipe.config import Settings, load_settings
 from recpipe.source.dump import load_dump, read_dump
 from recpipe.source.generate import PRESETS, generate_shop, spec_for
@@ -93,10 +93,9 @@ def load_dump_cmd(
     settings = load_settings({"source_url": source_url})
     db = open_source(settings.source_url)
     dump = read_dump(file)
-    totals = {t: 0 for t in dump.tables}
-    with row_progress(totals, quiet=True):
-        if not as_json:
-            console.print(f"loading {file} ({len(dump.statements):,} statements) into [bold]{db.url}[/]")
+    if not as_json:
+        console.print(f"loading {file} ({len(dump.statements):,} statements) into [bold]{db.url}[/]")
+    with err_console.status("loading the dump"):
         counts = load_dump(db, dump, replace=replace)
     sidecar_path(settings.home, db).unlink(missing_ok=True)  # no longer a synthetic shop
     if as_json:
