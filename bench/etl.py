@@ -3,6 +3,11 @@ for the duckdb and the spark engine, against the raw read ceiling measured in th
 
     python bench/etl.py [--customers 633000] [--products 5000] [--engines duckdb,spark]
 
+The contract partitions by customer, so the customer count sets the number of files; the
+defaults give ~16 ratings per customer (633,000 partitions). Fewer, heavier customers, e.g.
+``--customers 100000 --orders-per-customer 10 --lines-per-order 12`` (~100 ratings each),
+keep 10,000,000 ratings with 100,000 partitions.
+
 Raw read ceiling: the three source tables streamed into Arrow by the reader the engines use
 (ConnectorX for MariaDB, sqlite3 for SQLite), no transform. Each ETL runs as `recpipe etl run`
 in its own process; peak memory is the largest resident size of its whole process tree
@@ -78,6 +83,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--customers", type=int, default=633_000)
     parser.add_argument("--products", type=int, default=5_000)
+    parser.add_argument("--orders-per-customer", type=float, default=3.0)
+    parser.add_argument("--lines-per-order", type=float, default=6.0)
     parser.add_argument("--engines", default="duckdb,spark")
     parser.add_argument("--sources", default="mariadb,sqlite")
     parser.add_argument("--name", default="etl", help="results go to bench/results/<name>.json")
@@ -87,7 +94,9 @@ def main() -> None:
     rows_out = []
     with tempfile.TemporaryDirectory(prefix="recpipe-bench-etl-") as tmp:
         work = Path(tmp)
-        gen_s, shop = timed(lambda: generate_shop(ShopSpec(customers=args.customers, products=args.products, seed=5)))
+        gen_s, shop = timed(lambda: generate_shop(ShopSpec(
+            customers=args.customers, products=args.products, seed=5,
+            orders_per_customer=args.orders_per_customer, lines_per_order=args.lines_per_order)))
         ratings = shop.counts()["ratings"]
         results.update({"ratings": ratings, "customers": args.customers, "generate_seconds": gen_s})
         sources: dict[str, str] = {}

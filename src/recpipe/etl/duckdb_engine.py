@@ -59,20 +59,20 @@ def run(db: SourceDatabase, out: Path, quarantine_out: Path, *, memory_limit: st
             sql(f"CREATE TABLE classified AS {transform.CLASSIFY}")
             quarantined = dict(sql(transform.REASON_COUNTS))
             rows = sql("SELECT COUNT(*) FROM classified WHERE reason IS NULL")[0][0]
+            # Sorted once here, within the memory limit; writers then scan it in that order.
+            sql(f"CREATE TABLE training AS {transform.TRAINING} ORDER BY customerNumber, productCode")
             sql(
                 f"COPY ({transform.QUARANTINED} ORDER BY reason, customerNumber, productCode) "
                 f"TO '{quarantine_out / 'part-0.parquet'}' (FORMAT parquet, COMPRESSION snappy)")
         finally:
             con.close()
-        ordered = f"{transform.TRAINING} {{share}} ORDER BY customerNumber, productCode"
         if rows >= PARALLEL_FROM_ROWS and (processes or os.cpu_count() or 1) > 1:
-            share = f"AND {PARTITION_KEY} % {{n}} = {{i}}"
-            written = write_in_processes(database, ordered.format(share=share), out,
-                                                PARTITION_KEY, processes)
+            share = f"SELECT * FROM training WHERE {PARTITION_KEY} % {{n}} = {{i}}"
+            written = write_in_processes(database, share, out, PARTITION_KEY, processes)
         else:
             con = duckdb.connect(str(database), read_only=True)
             try:
-                reader = con.sql(ordered.format(share="")).to_arrow_reader(100_000)
+                reader = con.sql("SELECT * FROM training").to_arrow_reader(100_000)
                 written = write_partitions(iter(reader), out, PARTITION_KEY)
             finally:
                 con.close()

@@ -65,9 +65,10 @@ def _worker(database: str, query: str, out: str, key: str) -> list[WrittenFile]:
     import duckdb
 
     con = duckdb.connect(database, read_only=True)
-    try:
-        con.execute("SET threads = 1").fetchall()
-        con.execute("SET enable_progress_bar = false").fetchall()
+    try:  # one thread scans in stored (sorted) order; a scan needs little memory
+        for setting in ("SET threads = 1", "SET memory_limit = '256MB'", "SET enable_progress_bar = false",
+                        "SET preserve_insertion_order = true"):
+            con.execute(setting).fetchall()
         reader = con.sql(query).to_arrow_reader(100_000)
         return write_partitions(iter(reader), Path(out), key)
     finally:
@@ -76,7 +77,8 @@ def _worker(database: str, query: str, out: str, key: str) -> list[WrittenFile]:
 
 def write_in_processes(database: Path, query_for_share: str, out: Path, key: str,
                        processes: int | None = None) -> list[WrittenFile]:
-    """Each process writes the keys ``key % n == i``: ``query_for_share`` has ``{n}`` and ``{i}``."""
+    """Each process writes the keys ``key % n == i``: ``query_for_share`` has ``{n}`` and ``{i}``
+    and must return its rows sorted by ``key`` (a single-threaded scan of a sorted table)."""
     n = max(1, processes or os.cpu_count() or 1)
     context = multiprocessing.get_context("spawn")  # never fork a process that has DuckDB threads
     with ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
