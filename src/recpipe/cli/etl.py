@@ -104,7 +104,7 @@ def _print(m: dict[str, Any]) -> None:
     mapping(f"training dataset {m['version']}", {
         "location": m["location"], "rows": m["rows"], "partitions (customers)": m["partitions"],
         "files": m["files"], "bytes": m["bytes"], "engine": m["engine"], "source": m["source"],
-        "created at": m["created_at"], "seconds": m["seconds"]["total"], "fingerprint": m["fingerprint"]})
+        "created at": m["created_at"], "seconds (until publish)": m["seconds"]["until_publish"], "fingerprint": m["fingerprint"]})
     q = m["quarantine"]
     if q["rows"]:
         table(f"quarantined: {q['rows']:,} rows ({q['fraction']:.2%}) in {q['location']}",

@@ -49,12 +49,12 @@ def run_etl(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb",
         raise InputError(f"unknown ETL engine {engine!r}", hint=f"use one of: {', '.join(ENGINES)}")
     if not 0 <= max_quarantine_fraction <= 1:
         raise InputError(f"--max-quarantine-fraction must be within 0 and 1 (got {max_quarantine_fraction})")
+    if remote_staging and engine != "spark":
+        raise InputError("only the spark engine can stage remotely", hint="drop remote_staging")
     started = time.perf_counter()
     lake.check_writable()
     check_source(db)
     step = on_stage or (lambda _name: None)
-    if remote_staging and engine != "spark":
-        raise InputError("only the spark engine can stage remotely", hint="drop remote_staging")
     with lake.stage(DATASET, remote=remote_staging) as out, \
             lake.stage(QUARANTINE, remote=remote_staging) as q_out:
         step("transform")
@@ -109,7 +109,7 @@ def run_etl(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb",
             "seconds": {"transform": round(transformed - started, 3)},
         }
         step("publish")
-        manifest["seconds"]["total"] = round(time.perf_counter() - started, 3)
+        manifest["seconds"]["until_publish"] = round(time.perf_counter() - started, 3)
         out.write_text(MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
         lake.publish(QUARANTINE, q_out)
         lake.publish(DATASET, out)
