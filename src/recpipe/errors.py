@@ -7,6 +7,9 @@ else should reach a user as a bare traceback.
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 
 class RecpipeError(Exception):
     """Base class: a problem the user can act on."""
@@ -50,3 +53,11 @@ class MissingDependencyError(RecpipeError):
             f"{purpose} needs the Python package '{module}', which is not installed",
             hint=f"install it with: pip install 'recpipe[{extra}]'",
         )
+
+
+def require(module: str, extra: str, purpose: str) -> Any:
+    """Import an optional dependency, or fail saying which extra installs it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingDependencyError(module, extra, purpose) from exc

@@ -74,3 +74,12 @@ def test_bad_values_name_the_setting_and_the_fix(var: str, value: str, needle: s
     assert var in text and needle in text
     assert "use" in text  # says what is accepted
     assert "pw@" not in text
+
+
+def test_a_missing_optional_dependency_names_the_extra() -> None:
+    from recpipe.errors import MissingDependencyError, require
+
+    with pytest.raises(MissingDependencyError) as err:
+        require("recpipe_no_such_module", "aws", "An s3:// lake")
+    assert "pip install 'recpipe[aws]'" in str(err.value) and "An s3:// lake" in str(err.value)
+    assert require("json", "x", "y").dumps([]) == "[]"

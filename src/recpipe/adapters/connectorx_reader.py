@@ -10,16 +10,14 @@ from __future__ import annotations
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recpipe.errors import MissingDependencyError, ServiceError
+from recpipe.errors import ServiceError
 
 
 def read_arrow(url: str, query: str, *, shown_url: str, schema: pa.Schema | None = None,
                batch_rows: int = 100_000) -> pa.RecordBatchReader:
     """Batches of ``schema`` when given (e.g. DECIMAL arrives as float64), else as read."""
-    try:
-        import connectorx as cx
-    except ImportError as exc:  # pragma: no cover - a base dependency
-        raise MissingDependencyError("connectorx", "etl", "Reading the source into Arrow") from exc
+    import connectorx as cx  # a base dependency
+
     try:
         reader = cx.read_sql(url, query, return_type="arrow_stream", batch_size=batch_rows)
     except Exception as exc:  # ConnectorX raises RuntimeError/ValueError with the driver's text

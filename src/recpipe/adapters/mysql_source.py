@@ -23,18 +23,14 @@ from sqlalchemy.schema import AddConstraint, CreateTable
 from recpipe.adapters.base import Progress, present, refuse_clash, server_url
 from recpipe.adapters.connectorx_reader import read_arrow
 from recpipe.adapters.csv_stage import write_csv_file
-from recpipe.errors import InputError, MissingDependencyError, ServiceError
+from recpipe.errors import InputError, ServiceError, require
 from recpipe.source.schema import TABLE_ORDER, table
 
 CHUNK_ROWS = 500_000
 
 
 def _pymysql() -> Any:
-    try:
-        import pymysql
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise MissingDependencyError("pymysql", "mysql", "A MySQL/MariaDB source") from exc
-    return pymysql
+    return require("pymysql", "mysql", "A MySQL/MariaDB source")
 
 
 class MySQLSource:

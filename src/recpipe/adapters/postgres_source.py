@@ -19,16 +19,12 @@ from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 from recpipe.adapters.base import Progress, present, refuse_clash, server_url
 from recpipe.adapters.connectorx_reader import read_arrow
 from recpipe.adapters.csv_stage import csv_bytes
-from recpipe.errors import MissingDependencyError, ServiceError
+from recpipe.errors import ServiceError, require
 from recpipe.source.schema import TABLE_ORDER, table
 
 
 def _psycopg() -> Any:
-    try:
-        import psycopg
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise MissingDependencyError("psycopg", "postgres", "A PostgreSQL source") from exc
-    return psycopg
+    return require("psycopg", "postgres", "A PostgreSQL source")
 
 
 class PostgresSource:

@@ -21,17 +21,13 @@ from typing import Any
 
 from recpipe.adapters.staged import LocalStaged, S3Staged, Staged
 from recpipe.config import mask_url
-from recpipe.errors import InputError, MissingDependencyError, ServiceError
+from recpipe.errors import InputError, ServiceError, require
 
 MANIFEST_NAME = "_manifest.json"
 
 
 def _boto3() -> Any:
-    try:
-        import boto3
-    except ImportError as exc:
-        raise MissingDependencyError("boto3", "aws", "An s3:// lake") from exc
-    return boto3
+    return require("boto3", "aws", "An s3:// lake")
 
 
 class S3Lake:
