@@ -37,7 +37,11 @@ def init_source(settings: Settings, *, preset: str | None = None, customers: int
     if not quiet:
         console.print(f"generating a shop of {spec.customers:,} customers and {spec.products:,} "
                       f"products (seed {spec.seed}) into [bold]{db.url}[/]")
-    shop = generate_shop(spec)
+    if quiet:
+        shop = generate_shop(spec)
+    else:
+        with err_console.status("generating the shop"):
+            shop = generate_shop(spec)
     with row_progress(shop.counts(), quiet=quiet) as advance:
         counts = write_shop(db, shop, replace=replace, progress=advance)
     sidecar = sidecar_path(settings.home, db)
