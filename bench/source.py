@@ -13,16 +13,29 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 from common import report, timed
 
 from recpipe.adapters import open_source
-from recpipe.adapters.base import arrow_rows
 from recpipe.source.generate import ShopSpec, generate_shop
 from recpipe.source.load import write_shop
 from recpipe.source.schema import TABLE_ORDER
+
+
+def arrow_rows(table: pa.Table, chunk_rows: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
+    """Row tuples for DB-API ``executemany``, a chunk at a time (dates as ISO strings)."""
+    for batch in table.to_batches(max_chunksize=chunk_rows):
+        columns = []
+        for col in batch.columns:
+            if pa.types.is_date(col.type) or pa.types.is_timestamp(col.type):
+                col = pc.cast(col, pa.string())
+            columns.append(col.to_pylist())
+        yield list(zip(*columns, strict=True))
 
 
 def row_by_row(db: Any, shop: Any, placeholder: str, quote: str) -> None:

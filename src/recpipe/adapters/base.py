@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 import pyarrow as pa
-import pyarrow.compute as pc
 from sqlalchemy.engine import URL, Engine, make_url
 
 from recpipe.adapters.staged import Staged
@@ -61,17 +60,6 @@ class SourceDatabase(Protocol):
         ...
 
     def close(self) -> None: ...
-
-
-def arrow_rows(table: pa.Table, chunk_rows: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
-    """Row tuples for DB-API ``executemany``, a chunk at a time (dates as ISO strings)."""
-    for batch in table.to_batches(max_chunksize=chunk_rows):
-        columns = []
-        for col in batch.columns:
-            if pa.types.is_date(col.type) or pa.types.is_timestamp(col.type):
-                col = pc.cast(col, pa.string())
-            columns.append(col.to_pylist())
-        yield list(zip(*columns, strict=True))
 
 
 def present(names: Sequence[str], existing: set[str]) -> list[str]:
@@ -129,3 +117,19 @@ def server_url(url: str, setting: str, *, aliases: tuple[str, ...], driver: str,
         raise ConfigError(f"{setting}={mask_url(url)!r} names no database",
                           hint=f"add it: {example}")
     return parsed.set(drivername=driver)
+
+
+class CachedEngine:
+    """For source adapters: a SQLAlchemy engine made on first use, disposed by ``close()``."""
+
+    _engine: Engine | None = None
+
+    def _cached_engine(self, make: Callable[[], Engine]) -> Engine:
+        if self._engine is None:
+            self._engine = make()
+        return self._engine
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None

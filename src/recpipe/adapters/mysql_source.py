@@ -20,7 +20,7 @@ from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.schema import AddConstraint, CreateTable
 
-from recpipe.adapters.base import Progress, present, refuse_clash, server_url
+from recpipe.adapters.base import CachedEngine, Progress, present, refuse_clash, server_url
 from recpipe.adapters.connectorx_reader import read_arrow
 from recpipe.adapters.csv_stage import write_csv_file
 from recpipe.errors import InputError, ServiceError, require
@@ -33,7 +33,7 @@ def _pymysql() -> Any:
     return require("pymysql", "mysql", "A MySQL/MariaDB source")
 
 
-class MySQLSource:
+class MySQLSource(CachedEngine):
     dialect = "mysql"
 
     def __init__(self, url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> None:
@@ -43,7 +43,6 @@ class MySQLSource:
         self._url: URL = parsed
         self.url = parsed.render_as_string(hide_password=True)
         self.setting = setting
-        self._engine: Engine | None = None
 
     # --- connections ------------------------------------------------------------------------
 
@@ -58,11 +57,9 @@ class MySQLSource:
             raise self.explain(exc) from exc
 
     def engine(self) -> Engine:
-        if self._engine is None:
-            _pymysql()
-            self._engine = create_engine(self._url.update_query_dict({"charset": "utf8mb4"}),
-                                         pool_pre_ping=True)
-        return self._engine
+        _pymysql()
+        return self._cached_engine(lambda: create_engine(
+            self._url.update_query_dict({"charset": "utf8mb4"}), pool_pre_ping=True))
 
     def explain(self, exc: BaseException) -> ServiceError:
         """A one-line error for what a MySQL server said, naming the setting and the fix."""
@@ -132,11 +129,6 @@ class MySQLSource:
             raise
         finally:
             conn.close()
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
 
 
 class _MySQLLoader:

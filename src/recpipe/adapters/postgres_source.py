@@ -16,7 +16,7 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 
-from recpipe.adapters.base import Progress, present, refuse_clash, server_url
+from recpipe.adapters.base import CachedEngine, Progress, present, refuse_clash, server_url
 from recpipe.adapters.connectorx_reader import read_arrow
 from recpipe.adapters.csv_stage import csv_bytes
 from recpipe.errors import ServiceError, require
@@ -27,7 +27,7 @@ def _psycopg() -> Any:
     return require("psycopg", "postgres", "A PostgreSQL source")
 
 
-class PostgresSource:
+class PostgresSource(CachedEngine):
     dialect = "postgresql"
 
     def __init__(self, url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> None:
@@ -36,7 +36,6 @@ class PostgresSource:
         self._url: URL = parsed
         self.url = parsed.render_as_string(hide_password=True)
         self.setting = setting
-        self._engine: Engine | None = None
 
     def connect(self) -> Any:
         psycopg = _psycopg()
@@ -64,10 +63,8 @@ class PostgresSource:
         return ServiceError(f"PostgreSQL error at {where}: {text}")
 
     def engine(self) -> Engine:
-        if self._engine is None:
-            _psycopg()
-            self._engine = create_engine(self._url, pool_pre_ping=True)
-        return self._engine
+        _psycopg()
+        return self._cached_engine(lambda: create_engine(self._url, pool_pre_ping=True))
 
     def read_arrow(self, query: str, *, schema: pa.Schema | None = None,
                    batch_rows: int = 100_000) -> pa.RecordBatchReader:
@@ -107,11 +104,6 @@ class PostgresSource:
             raise
         finally:
             conn.close()
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
 
 
 class _PostgresLoader:

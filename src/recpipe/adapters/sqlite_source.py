@@ -15,12 +15,12 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from recpipe.adapters.base import Progress, refuse_clash
+from recpipe.adapters.base import CachedEngine, Progress, refuse_clash
 from recpipe.errors import ConfigError, InputError, ServiceError
 from recpipe.source.schema import TABLE_ORDER, table
 
 
-class SQLiteSource:
+class SQLiteSource(CachedEngine):
     dialect = "sqlite"
 
     def __init__(self, url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> None:
@@ -30,15 +30,12 @@ class SQLiteSource:
                               hint="use sqlite:///path/to/source.db")
         self.path = Path(database).expanduser().resolve()
         self.url = f"sqlite:///{self.path}"
-        self._engine: Engine | None = None
 
     def engine(self) -> Engine:
         if not self.path.is_file():
             raise ServiceError(f"source database {self.path} does not exist",
                                hint="create it with `recpipe source init` or `recpipe source load-dump`")
-        if self._engine is None:
-            self._engine = create_engine(self.url)
-        return self._engine
+        return self._cached_engine(lambda: create_engine(self.url))
 
     def read_arrow(self, query: str, *, schema: pa.Schema | None = None,
                    batch_rows: int = 100_000) -> pa.RecordBatchReader:
@@ -154,11 +151,6 @@ class SQLiteSource:
         except adbc.Error as exc:
             raise InputError(f"cannot open SQLite file {path}: {exc}",
                              hint="check the path and its permissions") from exc
-
-    def close(self) -> None:
-        if self._engine is not None:
-            self._engine.dispose()
-            self._engine = None
 
 
 class _SQLiteLoader:
