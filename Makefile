@@ -22,13 +22,14 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade pip==25.3
 
-# The embedded path only: no Spark, AWS or dev tools.
+# The embedded path only (source, ETL, training): no Spark, AWS or dev tools. pip, not uv:
+# pip takes torch's CPU build.
 $(VENV)/.base: pyproject.toml | $(BIN)/python
-	$(PIP) install -e .
+	$(PIP) install -e '.[train]'
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[mysql,postgres,aws,spark,dev]'
+	$(PIP) install -e '.[train,mysql,postgres,aws,spark,dev]'
 	@touch $@ $(VENV)/.base
 
 demo: $(VENV)/.base

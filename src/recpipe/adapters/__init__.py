@@ -10,7 +10,7 @@ from recpipe.adapters.base import Lake, SourceDatabase
 from recpipe.config import Settings, mask_url, url_scheme
 from recpipe.errors import ConfigError
 
-__all__ = ["Lake", "SourceDatabase", "open_lake", "open_source"]
+__all__ = ["Lake", "SourceDatabase", "open_artifacts", "open_lake", "open_source"]
 
 
 def open_source(url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> SourceDatabase:
@@ -50,4 +50,27 @@ def open_lake(url: str, *, setting: str = "RECPIPE_LAKE_URL") -> Lake:
 
         return S3Lake(url, setting=setting)
     raise ConfigError(f"{setting}={mask_url(url)!r}: unknown lake scheme {scheme!r}",
+                      hint="use a directory path or s3://bucket/prefix")
+
+
+def open_artifacts(url: str, *, setting: str = "RECPIPE_ARTIFACTS_URL") -> tuple[Lake, str]:
+    """Where model artifacts are published: ``(store, name)``, the artifacts being dataset
+    ``name`` of ``store``. A directory publishes as a whole by a swap in its parent; an S3
+    prefix (or a whole bucket, as the seed's ``ml-artifacts`` bucket) as an S3 lake does."""
+    scheme = url_scheme(url)
+    if scheme in ("", "file"):
+        from pathlib import Path
+
+        from recpipe.adapters.local_lake import LocalLake
+
+        path = Path(url.removeprefix("file://")).expanduser().resolve()
+        if path.parent == path:
+            raise ConfigError(f"{setting}={url!r}: the artifacts cannot be the root directory",
+                              hint="use a directory such as ./.recpipe/lake/ml-artifacts")
+        return LocalLake(str(path.parent), setting=setting), path.name
+    if scheme == "s3":
+        from recpipe.adapters.s3_lake import S3Lake
+
+        return S3Lake(url, setting=setting), ""
+    raise ConfigError(f"{setting}={mask_url(url)!r}: unknown artifacts scheme {scheme!r}",
                       hint="use a directory path or s3://bucket/prefix")

@@ -93,8 +93,14 @@ class Lake(Protocol):
         or with ``remote`` one the engine's cluster can write to (S3)."""
         ...
 
-    def publish(self, name: str, staged: Staged) -> None:
-        """Make ``staged`` the dataset ``name``: readers see the old or the new one, not a mix."""
+    def publish(self, name: str, staged: Staged, *, manifest: str = "_manifest.json") -> None:
+        """Make ``staged`` the dataset ``name``: readers see the old or the new one, not a mix.
+        ``manifest`` (a relative path) is written last where writes are not atomic (S3)."""
+        ...
+
+    def dataset(self, name: str, *, partitioning: Any = None) -> Any:
+        """Dataset ``name`` as a ``pyarrow.dataset.Dataset`` (files starting with ``_`` or
+        ``.`` are not data)."""
         ...
 
     def read_json(self, relpath: str) -> dict[str, Any] | None: ...

@@ -82,7 +82,7 @@ class LocalLake:
             finally:
                 shutil.rmtree(path, ignore_errors=True)
 
-    def publish(self, name: str, staged: Staged) -> None:
+    def publish(self, name: str, staged: Staged, *, manifest: str = "_manifest.json") -> None:
         if not isinstance(staged, LocalStaged):
             raise TypeError("a local lake publishes only local staging")
         staged = staged.path
@@ -97,6 +97,11 @@ class LocalLake:
             os.rename(staged, target)
             os.rename(old, staged)
         # ``staged`` now holds the previous version; stage() deletes it.
+
+    def dataset(self, name: str, *, partitioning: Any = None) -> Any:
+        import pyarrow.dataset as ds
+
+        return ds.dataset(str(self.root / name), format="parquet", partitioning=partitioning)
 
     def read_json(self, relpath: str) -> dict[str, Any] | None:
         path = self.root / relpath

@@ -92,11 +92,12 @@ class S3Lake:
         finally:
             shutil.rmtree(path, ignore_errors=True)
 
-    def publish(self, name: str, staged: Staged) -> None:
+    def publish(self, name: str, staged: Staged, *, manifest: str = MANIFEST_NAME) -> None:
         base = self._key(name)
-        old = set(self._list(base + "/"))
-        rel = [r for r in staged.files() if r != MANIFEST_NAME]
-        keys = {r: f"{base}/{r}" for r in [*rel, MANIFEST_NAME]}
+        staging = self._key("_staging") + "/"
+        old = {k for k in self._list(f"{base}/" if base else "") if not k.startswith(staging)}
+        rel = [r for r in staged.files() if r != manifest]
+        keys = {r: self._key(name, r) for r in [*rel, manifest]}
         if isinstance(staged, LocalStaged):
             def put(r: str) -> None:
                 self.client.upload_file(str(staged.path / r), self.bucket, keys[r])
@@ -106,10 +107,10 @@ class S3Lake:
                                         CopySource={"Bucket": staged.bucket, "Key": f"{staged.prefix}/{r}"})
         with ThreadPoolExecutor(max_workers=16) as pool:
             list(pool.map(put, rel))
-        if MANIFEST_NAME in staged.files():
-            put(MANIFEST_NAME)  # last: it names the version that is now whole
+        if manifest in staged.files():
+            put(manifest)  # last: it names the version that is now whole
         else:
-            keys.pop(MANIFEST_NAME)
+            keys.pop(manifest)
         self._delete(sorted(old - set(keys.values())))
 
     def _delete(self, keys: list[str]) -> None:
@@ -121,6 +122,26 @@ class S3Lake:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
             for obj in page.get("Contents", []):
                 yield obj["Key"]
+
+    def dataset(self, name: str, *, partitioning: Any = None) -> Any:
+        """Read with Arrow's own S3 client, given boto3's endpoint, region and credentials."""
+        import pyarrow.dataset as ds
+        from pyarrow import fs
+
+        session = _boto3().session.Session()
+        creds = session.get_credentials()
+        frozen = creds.get_frozen_credentials() if creds else None
+        endpoint = self.client.meta.endpoint_url
+        options: dict[str, Any] = {"region": self.client.meta.region_name or "us-east-1"}
+        if frozen is not None:
+            options.update(access_key=frozen.access_key, secret_key=frozen.secret_key,
+                           session_token=frozen.token)
+        if endpoint and not endpoint.rstrip("/").endswith("amazonaws.com"):
+            scheme, _, host = endpoint.partition("://")
+            options.update(endpoint_override=host.rstrip("/"), scheme=scheme)
+        filesystem = fs.S3FileSystem(**options)
+        return ds.dataset(f"{self.bucket}/{self._key(name)}", format="parquet",
+                          partitioning=partitioning, filesystem=filesystem)
 
     def read_json(self, relpath: str) -> dict[str, Any] | None:
         from botocore.exceptions import ClientError

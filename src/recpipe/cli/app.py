@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from recpipe import __version__
-from recpipe.cli import demo, etl, source
+from recpipe.cli import demo, etl, source, train
 from recpipe.cli.output import console, emit_json, table
 from recpipe.config import ROLES, load_settings
 
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(source.app, name="source")
 app.add_typer(etl.app, name="etl")
+app.command("train")(train.train)
 app.command("demo")(demo.demo)
 
 

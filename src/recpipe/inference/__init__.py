@@ -1,0 +1,1 @@
+"""Serving-side model code: numpy only, never torch (DESIGN.md §5, §10)."""

@@ -1,0 +1,106 @@
+"""Raw user and item features to tower inputs: one-hot categories, standardised numbers.
+
+The encoders are fitted on the training split (``Encoder.fit``), saved as JSON in the
+artifacts' ``scalers/`` and applied the same way at training and at serving time. A category
+the encoder has not seen encodes as all zeros ("unknown values ignored"); a missing number
+takes the training mean, i.e. 0 after scaling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+# DESIGN.md §5: what each tower sees, in the order its input vector is laid out.
+USER_CATEGORICAL = ("city", "country")
+USER_NUMERIC = ("creditLimit",)
+ITEM_CATEGORICAL = ("productLine", "productScale")
+ITEM_NUMERIC = ("quantityInStock", "buyPrice", "MSRP")
+
+Columns = Mapping[str, Sequence[Any] | np.ndarray | pa.Array | pa.ChunkedArray]
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """One tower's preprocessing: a vocabulary per categorical column, mean/std per number."""
+
+    vocabularies: dict[str, list[str]]
+    scalers: dict[str, dict[str, float]]  # column -> {"mean", "std"}
+
+    @classmethod
+    def fit(cls, columns: Columns, categorical: Sequence[str], numeric: Sequence[str]) -> Encoder:
+        vocab = {}
+        for name in categorical:
+            values = pc.unique(pc.drop_null(_arrow(columns[name]))).to_pylist()
+            vocab[name] = sorted(values)
+        scalers = {}
+        for name in numeric:
+            x = _floats(columns[name])
+            x = x[~np.isnan(x)]
+            mean = float(x.mean()) if len(x) else 0.0
+            std = float(x.std()) if len(x) else 0.0
+            scalers[name] = {"mean": mean, "std": std if std > 0 else 1.0}
+        return cls(vocab, scalers)
+
+    @property
+    def width(self) -> int:
+        return sum(len(v) for v in self.vocabularies.values()) + len(self.scalers)
+
+    @property
+    def input_names(self) -> list[str]:
+        """What each input position means, e.g. ``city=Nantes`` or ``creditLimit``."""
+        return [f"{c}={v}" for c, vs in self.vocabularies.items() for v in vs] + list(self.scalers)
+
+    def encode(self, columns: Columns) -> np.ndarray:
+        """A float32 matrix, one row per input row."""
+        n = _length(columns)
+        out = np.zeros((n, self.width), dtype=np.float32)
+        offset = 0
+        rows = np.arange(n)
+        for name, vocab in self.vocabularies.items():
+            idx = pc.index_in(_arrow(columns[name]).cast(pa.string()), value_set=pa.array(vocab, pa.string()))
+            idx = idx.to_numpy(zero_copy_only=False)
+            known = ~np.isnan(idx) if idx.dtype.kind == "f" else np.ones(n, bool)
+            out[rows[known], offset + idx[known].astype(np.int64)] = 1.0
+            offset += len(vocab)
+        for name, s in self.scalers.items():
+            x = _floats(columns[name])
+            x = np.where(np.isnan(x), s["mean"], x)
+            out[:, offset] = (x - s["mean"]) / s["std"]
+            offset += 1
+        return out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"categorical": self.vocabularies, "numeric": self.scalers}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Encoder:
+        return cls({k: list(v) for k, v in doc["categorical"].items()},
+                   {k: {"mean": float(v["mean"]), "std": float(v["std"])} for k, v in doc["numeric"].items()})
+
+
+def _arrow(values: Any) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    if isinstance(values, pa.Array):
+        return values
+    return pa.array(list(values) if not isinstance(values, np.ndarray) else values)
+
+
+def _floats(values: Any) -> np.ndarray:
+    """float64 with NaN for missing values."""
+    if isinstance(values, pa.ChunkedArray | pa.Array):
+        return pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def _length(columns: Columns) -> int:
+    lengths = {len(v) for v in columns.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"feature columns differ in length: {sorted(lengths)}")
+    return lengths.pop() if lengths else 0

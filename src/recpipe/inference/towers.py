@@ -1,0 +1,105 @@
+"""The two towers in numpy, from the weights exported at training time (``model/towers.npz``).
+
+Each tower is ``Linear → ReLU → … → Linear``; in the hybrid model a per-id embedding is
+added for ids seen in training, and the result is L2-normalised, so a pair's score is the
+dot product of two embeddings = their cosine similarity, in [-1, 1] (rating = 3 + 2·score).
+The arrays use the torch layout (``weight`` is out × in) and load without pickle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+TOWERS = ("user", "item")
+
+
+@dataclass
+class Tower:
+    layers: list[tuple[np.ndarray, np.ndarray]]  # (weight out×in, bias out) per Linear
+    ids: np.ndarray | None = None  # ids with their own embedding (hybrid), in row order
+    id_embedding: np.ndarray | None = None
+    _rows: dict[Any, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.ids is not None:
+            self._rows = {k: i for i, k in enumerate(self.ids.tolist())}
+
+    @property
+    def input_width(self) -> int:
+        return int(self.layers[0][0].shape[1])
+
+    @property
+    def dim(self) -> int:
+        return int(self.layers[-1][0].shape[0])
+
+    def __call__(self, x: np.ndarray, ids: Sequence[Any] | None = None) -> np.ndarray:
+        """Unit-length embeddings for encoded inputs ``x`` (n × input_width)."""
+        h = np.asarray(x, dtype=np.float32)
+        if h.ndim != 2 or h.shape[1] != self.input_width:
+            raise ValueError(f"tower input must be n × {self.input_width}, got {h.shape}")
+        last = len(self.layers) - 1
+        for k, (w, b) in enumerate(self.layers):
+            h = h @ w.T + b
+            if k < last:
+                h = np.maximum(h, 0, out=h)
+        if ids is not None and self.id_embedding is not None:
+            rows = np.array([self._rows.get(i, -1) for i in ids], dtype=np.int64)
+            known = rows >= 0
+            h[known] += self.id_embedding[rows[known]]
+        norm = np.linalg.norm(h, axis=1, keepdims=True)
+        return (h / np.maximum(norm, 1e-12)).astype(np.float32)
+
+
+@dataclass
+class Towers:
+    user: Tower
+    item: Tower
+
+    @property
+    def dim(self) -> int:
+        return self.user.dim
+
+    @property
+    def hybrid(self) -> bool:
+        return self.user.id_embedding is not None
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for name in TOWERS:
+            tower: Tower = getattr(self, name)
+            for k, (w, b) in enumerate(tower.layers):
+                out[f"{name}.layer{k}.weight"] = w
+                out[f"{name}.layer{k}.bias"] = b
+            if tower.id_embedding is not None and tower.ids is not None:
+                out[f"{name}.ids"] = tower.ids
+                out[f"{name}.id_embedding"] = tower.id_embedding
+        return out
+
+    def save(self, target: str | Path | BinaryIO) -> None:
+        np.savez(target, **self.arrays())
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Towers:
+        towers = {}
+        for name in TOWERS:
+            layers = []
+            while f"{name}.layer{len(layers)}.weight" in arrays:
+                k = len(layers)
+                layers.append((np.asarray(arrays[f"{name}.layer{k}.weight"], np.float32),
+                               np.asarray(arrays[f"{name}.layer{k}.bias"], np.float32)))
+            if not layers:
+                raise ValueError(f"the exported towers have no {name} layers")
+            ids = arrays.get(f"{name}.ids")
+            emb = arrays.get(f"{name}.id_embedding")
+            towers[name] = Tower(layers, ids, None if emb is None else np.asarray(emb, np.float32))
+        return cls(**towers)
+
+    @classmethod
+    def load(cls, source: str | Path | BinaryIO) -> Towers:
+        with np.load(source, allow_pickle=False) as data:
+            return cls.from_arrays({k: data[k] for k in data.files})

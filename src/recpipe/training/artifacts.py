@@ -1,0 +1,104 @@
+"""What training leaves behind, laid out as the seed's ``ml-artifacts`` bucket (DESIGN.md §5).
+
+    embeddings/item_embeddings.csv   id,embedding   (productCode, "[f1,...,f32]")
+    embeddings/user_embeddings.csv   id,embedding   (customerNumber)
+    model/best_model.pth             PyTorch state_dict
+    model/towers.npz                 the numpy form of the towers (no pickle)
+    model/manifest.json              version, dimensions, vocabularies, data manifest, metrics
+    model/loss.png                   training and validation loss per epoch
+    scalers/user_features.json       encoder + scaler parameters of each tower (JSON)
+    scalers/item_features.json
+
+All of it is written into a staging directory and published in one step.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from recpipe.inference.features import Encoder
+from recpipe.inference.towers import Towers
+
+ITEM_EMBEDDINGS = "embeddings/item_embeddings.csv"
+USER_EMBEDDINGS = "embeddings/user_embeddings.csv"
+STATE_DICT = "model/best_model.pth"
+TOWERS = "model/towers.npz"
+MANIFEST = "model/manifest.json"
+LOSS_PLOT = "model/loss.png"
+SCALERS = {"user": "scalers/user_features.json", "item": "scalers/item_features.json"}
+
+
+def format_vectors(vectors: np.ndarray) -> pa.Array:
+    """``[f1,...,fn]`` per row: the shortest text that reads back as the same float32
+    (also pgvector's text form)."""
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    n, dim = vectors.shape
+    flat = pa.array(vectors.ravel()).cast(pa.string())
+    lists = pa.ListArray.from_arrays(pa.array(np.arange(0, n * dim + 1, dim, dtype=np.int32)), flat)
+    return pc.binary_join_element_wise("[", pc.binary_join(lists, ","), "]", "")
+
+
+def write_embeddings(path: Path, ids: Sequence[Any] | pa.Array, vectors: np.ndarray) -> None:
+    """The seed's CSV: header ``id,embedding``, the vector quoted (it holds commas)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table({"id": pa.array(ids), "embedding": format_vectors(vectors)})
+    with path.open("wb") as f:
+        f.write(b"id,embedding\n")
+        pcsv.write_csv(table, f, pcsv.WriteOptions(include_header=False, quoting_style="needed"))
+
+
+def write_json(path: Path, document: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
+
+
+def write_encoders(root: Path, encoders: dict[str, Encoder]) -> None:
+    for tower, encoder in encoders.items():
+        write_json(root / SCALERS[tower], encoder.to_json())
+
+
+def write_towers(root: Path, towers: Towers) -> None:
+    (root / TOWERS).parent.mkdir(parents=True, exist_ok=True)
+    with (root / TOWERS).open("wb") as f:
+        towers.save(f)
+
+
+def write_state_dict(root: Path, model: Any) -> None:
+    from recpipe.training.model import torch
+
+    (root / STATE_DICT).parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), root / STATE_DICT)
+
+
+def plot_loss(path: Path, history: Sequence[dict[str, Any]], best: int, title: str) -> None:
+    """Training and validation RMSE per epoch (1–5 scale), the best epoch marked."""
+    from recpipe.errors import require
+
+    matplotlib = require("matplotlib", "train", "The loss plot")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x = np.arange(1, len(history) + 1)
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    for key, label in (("train_loss", "training"), ("val_loss", "validation")):
+        ax.plot(x, [2 * np.sqrt(e[key]) for e in history], marker="o", markersize=3, label=label)
+    phases = [e["phase"] for e in history]
+    for k in range(1, len(phases)):
+        if phases[k] != phases[k - 1]:
+            ax.axvline(k + 0.5, color="grey", linestyle=":", label=f"{phases[k]} phase starts")
+    ax.axvline(best + 1, color="green", linestyle="--", label=f"best epoch ({best + 1})")
+    ax.set(xlabel="epoch", ylabel="RMSE, 1–5 scale (2·√MSE)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,141 @@
+"""The training dataset, read from the lake, checked, and cut into entities and splits.
+
+Every check runs before any training: a dataset that is missing, empty, has one customer,
+NaNs or nulls in features, or ratings outside 1–5 is refused with what, where and how to fix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from recpipe.adapters.base import Lake
+from recpipe.errors import InputError
+from recpipe.etl.contract import DATASET, MANIFEST, PARTITION_KEY, TRAINING_SCHEMA
+from recpipe.inference.features import (
+    ITEM_CATEGORICAL,
+    ITEM_NUMERIC,
+    USER_CATEGORICAL,
+    USER_NUMERIC,
+)
+
+USER_COLUMNS = ("customerNumber", *USER_CATEGORICAL, *USER_NUMERIC)
+ITEM_COLUMNS = ("productCode", *ITEM_CATEGORICAL, *ITEM_NUMERIC)
+COLUMNS = (*USER_COLUMNS, *ITEM_COLUMNS, "productRating")
+NULLABLE = {f.name for f in TRAINING_SCHEMA if f.nullable}
+RATING_RANGE = (1, 5)
+FIX = "re-run `recpipe etl run` (it quarantines such rows) or fix the dataset"
+
+
+@dataclass
+class Ratings:
+    """Ratings as indices into the user and item tables, each table holding raw features."""
+
+    users: pa.Table  # customerNumber + user features, one row per customer, sorted
+    items: pa.Table  # productCode + item features, one row per product, sorted
+    user: np.ndarray  # int64 row in ``users`` per rating
+    item: np.ndarray  # int64 row in ``items`` per rating
+    rating: np.ndarray  # float32, 1..5
+    manifest: dict[str, Any]  # the data manifest the ETL published
+    location: str
+
+    def __len__(self) -> int:
+        return len(self.rating)
+
+
+@dataclass(frozen=True)
+class Split:
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+
+def read_ratings(lake: Lake) -> Ratings:
+    """Read and check ``<lake>/ratings_ml_training``; refuse anything training cannot use."""
+    location = lake.location(DATASET)
+    manifest = lake.read_json(f"{DATASET}/{MANIFEST}")
+    if manifest is None:
+        raise InputError(f"no training dataset at {location} (its {MANIFEST} is missing)",
+                         hint="run `recpipe etl run` first, or point RECPIPE_LAKE_URL at the lake that has it")
+    part = ds.partitioning(pa.schema([(PARTITION_KEY, pa.int32())]), flavor="hive")
+    try:
+        table = lake.dataset(DATASET, partitioning=part).to_table(
+            columns=[c for c in COLUMNS if c != PARTITION_KEY] + [PARTITION_KEY])
+    except (pa.ArrowInvalid, FileNotFoundError, OSError) as exc:
+        message = str(exc).splitlines()[0]
+        if "No match for FieldRef" in message:
+            raise InputError(f"the training dataset at {location} lacks a column the model needs: {message}",
+                             hint=FIX) from exc
+        raise InputError(f"cannot read the training dataset at {location}: {message}", hint=FIX) from exc
+    if table.num_rows == 0:
+        raise InputError(f"the training dataset at {location} is empty",
+                         hint="the source has no ratings: add some (`recpipe source add-ratings`), then `recpipe etl run`")
+    if manifest.get("rows") not in (None, table.num_rows):
+        raise InputError(f"the training dataset at {location} has {table.num_rows:,} rows, its manifest says "
+                         f"{manifest['rows']:,}", hint="it changed while being read: run `recpipe train` again")
+    table = table.sort_by([(PARTITION_KEY, "ascending"), ("productCode", "ascending")])
+    check(table, location)
+    return _index(table, manifest, location)
+
+
+def check(table: pa.Table, location: str) -> None:
+    """Nulls where the contract forbids them, NaN/inf numbers, ratings out of range, one customer."""
+    for name in COLUMNS:
+        column = table[name]
+        if name not in NULLABLE and column.null_count:
+            _refuse(table, pc.is_null(column), f"{column.null_count:,} rows with a NULL {name}", location)
+        if pa.types.is_floating(column.type):
+            bad = pc.invert(pc.is_finite(column))
+            count = pc.sum(pc.fill_null(bad, False)).as_py() or 0
+            if count:
+                _refuse(table, pc.fill_null(bad, False), f"{count:,} rows with {name} NaN or infinite", location)
+    rating = table["productRating"]
+    low, high = RATING_RANGE
+    out = pc.or_(pc.less(rating, low), pc.greater(rating, high))
+    count = pc.sum(pc.fill_null(out, False)).as_py() or 0
+    if count:
+        _refuse(table, pc.fill_null(out, False), f"{count:,} ratings outside {low}-{high}", location)
+    customers = pc.count_distinct(table[PARTITION_KEY]).as_py()
+    if customers < 2:
+        raise InputError(f"the training dataset at {location} has ratings from {customers} customer; "
+                         "a recommender needs at least 2", hint="train on a dataset with more customers")
+    if table.num_rows < 10:
+        raise InputError(f"the training dataset at {location} has {table.num_rows} ratings; at least 10 are "
+                         "needed for training, validation and test splits", hint="add ratings, then `recpipe etl run`")
+
+
+def _refuse(table: pa.Table, mask: Any, problem: str, location: str) -> None:
+    first = table.filter(mask).slice(0, 1).to_pylist()[0]
+    example = f"customer {first[PARTITION_KEY]}, product {first['productCode']}"
+    raise InputError(f"the training dataset at {location} has {problem} (first: {example})", hint=FIX)
+
+
+def _index(table: pa.Table, manifest: dict[str, Any], location: str) -> Ratings:
+    customer = table[PARTITION_KEY].to_numpy()
+    starts = np.flatnonzero(np.concatenate([[True], customer[1:] != customer[:-1]]))  # sorted
+    user = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(customer))))
+    users = table.select(list(USER_COLUMNS)).take(pa.array(starts))
+
+    codes = table["productCode"].combine_chunks().dictionary_encode()
+    order = np.argsort(np.array(codes.dictionary.to_pylist(), dtype=object), kind="stable")
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    item = rank[codes.indices.to_numpy()]
+    _, first = np.unique(item, return_index=True)  # first row of each item, in item order
+    items = table.select(list(ITEM_COLUMNS)).take(pa.array(first))
+    return Ratings(users, items, user.astype(np.int64), item,
+                   table["productRating"].to_numpy().astype(np.float32), manifest, location)
+
+
+def split(n: int, *, seed: int, validation: float = 0.1, test: float = 0.1) -> Split:
+    """A seeded random split of rating rows; validation and test get at least one row each."""
+    order = np.random.default_rng(seed).permutation(n)
+    n_test = max(1, round(n * test))
+    n_val = max(1, round(n * validation))
+    return Split(train=np.sort(order[n_test + n_val:]), validation=np.sort(order[n_test:n_test + n_val]),
+                 test=np.sort(order[:n_test]))
