@@ -19,11 +19,13 @@ def demo(
 ) -> None:
     """Run the whole pipeline end to end on the embedded defaults and summarise it.
 
-    Stages so far: source (a synthetic shop in SQLite under RECPIPE_HOME) and etl (the
-    Parquet training dataset in the lake, DuckDB engine). The demo always rebuilds its data.
+    Stages so far: source (a synthetic shop in SQLite under RECPIPE_HOME), etl (the Parquet
+    training dataset in the lake, DuckDB engine) and train (the two-tower model and its
+    artifacts in <lake>/ml-artifacts). The demo always rebuilds its data.
     """
     from recpipe.cli.etl import run_pipeline
     from recpipe.cli.source import init_source
+    from recpipe.cli.train import print_evaluation, run_training
 
     settings = load_settings()
     stages = []
@@ -43,10 +45,22 @@ def demo(
                    "result": f"{manifest['rows']:,} rows in {manifest['partitions']:,} partitions "
                              f"({manifest['engine']}), {manifest['quarantine']['rows']:,} quarantined, "
                              f"at {manifest['location']}"})
+    if not as_json:
+        console.rule("[bold]3. train[/]: the two-tower model")
+    t0 = time.perf_counter()
+    model = run_training(settings, quiet=as_json)
+    metrics = model["metrics"]
+    stages.append({"stage": "train", "seconds": round(time.perf_counter() - t0, 2),
+                   "result": f"model {model['model_version']}: held-out RMSE {metrics['rmse']:.3f} "
+                             f"(per-item mean {metrics['baselines']['item_mean']['rmse']:.3f}), "
+                             f"artifacts at {settings.artifacts_url}"})
+    if not as_json:
+        print_evaluation(model)
     total = round(time.perf_counter() - started, 2)
     if as_json:
         emit_json({"home": str(settings.home), "stages": stages, "seconds": total,
-                   "rmse_floor": source["rmse_floor"]})
+                   "rmse_floor": source["rmse_floor"], "model_version": model["model_version"],
+                   "metrics": metrics})
         return
     table(f"recpipe demo: done in {total:.1f} s (home {settings.home})", ("stage", "seconds", "result"),
           [(s["stage"], f"{s['seconds']:.2f}", s["result"]) for s in stages])

@@ -67,12 +67,14 @@ class _Bars:
 
     def __init__(self, progress: Progress) -> None:
         self.progress, self.task, self.samples, self.max_epochs, self.name = progress, None, 0, 0, ""
+        self.step = progress.add_task("", total=None)
 
     def status(self, text: str) -> None:
-        err_console.print(f"[dim]{text}[/]")
+        self.progress.update(self.step, description=text)
 
     def phase(self, name: str, samples_per_epoch: int, max_epochs: int) -> None:
         self.name, self.samples, self.max_epochs = name, samples_per_epoch, max_epochs
+        self.progress.update(self.step, description=f"training the {name} model", visible=True)
         self._new_bar(1)
 
     def _new_bar(self, epoch: int) -> None:
@@ -94,7 +96,7 @@ def _progress(quiet: bool) -> Iterator[Any]:
     if quiet:
         yield None
         return
-    with Progress(TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(),
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("ratings"), TimeElapsedColumn(), console=err_console, transient=True) as p:
         yield _Bars(p)
 

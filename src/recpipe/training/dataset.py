@@ -63,9 +63,13 @@ def read_ratings(lake: Lake) -> Ratings:
         raise InputError(f"no training dataset at {location} (its {MANIFEST} is missing)",
                          hint="run `recpipe etl run` first, or point RECPIPE_LAKE_URL at the lake that has it")
     part = ds.partitioning(pa.schema([(PARTITION_KEY, pa.int32())]), flavor="hive")
+    empty = InputError(f"the training dataset at {location} is empty",
+                       hint="the source has no ratings: add some (`recpipe source add-ratings`), then `recpipe etl run`")
     try:
-        table = lake.dataset(DATASET, partitioning=part).to_table(
-            columns=[c for c in COLUMNS if c != PARTITION_KEY] + [PARTITION_KEY])
+        dataset = lake.dataset(DATASET, partitioning=part)
+        if not dataset.files:
+            raise empty
+        table = dataset.to_table(columns=[c for c in COLUMNS if c != PARTITION_KEY] + [PARTITION_KEY])
     except (pa.ArrowInvalid, FileNotFoundError, OSError) as exc:
         message = str(exc).splitlines()[0]
         if "No match for FieldRef" in message:
@@ -73,8 +77,7 @@ def read_ratings(lake: Lake) -> Ratings:
                              hint=FIX) from exc
         raise InputError(f"cannot read the training dataset at {location}: {message}", hint=FIX) from exc
     if table.num_rows == 0:
-        raise InputError(f"the training dataset at {location} is empty",
-                         hint="the source has no ratings: add some (`recpipe source add-ratings`), then `recpipe etl run`")
+        raise empty
     if manifest.get("rows") not in (None, table.num_rows):
         raise InputError(f"the training dataset at {location} has {table.num_rows:,} rows, its manifest says "
                          f"{manifest['rows']:,}", hint="it changed while being read: run `recpipe train` again")

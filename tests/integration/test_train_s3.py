@@ -1,0 +1,41 @@
+"""Training from an S3 lake into S3 artifacts, against a real S3 API (moto's server)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from recpipe.adapters import open_artifacts, open_lake, open_source
+from recpipe.etl.publish import run_etl
+from recpipe.source.generate import ShopSpec, generate_shop
+from recpipe.source.load import write_shop
+from recpipe.training import artifacts
+from recpipe.training.fit import FitOptions
+from recpipe.training.pipeline import TrainOptions, train
+
+pytestmark = pytest.mark.integration
+
+
+def test_train_reads_an_s3_lake_and_publishes_to_an_s3_bucket(s3_bucket: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import boto3
+
+    shop = generate_shop(ShopSpec(customers=120, products=30, seed=5))
+    db = open_source(f"sqlite:///{tmp_path / 'src.db'}")
+    write_shop(db, shop)
+    lake = open_lake(f"s3://{s3_bucket}/lake")
+    run_etl(db, lake, generator=shop.params)
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=f"{s3_bucket}-art")
+    # the seed's layout: a whole bucket of artifacts, with something stale in it
+    s3.put_object(Bucket=f"{s3_bucket}-art", Key="embeddings/old.csv", Body=b"stale")
+    store, name = open_artifacts(f"s3://{s3_bucket}-art")
+    manifest = train(lake, store, name, TrainOptions(fit=FitOptions(max_epochs=3, patience=1)))
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=f"{s3_bucket}-art")["Contents"]}
+    assert keys == {artifacts.ITEM_EMBEDDINGS, artifacts.USER_EMBEDDINGS, artifacts.STATE_DICT, artifacts.TOWERS,
+                    artifacts.MANIFEST, artifacts.LOSS_PLOT, *artifacts.SCALERS.values()}
+    stored = json.loads(s3.get_object(Bucket=f"{s3_bucket}-art", Key=artifacts.MANIFEST)["Body"].read())
+    assert stored["model_version"] == manifest["model_version"]
+    assert stored["data"]["rows"] == manifest["counts"]["ratings"] > 0
+    body = s3.get_object(Bucket=f"{s3_bucket}-art", Key=artifacts.USER_EMBEDDINGS)["Body"].read().decode()
+    assert body.splitlines()[0] == "id,embedding" and len(body.splitlines()) == manifest["counts"]["users"] + 1

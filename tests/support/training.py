@@ -1,0 +1,41 @@
+"""Helpers for training tests: a lake built by the real ETL, or a hand-made (broken) dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from recpipe.adapters import open_lake, open_source
+from recpipe.etl.contract import DATASET, MANIFEST, PARTITION_KEY
+from recpipe.etl.publish import run_etl
+from recpipe.source.generate import ShopSpec, generate_shop
+from recpipe.source.load import write_shop
+
+
+def etl_lake(root: Path, spec: ShopSpec) -> Path:
+    """Generate a shop into SQLite and run the DuckDB ETL into ``root/lake``; return the lake."""
+    root.mkdir(parents=True, exist_ok=True)
+    shop = generate_shop(spec)
+    db = open_source(f"sqlite:///{root / 'source.db'}")
+    write_shop(db, shop)
+    run_etl(db, open_lake(str(root / "lake")), generator=shop.params)
+    return root / "lake"
+
+
+def write_dataset(lake: Path, table: pa.Table) -> None:
+    """Write ``table`` (the contract's columns) as a published dataset, bypassing the ETL."""
+    target = lake / DATASET
+    target.mkdir(parents=True)
+    for key in sorted(set(table[PARTITION_KEY].to_pylist())):
+        part = table.filter(pa.compute.equal(table[PARTITION_KEY], key)).drop_columns([PARTITION_KEY])
+        (target / f"{PARTITION_KEY}={key}").mkdir()
+        pq.write_table(part, target / f"{PARTITION_KEY}={key}" / "part-0.parquet")
+    (target / MANIFEST).write_text(json.dumps({"rows": table.num_rows, "generator": None}))
+
+
+def tree(path: Path) -> dict[str, bytes]:
+    """Every file under ``path`` with its bytes, for before/after comparisons."""
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
