@@ -56,6 +56,7 @@ test: system-deps $(VENV)/.dev lint
 bench: system-deps $(VENV)/.dev
 	$(BIN)/python bench/source.py
 	$(BIN)/python bench/etl.py
+	$(BIN)/python bench/train.py
 
 clean:
 	rm -rf $(VENV) .recpipe

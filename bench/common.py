@@ -18,7 +18,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))  # for tests.support (private MariaDB)
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 200)
 
 
 def machine() -> dict[str, Any]:

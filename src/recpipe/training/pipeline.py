@@ -59,7 +59,7 @@ class _Quiet:
 def train(lake: Lake, store: Lake, name: str, options: TrainOptions | None = None,
           progress: Progress | None = None) -> dict[str, Any]:
     """Train on ``<lake>/ratings_ml_training``; publish artifacts as ``name`` in ``store``."""
-    from recpipe.training.fit import Inputs, fit
+    from recpipe.training.fit import fit
     from recpipe.training.model import TwoTower, torch
 
     options = options or TrainOptions()
@@ -69,12 +69,8 @@ def train(lake: Lake, store: Lake, name: str, options: TrainOptions | None = Non
     progress.status(f"reading the training dataset from {lake.location('ratings_ml_training')}")
     data = read_ratings(lake)
     rows = split(len(data), seed=options.fit.seed, validation=options.validation, test=options.test)
-    encoders = _fit_encoders(data, rows)
-    xu = encoders["user"].encode(_columns(data.users))
-    xi = encoders["item"].encode(_columns(data.items))
-    user_ids, uid = _id_rows(data.user[rows.train], len(data.users))
-    item_ids, iid = _id_rows(data.item[rows.train], len(data.items))
-    inputs = Inputs.build(xu, xi, data.user, data.item, data.rating, uid, iid)
+    p = prepare(data, rows)
+    encoders, xu, xi, inputs, user_ids, item_ids = p.encoders, p.xu, p.xi, p.inputs, p.user_ids, p.item_ids
     read_seconds = time.perf_counter() - started
 
     torch.manual_seed(options.fit.seed)
@@ -164,6 +160,30 @@ def train(lake: Lake, store: Lake, name: str, options: TrainOptions | None = Non
         artifacts.write_json(root / artifacts.MANIFEST, _finite(manifest))
         store.publish(name, staged, manifest=artifacts.MANIFEST)
     return manifest
+
+
+@dataclass
+class Prepared:
+    """The model's inputs: fitted encoders, encoded features, ids that get an embedding."""
+
+    encoders: dict[str, Encoder]
+    xu: np.ndarray
+    xi: np.ndarray
+    inputs: Any  # training.fit.Inputs
+    user_ids: np.ndarray  # rows of users seen in training (hybrid id embeddings)
+    item_ids: np.ndarray
+
+
+def prepare(data: Ratings, rows: Split) -> Prepared:
+    from recpipe.training.fit import Inputs
+
+    encoders = _fit_encoders(data, rows)
+    xu = encoders["user"].encode(_columns(data.users))
+    xi = encoders["item"].encode(_columns(data.items))
+    user_ids, uid = _id_rows(data.user[rows.train], len(data.users))
+    item_ids, iid = _id_rows(data.item[rows.train], len(data.items))
+    return Prepared(encoders, xu, xi, Inputs.build(xu, xi, data.user, data.item, data.rating, uid, iid),
+                    user_ids, item_ids)
 
 
 def _fit_encoders(data: Ratings, rows: Split) -> dict[str, Encoder]:
