@@ -25,11 +25,11 @@ $(BIN)/python:
 # The embedded path only (source, ETL, training): no Spark, AWS or dev tools. pip, not uv:
 # pip takes torch's CPU build.
 $(VENV)/.base: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[train]'
+	$(PIP) install -e '.[train,vectors]'
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[train,mysql,postgres,aws,spark,dev]'
+	$(PIP) install -e '.[train,vectors,mysql,postgres,aws,spark,dev]'
 	@touch $@ $(VENV)/.base
 
 demo: $(VENV)/.base
@@ -38,7 +38,7 @@ demo: $(VENV)/.base
 # System packages the tests use: MariaDB (a private server is started by the tests), Java and
 # the JDBC drivers for the Spark engine.
 SYSTEM_PACKAGES := mariadb-server mariadb-client openjdk-17-jre-headless libmariadb-java \
-                   libxerial-sqlite-jdbc-java libpostgresql-jdbc-java
+                   libxerial-sqlite-jdbc-java libpostgresql-jdbc-java postgresql-15
 system-deps:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import mariadb as mariadb_support
+from tests.support import plain_postgres
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -85,7 +86,7 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     try:
         import pgserver
     except ImportError:
-        need("PostgreSQL", "the pgserver package is not installed (pip install -e '.[dev]')")
+        need("PostgreSQL", "the pgserver package is not installed (pip install -e '.[vectors]')")
     server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
     yield server
     server.cleanup()
@@ -97,6 +98,16 @@ def pg_url(pg_server) -> str:  # type: ignore[no-untyped-def]
     name = f"t_{uuid.uuid4().hex[:10]}"
     pg_server.psql(f"CREATE DATABASE {name};")
     return pg_server.get_uri(name)
+
+
+@pytest.fixture(scope="session")
+def plain_pg_url() -> Iterator[str]:
+    """A PostgreSQL without pgvector (Debian's postgresql package), private to the run."""
+    if not plain_postgres.available():
+        need("a PostgreSQL without pgvector", "apt-get install postgresql-15")
+    server = plain_postgres.start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -34,17 +34,21 @@ def test_demo_builds_and_summarises_a_source(tmp_path: Path) -> None:
     result = run("demo", "--scale", "tiny", "--json", home=home)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert [s["stage"] for s in summary["stages"]] == ["source", "etl", "train"]
+    assert [s["stage"] for s in summary["stages"]] == ["source", "etl", "train", "vectors"]
     assert (home / "source.db").is_file()
     assert (home / "lake" / "ratings_ml_training" / "_manifest.json").is_file()
     assert (home / "lake" / "ml-artifacts" / "model" / "manifest.json").is_file()
     assert summary["metrics"]["rmse"] < summary["metrics"]["baselines"]["item_mean"]["rmse"]
     floors = summary["rmse_floor"]
     assert floors["identity"] < floors["features"]
-    # running it again rebuilds rather than failing
-    again = run("demo", "--scale", "tiny", home=home)
-    assert again.returncode == 0, again.stderr
-    assert "recpipe demo: done" in again.stdout
+    # running it again rebuilds rather than failing, reusing the running embedded PostgreSQL
+    try:
+        again = run("demo", "--scale", "tiny", home=home)
+        assert again.returncode == 0, again.stderr
+        assert "recpipe demo: done" in again.stdout
+    finally:
+        stopped = run("vectors", "stop", home=home)
+    assert stopped.returncode == 0 and "stopped" in stopped.stdout
 
 
 def test_source_init_table_output_and_sidecar(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def test_train_reads_an_s3_lake_and_publishes_to_an_s3_bucket(s3_bucket: str, tm
     store, name = open_artifacts(f"s3://{s3_bucket}-art")
     manifest = train(lake, store, name, TrainOptions(fit=FitOptions(max_epochs=3, patience=1)))
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=f"{s3_bucket}-art")["Contents"]}
-    assert keys == {artifacts.ITEM_EMBEDDINGS, artifacts.USER_EMBEDDINGS, artifacts.STATE_DICT, artifacts.TOWERS,
+    assert keys == {artifacts.ITEM_EMBEDDINGS, artifacts.USER_EMBEDDINGS, artifacts.ITEM_ATTRIBUTES, artifacts.STATE_DICT, artifacts.TOWERS,
                     artifacts.MANIFEST, artifacts.LOSS_PLOT, *artifacts.SCALERS.values()}
     stored = json.loads(s3.get_object(Bucket=f"{s3_bucket}-art", Key=artifacts.MANIFEST)["Body"].read())
     assert stored["model_version"] == manifest["model_version"]

@@ -57,7 +57,7 @@ def trained(lake: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path,
 
 def test_artifacts_follow_the_layout_and_cover_every_customer_and_product(lake: Path, trained) -> None:  # type: ignore[no-untyped-def]
     out, manifest = trained
-    assert sorted(tree(out)) == sorted([artifacts.ITEM_EMBEDDINGS, artifacts.USER_EMBEDDINGS, artifacts.STATE_DICT,
+    assert sorted(tree(out)) == sorted([artifacts.ITEM_EMBEDDINGS, artifacts.USER_EMBEDDINGS, artifacts.ITEM_ATTRIBUTES, artifacts.STATE_DICT,
                                         artifacts.TOWERS, artifacts.MANIFEST, artifacts.LOSS_PLOT,
                                         *artifacts.SCALERS.values()])
     data = read_training(lake / DATASET)

@@ -6,11 +6,12 @@ fails with an install hint (:class:`recpipe.errors.MissingDependencyError`).
 
 from __future__ import annotations
 
-from recpipe.adapters.base import Lake, SourceDatabase
+from recpipe.adapters.base import Lake, SourceDatabase, VectorDatabase
 from recpipe.config import Settings, mask_url, url_scheme
 from recpipe.errors import ConfigError
 
-__all__ = ["Lake", "SourceDatabase", "open_artifacts", "open_lake", "open_source"]
+__all__ = ["Lake", "SourceDatabase", "VectorDatabase", "open_artifacts", "open_lake", "open_source",
+           "open_vectors"]
 
 
 def open_source(url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> SourceDatabase:
@@ -74,3 +75,18 @@ def open_artifacts(url: str, *, setting: str = "RECPIPE_ARTIFACTS_URL") -> tuple
         return S3Lake(url, setting=setting), ""
     raise ConfigError(f"{setting}={mask_url(url)!r}: unknown artifacts scheme {scheme!r}",
                       hint="use a directory path or s3://bucket/prefix")
+
+
+def open_vectors(url: str, *, setting: str = "RECPIPE_VECTORS_URL") -> VectorDatabase:
+    """The vector database: ``pgserver:///path`` (embedded) or ``postgresql://…``."""
+    scheme = url_scheme(url)
+    if scheme == "pgserver":
+        from recpipe.adapters.pgserver_vectors import EmbeddedPostgres
+
+        return EmbeddedPostgres(url, setting=setting)
+    if scheme in ("postgresql", "postgres"):
+        from recpipe.adapters.postgres_vectors import ServerPostgres
+
+        return ServerPostgres(url, setting=setting)
+    raise ConfigError(f"{setting}={mask_url(url)!r}: unknown vector database scheme {scheme!r}",
+                      hint="use pgserver:///path/pg (embedded) or postgresql://user:pass@host:5432/db")

@@ -105,8 +105,26 @@ class Lake(Protocol):
 
     def read_json(self, relpath: str) -> dict[str, Any] | None: ...
 
+    def read_bytes(self, relpath: str) -> bytes | None:
+        """A file's bytes, or None if there is no such file."""
+        ...
+
     def location(self, name: str) -> str:
         """Where readers find dataset ``name`` (a path or an s3:// URL)."""
+        ...
+
+
+class VectorDatabase(Protocol):
+    """PostgreSQL with pgvector: an embedded server or one at a URL, the same from here on."""
+
+    url: str  # safe to print
+
+    def conninfo(self) -> str:
+        """A libpq connection URI (starting the embedded server first if it is not running)."""
+        ...
+
+    def stop(self) -> bool:
+        """Stop the embedded server if this process may (False for a real server)."""
         ...
 
 

@@ -103,8 +103,10 @@ class LocalLake:
 
         return ds.dataset(str(self.root / name), format="parquet", partitioning=partitioning)
 
-    def read_json(self, relpath: str) -> dict[str, Any] | None:
+    def read_bytes(self, relpath: str) -> bytes | None:
         path = self.root / relpath
-        if not path.is_file():
-            return None
-        return json.loads(path.read_text(encoding="utf-8"))
+        return path.read_bytes() if path.is_file() else None
+
+    def read_json(self, relpath: str) -> dict[str, Any] | None:
+        data = self.read_bytes(relpath)
+        return None if data is None else json.loads(data.decode("utf-8"))

@@ -143,13 +143,16 @@ class S3Lake:
         return ds.dataset(f"{self.bucket}/{self._key(name)}", format="parquet",
                           partitioning=partitioning, filesystem=filesystem)
 
-    def read_json(self, relpath: str) -> dict[str, Any] | None:
+    def read_bytes(self, relpath: str) -> bytes | None:
         from botocore.exceptions import ClientError
 
         try:
-            body = self.client.get_object(Bucket=self.bucket, Key=self._key(relpath))["Body"].read()
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(relpath))["Body"].read()
         except ClientError as exc:
             if str(exc.response.get("Error", {}).get("Code", "")) in ("NoSuchKey", "404"):
                 return None
             raise ServiceError(f"S3 error reading {relpath} from {self.url}: {exc}") from exc
-        return json.loads(body)
+
+    def read_json(self, relpath: str) -> dict[str, Any] | None:
+        data = self.read_bytes(relpath)
+        return None if data is None else json.loads(data)

@@ -21,11 +21,14 @@ def demo(
 
     Stages so far: source (a synthetic shop in SQLite under RECPIPE_HOME), etl (the Parquet
     training dataset in the lake, DuckDB engine) and train (the two-tower model and its
-    artifacts in <lake>/ml-artifacts). The demo always rebuilds its data.
+    artifacts in <lake>/ml-artifacts) and vectors (the embeddings in the embedded PostgreSQL +
+    pgvector, which keeps running for `recpipe vectors similar …`; `recpipe vectors stop`
+    stops it). The demo always rebuilds its data.
     """
     from recpipe.cli.etl import run_pipeline
     from recpipe.cli.source import init_source
     from recpipe.cli.train import print_evaluation, run_training
+    from recpipe.cli.vectors import run_load
 
     settings = load_settings()
     stages = []
@@ -56,6 +59,12 @@ def demo(
                              f"artifacts at {settings.artifacts_url}"})
     if not as_json:
         print_evaluation(model)
+        console.rule("[bold]4. vectors[/]: embeddings into PostgreSQL + pgvector")
+    t0 = time.perf_counter()
+    vectors = run_load(settings, quiet=as_json)
+    stages.append({"stage": "vectors", "seconds": round(time.perf_counter() - t0, 2),
+                   "result": f"{vectors['items']:,} item and {vectors['users']:,} user embeddings with HNSW "
+                             f"indexes in {vectors['vectors']}"})
     total = round(time.perf_counter() - started, 2)
     if as_json:
         emit_json({"home": str(settings.home), "stages": stages, "seconds": total,
@@ -64,3 +73,5 @@ def demo(
         return
     table(f"recpipe demo: done in {total:.1f} s (home {settings.home})", ("stage", "seconds", "result"),
           [(s["stage"], f"{s['seconds']:.2f}", s["result"]) for s in stages])
+    console.print("try: recpipe vectors similar <productCode> -k 5 · recpipe vectors for-user <customerNumber> -k 5 "
+                  "· recpipe vectors stop (stops the embedded PostgreSQL)")

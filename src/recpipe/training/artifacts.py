@@ -2,6 +2,7 @@
 
     embeddings/item_embeddings.csv   id,embedding   (productCode, "[f1,...,f32]")
     embeddings/user_embeddings.csv   id,embedding   (customerNumber)
+    embeddings/item_attributes.csv   id,product_line,quantity_in_stock (for filters in pgvector)
     model/best_model.pth             PyTorch state_dict
     model/towers.npz                 the numpy form of the towers (no pickle)
     model/manifest.json              version, dimensions, vocabularies, data manifest, metrics
@@ -24,16 +25,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from recpipe.inference.artifacts import (  # the layout is shared with serving
+    ITEM_ATTRIBUTES,
+    ITEM_EMBEDDINGS,
+    LOSS_PLOT,
+    MANIFEST,
+    SCALERS,
+    STATE_DICT,
+    TOWERS,
+    USER_EMBEDDINGS,
+)
 from recpipe.inference.features import Encoder
 from recpipe.inference.towers import Towers
 
-ITEM_EMBEDDINGS = "embeddings/item_embeddings.csv"
-USER_EMBEDDINGS = "embeddings/user_embeddings.csv"
-STATE_DICT = "model/best_model.pth"
-TOWERS = "model/towers.npz"
-MANIFEST = "model/manifest.json"
-LOSS_PLOT = "model/loss.png"
-SCALERS = {"user": "scalers/user_features.json", "item": "scalers/item_features.json"}
+__all__ = ["ITEM_ATTRIBUTES", "ITEM_EMBEDDINGS", "LOSS_PLOT", "MANIFEST", "SCALERS", "STATE_DICT", "TOWERS",
+           "USER_EMBEDDINGS"]
 
 
 def format_vectors(vectors: np.ndarray) -> pa.Array:
@@ -52,6 +58,16 @@ def write_embeddings(path: Path, ids: Sequence[Any] | pa.Array, vectors: np.ndar
     table = pa.table({"id": pa.array(ids), "embedding": format_vectors(vectors)})
     with path.open("wb") as f:
         f.write(b"id,embedding\n")
+        pcsv.write_csv(table, f, pcsv.WriteOptions(include_header=False, quoting_style="needed"))
+
+
+def write_item_attributes(path: Path, items: pa.Table) -> None:
+    """What filters need beside each item's embedding, as of the training data."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pa.table({"id": items["productCode"], "product_line": items["productLine"],
+                      "quantity_in_stock": items["quantityInStock"]})
+    with path.open("wb") as f:
+        f.write(b"id,product_line,quantity_in_stock\n")
         pcsv.write_csv(table, f, pcsv.WriteOptions(include_header=False, quoting_style="needed"))
 
 

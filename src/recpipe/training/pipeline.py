@@ -143,6 +143,7 @@ def train(lake: Lake, store: Lake, name: str, options: TrainOptions | None = Non
         "metrics": metrics,
         "data": data.manifest,
         "files": {"item_embeddings": artifacts.ITEM_EMBEDDINGS, "user_embeddings": artifacts.USER_EMBEDDINGS,
+                  "item_attributes": artifacts.ITEM_ATTRIBUTES,
                   "state_dict": artifacts.STATE_DICT, "towers": artifacts.TOWERS, "loss_plot": artifacts.LOSS_PLOT,
                   "scalers": artifacts.SCALERS},
     }
@@ -151,6 +152,7 @@ def train(lake: Lake, store: Lake, name: str, options: TrainOptions | None = Non
         root = Path(staged.location)
         artifacts.write_embeddings(root / artifacts.USER_EMBEDDINGS, customer_ids, user_emb)
         artifacts.write_embeddings(root / artifacts.ITEM_EMBEDDINGS, product_ids, item_emb)
+        artifacts.write_item_attributes(root / artifacts.ITEM_ATTRIBUTES, data.items)
         artifacts.write_state_dict(root, model)
         artifacts.write_towers(root, towers)
         artifacts.write_encoders(root, encoders)

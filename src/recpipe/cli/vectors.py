@@ -1,0 +1,125 @@
+"""``recpipe vectors``: load the embeddings into PostgreSQL + pgvector and query them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from recpipe.cli.output import console, emit_json, err_console, mapping, table
+from recpipe.config import Settings, load_settings
+
+app = typer.Typer(help="The vector database: PostgreSQL + pgvector, embedded by default.", no_args_is_help=True)
+
+VectorsUrl = Annotated[str | None, typer.Option("--vectors-url", show_default=False,
+                                                help="pgserver:///path or postgresql://…; overrides RECPIPE_VECTORS_URL.")]
+ArtifactsUrl = Annotated[str | None, typer.Option("--artifacts-url", show_default=False,
+                                                  help="Where the embeddings are; overrides RECPIPE_ARTIFACTS_URL.")]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+K = Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="How many items.")]
+Exclude = Annotated[list[str] | None, typer.Option("--exclude", help="A product code to leave out (repeatable).")]
+InStock = Annotated[bool, typer.Option("--in-stock", help="Only items with quantity in stock > 0.")]
+Line = Annotated[str | None, typer.Option("--product-line", help="Only items of this product line.")]
+Ef = Annotated[int | None, typer.Option("--ef-search", min=1, max=1000,
+                                        help="HNSW candidates to consider (recall vs speed; default 40).")]
+
+
+def run_load(settings: Settings, *, quiet: bool = False) -> dict[str, Any]:
+    """Load with a status line; used by the CLI and the demo."""
+    from recpipe.adapters import open_artifacts, open_vectors
+    from recpipe.vectors.load import load_vectors
+
+    db = open_vectors(settings.vectors_url)
+    store, name = open_artifacts(settings.artifacts_url)
+    if quiet:
+        return load_vectors(db, store, name)
+    with err_console.status("loading") as status:
+        return load_vectors(db, store, name, on_step=status.update)
+
+
+@app.command("load")
+def load(artifacts_url: ArtifactsUrl = None, vectors_url: VectorsUrl = None, as_json: Json = False) -> None:
+    """Load the artifacts' item and user embeddings, build HNSW (cosine) indexes, switch them in.
+
+    Atomic: queries keep answering from the previous load until the new one is complete, and a
+    failed load changes nothing. The embedded PostgreSQL starts on first use and keeps
+    running for later commands (`recpipe vectors stop` stops it).
+    """
+    settings = load_settings({"artifacts_url": artifacts_url, "vectors_url": vectors_url})
+    result = run_load(settings, quiet=as_json)
+    if as_json:
+        emit_json(result)
+    else:
+        mapping("vectors loaded", {"model version": result["model_version"], "items": result["items"],
+                                   "users": result["users"], "database": result["vectors"],
+                                   "from": result["artifacts"], "copy s": result["seconds"]["copy"],
+                                   "index s": result["seconds"]["index"], "total s": result["seconds"]["total"]})
+
+
+def _queries(vectors_url: str | None, ef_search: int | None) -> Any:
+    from recpipe.adapters import open_vectors
+    from recpipe.vectors.query import VectorQueries
+
+    settings = load_settings({"vectors_url": vectors_url})
+    return VectorQueries(open_vectors(settings.vectors_url), ef_search=ef_search)
+
+
+def _show(title: str, found: list[Any] | None, missing: str, as_json: bool) -> None:
+    from recpipe.errors import InputError
+
+    if found is None:
+        raise InputError(missing, hint="is it in the training data? `recpipe vectors load` loads the latest model")
+    if as_json:
+        emit_json([s.to_json() for s in found])
+    else:
+        table(title, ("rank", "id", "cosine similarity"), [(i + 1, s.id, s.score) for i, s in enumerate(found)])
+
+
+@app.command("similar")
+def similar(item_id: Annotated[str, typer.Argument(help="A product code, e.g. S10_1678.")], k: K = 10,
+            exclude: Exclude = None, in_stock: InStock = False, product_line: Line = None,
+            ef_search: Ef = None, vectors_url: VectorsUrl = None, as_json: Json = False) -> None:
+    """Items most similar to ITEM_ID (never itself), best first."""
+    from recpipe.vectors.query import Filters
+
+    with _queries(vectors_url, ef_search) as q:
+        found = q.similar_items(item_id, k, exclude=exclude or (), filters=Filters(in_stock, product_line))
+    _show(f"items similar to {item_id}", found, f"product {item_id!r} has no embedding", as_json)
+
+
+@app.command("for-user")
+def for_user(customer_number: Annotated[int, typer.Argument(help="A customerNumber, e.g. 103.")], k: K = 10,
+             exclude: Exclude = None, in_stock: InStock = False, product_line: Line = None,
+             ef_search: Ef = None, vectors_url: VectorsUrl = None, as_json: Json = False) -> None:
+    """Items for a customer, from their stored embedding, best first."""
+    from recpipe.vectors.query import Filters
+
+    with _queries(vectors_url, ef_search) as q:
+        found = q.items_for_user(customer_number, k, exclude=exclude or (), filters=Filters(in_stock, product_line))
+    _show(f"items for customer {customer_number}", found, f"customer {customer_number} has no embedding", as_json)
+
+
+@app.command("status")
+def status(vectors_url: VectorsUrl = None, as_json: Json = False) -> None:
+    """What is loaded (model version, counts, when)."""
+    from recpipe.adapters import open_vectors
+    from recpipe.vectors.load import loaded
+
+    settings = load_settings({"vectors_url": vectors_url})
+    info = loaded(open_vectors(settings.vectors_url))
+    if as_json:
+        emit_json(info)
+    elif info is None:
+        console.print("nothing loaded yet: run `recpipe vectors load`")
+    else:
+        mapping("vectors", info)
+
+
+@app.command("stop")
+def stop(vectors_url: VectorsUrl = None) -> None:
+    """Stop the embedded PostgreSQL (a no-op for a postgresql:// server)."""
+    from recpipe.adapters import open_vectors
+
+    settings = load_settings({"vectors_url": vectors_url})
+    db = open_vectors(settings.vectors_url)
+    console.print(f"stopped {db.url}" if db.stop() else f"nothing to stop at {db.url}")

@@ -1,0 +1,162 @@
+"""``recpipe vectors load``: the artifacts' embeddings into PostgreSQL + pgvector, atomically.
+
+1. Read and check the CSVs (nothing touches the database if a file is bad).
+2. Under an advisory lock (one load at a time), binary-COPY into fresh tables with
+   unique names, build their HNSW (cosine) indexes and ANALYZE them.
+3. Switch in one transaction: the old tables are renamed away and dropped, the new ones take
+   the canonical names. A query running meanwhile finishes on the old tables (the switch
+   waits for it); a failure at any step drops the new tables and leaves the old ones serving.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+
+from recpipe.adapters.base import Lake, VectorDatabase
+from recpipe.errors import InputError
+from recpipe.inference.artifacts import ITEM_ATTRIBUTES, ITEM_EMBEDDINGS, MANIFEST, USER_EMBEDDINGS
+from recpipe.vectors import schema
+from recpipe.vectors.connect import connect, ensure_vector_extension
+from recpipe.vectors.files import Embeddings, parse_attributes, parse_embeddings
+
+LOCK_KEY = 7_406_513_002  # pg_advisory_lock key: one load at a time per database
+
+
+def read_artifacts(store: Lake, name: str) -> dict[str, Any]:
+    """The embeddings (and item attributes, if present) of the published artifacts, checked."""
+    def rel(path: str) -> str:
+        return f"{name}/{path}" if name else path
+
+    where = store.location(name)
+    files: dict[str, Any] = {}
+    for key, path, id_type in (("items", ITEM_EMBEDDINGS, pa.string()), ("users", USER_EMBEDDINGS, pa.int32())):
+        data = store.read_bytes(rel(path))
+        if data is None:
+            raise InputError(f"no {path} in the artifacts at {where}",
+                             hint="run `recpipe train` first, or point RECPIPE_ARTIFACTS_URL at the artifacts")
+        files[key] = parse_embeddings(data, f"{where}/{path}", id_type=id_type)
+    attributes = store.read_bytes(rel(ITEM_ATTRIBUTES))
+    files["attributes"] = None if attributes is None else parse_attributes(attributes, f"{where}/{ITEM_ATTRIBUTES}")
+    files["manifest"] = store.read_json(rel(MANIFEST)) or {}
+    return files
+
+
+def load_vectors(db: VectorDatabase, store: Lake, name: str, *,
+                 on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Load the artifacts' embeddings and switch them in; return what is now served."""
+    step = on_step or (lambda _text: None)
+    started = time.perf_counter()
+    step(f"reading the embeddings from {store.location(name)}")
+    files = read_artifacts(store, name)
+    items, users = files["items"], files["users"]
+    version = files["manifest"].get("model_version")
+    seconds: dict[str, float] = {}
+    with connect(db) as conn:
+        ensure_vector_extension(conn, db.url)
+        conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+        suffix = uuid.uuid4().hex[:8]
+        new = {schema.ITEMS: f"{schema.ITEMS}__new_{suffix}", schema.USERS: f"{schema.USERS}__new_{suffix}"}
+        try:
+            _drop_leftovers(conn)
+            conn.execute(schema.create_items(new[schema.ITEMS]))
+            conn.execute(schema.create_users(new[schema.USERS]))
+            t0 = time.perf_counter()
+            step(f"copying {len(items):,} item and {len(users):,} user embeddings")
+            _copy_items(conn, new[schema.ITEMS], items, files["attributes"])
+            _copy(conn, new[schema.USERS], users)
+            seconds["copy"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            step("building the HNSW indexes")
+            conn.execute("SET maintenance_work_mem = '1GB'")
+            conn.execute("SET max_parallel_maintenance_workers = 1")
+            for table, names in schema.INDEXES.items():
+                conn.execute(schema.hnsw_index(new[table], f"{new[table]}_hnsw"))
+                if "line" in names:
+                    conn.execute(schema.line_index(new[table], f"{new[table]}_line"))
+                conn.execute(f"ANALYZE {new[table]}")
+            seconds["index"] = time.perf_counter() - t0
+            step("switching the new embeddings in")
+            _switch(conn, new, version=version, artifacts=store.location(name), items=len(items), users=len(users))
+        except BaseException:
+            for table in new.values():
+                conn.execute(f"DROP TABLE IF EXISTS {table}")
+            raise
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+    seconds["total"] = time.perf_counter() - started
+    return {"model_version": version, "items": len(items), "users": len(users), "vectors": db.url,
+            "artifacts": store.location(name), "seconds": {k: round(v, 3) for k, v in seconds.items()}}
+
+
+def _drop_leftovers(conn: Any) -> None:
+    """Tables left by a load that was killed (we hold the load lock, so none is in use)."""
+    rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND "
+                        "(tablename LIKE 'item\\_emb\\_\\_%%' OR tablename LIKE 'user\\_emb\\_\\_%%')").fetchall()
+    for (table,) in rows:
+        conn.execute(f'DROP TABLE IF EXISTS "{table}"')
+
+
+def _copy(conn: Any, table: str, emb: Embeddings) -> None:
+    ids = emb.ids.to_pylist()
+    with conn.cursor().copy(f"COPY {table} (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["int4" if table.startswith(schema.USERS) else "varchar", "vector"])
+        for key, vec in zip(ids, emb.vectors, strict=True):
+            copy.write_row((key, vec))
+
+
+def _copy_items(conn: Any, table: str, emb: Embeddings, attributes: pa.Table | None) -> None:
+    ids = emb.ids.to_pylist()
+    lines: list[Any] = [None] * len(ids)
+    stock: list[Any] = [None] * len(ids)
+    if attributes is not None:
+        known = dict(zip(attributes["id"].to_pylist(), zip(attributes["product_line"].to_pylist(),
+                                                            attributes["quantity_in_stock"].to_pylist(), strict=True),
+                         strict=True))
+        for k, key in enumerate(ids):
+            lines[k], stock[k] = known.get(key, (None, None))
+    with conn.cursor().copy(f"COPY {table} (id, embedding, product_line, quantity_in_stock) "
+                            "FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(["varchar", "vector", "varchar", "int4"])
+        for row in zip(ids, emb.vectors, lines, stock, strict=True):
+            copy.write_row(row)
+
+
+def _switch(conn: Any, new: dict[str, str], **meta: Any) -> None:
+    with conn.transaction():
+        conn.execute(schema.CREATE_META)
+        for table, staged in new.items():
+            exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0]
+            if exists:
+                conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+                conn.execute(f"DROP TABLE {table}")
+            conn.execute(f"ALTER TABLE {staged} RENAME TO {table}")
+            names = schema.INDEXES[table]
+            conn.execute(f"ALTER INDEX {staged}_hnsw RENAME TO {names['hnsw']}")
+            conn.execute(f"ALTER INDEX {staged}_pkey RENAME TO {table}_pkey")
+            if "line" in names:
+                conn.execute(f"ALTER INDEX {staged}_line RENAME TO {names['line']}")
+        conn.execute(
+            f"INSERT INTO {schema.META} (singleton, model_version, artifacts, items, users, loaded_at) "
+            "VALUES (true, %(version)s, %(artifacts)s, %(items)s, %(users)s, %(at)s) "
+            "ON CONFLICT (singleton) DO UPDATE SET model_version = EXCLUDED.model_version, "
+            "artifacts = EXCLUDED.artifacts, items = EXCLUDED.items, users = EXCLUDED.users, "
+            "loaded_at = EXCLUDED.loaded_at",
+            {**meta, "at": dt.datetime.now(dt.UTC)})
+
+
+def loaded(db: VectorDatabase) -> dict[str, Any] | None:
+    """What is being served, or None if nothing has been loaded."""
+    with connect(db) as conn:
+        if conn.execute("SELECT to_regclass(%s)", (schema.META,)).fetchone()[0] is None:
+            return None
+        row = conn.execute(f"SELECT model_version, artifacts, items, users, loaded_at FROM {schema.META}").fetchone()
+    if row is None:
+        return None
+    return dict(zip(("model_version", "artifacts", "items", "users", "loaded_at"), row, strict=True))
+

@@ -1,0 +1,183 @@
+"""Similarity queries on the vector database, shared by the inference service and the
+streaming handler (DESIGN.md §6).
+
+Scores are cosine similarities (1 − pgvector's cosine distance), best first; equal scores
+are ordered by id. Every query takes ``k``, an ``exclude`` list and :class:`Filters`; the
+``*_many`` forms answer a batch in one round trip. HNSW returns at most ``hnsw.ef_search``
+candidates before filters apply, so when a filtered query comes back short it is retried
+with a wider search, then exactly (no index): a filter never silently loses results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from recpipe.adapters.base import VectorDatabase
+from recpipe.errors import InputError
+from recpipe.inference.artifacts import EMBEDDING_DIM
+from recpipe.vectors import schema
+from recpipe.vectors.connect import connect
+
+MAX_K = 1000
+MAX_EF_SEARCH = 1000  # pgvector's limit
+DEFAULT_EF_SEARCH = 40  # pgvector's default
+
+
+@dataclass(frozen=True)
+class Filters:
+    in_stock: bool = False  # quantity_in_stock > 0
+    product_line: str | None = None
+
+    def sql(self, alias: str) -> tuple[str, dict[str, Any]]:
+        parts, params = [], {}
+        if self.in_stock:
+            parts.append(f"{alias}.quantity_in_stock > 0")
+        if self.product_line is not None:
+            parts.append(f"{alias}.product_line = %(line)s")
+            params["line"] = self.product_line
+        return "".join(f" AND {p}" for p in parts), params
+
+    @property
+    def any(self) -> bool:
+        return self.in_stock or self.product_line is not None
+
+
+@dataclass(frozen=True)
+class Scored:
+    id: str | int
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "score": self.score}
+
+
+class VectorQueries:
+    """One connection's worth of queries (not shared between threads)."""
+
+    def __init__(self, db: VectorDatabase, *, ef_search: int | None = None) -> None:
+        self.db = db
+        self.conn = connect(db)
+        self._ef: int | None = None
+        self.ef_search = _check_ef(ef_search or DEFAULT_EF_SEARCH)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def __enter__(self) -> VectorQueries:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- single queries ---------------------------------------------------------------
+    def similar_items(self, item_id: str, k: int = 10, *, exclude: Sequence[str] = (),
+                      filters: Filters = Filters()) -> list[Scored] | None:
+        """Items most like ``item_id``, never itself; None if ``item_id`` has no embedding."""
+        return self.similar_items_many([item_id], k, exclude=exclude, filters=filters)[0]
+
+    def items_for_user(self, customer_number: int, k: int = 10, *, exclude: Sequence[str] = (),
+                       filters: Filters = Filters()) -> list[Scored] | None:
+        """Items for a stored user; None if the customer has no embedding."""
+        return self.items_for_users([customer_number], k, exclude=exclude, filters=filters)[0]
+
+    def items_for_embedding(self, embedding: Sequence[float] | np.ndarray, k: int = 10, *,
+                            exclude: Sequence[str] = (), filters: Filters = Filters()) -> list[Scored]:
+        return self.items_for_embeddings([embedding], k, exclude=exclude, filters=filters)[0]
+
+    # -- batched: one round trip each ---------------------------------------------------
+    def similar_items_many(self, item_ids: Sequence[str], k: int = 10, *, exclude: Sequence[str] = (),
+                           filters: Filters = Filters()) -> list[list[Scored] | None]:
+        source = (f"unnest(%(keys)s::varchar[]) WITH ORDINALITY AS u(key, ord) "
+                  f"JOIN {schema.ITEMS} q ON q.id = u.key")
+        return self._run(source, "AND e.id <> q.id", [str(i) for i in item_ids], k, exclude, filters)
+
+    def items_for_users(self, customer_numbers: Sequence[int], k: int = 10, *, exclude: Sequence[str] = (),
+                        filters: Filters = Filters()) -> list[list[Scored] | None]:
+        source = (f"unnest(%(keys)s::int[]) WITH ORDINALITY AS u(key, ord) "
+                  f"JOIN {schema.USERS} q ON q.id = u.key")
+        return self._run(source, "", [int(c) for c in customer_numbers], k, exclude, filters)
+
+    def items_for_embeddings(self, embeddings: Sequence[Sequence[float]] | np.ndarray, k: int = 10, *,
+                             exclude: Sequence[str] = (), filters: Filters = Filters()) -> list[list[Scored]]:
+        vectors = np.asarray(embeddings, dtype=np.float32)
+        if vectors.ndim != 2 or vectors.shape[1] != EMBEDDING_DIM or not np.isfinite(vectors).all():
+            raise InputError(f"an embedding must be {EMBEDDING_DIM} finite numbers (got shape {vectors.shape})")
+        texts = ["[" + ",".join(map(repr, v.tolist())) + "]" for v in vectors]
+        source = "unnest(%(keys)s::text[]) WITH ORDINALITY AS u(key, ord) CROSS JOIN LATERAL (SELECT u.key::vector AS embedding) q"
+        got = self._run(source, "", texts, k, exclude, filters)
+        return [r or [] for r in got]
+
+    # -- the one query -------------------------------------------------------------------
+    def _run(self, source: str, not_self: str, keys: list[Any], k: int, exclude: Sequence[str],
+             filters: Filters) -> list[list[Scored] | None]:
+        k = _check_k(k)
+        if not keys:
+            return []
+        where, params = filters.sql("e")
+        sql = (f"SELECT u.ord, r.id, r.score FROM {source} "
+               f"LEFT JOIN LATERAL (SELECT e.id, 1 - (e.embedding <=> q.embedding) AS score "
+               f"FROM {schema.ITEMS} e WHERE e.id <> ALL(%(exclude)s::varchar[]) {not_self}{where} "
+               f"ORDER BY e.embedding <=> q.embedding LIMIT %(k)s) r ON true")
+        params.update(keys=keys, exclude=[str(x) for x in exclude], k=k)
+        found = self._fetch(sql, params, self.ef_search)
+        short = [i for i, r in enumerate(found) if r is not None and len(r) < k]
+        if short and (filters.any or exclude):
+            # too few after filtering: widen the search, then go exact, for those keys only
+            retry = {**params, "keys": [keys[i] for i in short]}
+            ef = self.ef_search
+            while ef < MAX_EF_SEARCH:
+                ef = min(MAX_EF_SEARCH, ef * 4)
+                again = self._fetch(sql, retry, ef)
+                if all(r is not None and len(r) >= k for r in again):
+                    break
+            else:
+                again = self._fetch(sql, retry, None)
+            for i, r in zip(short, again, strict=True):
+                found[i] = r
+        return found
+
+    def _fetch(self, sql: str, params: dict[str, Any], ef: int | None) -> list[list[Scored] | None]:
+        """``ef=None``: exact search (the index is not used) for this query only."""
+        out: list[list[Scored] | None] = [None] * len(params["keys"])
+        if ef is None:
+            self.conn.execute("SET enable_indexscan = off")
+            try:
+                rows = self.conn.execute(sql, params).fetchall()
+            finally:
+                self.conn.execute("SET enable_indexscan = on")
+        else:
+            self._set_ef(max(ef, params["k"]))
+            rows = self.conn.execute(sql, params, prepare=True).fetchall()
+        for ord_, key, score in rows:
+            bucket = out[ord_ - 1]
+            if bucket is None:
+                bucket = out[ord_ - 1] = []
+            if key is not None:
+                bucket.append(Scored(key, float(score)))
+        for bucket in out:
+            if bucket:
+                bucket.sort(key=lambda s: (-s.score, str(s.id)))
+        return out
+
+    def _set_ef(self, ef: int) -> None:
+        """Session-level, sent only when it changes (one round trip saved per query)."""
+        ef = min(ef, MAX_EF_SEARCH)
+        if ef != self._ef:
+            self.conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+            self._ef = ef
+
+
+def _check_k(k: int) -> int:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= MAX_K:
+        raise InputError(f"k must be an integer from 1 to {MAX_K} (got {k!r})")
+    return k
+
+
+def _check_ef(ef: int) -> int:
+    if not isinstance(ef, int) or not 1 <= ef <= MAX_EF_SEARCH:
+        raise InputError(f"ef_search must be an integer from 1 to {MAX_EF_SEARCH} (got {ef!r})")
+    return ef

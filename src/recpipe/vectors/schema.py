@@ -1,0 +1,40 @@
+"""Tables and indexes of the vector database, defined once (DESIGN.md §6).
+
+``item_emb``/``user_emb`` keep the seed's columns (``id``, ``embedding vector(32)``);
+``item_emb`` adds what filters need. ``recpipe_vectors`` records what is loaded.
+"""
+
+from __future__ import annotations
+
+from recpipe.inference.artifacts import EMBEDDING_DIM
+
+ITEMS = "item_emb"
+USERS = "user_emb"
+META = "recpipe_vectors"
+HNSW = {"m": 16, "ef_construction": 64}  # pgvector's defaults, written out
+
+
+def create_items(name: str = ITEMS) -> str:
+    return (f"CREATE TABLE {name} (id varchar PRIMARY KEY, embedding vector({EMBEDDING_DIM}) NOT NULL, "
+            "product_line varchar, quantity_in_stock integer)")
+
+
+def create_users(name: str = USERS) -> str:
+    return f"CREATE TABLE {name} (id integer PRIMARY KEY, embedding vector({EMBEDDING_DIM}) NOT NULL)"
+
+
+def hnsw_index(table: str, index: str) -> str:
+    params = ", ".join(f"{k} = {v}" for k, v in HNSW.items())
+    return f"CREATE INDEX {index} ON {table} USING hnsw (embedding vector_cosine_ops) WITH ({params})"
+
+
+def line_index(table: str, index: str) -> str:
+    return f"CREATE INDEX {index} ON {table} (product_line)"
+
+
+CREATE_META = (f"CREATE TABLE IF NOT EXISTS {META} (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), "
+               "model_version text, artifacts text, items integer, users integer, loaded_at timestamptz)")
+
+# canonical index names once a load is switched in
+INDEXES = {ITEMS: {"hnsw": "item_emb_embedding_hnsw", "line": "item_emb_product_line"},
+           USERS: {"hnsw": "user_emb_embedding_hnsw"}}
