@@ -31,14 +31,30 @@ from recpipe.training.artifacts import (
 )
 from recpipe.vectors.load import load_vectors
 from recpipe.vectors.query import VectorQueries
+from recpipe.vectors.schema import HNSW
 
 K = 10
 LINES = ("Classic Cars", "Motorcycles", "Planes", "Ships", "Trains", "Trucks and Buses", "Vintage Cars")
 
 
-def clustered(n: int, rng: np.random.Generator, centers: np.ndarray, spread: float) -> np.ndarray:
-    v = centers[rng.integers(0, len(centers), n)] + spread * rng.normal(size=(n, centers.shape[1]))
-    return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
+class Clusters:
+    """A mixture of clusters, each spread along its own few directions (a low intrinsic
+    dimension, as learned embeddings have) plus a little isotropic noise, then normalised."""
+
+    def __init__(self, rng: np.random.Generator, clusters: int, latent: int, spread: float, noise: float) -> None:
+        self.centers = rng.normal(size=(clusters, 32))
+        self.bases = rng.normal(size=(clusters, latent, 32)) / np.sqrt(32) * np.sqrt(32 / latent)
+        self.spread, self.noise = spread, noise
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        which = rng.integers(0, len(self.centers), n)
+        out = np.empty((n, 32), dtype=np.float64)
+        for c in range(len(self.centers)):
+            rows = np.flatnonzero(which == c)
+            z = rng.normal(size=(len(rows), self.bases.shape[1]))
+            out[rows] = self.centers[c] + self.spread * (z @ self.bases[c])
+        out += self.noise * rng.normal(size=out.shape)
+        return (out / np.linalg.norm(out, axis=1, keepdims=True)).astype(np.float32)
 
 
 def exact_top(items: np.ndarray, queries: np.ndarray) -> np.ndarray:
@@ -61,7 +77,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--clusters", type=int, default=1000)
-    parser.add_argument("--spread", type=float, default=0.25, help="noise sd around a cluster centre (per dim)")
+    parser.add_argument("--latent", type=int, default=8, help="directions each cluster spreads along")
+    parser.add_argument("--spread", type=float, default=1.0, help="sd along those directions")
+    parser.add_argument("--noise", type=float, default=0.05, help="isotropic noise sd per dimension")
     parser.add_argument("--ef", default="10,20,40,64,100,160,250,400")
     parser.add_argument("--batch", type=int, default=100, help="queries per batched call")
     parser.add_argument("--work", type=Path, default=None)
@@ -69,16 +87,16 @@ def main() -> None:
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="recpipe-bench-vectors-"))
     rng = np.random.default_rng(0)
-    centers = rng.normal(size=(args.clusters, 32))
-    items = clustered(args.items, rng, centers, args.spread)
-    queries = clustered(args.queries, rng, centers, args.spread)
+    mixture = Clusters(rng, args.clusters, args.latent, args.spread, args.noise)
+    items = mixture.sample(args.items, rng)
+    queries = mixture.sample(args.queries, rng)
     ids = np.array([f"P{k:07d}" for k in range(args.items)])
 
     art = work / "ml-artifacts"
     if not (art / ITEM_EMBEDDINGS).exists():
         t0 = time.perf_counter()
         write_embeddings(art / ITEM_EMBEDDINGS, ids, items)
-        write_embeddings(art / USER_EMBEDDINGS, np.arange(103, 1103), clustered(1000, rng, centers, args.spread))
+        write_embeddings(art / USER_EMBEDDINGS, np.arange(103, 1103), mixture.sample(1000, rng))
         write_item_attributes(art / ITEM_ATTRIBUTES, pa.table({
             "productCode": ids, "productLine": np.array(LINES)[rng.integers(0, len(LINES), args.items)],
             "quantityInStock": pa.array(rng.integers(0, 10_000, args.items), pa.int32())}))
@@ -128,13 +146,15 @@ def main() -> None:
     rows.append(("numpy exact (baseline)", 1.0, numpy_single, "", "", numpy_all, numpy_all / numpy_single))
     db.stop()
     meets = [c for c in curve if c["recall_at_10"] >= 0.98 and c["single_qps"] >= 1000]
-    report(args.name, f"pgvector HNSW (m=16, ef_construction=64, cosine) on {args.items:,} × 32 clustered items, "
+    hnsw = ", ".join(f"{k}={v}" for k, v in HNSW.items())
+    report(args.name, f"pgvector HNSW ({hnsw}, cosine) on {args.items:,} × 32 clustered items, "
                       f"{args.queries:,} queries, k={K}; load {load_seconds:.0f} s "
                       f"(copy {loaded['seconds']['copy']:.0f} s, index {loaded['seconds']['index']:.0f} s)",
            ("ef_search", "recall@10", "single q/s", "p50 ms", "p99 ms", f"batched q/s ({args.batch}/call)",
             "batched × single"), rows,
-           {"items": args.items, "queries": args.queries, "clusters": args.clusters, "spread": args.spread,
-            "load": loaded, "load_seconds": load_seconds, "curve": curve,
+           {"items": args.items, "queries": args.queries,
+            "data": {"clusters": args.clusters, "latent": args.latent, "spread": args.spread, "noise": args.noise},
+            "hnsw": HNSW, "load": loaded, "load_seconds": load_seconds, "curve": curve,
             "numpy_exact_qps": {"single": numpy_single, "all_at_once": numpy_all},
             "target_met_at_ef_search": [c["ef_search"] for c in meets]})
 

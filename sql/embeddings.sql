@@ -41,9 +41,9 @@ UPDATE item_emb SET product_line = a.product_line, quantity_in_stock = a.quantit
   FROM item_attributes a WHERE a.id = item_emb.id;
 
 SET LOCAL maintenance_work_mem = '1GB';
-CREATE INDEX item_emb_embedding_hnsw ON item_emb USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64);
+CREATE INDEX item_emb_embedding_hnsw ON item_emb USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 128);
 CREATE INDEX item_emb_product_line ON item_emb (product_line);
-CREATE INDEX user_emb_embedding_hnsw ON user_emb USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 64);
+CREATE INDEX user_emb_embedding_hnsw ON user_emb USING hnsw (embedding vector_cosine_ops) WITH (m = 16, ef_construction = 128);
 ANALYZE item_emb;
 ANALYZE user_emb;
 

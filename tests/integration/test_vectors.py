@@ -195,3 +195,19 @@ def test_an_unreachable_server_is_a_service_error() -> None:
 
 def test_schema_names_are_what_the_queries_use() -> None:
     assert schema.ITEMS == "item_emb" and schema.USERS == "user_emb"
+
+
+def test_load_from_s3_artifacts(embedded: object, s3_bucket: str, tmp_path: Path) -> None:
+    import boto3
+
+    known = write_artifacts(tmp_path / "art", version="from-s3")
+    s3 = boto3.client("s3")
+    for path in (tmp_path / "art").rglob("*"):
+        if path.is_file():
+            s3.upload_file(str(path), s3_bucket, f"ml-artifacts/{path.relative_to(tmp_path / 'art').as_posix()}")
+    store, name = open_artifacts(f"s3://{s3_bucket}/ml-artifacts")
+    result = load_vectors(embedded, store, name)  # type: ignore[arg-type]
+    assert (result["items"], result["model_version"]) == (300, "from-s3")
+    with VectorQueries(embedded, ef_search=300) as q:  # type: ignore[arg-type]
+        got = q.similar_items(known.items[2], 5)
+    assert _ids(got) == [w[0] for w in exact(known.item_vectors[2], known, 5, skip={known.items[2]})]

@@ -32,8 +32,12 @@ class Filters:
     in_stock: bool = False  # quantity_in_stock > 0
     product_line: str | None = None
 
-    def sql(self, alias: str) -> tuple[str, dict[str, Any]]:
+    def sql(self, alias: str, *, exclude: bool = False) -> tuple[str, dict[str, Any]]:
+        """The WHERE conditions (each " AND …") and their parameters; ``exclude`` adds the
+        exclusion list (left out when empty: one condition less per candidate)."""
         parts, params = [], {}
+        if exclude:
+            parts.append(f"{alias}.id <> ALL(%(exclude)s::varchar[])")
         if self.in_stock:
             parts.append(f"{alias}.quantity_in_stock > 0")
         if self.product_line is not None:
@@ -86,44 +90,48 @@ class VectorQueries:
 
     def items_for_embedding(self, embedding: Sequence[float] | np.ndarray, k: int = 10, *,
                             exclude: Sequence[str] = (), filters: Filters = Filters()) -> list[Scored]:
-        return self.items_for_embeddings([embedding], k, exclude=exclude, filters=filters)[0]
+        """Items for an embedding (e.g. from the user tower). A plain statement with the vector
+        as a binary parameter: the fastest form for one query."""
+        vector = _vectors([embedding])[0]
+        where, _ = filters.sql("e", exclude=bool(exclude))
+        sql = (f"SELECT 1, e.id, 1 - (e.embedding <=> %(vec)s) FROM {schema.ITEMS} e "
+               f"WHERE true{where} ORDER BY e.embedding <=> %(vec)s LIMIT %(k)s")
+        return self._run(sql, [vector], k, exclude, filters, extra={"vec": vector}, binary=True)[0] or []
 
     # -- batched: one round trip each ---------------------------------------------------
     def similar_items_many(self, item_ids: Sequence[str], k: int = 10, *, exclude: Sequence[str] = (),
                            filters: Filters = Filters()) -> list[list[Scored] | None]:
         source = (f"unnest(%(keys)s::varchar[]) WITH ORDINALITY AS u(key, ord) "
                   f"JOIN {schema.ITEMS} q ON q.id = u.key")
-        return self._run(source, "AND e.id <> q.id", [str(i) for i in item_ids], k, exclude, filters)
+        return self._run(_lateral(source, filters, exclude, "AND e.id <> q.id"), [str(i) for i in item_ids], k,
+                         exclude, filters)
 
     def items_for_users(self, customer_numbers: Sequence[int], k: int = 10, *, exclude: Sequence[str] = (),
                         filters: Filters = Filters()) -> list[list[Scored] | None]:
         source = (f"unnest(%(keys)s::int[]) WITH ORDINALITY AS u(key, ord) "
                   f"JOIN {schema.USERS} q ON q.id = u.key")
-        return self._run(source, "", [int(c) for c in customer_numbers], k, exclude, filters)
+        return self._run(_lateral(source, filters, exclude), [int(c) for c in customer_numbers], k, exclude, filters)
 
     def items_for_embeddings(self, embeddings: Sequence[Sequence[float]] | np.ndarray, k: int = 10, *,
                              exclude: Sequence[str] = (), filters: Filters = Filters()) -> list[list[Scored]]:
-        vectors = np.asarray(embeddings, dtype=np.float32)
-        if vectors.ndim != 2 or vectors.shape[1] != EMBEDDING_DIM or not np.isfinite(vectors).all():
-            raise InputError(f"an embedding must be {EMBEDDING_DIM} finite numbers (got shape {vectors.shape})")
-        texts = ["[" + ",".join(map(repr, v.tolist())) + "]" for v in vectors]
-        source = "unnest(%(keys)s::text[]) WITH ORDINALITY AS u(key, ord) CROSS JOIN LATERAL (SELECT u.key::vector AS embedding) q"
-        got = self._run(source, "", texts, k, exclude, filters)
+        texts = ["[" + ",".join(map(repr, v.tolist())) + "]" for v in _vectors(embeddings)]
+        source = ("unnest(%(keys)s::text[]) WITH ORDINALITY AS u(key, ord) "
+                  "CROSS JOIN LATERAL (SELECT u.key::vector AS embedding) q")
+        got = self._run(_lateral(source, filters, exclude), texts, k, exclude, filters)
         return [r or [] for r in got]
 
     # -- the one query -------------------------------------------------------------------
-    def _run(self, source: str, not_self: str, keys: list[Any], k: int, exclude: Sequence[str],
-             filters: Filters) -> list[list[Scored] | None]:
+    def _run(self, sql: str, keys: list[Any], k: int, exclude: Sequence[str], filters: Filters, *,
+             extra: dict[str, Any] | None = None, binary: bool = False) -> list[list[Scored] | None]:
+        """Run ``sql`` (rows of ordinal, id, score) for ``keys``; refill short filtered results."""
         k = _check_k(k)
         if not keys:
             return []
-        where, params = filters.sql("e")
-        sql = (f"SELECT u.ord, r.id, r.score FROM {source} "
-               f"LEFT JOIN LATERAL (SELECT e.id, 1 - (e.embedding <=> q.embedding) AS score "
-               f"FROM {schema.ITEMS} e WHERE e.id <> ALL(%(exclude)s::varchar[]) {not_self}{where} "
-               f"ORDER BY e.embedding <=> q.embedding LIMIT %(k)s) r ON true")
-        params.update(keys=keys, exclude=[str(x) for x in exclude], k=k)
-        found = self._fetch(sql, params, self.ef_search)
+        _, params = filters.sql("e", exclude=bool(exclude))
+        params.update(extra or {}, keys=keys, k=k)
+        if exclude:
+            params["exclude"] = [str(x) for x in exclude]
+        found = self._fetch(sql, params, self.ef_search, binary)
         short = [i for i, r in enumerate(found) if r is not None and len(r) < k]
         if short and (filters.any or exclude):
             # too few after filtering: widen the search, then go exact, for those keys only
@@ -131,27 +139,28 @@ class VectorQueries:
             ef = self.ef_search
             while ef < MAX_EF_SEARCH:
                 ef = min(MAX_EF_SEARCH, ef * 4)
-                again = self._fetch(sql, retry, ef)
+                again = self._fetch(sql, retry, ef, binary)
                 if all(r is not None and len(r) >= k for r in again):
                     break
             else:
-                again = self._fetch(sql, retry, None)
+                again = self._fetch(sql, retry, None, binary)
             for i, r in zip(short, again, strict=True):
                 found[i] = r
         return found
 
-    def _fetch(self, sql: str, params: dict[str, Any], ef: int | None) -> list[list[Scored] | None]:
+    def _fetch(self, sql: str, params: dict[str, Any], ef: int | None, binary: bool = False
+               ) -> list[list[Scored] | None]:
         """``ef=None``: exact search (the index is not used) for this query only."""
         out: list[list[Scored] | None] = [None] * len(params["keys"])
         if ef is None:
             self.conn.execute("SET enable_indexscan = off")
             try:
-                rows = self.conn.execute(sql, params).fetchall()
+                rows = self.conn.execute(sql, params, binary=binary).fetchall()
             finally:
                 self.conn.execute("SET enable_indexscan = on")
         else:
             self._set_ef(max(ef, params["k"]))
-            rows = self.conn.execute(sql, params, prepare=True).fetchall()
+            rows = self.conn.execute(sql, params, prepare=True, binary=binary).fetchall()
         for ord_, key, score in rows:
             bucket = out[ord_ - 1]
             if bucket is None:
@@ -169,6 +178,23 @@ class VectorQueries:
         if ef != self._ef:
             self.conn.execute(f"SET hnsw.ef_search = {int(ef)}")
             self._ef = ef
+
+
+def _lateral(source: str, filters: Filters, exclude: Sequence[str], not_self: str = "") -> str:
+    """One statement for a batch: per row of ``source`` (ordinal ``u.ord``, embedding
+    ``q.embedding``), its top k by an index scan; rows of unknown keys do not appear."""
+    where, _ = filters.sql("e", exclude=bool(exclude))
+    return (f"SELECT u.ord, r.id, r.score FROM {source} "
+            f"LEFT JOIN LATERAL (SELECT e.id, 1 - (e.embedding <=> q.embedding) AS score "
+            f"FROM {schema.ITEMS} e WHERE true {not_self}{where} "
+            f"ORDER BY e.embedding <=> q.embedding LIMIT %(k)s) r ON true")
+
+
+def _vectors(embeddings: Any) -> np.ndarray:
+    vectors = np.asarray(embeddings, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[1] != EMBEDDING_DIM or not np.isfinite(vectors).all():
+        raise InputError(f"an embedding must be {EMBEDDING_DIM} finite numbers (got shape {vectors.shape[1:]})")
+    return vectors
 
 
 def _check_k(k: int) -> int:

@@ -11,7 +11,9 @@ from recpipe.inference.artifacts import EMBEDDING_DIM
 ITEMS = "item_emb"
 USERS = "user_emb"
 META = "recpipe_vectors"
-HNSW = {"m": 16, "ef_construction": 64}  # pgvector's defaults, written out
+# pgvector's default m; ef_construction 128 instead of 64: at 1M items the build takes 1.8×
+# as long and recall@10 at ef_search 40 goes from 0.94 to 0.996 (bench/vectors.py).
+HNSW = {"m": 16, "ef_construction": 128}
 
 
 def create_items(name: str = ITEMS) -> str:
