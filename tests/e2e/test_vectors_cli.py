@@ -23,7 +23,7 @@ def home(tmp_path: Path) -> Iterator[Path]:
 
 def test_load_then_query_as_tables_and_json(home: Path) -> None:
     known = write_artifacts(home / "lake" / "ml-artifacts")
-    loaded = run("vectors", "load", "--json", home=home)
+    loaded = run("vectors", "load", "--no-catalog", "--json", home=home)
     assert loaded.returncode == 0, loaded.stderr
     assert json.loads(loaded.stdout)["items"] == 300
     item = known.items[10]
@@ -42,10 +42,10 @@ def test_load_then_query_as_tables_and_json(home: Path) -> None:
 
 
 def test_unknown_ids_and_missing_artifacts_are_one_line_errors(home: Path) -> None:
-    missing = run("vectors", "load", home=home)
+    missing = run("vectors", "load", "--no-catalog", home=home)
     assert missing.returncode == 2 and "no embeddings/item_embeddings.csv in the artifacts" in one_line_error(missing)
     write_artifacts(home / "lake" / "ml-artifacts")
-    assert run("vectors", "load", home=home).returncode == 0
+    assert run("vectors", "load", "--no-catalog", home=home).returncode == 0
     unknown = run("vectors", "similar", "NOPE", home=home)
     assert unknown.returncode == 2 and "product 'NOPE' has no embedding" in one_line_error(unknown)
     bad_url = run("vectors", "status", "--vectors-url", "mongodb://x", home=home)

@@ -211,3 +211,25 @@ def test_load_from_s3_artifacts(embedded: object, s3_bucket: str, tmp_path: Path
     with VectorQueries(embedded, ef_search=300) as q:  # type: ignore[arg-type]
         got = q.similar_items(known.items[2], 5)
     assert _ids(got) == [w[0] for w in exact(known.item_vectors[2], known, 5, skip={known.items[2]})]
+
+
+def test_the_catalog_and_purchases_come_from_the_source(embedded: object, tmp_path: Path) -> None:
+    from recpipe.adapters import open_source
+    from recpipe.source.generate import ShopSpec, generate_shop
+    from recpipe.source.load import write_shop
+
+    shop = generate_shop(ShopSpec(customers=60, products=25, seed=4))
+    db = open_source(f"sqlite:///{tmp_path / 'src.db'}")
+    write_shop(db, shop)
+    write_artifacts(tmp_path / "art")
+    store, name = open_artifacts(str(tmp_path / "art"))
+    result = load_vectors(embedded, store, name, source=db)  # type: ignore[arg-type]
+    orders = shop.tables["orders"].select(["orderNumber", "customerNumber"])
+    pairs = shop.tables["orderdetails"].join(orders, "orderNumber").select(["customerNumber", "productCode"])
+    expected = {(r["customerNumber"], r["productCode"]) for r in pairs.to_pylist()}
+    with psycopg.connect(embedded.conninfo()) as c:  # type: ignore[attr-defined]
+        got = set(c.execute("SELECT customer_number, product_code FROM purchases").fetchall())
+        catalog = c.execute("SELECT count(*), count(*) FILTER (WHERE quantity_in_stock IS NULL) FROM catalog").fetchone()
+    assert got == expected and result["purchases"] == len(expected)
+    assert catalog == (shop.tables["products"].num_rows, 0) == (result["catalog"], 0)
+    assert loaded(embedded)["catalog"] == result["catalog"]  # type: ignore[arg-type,index]

@@ -24,34 +24,47 @@ Ef = Annotated[int | None, typer.Option("--ef-search", min=1, max=1000,
                                         help="HNSW candidates to consider (recall vs speed; default 40).")]
 
 
-def run_load(settings: Settings, *, quiet: bool = False) -> dict[str, Any]:
+def run_load(settings: Settings, *, catalog: bool = True, quiet: bool = False) -> dict[str, Any]:
     """Load with a status line; used by the CLI and the demo."""
-    from recpipe.adapters import open_artifacts, open_vectors
+    from recpipe.adapters import open_artifacts, open_source, open_vectors
     from recpipe.vectors.load import load_vectors
 
     db = open_vectors(settings.vectors_url)
     store, name = open_artifacts(settings.artifacts_url)
-    if quiet:
-        return load_vectors(db, store, name)
-    with err_console.status("loading") as status:
-        return load_vectors(db, store, name, on_step=status.update)
+    source = open_source(settings.source_url) if catalog else None
+    try:
+        if quiet:
+            return load_vectors(db, store, name, source=source)
+        with err_console.status("loading") as status:
+            return load_vectors(db, store, name, source=source, on_step=status.update)
+    finally:
+        if source is not None:
+            source.close()
 
 
 @app.command("load")
-def load(artifacts_url: ArtifactsUrl = None, vectors_url: VectorsUrl = None, as_json: Json = False) -> None:
+def load(artifacts_url: ArtifactsUrl = None, vectors_url: VectorsUrl = None,
+         source_url: Annotated[str | None, typer.Option(
+             "--source-url", show_default=False, help="Source database for the catalog and purchases; "
+                                                      "overrides RECPIPE_SOURCE_URL.")] = None,
+         catalog: Annotated[bool, typer.Option(
+             "--catalog/--no-catalog", help="Also load the product catalog and who bought what from the source "
+                                            "(serving uses them for new products and 'already bought').")] = True,
+         as_json: Json = False) -> None:
     """Load the artifacts' item and user embeddings, build HNSW (cosine) indexes, switch them in.
 
     Atomic: queries keep answering from the previous load until the new one is complete, and a
     failed load changes nothing. The embedded PostgreSQL starts on first use and keeps
     running for later commands (`recpipe vectors stop` stops it).
     """
-    settings = load_settings({"artifacts_url": artifacts_url, "vectors_url": vectors_url})
-    result = run_load(settings, quiet=as_json)
+    settings = load_settings({"artifacts_url": artifacts_url, "vectors_url": vectors_url, "source_url": source_url})
+    result = run_load(settings, catalog=catalog, quiet=as_json)
     if as_json:
         emit_json(result)
     else:
         mapping("vectors loaded", {"model version": result["model_version"], "items": result["items"],
-                                   "users": result["users"], "database": result["vectors"],
+                                   "users": result["users"], "catalog products": result["catalog"],
+                                   "purchases": result["purchases"], "database": result["vectors"],
                                    "from": result["artifacts"], "copy s": result["seconds"]["copy"],
                                    "index s": result["seconds"]["index"], "total s": result["seconds"]["total"]})
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from recpipe.adapters.base import Lake, VectorDatabase
+from recpipe.adapters.base import Lake, SourceDatabase, VectorDatabase
 from recpipe.errors import InputError
 from recpipe.inference.artifacts import ITEM_ATTRIBUTES, ITEM_EMBEDDINGS, MANIFEST, USER_EMBEDDINGS
 from recpipe.vectors import schema
@@ -47,14 +47,21 @@ def read_artifacts(store: Lake, name: str) -> dict[str, Any]:
     return files
 
 
-def load_vectors(db: VectorDatabase, store: Lake, name: str, *,
+def load_vectors(db: VectorDatabase, store: Lake, name: str, *, source: SourceDatabase | None = None,
                  on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Load the artifacts' embeddings and switch them in; return what is now served."""
+    """Load the artifacts' embeddings (and, from ``source``, the catalog and purchases that
+    serving uses) and switch them all in at once; return what is now served."""
     step = on_step or (lambda _text: None)
     started = time.perf_counter()
     step(f"reading the embeddings from {store.location(name)}")
     files = read_artifacts(store, name)
     items, users = files["items"], files["users"]
+    catalog = purchases = None
+    if source is not None:
+        from recpipe.vectors.catalog import read_catalog, read_purchases
+
+        step(f"reading the catalog and purchases from {source.url}")
+        catalog, purchases = read_catalog(source), read_purchases(source)
     version = files["manifest"].get("model_version")
     seconds: dict[str, float] = {}
     with connect(db) as conn:
@@ -62,10 +69,19 @@ def load_vectors(db: VectorDatabase, store: Lake, name: str, *,
         conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         suffix = uuid.uuid4().hex[:8]
         new = {schema.ITEMS: f"{schema.ITEMS}__new_{suffix}", schema.USERS: f"{schema.USERS}__new_{suffix}"}
+        if catalog is not None:
+            new |= {schema.CATALOG: f"{schema.CATALOG}__new_{suffix}", schema.PURCHASES: f"{schema.PURCHASES}__new_{suffix}"}
         try:
             _drop_leftovers(conn)
             conn.execute(schema.create_items(new[schema.ITEMS]))
             conn.execute(schema.create_users(new[schema.USERS]))
+            if catalog is not None and purchases is not None:
+                conn.execute(schema.create_catalog(new[schema.CATALOG]))
+                conn.execute(schema.create_purchases(new[schema.PURCHASES]))
+                _copy_rows(conn, new[schema.CATALOG], ("id", "product_line", "quantity_in_stock"),
+                           ("varchar", "varchar", "int4"), catalog)
+                _copy_rows(conn, new[schema.PURCHASES], ("customer_number", "product_code"), ("int4", "varchar"),
+                           purchases)
             t0 = time.perf_counter()
             step(f"copying {len(items):,} item and {len(users):,} user embeddings")
             _copy_items(conn, new[schema.ITEMS], items, files["attributes"])
@@ -76,13 +92,17 @@ def load_vectors(db: VectorDatabase, store: Lake, name: str, *,
             conn.execute("SET maintenance_work_mem = '1GB'")
             conn.execute("SET max_parallel_maintenance_workers = 1")
             for table, names in schema.INDEXES.items():
-                conn.execute(schema.hnsw_index(new[table], f"{new[table]}_hnsw"))
+                if table not in new:
+                    continue
+                if "hnsw" in names:
+                    conn.execute(schema.hnsw_index(new[table], f"{new[table]}_hnsw"))
                 if "line" in names:
                     conn.execute(schema.line_index(new[table], f"{new[table]}_line"))
                 conn.execute(f"ANALYZE {new[table]}")
             seconds["index"] = time.perf_counter() - t0
             step("switching the new embeddings in")
-            _switch(conn, new, version=version, artifacts=store.location(name), items=len(items), users=len(users))
+            _switch(conn, new, version=version, artifacts=store.location(name), items=len(items), users=len(users),
+                    catalog=None if catalog is None else catalog.num_rows)
         except BaseException:
             for table in new.values():
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
@@ -91,13 +111,15 @@ def load_vectors(db: VectorDatabase, store: Lake, name: str, *,
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
     seconds["total"] = time.perf_counter() - started
     return {"model_version": version, "items": len(items), "users": len(users), "vectors": db.url,
+            "catalog": None if catalog is None else catalog.num_rows,
+            "purchases": None if purchases is None else purchases.num_rows,
             "artifacts": store.location(name), "seconds": {k: round(v, 3) for k, v in seconds.items()}}
 
 
 def _drop_leftovers(conn: Any) -> None:
     """Tables left by a load that was killed (we hold the load lock, so none is in use)."""
     rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND "
-                        "(tablename LIKE 'item\\_emb\\_\\_%%' OR tablename LIKE 'user\\_emb\\_\\_%%')").fetchall()
+                        "tablename ~ '^(item_emb|user_emb|catalog|purchases)__new_[0-9a-f]+$'").fetchall()
     for (table,) in rows:
         conn.execute(f'DROP TABLE IF EXISTS "{table}"')
 
@@ -108,6 +130,13 @@ def _copy(conn: Any, table: str, emb: Embeddings) -> None:
         copy.set_types(["int4" if table.startswith(schema.USERS) else "varchar", "vector"])
         for key, vec in zip(ids, emb.vectors, strict=True):
             copy.write_row((key, vec))
+
+
+def _copy_rows(conn: Any, table: str, columns: tuple[str, ...], types: tuple[str, ...], data: pa.Table) -> None:
+    with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT BINARY)") as copy:
+        copy.set_types(list(types))
+        for row in zip(*(data.column(i).to_pylist() for i in range(len(columns))), strict=True):
+            copy.write_row(row)
 
 
 def _copy_items(conn: Any, table: str, emb: Embeddings, attributes: pa.Table | None) -> None:
@@ -130,6 +159,7 @@ def _copy_items(conn: Any, table: str, emb: Embeddings, attributes: pa.Table | N
 def _switch(conn: Any, new: dict[str, str], **meta: Any) -> None:
     with conn.transaction():
         conn.execute(schema.CREATE_META)
+        conn.execute(f"ALTER TABLE {schema.META} ADD COLUMN IF NOT EXISTS catalog integer")
         for table, staged in new.items():
             exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0]
             if exists:
@@ -137,16 +167,17 @@ def _switch(conn: Any, new: dict[str, str], **meta: Any) -> None:
                 conn.execute(f"DROP TABLE {table}")
             conn.execute(f"ALTER TABLE {staged} RENAME TO {table}")
             names = schema.INDEXES[table]
-            conn.execute(f"ALTER INDEX {staged}_hnsw RENAME TO {names['hnsw']}")
+            if "hnsw" in names:
+                conn.execute(f"ALTER INDEX {staged}_hnsw RENAME TO {names['hnsw']}")
             conn.execute(f"ALTER INDEX {staged}_pkey RENAME TO {table}_pkey")
             if "line" in names:
                 conn.execute(f"ALTER INDEX {staged}_line RENAME TO {names['line']}")
         conn.execute(
-            f"INSERT INTO {schema.META} (singleton, model_version, artifacts, items, users, loaded_at) "
-            "VALUES (true, %(version)s, %(artifacts)s, %(items)s, %(users)s, %(at)s) "
+            f"INSERT INTO {schema.META} (singleton, model_version, artifacts, items, users, catalog, loaded_at) "
+            "VALUES (true, %(version)s, %(artifacts)s, %(items)s, %(users)s, %(catalog)s, %(at)s) "
             "ON CONFLICT (singleton) DO UPDATE SET model_version = EXCLUDED.model_version, "
             "artifacts = EXCLUDED.artifacts, items = EXCLUDED.items, users = EXCLUDED.users, "
-            "loaded_at = EXCLUDED.loaded_at",
+            "catalog = EXCLUDED.catalog, loaded_at = EXCLUDED.loaded_at",
             {**meta, "at": dt.datetime.now(dt.UTC)})
 
 
@@ -155,8 +186,8 @@ def loaded(db: VectorDatabase) -> dict[str, Any] | None:
     with connect(db) as conn:
         if conn.execute("SELECT to_regclass(%s)", (schema.META,)).fetchone()[0] is None:
             return None
-        row = conn.execute(f"SELECT model_version, artifacts, items, users, loaded_at FROM {schema.META}").fetchone()
+        row = conn.execute(f"SELECT model_version, artifacts, items, users, catalog, loaded_at FROM {schema.META}").fetchone()
     if row is None:
         return None
-    return dict(zip(("model_version", "artifacts", "items", "users", "loaded_at"), row, strict=True))
+    return dict(zip(("model_version", "artifacts", "items", "users", "catalog", "loaded_at"), row, strict=True))
 

@@ -11,6 +11,8 @@ from recpipe.inference.artifacts import EMBEDDING_DIM
 ITEMS = "item_emb"
 USERS = "user_emb"
 META = "recpipe_vectors"
+CATALOG = "catalog"  # every product of the source, with or without an embedding
+PURCHASES = "purchases"  # who bought what (orders ⋈ orderdetails), for "already bought"
 # pgvector's default m; ef_construction 128 instead of 64: at 1M items the build takes 1.8×
 # as long and recall@10 at ef_search 40 goes from 0.94 to 0.996 (bench/vectors.py).
 HNSW = {"m": 16, "ef_construction": 128}
@@ -25,6 +27,14 @@ def create_users(name: str = USERS) -> str:
     return f"CREATE TABLE {name} (id integer PRIMARY KEY, embedding vector({EMBEDDING_DIM}) NOT NULL)"
 
 
+def create_catalog(name: str = CATALOG) -> str:
+    return f"CREATE TABLE {name} (id varchar PRIMARY KEY, product_line varchar, quantity_in_stock integer)"
+
+
+def create_purchases(name: str = PURCHASES) -> str:
+    return f"CREATE TABLE {name} (customer_number integer, product_code varchar, PRIMARY KEY (customer_number, product_code))"
+
+
 def hnsw_index(table: str, index: str) -> str:
     params = ", ".join(f"{k} = {v}" for k, v in HNSW.items())
     return f"CREATE INDEX {index} ON {table} USING hnsw (embedding vector_cosine_ops) WITH ({params})"
@@ -35,8 +45,8 @@ def line_index(table: str, index: str) -> str:
 
 
 CREATE_META = (f"CREATE TABLE IF NOT EXISTS {META} (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), "
-               "model_version text, artifacts text, items integer, users integer, loaded_at timestamptz)")
+               "model_version text, artifacts text, items integer, users integer, catalog integer, loaded_at timestamptz)")
 
 # canonical index names once a load is switched in
 INDEXES = {ITEMS: {"hnsw": "item_emb_embedding_hnsw", "line": "item_emb_product_line"},
-           USERS: {"hnsw": "user_emb_embedding_hnsw"}}
+           USERS: {"hnsw": "user_emb_embedding_hnsw"}, CATALOG: {"line": "catalog_product_line"}, PURCHASES: {}}
