@@ -25,11 +25,11 @@ $(BIN)/python:
 # The embedded path only (source, ETL, training): no Spark, AWS or dev tools. pip, not uv:
 # pip takes torch's CPU build.
 $(VENV)/.base: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[train,vectors]'
+	$(PIP) install -e '.[train,vectors,serve]'
 	@touch $@
 
 $(VENV)/.dev: pyproject.toml | $(BIN)/python
-	$(PIP) install -e '.[train,vectors,mysql,postgres,aws,spark,dev]'
+	$(PIP) install -e '.[train,vectors,serve,mysql,postgres,aws,spark,dev]'
 	@touch $@ $(VENV)/.base
 
 demo: $(VENV)/.base

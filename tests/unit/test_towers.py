@@ -88,7 +88,9 @@ def test_numpy_towers_load_without_pickle(tmp_path) -> None:  # type: ignore[no-
     assert towers.hybrid and towers.dim == 32 and towers.user.ids.tolist() == [7, 9]
 
 
-def test_inference_modules_never_import_torch() -> None:
-    code = ("import sys; import recpipe.inference.towers, recpipe.inference.features; "
-            "assert 'torch' not in sys.modules, 'torch was imported'")
+def test_serving_modules_never_import_torch_or_training() -> None:
+    code = ("import sys; import recpipe.inference.towers, recpipe.inference.features, recpipe.inference.model, "
+            "recpipe.inference.recommend, recpipe.api.app, recpipe.api.lambda_handler, recpipe.vectors.query; "
+            "assert 'torch' not in sys.modules, 'torch was imported'; "
+            "assert not [m for m in sys.modules if m.startswith('recpipe.training')], 'training was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

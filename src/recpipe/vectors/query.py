@@ -120,6 +120,38 @@ class VectorQueries:
         got = self._run(_lateral(source, filters, exclude), texts, k, exclude, filters)
         return [r or [] for r in got]
 
+    # -- the shop around the vectors (loaded from the source by `vectors load`) -------------
+    # Without a catalog (loaded with --no-catalog) these answer as for an empty shop.
+    def catalog_item(self, item_id: str) -> tuple[str | None, int | None] | None:
+        """(product line, stock) of a catalog product, or None if it is not in the catalog."""
+        rows = self._shop_rows(f"SELECT product_line, quantity_in_stock FROM {schema.CATALOG} WHERE id = %s",
+                               (item_id,))
+        return (rows[0][0], rows[0][1]) if rows else None
+
+    def bought(self, customer_number: int) -> list[str]:
+        return [r[0] for r in self._shop_rows(
+            f"SELECT product_code FROM {schema.PURCHASES} WHERE customer_number = %s", (customer_number,))]
+
+    def popularity(self) -> list[tuple[str, str | None, int | None, int]]:
+        """Every catalog product with its number of buyers, most bought first, ties by id."""
+        return [tuple(r) for r in self._shop_rows(  # type: ignore[misc]
+            f"SELECT c.id, c.product_line, c.quantity_in_stock, count(p.customer_number) AS buyers "
+            f"FROM {schema.CATALOG} c LEFT JOIN {schema.PURCHASES} p ON p.product_code = c.id "
+            f"GROUP BY c.id ORDER BY buyers DESC, c.id", ())]
+
+    def _shop_rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        from psycopg import errors
+
+        try:
+            return self.conn.execute(sql, params, prepare=bool(params)).fetchall()
+        except errors.UndefinedTable:
+            return []
+
+    def loaded_at(self) -> Any:
+        """When the current data was switched in (changes with every `vectors load`)."""
+        row = self.conn.execute(f"SELECT loaded_at FROM {schema.META}").fetchone()
+        return None if row is None else row[0]
+
     # -- the one query -------------------------------------------------------------------
     def _run(self, sql: str, keys: list[Any], k: int, exclude: Sequence[str], filters: Filters, *,
              extra: dict[str, Any] | None = None, binary: bool = False) -> list[list[Scored] | None]:

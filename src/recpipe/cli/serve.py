@@ -1,0 +1,33 @@
+"""``recpipe serve``: the inference service over HTTP (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from recpipe.config import load_settings
+from recpipe.errors import require
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
+    ef_search: Annotated[int | None, typer.Option(min=1, max=1000, help="HNSW candidates per query.")] = None,
+    reload_every: Annotated[float, typer.Option(min=0.1, help="Seconds between checks for a newly published "
+                                                                "model or vectors load.")] = 10.0,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Serve recommendations: the seed's /user_embeddings, /items_from_user, /items_from_item,
+    the rich /recommendations/{customer_number}, /health, /ready and /metrics; the OpenAPI page
+    is at /docs. Reads the model from RECPIPE_ARTIFACTS_URL and queries RECPIPE_VECTORS_URL.
+    """
+    uvicorn = require("uvicorn", "serve", "The HTTP service")
+    from recpipe.api.app import create_app
+    from recpipe.api.service import Service
+    from recpipe.cli.output import err_console
+
+    settings = load_settings()
+    app = create_app(settings, service=Service(settings, ef_search=ef_search, check_every=reload_every))
+    err_console.print(f"serving on http://{host}:{port} (OpenAPI: http://{host}:{port}/docs)")
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)

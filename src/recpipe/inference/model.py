@@ -1,0 +1,76 @@
+"""The published model, as serving uses it: the numpy towers, the encoders and the version,
+read from the artifacts (a directory or ``s3://…``). Loaded once per process; ``ModelSource``
+looks at ``model/manifest.json`` every few seconds and swaps in a newly published version."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from recpipe.adapters.base import Lake
+from recpipe.errors import InputError
+from recpipe.inference.artifacts import MANIFEST, SCALERS, TOWERS
+from recpipe.inference.features import Encoder
+from recpipe.inference.towers import Towers
+
+
+@dataclass(frozen=True)
+class Model:
+    version: str
+    towers: Towers
+    user_encoder: Encoder
+    item_encoder: Encoder
+
+    def user_embeddings(self, people: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings for ``{city, country, creditLimit}`` records, and per record whether its
+        features say anything the model knows (a known city or country, or a credit limit)."""
+        columns = {"city": [p.get("city") for p in people], "country": [p.get("country") for p in people],
+                   "creditLimit": [p.get("creditLimit") for p in people]}
+        x = self.user_encoder.encode(columns)
+        usable = (x[:, :-1].any(axis=1)) | np.array([c is not None for c in columns["creditLimit"]])
+        return self.towers.user(x), usable
+
+    @classmethod
+    def load(cls, store: Lake, name: str) -> Model:
+        def read(rel: str) -> bytes:
+            data = store.read_bytes(f"{name}/{rel}" if name else rel)
+            if data is None:
+                raise InputError(f"no {rel} in the artifacts at {store.location(name)}",
+                                 hint="run `recpipe train` first, or set RECPIPE_ARTIFACTS_URL")
+            return data
+
+        manifest = json.loads(read(MANIFEST))
+        towers = Towers.load(io.BytesIO(read(TOWERS)))
+        encoders = {k: Encoder.from_json(json.loads(read(path))) for k, path in SCALERS.items()}
+        return cls(str(manifest.get("model_version")), towers, encoders["user"], encoders["item"])
+
+
+class ModelSource:
+    """The current model; checks for a newly published version at most every ``check_every``
+    seconds (one small read of the manifest) and loads it without a restart."""
+
+    def __init__(self, store: Lake, name: str, *, check_every: float = 10.0) -> None:
+        self.store, self.name, self.check_every = store, name, check_every
+        self._model: Model | None = None
+        self._checked = 0.0
+        self._lock = threading.Lock()
+
+    def get(self) -> Model:
+        now = time.monotonic()
+        if self._model is not None and now - self._checked < self.check_every:
+            return self._model
+        with self._lock:
+            if self._model is None or now - self._checked >= self.check_every:
+                self._checked = now
+                manifest = self.store.read_json(f"{self.name}/{MANIFEST}" if self.name else MANIFEST) or {}
+                version = str(manifest.get("model_version"))
+                if self._model is None or version != self._model.version:
+                    self._model = Model.load(self.store, self.name)
+        return self._model

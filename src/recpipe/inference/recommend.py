@@ -1,0 +1,180 @@
+"""The recommendation rules, on top of the model and the vector queries (numpy, no torch).
+
+* Who: a customer with a stored embedding uses it; otherwise their features go through the
+  user tower; with no usable features (nothing the model knows), popular items.
+* What: candidates from pgvector, minus the cart, what the customer already bought and an
+  explicit exclude list; out-of-stock items dropped unless asked for; an optional product
+  line; at most N per product line; exactly k when the catalog has k that qualify.
+* Items: similar items by embedding; a catalog product with no embedding yet (added after
+  training) gets the most popular items of its product line; an unknown id is NotFound.
+Every answer carries a recommendation_id and the model version.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from recpipe.errors import InputError
+from recpipe.inference.model import ModelSource
+from recpipe.vectors.query import Filters, Scored, VectorQueries
+
+MAX_FETCH = 1000  # candidates per query at most (the vector API's k limit)
+
+
+class NotFound(InputError):
+    """An id that is nowhere: not embedded and not in the catalog (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class Rules:
+    k: int = 10
+    exclude: tuple[str, ...] = ()
+    cart: tuple[str, ...] = ()
+    exclude_bought: bool = True
+    in_stock: bool = True
+    product_line: str | None = None
+    max_per_line: int | None = None
+
+    @property
+    def filters(self) -> Filters:
+        return Filters(in_stock=self.in_stock, product_line=self.product_line)
+
+    @property
+    def fetch(self) -> int:
+        """Candidates to ask for: more when a per-line cap will drop some."""
+        return min(1000, self.k * 5) if self.max_per_line else self.k
+
+
+@dataclass
+class Recommendation:
+    model_version: str
+    strategy: str  # stored | features | popular | similar | product_line
+    items: list[dict[str, Any]]
+    recommendation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def to_json(self) -> dict[str, Any]:
+        return {"recommendation_id": self.recommendation_id, "model_version": self.model_version,
+                "strategy": self.strategy, "items": self.items}
+
+
+@dataclass
+class _Shop:
+    """Catalog facts cached per load of the vector database."""
+
+    loaded_at: Any = None
+    popular: list[tuple[str, str | None, int | None, int]] = field(default_factory=list)
+    line: dict[str, str | None] = field(default_factory=dict)
+    checked: float = 0.0
+
+
+class Recommender:
+    def __init__(self, models: ModelSource, *, check_every: float = 10.0) -> None:
+        self.models = models
+        self.check_every = check_every
+        self._shop = _Shop()
+        self._lock = threading.Lock()
+
+    # -- customers -------------------------------------------------------------------------
+    def for_customer(self, q: VectorQueries, customer_number: int | None,
+                     features: Mapping[str, Any] | None = None, rules: Rules = Rules()) -> Recommendation:
+        model = self.models.get()
+        shop = self.shop(q)
+        skip = set(rules.exclude) | set(rules.cart)
+        if rules.exclude_bought and customer_number is not None:
+            skip |= set(q.bought(customer_number))
+        items: list[dict[str, Any]] | None = None
+        strategy = "stored"
+        if customer_number is not None:
+            items = self._collect(lambda n: q.items_for_user(customer_number, n, exclude=sorted(skip),
+                                                             filters=rules.filters), shop, rules)
+        if items is None and features:
+            embedding, usable = model.user_embeddings([features])
+            if usable[0]:
+                strategy = "features"
+                items = self._collect(lambda n: q.items_for_embedding(embedding[0], n, exclude=sorted(skip),
+                                                                      filters=rules.filters), shop, rules)
+        if items is None:
+            return Recommendation(model.version, "popular", self._popular(shop, rules, skip))
+        return Recommendation(model.version, strategy, items)
+
+    # -- items ---------------------------------------------------------------------------------
+    def similar_to_item(self, q: VectorQueries, item_id: str, rules: Rules = Rules()) -> Recommendation:
+        model = self.models.get()
+        shop = self.shop(q)
+        skip = set(rules.exclude) | set(rules.cart)
+        items = self._collect(lambda n: q.similar_items(item_id, n, exclude=sorted(skip), filters=rules.filters),
+                              shop, rules)
+        if items is not None:
+            return Recommendation(model.version, "similar", items)
+        known = q.catalog_item(item_id)
+        if known is None:
+            raise NotFound(f"product {item_id!r} is not in the catalog",
+                           hint="check the id; new products appear after `recpipe vectors load`")
+        line = known[0]
+        if rules.product_line is not None and rules.product_line != line:
+            return Recommendation(model.version, "product_line", [])
+        same_line = replace(rules, product_line=line)
+        return Recommendation(model.version, "product_line", self._popular(shop, same_line, skip | {item_id}))
+
+    # -- helpers ---------------------------------------------------------------------------------
+    def shop(self, q: VectorQueries) -> _Shop:
+        now = time.monotonic()
+        if now - self._shop.checked < self.check_every:
+            return self._shop
+        with self._lock:
+            if now - self._shop.checked >= self.check_every:
+                loaded_at = q.loaded_at()
+                if loaded_at != self._shop.loaded_at or not self._shop.checked:
+                    popular = q.popularity()
+                    self._shop = _Shop(loaded_at, popular, {r[0]: r[1] for r in popular})
+                self._shop.checked = now
+        return self._shop
+
+    def _collect(self, fetch: Callable[[int], list[Scored] | None], shop: _Shop, rules: Rules
+                 ) -> list[dict[str, Any]] | None:
+        """Candidates through the per-line cap; asks for more while the cap leaves fewer than k
+        and more exist. None: the user/item has no embedding."""
+        n = rules.fetch
+        while True:
+            found = fetch(n)
+            if found is None:
+                return None
+            items = self._finish(found, shop, rules)
+            if len(items) >= rules.k or len(found) < n or n >= MAX_FETCH:
+                return items
+            n = min(MAX_FETCH, n * 4)
+
+    def _finish(self, found: list[Scored], shop: _Shop, rules: Rules) -> list[dict[str, Any]]:
+        out, per_line = [], {}
+        for s in found:
+            line = shop.line.get(str(s.id))
+            if rules.max_per_line is not None:
+                if per_line.get(line, 0) >= rules.max_per_line:
+                    continue
+                per_line[line] = per_line.get(line, 0) + 1
+            out.append({"id": s.id, "score": round(s.score, 6), "product_line": line})
+            if len(out) == rules.k:
+                break
+        return out
+
+    def _popular(self, shop: _Shop, rules: Rules, skip: set[str]) -> list[dict[str, Any]]:
+        top = max((r[3] for r in shop.popular), default=0) or 1
+        out, per_line = [], {}
+        for item, line, stock, buyers in shop.popular:
+            if item in skip or (rules.in_stock and not (stock or 0) > 0):
+                continue
+            if rules.product_line is not None and line != rules.product_line:
+                continue
+            if rules.max_per_line is not None:
+                if per_line.get(line, 0) >= rules.max_per_line:
+                    continue
+                per_line[line] = per_line.get(line, 0) + 1
+            out.append({"id": item, "score": round(buyers / top, 6), "product_line": line})
+            if len(out) == rules.k:
+                break
+        return out

@@ -1,0 +1,253 @@
+"""The inference service for real: a uvicorn server on 127.0.0.1 in front of a trained (small)
+model and the embedded PostgreSQL + pgvector, loaded with the catalog and purchases."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import psycopg
+import pytest
+
+from recpipe.adapters import open_artifacts, open_lake, open_source, open_vectors
+from recpipe.config import load_settings
+from recpipe.inference.model import Model
+from recpipe.source.generate import ShopSpec
+from recpipe.training.fit import FitOptions
+from recpipe.training.pipeline import TrainOptions, train
+from recpipe.vectors.load import load_vectors
+from recpipe.vectors.query import VectorQueries
+from tests.support.mariadb import free_port
+from tests.support.training import etl_lake
+
+pytestmark = pytest.mark.integration
+
+
+class Stack:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.lake = etl_lake(root, ShopSpec(customers=300, products=60, seed=11))
+        self.artifacts = root / "lake" / "ml-artifacts"
+        self.vectors_url = f"pgserver://{root / 'pg'}"
+        self.source = open_source(f"sqlite:///{root / 'source.db'}")
+        self.db = open_vectors(self.vectors_url)
+        self.version = self.train(seed=1)
+        self.load()
+
+    def train(self, seed: int) -> str:
+        store, name = open_artifacts(str(self.artifacts))
+        m = train(open_lake(str(self.lake)), store, name,
+                  TrainOptions(fit=FitOptions(max_epochs=3, patience=1, seed=seed)))
+        return m["model_version"]
+
+    def load(self) -> None:
+        store, name = open_artifacts(str(self.artifacts))
+        load_vectors(self.db, store, name, source=self.source)
+
+    def settings(self) -> Any:
+        """The service reaches the database by its postgresql:// URL, as it would reach RDS: it
+        cannot restart it, so an outage is an outage until the database is back."""
+        return load_settings({"artifacts_url": str(self.artifacts), "vectors_url": self.db.conninfo(),
+                              "lake_url": str(self.lake), "source_url": f"sqlite:///{self.root / 'source.db'}"},
+                             environ={"RECPIPE_HOME": str(self.root / "home")})
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("stack"))
+    yield s
+    s.db.stop()
+
+
+@pytest.fixture(scope="module")
+def server(stack: Stack) -> Iterator[str]:
+    import uvicorn
+
+    from recpipe.api.app import create_app
+    from recpipe.api.service import Service
+
+    settings = stack.settings()
+    app = create_app(settings, service=Service(settings, ef_search=200, check_every=0.2))
+    port = free_port()
+    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if srv.started:
+            break
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    srv.should_exit = True
+    thread.join(10)
+
+
+@pytest.fixture
+def http(server: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=10) as client:
+        yield client
+
+
+def _shop(stack: Stack, sql: str, *args: Any) -> list[Any]:
+    with psycopg.connect(stack.db.conninfo()) as c:
+        return c.execute(sql, args).fetchall()
+
+
+def test_the_seeds_endpoints(http: httpx.Client, stack: Stack) -> None:
+    people = [{"city": "Nantes", "country": "France", "creditlimit": 21000.0},
+              {"city": "Atlantis", "country": "Nowhere", "creditlimit": None}]
+    r = http.post("/user_embeddings", json=people)
+    assert r.status_code == 200 and r.headers["x-model-version"] == stack.version
+    store, name = open_artifacts(str(stack.artifacts))
+    model = Model.load(store, name)
+    expected, _ = model.user_embeddings([{"city": "Nantes", "country": "France", "creditLimit": 21000.0},
+                                         {"city": "Atlantis", "country": "Nowhere", "creditLimit": None}])
+    got = np.array(r.json(), dtype=np.float32)
+    assert got.shape == (2, 32) and np.abs(got - expected).max() < 1e-6
+    items = http.post("/items_from_user", params={"limit": 5}, json=r.json()[0])
+    assert items.status_code == 200 and items.headers["x-recommendation-id"]
+    with VectorQueries(stack.db, ef_search=200) as q:
+        assert items.json() == [{"id": s.id, "score": pytest.approx(s.score, abs=1e-6)}
+                                for s in q.items_for_embedding(got[0], 5)]
+    item = _shop(stack, "SELECT id FROM item_emb ORDER BY id LIMIT 1")[0][0]
+    similar = http.get("/items_from_item", params={"item_id": item, "limit": 4})
+    assert similar.status_code == 200 and len(similar.json()) == 4
+    assert item not in [s["id"] for s in similar.json()] and set(similar.json()[0]) == {"id", "score"}
+    assert similar.headers["x-model-version"] == stack.version and similar.headers["x-recommendation-id"]
+
+
+def test_recommendations_apply_the_rules(http: httpx.Client, stack: Stack) -> None:
+    customer, bought = _shop(stack, "SELECT customer_number, array_agg(product_code) FROM purchases "
+                                    "WHERE customer_number IN (SELECT id FROM user_emb) GROUP BY 1 ORDER BY 1 LIMIT 1")[0]
+    lines = dict(_shop(stack, "SELECT id, product_line FROM catalog"))
+    stock = dict(_shop(stack, "SELECT id, quantity_in_stock FROM catalog"))
+    first = http.get(f"/recommendations/{customer}", params={"k": 6}).json()
+    assert first["strategy"] == "stored" and len(first["items"]) == 6 and first["recommendation_id"]
+    cart = [first["items"][0]["id"]]
+    r = http.get(f"/recommendations/{customer}", params={"k": 8, "cart": cart, "exclude": [first["items"][1]["id"]],
+                                                          "max_per_line": 2})
+    body = r.json()
+    ids = [i["id"] for i in body["items"]]
+    assert r.status_code == 200 and len(ids) == 8 and body["model_version"] == stack.version
+    assert not set(ids) & (set(bought) | set(cart) | {first["items"][1]["id"]})
+    assert all(stock[i] > 0 for i in ids)
+    assert max(sum(1 for i in ids if lines[i] == line) for line in set(lines.values())) <= 2
+    scores = [i["score"] for i in body["items"]]
+    assert scores == sorted(scores, reverse=True)
+    line = lines[ids[0]]
+    only = http.get(f"/recommendations/{customer}", params={"k": 3, "product_line": line}).json()
+    assert {i["product_line"] for i in only["items"]} == {line}
+    with_bought = http.get(f"/recommendations/{customer}", params={"k": 50, "exclude_bought": "false",
+                                                                   "in_stock": "false"}).json()
+    assert len(with_bought["items"]) == 50
+
+
+def test_cold_starts(http: httpx.Client, stack: Stack) -> None:
+    unknown = http.get("/recommendations/999999", params={"k": 5}).json()
+    assert unknown["strategy"] == "popular" and len(unknown["items"]) == 5
+    top = _shop(stack, "SELECT product_code FROM purchases GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 20")
+    assert unknown["items"][0]["id"] in [t[0] for t in top]
+    nothing_known = http.get("/recommendations/999999", params={"city": "Atlantis", "country": "Nowhere"}).json()
+    assert nothing_known["strategy"] == "popular"
+    with_features = http.get("/recommendations/999999", params={"city": "Nantes", "country": "France",
+                                                                "credit_limit": 50000}).json()
+    assert with_features["strategy"] == "features" and len(with_features["items"]) == 10
+    # a product added to the catalog after training: items of its product line
+    with psycopg.connect(stack.db.conninfo(), autocommit=True) as c:
+        c.execute("INSERT INTO catalog VALUES ('NEW_1', 'Planes', 5) ON CONFLICT DO NOTHING")
+    new = http.get("/items_from_item", params={"item_id": "NEW_1", "limit": 3})
+    assert new.status_code == 200 and len(new.json()) == 3
+    planes = {r[0] for r in _shop(stack, "SELECT id FROM catalog WHERE product_line = 'Planes'")}
+    assert {i["id"] for i in new.json()} <= planes - {"NEW_1"}
+    missing = http.get("/items_from_item", params={"item_id": "NOWHERE"})
+    assert missing.status_code == 404 and "not in the catalog" in missing.json()["error"]
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status"), [
+    ("GET", "/items_from_item", {"params": {"item_id": "S10_1", "limit": -1}}, 422),
+    ("GET", "/items_from_item", {"params": {"item_id": "S10_1", "limit": 10**9}}, 422),
+    ("GET", "/items_from_item", {"params": {"limit": 5}}, 422),
+    ("GET", "/recommendations/abc", {}, 422),
+    ("GET", "/recommendations/1", {"params": {"k": 0}}, 422),
+    ("GET", "/recommendations/1", {"params": {"credit_limit": "nan"}}, 422),
+    ("POST", "/user_embeddings", {"content": b'[{"city": ', "headers": {"content-type": "application/json"}}, 422),
+    ("POST", "/user_embeddings", {"json": {"city": "Nantes"}}, 422),
+    ("POST", "/user_embeddings", {"json": [{"creditlimit": "lots"}]}, 422),
+    ("POST", "/items_from_user", {"json": [0.1] * 31}, 422),
+    ("POST", "/items_from_user", {"json": ["x"] * 32}, 422),
+    ("POST", "/user_embeddings", {"content": b"[" + b'{"city": "Nantes"},' * 80_000 + b"{}]",
+                                  "headers": {"content-type": "application/json"}}, 413),
+])
+def test_bad_input_is_a_clear_4xx(http: httpx.Client, method: str, path: str, kwargs: dict, status: int) -> None:  # type: ignore[type-arg]
+    r = http.request(method, path, **kwargs)
+    assert r.status_code == status, r.text
+    assert r.json()["error"]
+
+
+def test_operations_endpoints(http: httpx.Client, stack: Stack) -> None:
+    assert http.get("/health").json() == {"status": "ok"}
+    ready = http.get("/ready")
+    assert ready.status_code == 200 and ready.json()["model_version"] == stack.version
+    assert http.get("/docs").status_code == 200
+    spec = http.get("/openapi.json").json()
+    assert {"/user_embeddings", "/items_from_user", "/items_from_item", "/recommendations/{customer_number}"} <= set(spec["paths"])
+    http.get("/items_from_item", params={"item_id": "NOWHERE"})
+    text = http.get("/metrics").text
+    assert 'recpipe_http_requests_total{method="GET",route="/items_from_item",status="404"}' in text
+    assert 'recpipe_http_request_duration_seconds_bucket{le="0.02",method="GET",route="/health"}' in text
+
+
+def test_an_outage_is_a_503_and_the_service_recovers(http: httpx.Client, stack: Stack) -> None:
+    assert http.get("/recommendations/999999").status_code == 200
+    assert stack.db.stop()
+    try:
+        down = http.get("/recommendations/999999")
+        assert down.status_code == 503 and down.headers["retry-after"] == "1"
+        assert "unavailable" in down.json()["error"] or "cannot connect" in down.json()["error"]
+        assert http.get("/ready").status_code == 503
+    finally:
+        stack.db.conninfo()  # the database comes back
+    for _ in range(20):
+        if http.get("/recommendations/999999").status_code == 200:
+            break
+        time.sleep(0.1)
+    assert http.get("/recommendations/999999").status_code == 200 and http.get("/ready").status_code == 200
+
+
+def test_a_new_model_is_picked_up_without_a_restart(http: httpx.Client, stack: Stack) -> None:
+    before = http.post("/user_embeddings", json=[{}])
+    assert before.headers["x-model-version"] == stack.version
+    version = stack.train(seed=2)
+    stack.load()
+    time.sleep(0.5)
+    after = http.post("/user_embeddings", json=[{}])
+    assert after.headers["x-model-version"] == version != stack.version
+    stack.version = version
+
+
+def test_the_lambda_handler_serves_a_function_url_event(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    from recpipe.api import lambda_handler
+
+    settings = stack.settings()
+    for key, value in {"RECPIPE_ARTIFACTS_URL": settings.artifacts_url, "RECPIPE_VECTORS_URL": settings.vectors_url,
+                       "RECPIPE_LAKE_URL": settings.lake_url, "RECPIPE_HOME": str(stack.root / "home")}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setattr(lambda_handler, "_handler", None)
+    item = _shop(stack, "SELECT id FROM item_emb ORDER BY id LIMIT 1")[0][0]
+    event = {"version": "2.0", "routeKey": "$default", "rawPath": "/items_from_item",
+             "rawQueryString": f"item_id={item}&limit=3", "headers": {"host": "abc.lambda-url.us-east-1.on.aws"},
+             "requestContext": {"http": {"method": "GET", "path": "/items_from_item", "protocol": "HTTP/1.1",
+                                         "sourceIp": "127.0.0.1", "userAgent": "test"},
+                                "domainName": "abc.lambda-url.us-east-1.on.aws", "stage": "$default",
+                                "requestId": "id", "accountId": "anonymous", "apiId": "abc",
+                                "domainPrefix": "abc", "time": "25/Nov/2026:20:00:00 +0000", "timeEpoch": 0},
+             "isBase64Encoded": False}
+    response = lambda_handler.handler(event, None)
+    assert response["statusCode"] == 200, response
+    body = json.loads(response["body"])
+    assert len(body) == 3 and item not in [b["id"] for b in body]
