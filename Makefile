@@ -38,7 +38,7 @@ demo: $(VENV)/.base
 # System packages the tests use: MariaDB (a private server is started by the tests), Java and
 # the JDBC drivers for the Spark engine.
 SYSTEM_PACKAGES := mariadb-server mariadb-client openjdk-17-jre-headless libmariadb-java \
-                   libxerial-sqlite-jdbc-java libpostgresql-jdbc-java postgresql-15
+                   libxerial-sqlite-jdbc-java libpostgresql-jdbc-java postgresql-15 wrk
 system-deps:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
@@ -57,6 +57,8 @@ bench: system-deps $(VENV)/.dev
 	$(BIN)/python bench/source.py
 	$(BIN)/python bench/etl.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/vectors.py
+	$(BIN)/python bench/serve.py
 
 clean:
 	rm -rf $(VENV) .recpipe

@@ -5,7 +5,10 @@ unknown ids, 503 with Retry-After while the vector database is down; never a bar
 from __future__ import annotations
 
 import math
+import os
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, Query, Request, Response
@@ -54,11 +57,31 @@ class Recommendations(BaseModel):
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="How many items.")]
 
 
-def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:
+def create_app_from_env() -> FastAPI:
+    """For uvicorn's worker processes (``recpipe serve --workers N``): settings from RECPIPE_*,
+    service options from RECPIPE_SERVE_EF_SEARCH and RECPIPE_SERVE_RELOAD_EVERY."""
+    settings = load_settings()
+    ef = os.environ.get("RECPIPE_SERVE_EF_SEARCH")
+    every = float(os.environ.get("RECPIPE_SERVE_RELOAD_EVERY", "10"))
+    return create_app(settings, service=Service(settings, ef_search=int(ef) if ef else None, check_every=every))
+
+
+def create_app(settings: Settings | None = None, *, service: Service | None = None, threads: int = 8) -> FastAPI:
     settings = settings or load_settings()
     svc = service or Service(settings)
     metrics = Metrics()
-    app = FastAPI(title="recpipe inference", version=__version__,
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        import anyio
+
+        # Sync endpoints run in worker threads, each with its own database connection: a
+        # bounded pool keeps connections (and GIL contention) in check.
+        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
+        await anyio.to_thread.run_sync(svc.warm)  # model, catalog cache: not on the first request
+        yield
+
+    app = FastAPI(title="recpipe inference", version=__version__, lifespan=lifespan,
                   description="Recommendations from the two-tower model and pgvector (DESIGN.md §7).")
     app.add_middleware(BodyLimit, max_bytes=1_000_000)
     metrics.install(app)
@@ -147,7 +170,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
 
     # -- operations --------------------------------------------------------------------------------
     @app.get("/health", tags=["operations"])
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:
         """The process answers (nothing else is checked)."""
         return {"status": "ok"}
 

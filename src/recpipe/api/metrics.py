@@ -1,7 +1,12 @@
-"""Prometheus metrics: requests by route, method and status; latency histograms by route."""
+"""Prometheus metrics: requests by route, method and status; latency histograms by route.
+
+A plain ASGI middleware (no per-request task or body copying). With several uvicorn worker
+processes, ``PROMETHEUS_MULTIPROC_DIR`` makes /metrics add up every worker's counts.
+"""
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -19,21 +24,40 @@ class Metrics:
                                  ("method", "route"), buckets=BUCKETS, registry=self.registry)
 
     def install(self, app: Any) -> None:
-        @app.middleware("http")
-        async def measure(request: Any, call_next: Any) -> Any:
-            start = time.perf_counter()
-            status = 500
-            try:
-                response = await call_next(request)
-                status = response.status_code
-                return response
-            finally:
-                route = request.scope.get("route")
-                path = getattr(route, "path", "unmatched")
-                self.requests.labels(request.method, path, str(status)).inc()
-                self.latency.labels(request.method, path).observe(time.perf_counter() - start)
+        app.add_middleware(_Measure, metrics=self)
 
     def render(self) -> tuple[bytes, str]:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _Measure:
+    def __init__(self, app: Any, metrics: Metrics) -> None:
+        self.app, self.metrics = app, metrics
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope.get("method", "")
+            self.metrics.requests.labels(method, route, str(status[0])).inc()
+            self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)

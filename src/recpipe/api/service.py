@@ -46,6 +46,13 @@ class Service:
             self._drop()
             raise
 
+    def warm(self) -> None:
+        """Load the model and the catalog cache now; a failure is left for /ready to report."""
+        with contextlib.suppress(Exception):
+            self.models.get()
+            with self.queries() as q:
+                self.recommender.shop(q)
+
     def _drop(self) -> None:
         q = getattr(self._local, "q", None)
         self._local.q = None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Annotated
 
 import typer
 
-from recpipe.config import load_settings
+from recpipe.config import ROLES, load_settings
 from recpipe.errors import require
 
 
@@ -16,6 +18,7 @@ def serve(
     ef_search: Annotated[int | None, typer.Option(min=1, max=1000, help="HNSW candidates per query.")] = None,
     reload_every: Annotated[float, typer.Option(min=0.1, help="Seconds between checks for a newly published "
                                                                 "model or vectors load.")] = 10.0,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Processes (one per core is a good start).")] = 1,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve recommendations: the seed's /user_embeddings, /items_from_user, /items_from_item,
@@ -28,6 +31,23 @@ def serve(
     from recpipe.cli.output import err_console
 
     settings = load_settings()
-    app = create_app(settings, service=Service(settings, ef_search=ef_search, check_every=reload_every))
-    err_console.print(f"serving on http://{host}:{port} (OpenAPI: http://{host}:{port}/docs)")
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+    fast = {"loop": "uvloop", "http": "httptools"} if _have("uvloop") and _have("httptools") else {}
+    err_console.print(f"serving on http://{host}:{port} with {workers} process(es) "
+                      f"(OpenAPI: http://{host}:{port}/docs)")
+    if workers == 1:
+        app = create_app(settings, service=Service(settings, ef_search=ef_search, check_every=reload_every))
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, **fast)
+        return
+    # several processes: each builds its own app from the environment; metrics are summed
+    with tempfile.TemporaryDirectory(prefix="recpipe-metrics-") as metrics_dir:
+        os.environ.update({"PROMETHEUS_MULTIPROC_DIR": metrics_dir, "RECPIPE_SERVE_RELOAD_EVERY": str(reload_every),
+                           **({"RECPIPE_SERVE_EF_SEARCH": str(ef_search)} if ef_search else {}),
+                           **{role.env: str(getattr(settings, field)) for field, role in ROLES.items()}})
+        uvicorn.run("recpipe.api.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
+                    log_level=log_level, access_log=False, **fast)
+
+
+def _have(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None

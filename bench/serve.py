@@ -1,0 +1,143 @@
+"""The inference service under load: latency p50/p99 and requests/s for /items_from_item and
+/recommendations/{id} at 1, 4 and 16 concurrent clients, with /health (the framework's floor)
+in the same run.
+
+    python bench/serve.py [--products 100000] [--customers 20000] [--seconds 10] [--work DIR]
+
+Set-up through recpipe itself: a synthetic shop with 120,000 products (SQLite; ~100,000 of them
+bought, hence embedded), the DuckDB
+ETL, a content model (`train`), `vectors load` with the catalog into the embedded PostgreSQL,
+then `recpipe serve` in its own process. Load from wrk (Debian's package; a Lua script spreads
+requests over 2,000 random products / customers), on the same 2 cores as the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from common import report
+
+from recpipe.adapters import open_artifacts, open_lake, open_source, open_vectors
+from recpipe.etl.publish import run_etl
+from recpipe.source.generate import ShopSpec, generate_shop
+from recpipe.source.load import write_shop
+from recpipe.training.fit import FitOptions
+from recpipe.training.pipeline import TrainOptions, train
+from recpipe.vectors.load import load_vectors
+
+CONCURRENCY = (1, 4, 16)
+
+
+def build(work: Path, customers: int, products: int) -> dict[str, str]:
+    env = {"RECPIPE_HOME": str(work / "home"), "RECPIPE_SOURCE_URL": f"sqlite:///{work / 'source.db'}",
+           "RECPIPE_LAKE_URL": str(work / "lake"), "RECPIPE_VECTORS_URL": f"pgserver://{work / 'pg'}"}
+    if (work / "ready").exists():
+        return env
+    t0 = time.perf_counter()
+    shop = generate_shop(ShopSpec(customers=customers, products=products, seed=5))
+    db = open_source(env["RECPIPE_SOURCE_URL"])
+    write_shop(db, shop, replace=True)
+    lake = open_lake(env["RECPIPE_LAKE_URL"])
+    run_etl(db, lake, generator=shop.params)
+    store, name = open_artifacts(str(work / "lake" / "ml-artifacts"))
+    train(lake, store, name, TrainOptions(fit=FitOptions(max_epochs=5, patience=2)))
+    loaded = load_vectors(open_vectors(env["RECPIPE_VECTORS_URL"]), store, name, source=db)
+    print(f"set-up in {time.perf_counter() - t0:.0f} s: {loaded['items']:,} items, {loaded['users']:,} users, "
+          f"{loaded['catalog']:,} catalog products", flush=True)
+    (work / "ready").write_text("")
+    return env
+
+
+def wrk(url: str, paths: list[str], clients: int, seconds: int, work: Path) -> dict[str, Any]:
+    script = work / "paths.lua"
+    script.write_text("paths = {" + ",".join(f'"{p}"' for p in paths) + "}\n"
+                      "request = function() return wrk.format(nil, paths[math.random(#paths)]) end\n")
+    # one wrk thread: on 2 shared cores a second one mostly measures its own descheduling
+    out = subprocess.run(["wrk", "-t", "1", "-c", str(clients), "-d", f"{seconds}s", "--latency",
+                          "-s", str(script), url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    lat = {p: _ms(re.search(rf"\s{p}%\s+([\d.]+\w+)", out).group(1)) for p in ("50", "99")}  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": lat["50"], "p99_ms": lat["99"], "non_2xx": int(errors.group(1)) if errors else 0}
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--products", type=int, default=120_000)
+    parser.add_argument("--customers", type=int, default=60_000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--workers", type=int, default=2, help="recpipe serve --workers (one per core)")
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--name", default="serve")
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("bench/serve.py needs wrk: apt-get install wrk")
+    work = args.work or Path(tempfile.mkdtemp(prefix="recpipe-bench-serve-"))
+    env = build(work, args.customers, args.products)
+    db = open_vectors(env["RECPIPE_VECTORS_URL"])
+    import psycopg
+
+    with psycopg.connect(db.conninfo()) as c:
+        items = [r[0] for r in c.execute("SELECT id FROM item_emb")]
+        users = [r[0] for r in c.execute("SELECT id FROM user_emb")]
+    rng = np.random.default_rng(0)
+    port = 18000 + os.getpid() % 1000
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "recpipe", "serve", "--port", str(port),
+                               "--workers", str(args.workers)],
+                              env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        endpoints = {
+            "/health": ["/health"],
+            "/items_from_item": [f"/items_from_item?item_id={i}&limit=10" for i in rng.choice(items, 2000)],
+            "/recommendations/{id}": [f"/recommendations/{u}?k=10" for u in rng.choice(users, 2000)],
+        }
+        results: dict[str, dict[int, Any]] = {}
+        for name, paths in endpoints.items():
+            for clients in CONCURRENCY:
+                wrk(url, paths, clients, 2, work)  # warm-up
+                r = wrk(url, paths, clients, args.seconds, work)
+                results.setdefault(name, {})[clients] = r
+                print(f"{name} × {clients}: {r['rps']:,.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
+                      f"non-2xx {r['non_2xx']}", flush=True)
+    finally:
+        server.terminate()
+        server.wait(10)
+        db.stop()
+    rows = []
+    for name, by_c in results.items():
+        for clients, r in by_c.items():
+            floor = results["/health"][clients]["rps"]
+            rows.append((name, clients, r["rps"], r["p50_ms"], r["p99_ms"], r["rps"] / floor, r["non_2xx"]))
+    report(args.name, f"recpipe serve ({args.workers} uvicorn process(es)) with {len(items):,} items, {len(users):,} users; wrk on "
+                      f"the same 2 cores, {args.seconds} s per cell",
+           ("endpoint", "clients", "req/s", "p50 ms", "p99 ms", "× /health", "non-2xx"), rows,
+           {"items": len(items), "users": len(users), "seconds": args.seconds, "workers": args.workers,
+            "results": results})
+
+
+if __name__ == "__main__":
+    main()
