@@ -82,7 +82,8 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=120_000)
     parser.add_argument("--customers", type=int, default=60_000)
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--workers", type=int, default=2, help="recpipe serve --workers (one per core)")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="recpipe serve --workers (2 gave a long latency tail here: see the closing note of issue 6)")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--name", default="serve")
     args = parser.parse_args()
