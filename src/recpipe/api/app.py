@@ -146,7 +146,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     # -- the rich endpoint -----------------------------------------------------------------------
     @app.get("/recommendations/{customer_number}", response_model=Recommendations, tags=["recommendations"])
     def recommendations(
-        customer_number: int, response: Response,
+        customer_number: int,
         k: Limit = 10,
         exclude: Annotated[list[str] | None, Query(max_length=MAX_LIMIT, description="Product codes to leave out.")] = None,
         cart: Annotated[list[str] | None, Query(max_length=MAX_LIMIT, description="Products in the cart (left out).")] = None,
@@ -157,7 +157,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         city: Annotated[str | None, Query(max_length=50, description="For a customer without a stored embedding.")] = None,
         country: Annotated[str | None, Query(max_length=50)] = None,
         credit_limit: Annotated[float | None, Query(allow_inf_nan=False)] = None,
-    ) -> dict[str, Any]:
+    ) -> Response:
         """Recommendations for a customer, with the business rules as parameters."""
         rules = Rules(k=k, exclude=tuple(exclude or ()), cart=tuple(cart or ()), exclude_bought=exclude_bought,
                       in_stock=in_stock, product_line=product_line, max_per_line=max_per_line)
@@ -165,8 +165,9 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             if any(v is not None for v in (city, country, credit_limit)) else None
         with svc.queries() as q:
             rec = svc.recommender.for_customer(q, customer_number, features, rules)
-        _headers(response, rec)
-        return {"customer_number": customer_number, **rec.to_json()}
+        # built here, already valid: returning a Response skips FastAPI's re-validation
+        return JSONResponse({"customer_number": customer_number, **rec.to_json()},
+                            headers={"X-Recommendation-Id": rec.recommendation_id, "X-Model-Version": rec.model_version})
 
     # -- operations --------------------------------------------------------------------------------
     @app.get("/health", tags=["operations"])

@@ -85,20 +85,24 @@ class Recommender:
         model = self.models.get()
         shop = self.shop(q)
         skip = set(rules.exclude) | set(rules.cart)
-        if rules.exclude_bought and customer_number is not None:
-            skip |= set(q.bought(customer_number))
+        filters = rules.filters
+        if rules.exclude_bought and customer_number is not None and shop.popular:
+            # "already bought" is checked inside the vector query: one round trip, not two
+            filters = replace(filters, not_bought_by=customer_number)
         items: list[dict[str, Any]] | None = None
         strategy = "stored"
         if customer_number is not None:
             items = self._collect(lambda n: q.items_for_user(customer_number, n, exclude=sorted(skip),
-                                                             filters=rules.filters), shop, rules)
+                                                             filters=filters), shop, rules)
         if items is None and features:
             embedding, usable = model.user_embeddings([features])
             if usable[0]:
                 strategy = "features"
                 items = self._collect(lambda n: q.items_for_embedding(embedding[0], n, exclude=sorted(skip),
-                                                                      filters=rules.filters), shop, rules)
+                                                                      filters=filters), shop, rules)
         if items is None:
+            if filters.not_bought_by is not None:
+                skip |= set(q.bought(filters.not_bought_by))
             return Recommendation(model.version, "popular", self._popular(shop, rules, skip))
         return Recommendation(model.version, strategy, items)
 

@@ -31,6 +31,7 @@ DEFAULT_EF_SEARCH = 40  # pgvector's default
 class Filters:
     in_stock: bool = False  # quantity_in_stock > 0
     product_line: str | None = None
+    not_bought_by: int | None = None  # leave out what this customer bought (the purchases table)
 
     def sql(self, alias: str, *, exclude: bool = False) -> tuple[str, dict[str, Any]]:
         """The WHERE conditions (each " AND …") and their parameters; ``exclude`` adds the
@@ -43,11 +44,15 @@ class Filters:
         if self.product_line is not None:
             parts.append(f"{alias}.product_line = %(line)s")
             params["line"] = self.product_line
+        if self.not_bought_by is not None:
+            parts.append(f"NOT EXISTS (SELECT 1 FROM {schema.PURCHASES} p WHERE p.customer_number = %(buyer)s "
+                         f"AND p.product_code = {alias}.id)")
+            params["buyer"] = self.not_bought_by
         return "".join(f" AND {p}" for p in parts), params
 
     @property
     def any(self) -> bool:
-        return self.in_stock or self.product_line is not None
+        return self.in_stock or self.product_line is not None or self.not_bought_by is not None
 
 
 @dataclass(frozen=True)
