@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 from common import report
+from tests.support import serve
 
 from recpipe.adapters import open_artifacts, open_lake, open_source, open_vectors
 from recpipe.etl.publish import run_etl
@@ -98,19 +98,10 @@ def main() -> None:
         items = [r[0] for r in c.execute("SELECT id FROM item_emb")]
         users = [r[0] for r in c.execute("SELECT id FROM user_emb")]
     rng = np.random.default_rng(0)
-    port = 18000 + os.getpid() % 1000
-    url = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-m", "recpipe", "serve", "--port", str(port),
-                               "--workers", str(args.workers)],
-                              env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server, url = serve.start({**os.environ, **env}, workers=args.workers)
     try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+        if not serve.wait_ready(url):
+            sys.exit(f"recpipe serve did not become ready: {server.stderr.read() if server.poll() is not None else ''}")
         endpoints = {
             "/health": ["/health"],
             "/items_from_item": [f"/items_from_item?item_id={i}&limit=10" for i in rng.choice(items, 2000)],

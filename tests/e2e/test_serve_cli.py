@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.e2e.test_cli import run
-from tests.support.mariadb import free_port
+from tests.support import serve
 
 pytestmark = pytest.mark.e2e
 
@@ -21,18 +18,10 @@ pytestmark = pytest.mark.e2e
 def test_serve_after_the_demo(tmp_path: Path, workers: int) -> None:
     home = tmp_path / "home"
     assert run("demo", "--scale", "tiny", "--json", home=home).returncode == 0
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECPIPE_")} | {"RECPIPE_HOME": str(home)}
-    server = subprocess.Popen([sys.executable, "-m", "recpipe", "serve", "--port", str(port), "--workers", str(workers)],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
+    server, url = serve.start(env, workers=workers)
     try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        assert serve.wait_ready(url), "the service did not become ready"
         ready = httpx.get(f"{url}/ready")
         assert ready.status_code == 200, ready.text
         rec = httpx.get(f"{url}/recommendations/999999", params={"k": 3}).json()
