@@ -232,4 +232,9 @@ def test_the_catalog_and_purchases_come_from_the_source(embedded: object, tmp_pa
         catalog = c.execute("SELECT count(*), count(*) FILTER (WHERE quantity_in_stock IS NULL) FROM catalog").fetchone()
     assert got == expected and result["purchases"] == len(expected)
     assert catalog == (shop.tables["products"].num_rows, 0) == (result["catalog"], 0)
+    # the items' filter attributes come from the (fresher) source catalog, not the artifacts
+    products = {r["productCode"]: (r["productLine"], r["quantityInStock"]) for r in shop.tables["products"].to_pylist()}
+    with psycopg.connect(embedded.conninfo()) as c:  # type: ignore[attr-defined]
+        rows = c.execute("SELECT id, product_line, quantity_in_stock FROM item_emb").fetchall()
+    assert all(products.get(i, (None, None)) == (line, stock) for i, line, stock in rows)
     assert loaded(embedded)["catalog"] == result["catalog"]  # type: ignore[arg-type,index]

@@ -84,7 +84,11 @@ def load_vectors(db: VectorDatabase, store: Lake, name: str, *, source: SourceDa
                            purchases)
             t0 = time.perf_counter()
             step(f"copying {len(items):,} item and {len(users):,} user embeddings")
-            _copy_items(conn, new[schema.ITEMS], items, files["attributes"])
+            # the source's catalog is fresher than the training snapshot in the artifacts
+            attributes = files["attributes"] if catalog is None else pa.table({
+                "id": catalog["productCode"], "product_line": catalog["productLine"],
+                "quantity_in_stock": catalog["quantityInStock"]})
+            _copy_items(conn, new[schema.ITEMS], items, attributes)
             _copy(conn, new[schema.USERS], users)
             seconds["copy"] = time.perf_counter() - t0
             t0 = time.perf_counter()
