@@ -16,7 +16,6 @@ import pytest
 from recpipe.adapters import open_artifacts, open_vectors
 from recpipe.errors import InputError, ServiceError
 from recpipe.vectors import load as load_module
-from recpipe.vectors import schema
 from recpipe.vectors.load import load_vectors, loaded
 from recpipe.vectors.query import Filters, VectorQueries
 from tests.support.vectors import exact, write_artifacts
@@ -191,10 +190,6 @@ def test_an_unreachable_server_is_a_service_error() -> None:
 
     with pytest.raises(ServiceError, match="cannot connect to the vector database"):
         VectorQueries(open_vectors(f"postgresql://u:secret@127.0.0.1:{free_port()}/db"))
-
-
-def test_schema_names_are_what_the_queries_use() -> None:
-    assert schema.ITEMS == "item_emb" and schema.USERS == "user_emb"
 
 
 def test_load_from_s3_artifacts(embedded: object, s3_bucket: str, tmp_path: Path) -> None:

@@ -72,19 +72,20 @@ class EmbeddedPostgres:
             for name, value in wanted.items():
                 conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
         if wanted:
-            from pgserver import postgres_server
-
-            user = "pgserver" if os.name == "posix" and os.geteuid() == 0 else None
-            postgres_server.pg_ctl(["-w", "-m", "fast", "restart"], pgdata=self.path, user=user)
+            self._pg_ctl("restart")
         self._tuned = True
 
     def stop(self) -> bool:
         """Stop the server (fast shutdown: open sessions are ended) whoever started it."""
         if not (self.path / "postmaster.pid").exists():
             return False
+        self._pg_ctl("stop")
+        return not (self.path / "postmaster.pid").exists()
+
+    def _pg_ctl(self, action: str) -> None:
+        """pg_ctl as the OS user pgserver runs the server as (``pgserver`` when we are root)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from pgserver import postgres_server
-        user = "pgserver" if os.name == "posix" and os.geteuid() == 0 else None  # as pgserver runs it
-        postgres_server.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.path, user=user)
-        return not (self.path / "postmaster.pid").exists()
+        user = "pgserver" if os.name == "posix" and os.geteuid() == 0 else None
+        postgres_server.pg_ctl(["-w", "-m", "fast", action], pgdata=self.path, user=user)

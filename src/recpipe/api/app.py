@@ -4,9 +4,7 @@ unknown ids, 503 with Retry-After while the vector database is down; never a bar
 
 from __future__ import annotations
 
-import math
 import os
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -23,7 +21,8 @@ from recpipe.api.service import Service
 from recpipe.config import Settings, load_settings
 from recpipe.errors import InputError, RecpipeError, ServiceError
 from recpipe.inference.artifacts import EMBEDDING_DIM
-from recpipe.inference.recommend import NotFound, Rules
+from recpipe.inference.recommend import NotFound, Recommendation, Rules
+from recpipe.vectors import schema
 
 MAX_LIMIT = 1000
 MAX_BATCH = 1000
@@ -124,14 +123,12 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     def items_from_user(embedding: Annotated[list[float], Body(min_length=EMBEDDING_DIM, max_length=EMBEDDING_DIM)],
                         response: Response, limit: Limit = 10) -> list[dict[str, Any]]:
         """Items for one user embedding (one element of /user_embeddings' answer)."""
-        if not all(math.isfinite(v) for v in embedding):
-            raise InputError("the embedding must hold finite numbers")
         model = svc.models.get()
-        with svc.queries() as q:
+        with svc.queries() as q:  # a non-finite value is an InputError (400) there
             found = q.items_for_embedding(embedding, limit)
-        response.headers["X-Model-Version"] = model.version
-        response.headers["X-Recommendation-Id"] = _new_id()
-        return [s.to_json() for s in found]
+        rec = Recommendation(model.version, "embedding", [s.to_json() for s in found])
+        _headers(response, rec)
+        return rec.items
 
     @app.get("/items_from_item", response_model=list[Scored], tags=["seed"])
     def items_from_item(item_id: Annotated[str, Query(min_length=1, max_length=64)], response: Response,
@@ -181,7 +178,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         try:
             model = svc.models.get()
             with svc.queries() as q:
-                q.conn.execute("SELECT 1 FROM item_emb LIMIT 1").fetchall()
+                q.conn.execute(f"SELECT 1 FROM {schema.ITEMS} LIMIT 1").fetchall()
         except RecpipeError as exc:
             return JSONResponse({"ready": False, "error": exc.message}, status_code=503, headers={"Retry-After": "1"})
         except Exception as exc:  # e.g. no item_emb table yet
@@ -195,12 +192,4 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    app.state.service = svc
-    app.state.started = time.time()
     return app
-
-
-def _new_id() -> str:
-    import uuid
-
-    return str(uuid.uuid4())

@@ -38,7 +38,8 @@ class Model:
         return self.towers.user(x), usable
 
     @classmethod
-    def load(cls, store: Lake, name: str) -> Model:
+    def load(cls, store: Lake, name: str, manifest: Mapping[str, Any] | None = None) -> Model:
+        """``manifest``: model/manifest.json if the caller has already read it."""
         def read(rel: str) -> bytes:
             data = store.read_bytes(f"{name}/{rel}" if name else rel)
             if data is None:
@@ -46,7 +47,7 @@ class Model:
                                  hint="run `recpipe train` first, or set RECPIPE_ARTIFACTS_URL")
             return data
 
-        manifest = json.loads(read(MANIFEST))
+        manifest = manifest or json.loads(read(MANIFEST))
         towers = Towers.load(io.BytesIO(read(TOWERS)))
         encoders = {k: Encoder.from_json(json.loads(read(path))) for k, path in SCALERS.items()}
         return cls(str(manifest.get("model_version")), towers, encoders["user"], encoders["item"])
@@ -72,5 +73,5 @@ class ModelSource:
                 manifest = self.store.read_json(f"{self.name}/{MANIFEST}" if self.name else MANIFEST) or {}
                 version = str(manifest.get("model_version"))
                 if self._model is None or version != self._model.version:
-                    self._model = Model.load(self.store, self.name)
+                    self._model = Model.load(self.store, self.name, manifest or None)
         return self._model

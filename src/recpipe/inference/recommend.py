@@ -15,7 +15,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -53,7 +53,7 @@ class Rules:
 @dataclass
 class Recommendation:
     model_version: str
-    strategy: str  # stored | features | popular | similar | product_line
+    strategy: str  # stored | features | popular | similar | product_line | embedding
     items: list[dict[str, Any]]
     recommendation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
@@ -154,31 +154,25 @@ class Recommender:
             n = min(MAX_FETCH, n * 4)
 
     def _finish(self, found: list[Scored], shop: _Shop, rules: Rules) -> list[dict[str, Any]]:
-        out, per_line = [], {}
-        for s in found:
-            line = shop.line.get(str(s.id))
-            if rules.max_per_line is not None:
-                if per_line.get(line, 0) >= rules.max_per_line:
-                    continue
-                per_line[line] = per_line.get(line, 0) + 1
-            out.append({"id": s.id, "score": round(s.score, 6), "product_line": line})
-            if len(out) == rules.k:
-                break
-        return out
+        return _take(((s.id, s.score, shop.line.get(str(s.id))) for s in found), rules)
 
     def _popular(self, shop: _Shop, rules: Rules, skip: set[str]) -> list[dict[str, Any]]:
-        top = max((r[3] for r in shop.popular), default=0) or 1
-        out, per_line = [], {}
-        for item, line, stock, buyers in shop.popular:
-            if item in skip or (rules.in_stock and not (stock or 0) > 0):
+        top = (shop.popular[0][3] if shop.popular else 0) or 1  # most bought first
+        return _take(((item, buyers / top, line) for item, line, stock, buyers in shop.popular
+                      if item not in skip and (not rules.in_stock or (stock or 0) > 0)
+                      and (rules.product_line is None or line == rules.product_line)), rules)
+
+
+def _take(candidates: Iterable[tuple[Any, float, str | None]], rules: Rules) -> list[dict[str, Any]]:
+    """The first k of (id, score, product line), best first, at most ``max_per_line`` per line."""
+    out: list[dict[str, Any]] = []
+    per_line: dict[str | None, int] = {}
+    for item, score, line in candidates:
+        if rules.max_per_line is not None:
+            if per_line.get(line, 0) >= rules.max_per_line:
                 continue
-            if rules.product_line is not None and line != rules.product_line:
-                continue
-            if rules.max_per_line is not None:
-                if per_line.get(line, 0) >= rules.max_per_line:
-                    continue
-                per_line[line] = per_line.get(line, 0) + 1
-            out.append({"id": item, "score": round(buyers / top, 6), "product_line": line})
-            if len(out) == rules.k:
-                break
-        return out
+            per_line[line] = per_line.get(line, 0) + 1
+        out.append({"id": item, "score": round(score, 6), "product_line": line})
+        if len(out) == rules.k:
+            break
+    return out

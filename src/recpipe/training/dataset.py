@@ -42,7 +42,6 @@ class Ratings:
     item: np.ndarray  # int64 row in ``items`` per rating
     rating: np.ndarray  # float32, 1..5
     manifest: dict[str, Any]  # the data manifest the ETL published
-    location: str
 
     def __len__(self) -> int:
         return len(self.rating)
@@ -83,7 +82,7 @@ def read_ratings(lake: Lake) -> Ratings:
                          f"{manifest['rows']:,}", hint="it changed while being read: run `recpipe train` again")
     table = table.sort_by([(PARTITION_KEY, "ascending"), ("productCode", "ascending")])
     check(table, location)
-    return _index(table, manifest, location)
+    return _index(table, manifest)
 
 
 def check(table: pa.Table, location: str) -> None:
@@ -118,7 +117,7 @@ def _refuse(table: pa.Table, mask: Any, problem: str, location: str) -> None:
     raise InputError(f"the training dataset at {location} has {problem} (first: {example})", hint=FIX)
 
 
-def _index(table: pa.Table, manifest: dict[str, Any], location: str) -> Ratings:
+def _index(table: pa.Table, manifest: dict[str, Any]) -> Ratings:
     customer = table[PARTITION_KEY].to_numpy()
     starts = np.flatnonzero(np.concatenate([[True], customer[1:] != customer[:-1]]))  # sorted
     user = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(customer))))
@@ -132,7 +131,7 @@ def _index(table: pa.Table, manifest: dict[str, Any], location: str) -> Ratings:
     _, first = np.unique(item, return_index=True)  # first row of each item, in item order
     items = table.select(list(ITEM_COLUMNS)).take(pa.array(first))
     return Ratings(users, items, user.astype(np.int64), item,
-                   table["productRating"].to_numpy().astype(np.float32), manifest, location)
+                   table["productRating"].to_numpy().astype(np.float32), manifest)
 
 
 def split(n: int, *, seed: int, validation: float = 0.1, test: float = 0.1) -> Split:

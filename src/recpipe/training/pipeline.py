@@ -20,6 +20,7 @@ import numpy as np
 from recpipe import __version__
 from recpipe.adapters.base import Lake
 from recpipe.errors import RecpipeError
+from recpipe.etl.contract import DATASET
 from recpipe.inference.features import (
     ITEM_CATEGORICAL,
     ITEM_NUMERIC,
@@ -66,7 +67,7 @@ def train(lake: Lake, store: Lake, name: str, options: TrainOptions | None = Non
     progress = progress or _Quiet()
     started = time.perf_counter()
     store.check_writable()
-    progress.status(f"reading the training dataset from {lake.location('ratings_ml_training')}")
+    progress.status(f"reading the training dataset from {lake.location(DATASET)}")
     data = read_ratings(lake)
     rows = split(len(data), seed=options.fit.seed, validation=options.validation, test=options.test)
     p = prepare(data, rows)
@@ -92,10 +93,10 @@ def train(lake: Lake, store: Lake, name: str, options: TrainOptions | None = Non
             content_metrics = evaluate.model_metrics(content.user(xu), content.item(xi), heldout)
 
     progress.status("evaluating on the held-out ratings")
-    towers = model.to_numpy(data.users["customerNumber"].to_numpy()[user_ids] if options.hybrid else None,
-                            np.array(data.items["productCode"].to_pylist())[item_ids] if options.hybrid else None)
     customer_ids = data.users["customerNumber"].to_numpy()
     product_ids = np.array(data.items["productCode"].to_pylist())
+    towers = model.to_numpy(customer_ids[user_ids] if options.hybrid else None,
+                            product_ids[item_ids] if options.hybrid else None)
     user_emb = towers.user(xu, customer_ids)
     item_emb = towers.item(xi, product_ids)
     agreement = _agreement(model, inputs, user_emb, item_emb, options.hybrid)

@@ -75,21 +75,24 @@ def load_vectors(db: VectorDatabase, store: Lake, name: str, *, source: SourceDa
             _drop_leftovers(conn)
             conn.execute(schema.create_items(new[schema.ITEMS]))
             conn.execute(schema.create_users(new[schema.USERS]))
-            if catalog is not None and purchases is not None:
+            if catalog is not None and purchases is not None:  # read together above
                 conn.execute(schema.create_catalog(new[schema.CATALOG]))
                 conn.execute(schema.create_purchases(new[schema.PURCHASES]))
-                _copy_rows(conn, new[schema.CATALOG], ("id", "product_line", "quantity_in_stock"),
-                           ("varchar", "varchar", "int4"), catalog)
-                _copy_rows(conn, new[schema.PURCHASES], ("customer_number", "product_code"), ("int4", "varchar"),
-                           purchases)
+                _copy(conn, new[schema.CATALOG], id=("varchar", catalog["productCode"].to_pylist()),
+                      product_line=("varchar", catalog["productLine"].to_pylist()),
+                      quantity_in_stock=("int4", catalog["quantityInStock"].to_pylist()))
+                _copy(conn, new[schema.PURCHASES], customer_number=("int4", purchases["customerNumber"].to_pylist()),
+                      product_code=("varchar", purchases["productCode"].to_pylist()))
             t0 = time.perf_counter()
             step(f"copying {len(items):,} item and {len(users):,} user embeddings")
             # the source's catalog is fresher than the training snapshot in the artifacts
             attributes = files["attributes"] if catalog is None else pa.table({
                 "id": catalog["productCode"], "product_line": catalog["productLine"],
                 "quantity_in_stock": catalog["quantityInStock"]})
-            _copy_items(conn, new[schema.ITEMS], items, attributes)
-            _copy(conn, new[schema.USERS], users)
+            lines, stock = _attributes(items, attributes)
+            _copy(conn, new[schema.ITEMS], id=("varchar", items.ids.to_pylist()), embedding=("vector", items.vectors),
+                  product_line=("varchar", lines), quantity_in_stock=("int4", stock))
+            _copy(conn, new[schema.USERS], id=("int4", users.ids.to_pylist()), embedding=("vector", users.vectors))
             seconds["copy"] = time.perf_counter() - t0
             t0 = time.perf_counter()
             step("building the HNSW indexes")
@@ -128,42 +131,29 @@ def _drop_leftovers(conn: Any) -> None:
         conn.execute(f'DROP TABLE IF EXISTS "{table}"')
 
 
-def _copy(conn: Any, table: str, emb: Embeddings) -> None:
-    ids = emb.ids.to_pylist()
-    with conn.cursor().copy(f"COPY {table} (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as copy:
-        copy.set_types(["int4" if table.startswith(schema.USERS) else "varchar", "vector"])
-        for key, vec in zip(ids, emb.vectors, strict=True):
-            copy.write_row((key, vec))
-
-
-def _copy_rows(conn: Any, table: str, columns: tuple[str, ...], types: tuple[str, ...], data: pa.Table) -> None:
+def _copy(conn: Any, table: str, **columns: tuple[str, Any]) -> None:
+    """Binary COPY of ``column=(postgres type, values)``, all columns the same length."""
     with conn.cursor().copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN WITH (FORMAT BINARY)") as copy:
-        copy.set_types(list(types))
-        for row in zip(*(data.column(i).to_pylist() for i in range(len(columns))), strict=True):
+        copy.set_types([t for t, _ in columns.values()])
+        for row in zip(*(v for _, v in columns.values()), strict=True):
             copy.write_row(row)
 
 
-def _copy_items(conn: Any, table: str, emb: Embeddings, attributes: pa.Table | None) -> None:
-    ids = emb.ids.to_pylist()
-    lines: list[Any] = [None] * len(ids)
-    stock: list[Any] = [None] * len(ids)
-    if attributes is not None:
-        known = dict(zip(attributes["id"].to_pylist(), zip(attributes["product_line"].to_pylist(),
-                                                            attributes["quantity_in_stock"].to_pylist(), strict=True),
-                         strict=True))
-        for k, key in enumerate(ids):
-            lines[k], stock[k] = known.get(key, (None, None))
-    with conn.cursor().copy(f"COPY {table} (id, embedding, product_line, quantity_in_stock) "
-                            "FROM STDIN WITH (FORMAT BINARY)") as copy:
-        copy.set_types(["varchar", "vector", "varchar", "int4"])
-        for row in zip(ids, emb.vectors, lines, stock, strict=True):
-            copy.write_row(row)
+def _attributes(items: Embeddings, attributes: pa.Table | None) -> tuple[list[Any], list[Any]]:
+    """Product line and stock per embedded item, None where ``attributes`` does not know it."""
+    ids = items.ids.to_pylist()
+    if attributes is None:
+        return [None] * len(ids), [None] * len(ids)
+    known = dict(zip(attributes["id"].to_pylist(), zip(attributes["product_line"].to_pylist(),
+                                                        attributes["quantity_in_stock"].to_pylist(), strict=True),
+                     strict=True))
+    pairs = [known.get(key, (None, None)) for key in ids]
+    return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
 def _switch(conn: Any, new: dict[str, str], **meta: Any) -> None:
     with conn.transaction():
         conn.execute(schema.CREATE_META)
-        conn.execute(f"ALTER TABLE {schema.META} ADD COLUMN IF NOT EXISTS catalog integer")
         for table, staged in new.items():
             exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0]
             if exists:

@@ -196,7 +196,7 @@ class VectorQueries:
             finally:
                 self.conn.execute("SET enable_indexscan = on")
         else:
-            self._set_ef(max(ef, params["k"]))
+            self._set_ef(max(ef, params["k"] + 1))  # + 1: "never itself" may drop one candidate
             rows = self.conn.execute(sql, params, prepare=True, binary=binary).fetchall()
         for ord_, key, score in rows:
             bucket = out[ord_ - 1]
