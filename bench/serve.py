@@ -9,6 +9,9 @@ bought, hence embedded), the DuckDB
 ETL, a content model (`train`), `vectors load` with the catalog into the embedded PostgreSQL,
 then `recpipe serve` in its own process. Load from wrk (Debian's package; a Lua script spreads
 requests over 2,000 random products / customers), on the same 2 cores as the server.
+
+A second server with more database threads (`--compare-threads`, 8 = the old default) is
+measured at 16 clients in the same run: it shows why the default is one thread per core.
 """
 
 from __future__ import annotations
@@ -72,6 +75,27 @@ def wrk(url: str, paths: list[str], clients: int, seconds: int, work: Path) -> d
     return {"rps": rps, "p50_ms": lat["50"], "p99_ms": lat["99"], "non_2xx": int(errors.group(1)) if errors else 0}
 
 
+def measure(env: dict[str, str], workers: int, args: tuple[str, ...], endpoints: dict[str, list[str]],
+            concurrency: tuple[int, ...], seconds: int, work: Path) -> dict[str, dict[int, Any]]:
+    """Start `recpipe serve` with ``args``, run wrk on every endpoint × concurrency, stop it."""
+    server, url = serve.start(env, workers=workers, args=args)
+    results: dict[str, dict[int, Any]] = {}
+    try:
+        if not serve.wait_ready(url):
+            sys.exit(f"recpipe serve did not become ready: {server.stderr.read() if server.poll() is not None else ''}")
+        for name, paths in endpoints.items():
+            for clients in concurrency:
+                wrk(url, paths, clients, 2, work)  # warm-up
+                r = wrk(url, paths, clients, seconds, work)
+                results.setdefault(name, {})[clients] = r
+                print(f"{' '.join(args) or 'defaults'}: {name} × {clients}: {r['rps']:,.0f} req/s, "
+                      f"p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, non-2xx {r['non_2xx']}", flush=True)
+    finally:
+        server.terminate()
+        server.wait(10)
+    return results
+
+
 def _ms(text: str) -> float:
     value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
@@ -83,7 +107,10 @@ def main() -> None:
     parser.add_argument("--customers", type=int, default=60_000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1,
-                        help="recpipe serve --workers (2 gave a long latency tail here: see the closing note of issue 6)")
+                        help="recpipe serve --workers (its threads default to cores ÷ workers)")
+    parser.add_argument("--threads", type=int, default=None, help="recpipe serve --threads (default: its own)")
+    parser.add_argument("--compare-threads", type=int, default=8, help="also measure 16 clients with this many "
+                                                                         "threads (0: skip)")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--name", default="serve")
     args = parser.parse_args()
@@ -98,37 +125,36 @@ def main() -> None:
         items = [r[0] for r in c.execute("SELECT id FROM item_emb")]
         users = [r[0] for r in c.execute("SELECT id FROM user_emb")]
     rng = np.random.default_rng(0)
-    server, url = serve.start({**os.environ, **env}, workers=args.workers)
+    endpoints = {
+        "/health": ["/health"],
+        "/items_from_item": [f"/items_from_item?item_id={i}&limit=10" for i in rng.choice(items, 2000)],
+        "/recommendations/{id}": [f"/recommendations/{u}?k=10" for u in rng.choice(users, 2000)],
+    }
+    threads = ("--threads", str(args.threads)) if args.threads else ()
+    compared: dict[str, dict[int, Any]] = {}
     try:
-        if not serve.wait_ready(url):
-            sys.exit(f"recpipe serve did not become ready: {server.stderr.read() if server.poll() is not None else ''}")
-        endpoints = {
-            "/health": ["/health"],
-            "/items_from_item": [f"/items_from_item?item_id={i}&limit=10" for i in rng.choice(items, 2000)],
-            "/recommendations/{id}": [f"/recommendations/{u}?k=10" for u in rng.choice(users, 2000)],
-        }
-        results: dict[str, dict[int, Any]] = {}
-        for name, paths in endpoints.items():
-            for clients in CONCURRENCY:
-                wrk(url, paths, clients, 2, work)  # warm-up
-                r = wrk(url, paths, clients, args.seconds, work)
-                results.setdefault(name, {})[clients] = r
-                print(f"{name} × {clients}: {r['rps']:,.0f} req/s, p50 {r['p50_ms']:.2f} ms, p99 {r['p99_ms']:.2f} ms, "
-                      f"non-2xx {r['non_2xx']}", flush=True)
+        results = measure({**os.environ, **env}, args.workers, threads, endpoints, CONCURRENCY, args.seconds, work)
+        if args.compare_threads:
+            compared = measure({**os.environ, **env}, args.workers, ("--threads", str(args.compare_threads)),
+                               {k: v for k, v in endpoints.items() if k != "/health"}, (16,), args.seconds, work)
     finally:
-        server.terminate()
-        server.wait(10)
         db.stop()
     rows = []
     for name, by_c in results.items():
         for clients, r in by_c.items():
             floor = results["/health"][clients]["rps"]
             rows.append((name, clients, r["rps"], r["p50_ms"], r["p99_ms"], r["rps"] / floor, r["non_2xx"]))
+    for name, by_c in compared.items():
+        for clients, r in by_c.items():
+            floor = results["/health"][clients]["rps"]
+            rows.append((f"{name} ({args.compare_threads} threads)", clients, r["rps"], r["p50_ms"], r["p99_ms"],
+                         r["rps"] / floor, r["non_2xx"]))
     report(args.name, f"recpipe serve ({args.workers} uvicorn process(es)) with {len(items):,} items, {len(users):,} users; wrk on "
                       f"the same 2 cores, {args.seconds} s per cell",
            ("endpoint", "clients", "req/s", "p50 ms", "p99 ms", "× /health", "non-2xx"), rows,
            {"items": len(items), "users": len(users), "seconds": args.seconds, "workers": args.workers,
-            "results": results})
+            "threads": args.threads or "default (one per core)", "results": results,
+            "compare_threads": args.compare_threads, "compared": compared})
 
 
 if __name__ == "__main__":

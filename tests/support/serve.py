@@ -11,10 +11,11 @@ import httpx
 from tests.support.mariadb import free_port
 
 
-def start(env: dict[str, str], *, workers: int = 1) -> tuple[subprocess.Popen[str], str]:
+def start(env: dict[str, str], *, workers: int = 1, args: tuple[str, ...] = ()) -> tuple[subprocess.Popen[str], str]:
     """Start the service on a free 127.0.0.1 port; return the process and its base URL."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "recpipe", "serve", "--port", str(port), "--workers", str(workers)],
+    server = subprocess.Popen([sys.executable, "-m", "recpipe", "serve", "--port", str(port), "--workers", str(workers),
+                               *args],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     return server, f"http://127.0.0.1:{port}"
 

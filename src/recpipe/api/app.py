@@ -5,6 +5,7 @@ unknown ids, 503 with Retry-After while the vector database is down; never a bar
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -22,10 +23,10 @@ from recpipe.config import Settings, load_settings
 from recpipe.errors import InputError, RecpipeError, ServiceError
 from recpipe.inference.artifacts import EMBEDDING_DIM
 from recpipe.inference.recommend import NotFound, Recommendation, Rules
-from recpipe.vectors import schema
 
 MAX_LIMIT = 1000
 MAX_BATCH = 1000
+GIL_SWITCH_SECONDS = 0.0003
 
 
 class UserFeatures(BaseModel):
@@ -56,29 +57,48 @@ class Recommendations(BaseModel):
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="How many items.")]
 
 
+class RecommendationQuery(BaseModel):
+    """The rich endpoint's query parameters: the business rules (one model, validated at once)."""
+
+    model_config = ConfigDict(extra="forbid")
+    k: int = Field(10, ge=1, le=MAX_LIMIT, description="How many items.")
+    exclude: list[str] = Field([], max_length=MAX_LIMIT, description="Product codes to leave out.")
+    cart: list[str] = Field([], max_length=MAX_LIMIT, description="Products in the cart (left out).")
+    exclude_bought: bool = Field(True, description="Leave out what the customer already bought.")
+    in_stock: bool = Field(True, description="Only items in stock.")
+    product_line: str | None = Field(None, max_length=50, description="Only this product line.")
+    max_per_line: int | None = Field(None, ge=1, le=MAX_LIMIT, description="At most this many per product line.")
+    city: str | None = Field(None, max_length=50, description="For a customer without a stored embedding.")
+    country: str | None = Field(None, max_length=50, description="For a customer without a stored embedding.")
+    credit_limit: float | None = Field(None, allow_inf_nan=False, description="For a customer without a stored "
+                                                                               "embedding.")
+
+
 def create_app_from_env() -> FastAPI:
     """For uvicorn's worker processes (``recpipe serve --workers N``): settings from RECPIPE_*,
-    service options from RECPIPE_SERVE_EF_SEARCH and RECPIPE_SERVE_RELOAD_EVERY."""
+    service options from RECPIPE_SERVE_EF_SEARCH, RECPIPE_SERVE_RELOAD_EVERY and
+    RECPIPE_SERVE_THREADS."""
     settings = load_settings()
-    ef = os.environ.get("RECPIPE_SERVE_EF_SEARCH")
+    ef, threads = os.environ.get("RECPIPE_SERVE_EF_SEARCH"), os.environ.get("RECPIPE_SERVE_THREADS")
     every = float(os.environ.get("RECPIPE_SERVE_RELOAD_EVERY", "10"))
-    return create_app(settings, service=Service(settings, ef_search=int(ef) if ef else None, check_every=every))
+    return create_app(settings, service=Service(settings, ef_search=int(ef) if ef else None, check_every=every,
+                                                threads=int(threads) if threads else None))
 
 
-def create_app(settings: Settings | None = None, *, service: Service | None = None, threads: int = 8) -> FastAPI:
+def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:
     settings = settings or load_settings()
     svc = service or Service(settings)
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        import anyio
-
-        # Sync endpoints run in worker threads, each with its own database connection: a
-        # bounded pool keeps connections (and GIL contention) in check.
-        anyio.to_thread.current_default_thread_limiter().total_tokens = threads
-        await anyio.to_thread.run_sync(svc.warm)  # model, catalog cache: not on the first request
+        # A database thread whose query returned waits for the GIL while the event loop runs;
+        # Python hands it over every 5 ms by default. 0.3 ms: p99 at 16 clients −10% (bench/serve.py).
+        sys.setswitchinterval(GIL_SWITCH_SECONDS)
+        await svc.run(svc.warm)  # model, catalog cache: not on the first request
         yield
+        svc.close()
+
 
     app = FastAPI(title="recpipe inference", version=__version__, lifespan=lifespan,
                   description="Recommendations from the two-tower model and pgvector (DESIGN.md §7).")
@@ -103,68 +123,48 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         return JSONResponse({"error": f"invalid request: {first['where']}: {first['problem']}",
                              "problems": problems}, status_code=422)
 
-    def _headers(response: Response, rec: Any) -> None:
-        response.headers["X-Recommendation-Id"] = rec.recommendation_id
-        response.headers["X-Model-Version"] = rec.model_version
+    def _json(body: Any, rec: Recommendation) -> JSONResponse:
+        """Built here, already valid: returning a Response skips FastAPI's re-validation of the
+        response model (a sixth of a request's CPU); the model still documents it."""
+        return JSONResponse(body, headers={"X-Recommendation-Id": rec.recommendation_id,
+                                           "X-Model-Version": rec.model_version})
+
+    # Endpoints are coroutines: only the model and database work goes to the service's small
+    # thread pool (see recpipe.api.service), the rest stays on the event loop.
 
     # -- the seed's endpoints ------------------------------------------------------------------
     @app.post("/user_embeddings", response_model=list[list[float]], tags=["seed"])
-    def user_embeddings(users: Annotated[list[UserFeatures], Body(max_length=MAX_BATCH)], response: Response
-                        ) -> list[list[float]]:
+    async def user_embeddings(users: Annotated[list[UserFeatures], Body(max_length=MAX_BATCH)]) -> Response:
         """Embeddings for a list of ``{city, country, creditlimit}`` (the user tower, in numpy)."""
-        model = svc.models.get()
-        response.headers["X-Model-Version"] = model.version
-        if not users:
-            return []
-        embeddings, _ = model.user_embeddings([u.record() for u in users])
-        return embeddings.tolist()
+        model, embeddings = await svc.run(svc.user_embeddings, [u.record() for u in users])
+        return JSONResponse(embeddings, headers={"X-Model-Version": model.version})
 
     @app.post("/items_from_user", response_model=list[Scored], tags=["seed"])
-    def items_from_user(embedding: Annotated[list[float], Body(min_length=EMBEDDING_DIM, max_length=EMBEDDING_DIM)],
-                        response: Response, limit: Limit = 10) -> list[dict[str, Any]]:
+    async def items_from_user(embedding: Annotated[list[float], Body(min_length=EMBEDDING_DIM,
+                                                                     max_length=EMBEDDING_DIM)],
+                              limit: Limit = 10) -> Response:
         """Items for one user embedding (one element of /user_embeddings' answer)."""
-        model = svc.models.get()
-        with svc.queries() as q:  # a non-finite value is an InputError (400) there
-            found = q.items_for_embedding(embedding, limit)
-        rec = Recommendation(model.version, "embedding", [s.to_json() for s in found])
-        _headers(response, rec)
-        return rec.items
+        rec = await svc.run(svc.items_for_embedding, embedding, limit)
+        return _json(rec.items, rec)
 
     @app.get("/items_from_item", response_model=list[Scored], tags=["seed"])
-    def items_from_item(item_id: Annotated[str, Query(min_length=1, max_length=64)], response: Response,
-                        limit: Limit = 10) -> list[dict[str, Any]]:
+    async def items_from_item(item_id: Annotated[str, Query(min_length=1, max_length=64)],
+                              limit: Limit = 10) -> Response:
         """Items similar to a product (never itself). A catalog product without an embedding yet
         gets popular items of its product line; an unknown id is a 404."""
-        with svc.queries() as q:
-            rec = svc.recommender.similar_to_item(q, item_id, Rules(k=limit, in_stock=False, exclude_bought=False))
-        _headers(response, rec)
-        return [{"id": i["id"], "score": i["score"]} for i in rec.items]
+        rec = await svc.run(svc.similar_to_item, item_id, Rules(k=limit, in_stock=False, exclude_bought=False))
+        return _json([{"id": i["id"], "score": i["score"]} for i in rec.items], rec)
 
     # -- the rich endpoint -----------------------------------------------------------------------
     @app.get("/recommendations/{customer_number}", response_model=Recommendations, tags=["recommendations"])
-    def recommendations(
-        customer_number: int,
-        k: Limit = 10,
-        exclude: Annotated[list[str] | None, Query(max_length=MAX_LIMIT, description="Product codes to leave out.")] = None,
-        cart: Annotated[list[str] | None, Query(max_length=MAX_LIMIT, description="Products in the cart (left out).")] = None,
-        exclude_bought: Annotated[bool, Query(description="Leave out what the customer already bought.")] = True,
-        in_stock: Annotated[bool, Query(description="Only items in stock.")] = True,
-        product_line: Annotated[str | None, Query(max_length=50)] = None,
-        max_per_line: Annotated[int | None, Query(ge=1, le=MAX_LIMIT, description="At most this many per product line.")] = None,
-        city: Annotated[str | None, Query(max_length=50, description="For a customer without a stored embedding.")] = None,
-        country: Annotated[str | None, Query(max_length=50)] = None,
-        credit_limit: Annotated[float | None, Query(allow_inf_nan=False)] = None,
-    ) -> Response:
+    async def recommendations(customer_number: int, ask: Annotated[RecommendationQuery, Query()]) -> Response:
         """Recommendations for a customer, with the business rules as parameters."""
-        rules = Rules(k=k, exclude=tuple(exclude or ()), cart=tuple(cart or ()), exclude_bought=exclude_bought,
-                      in_stock=in_stock, product_line=product_line, max_per_line=max_per_line)
-        features = {"city": city, "country": country, "creditLimit": credit_limit} \
-            if any(v is not None for v in (city, country, credit_limit)) else None
-        with svc.queries() as q:
-            rec = svc.recommender.for_customer(q, customer_number, features, rules)
-        # built here, already valid: returning a Response skips FastAPI's re-validation
-        return JSONResponse({"customer_number": customer_number, **rec.to_json()},
-                            headers={"X-Recommendation-Id": rec.recommendation_id, "X-Model-Version": rec.model_version})
+        rules = Rules(k=ask.k, exclude=tuple(ask.exclude), cart=tuple(ask.cart), exclude_bought=ask.exclude_bought,
+                      in_stock=ask.in_stock, product_line=ask.product_line, max_per_line=ask.max_per_line)
+        features = {"city": ask.city, "country": ask.country, "creditLimit": ask.credit_limit} \
+            if any(v is not None for v in (ask.city, ask.country, ask.credit_limit)) else None
+        rec = await svc.run(svc.for_customer, customer_number, features, rules)
+        return _json({"customer_number": customer_number, **rec.to_json()}, rec)
 
     # -- operations --------------------------------------------------------------------------------
     @app.get("/health", tags=["operations"])
@@ -173,12 +173,10 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         return {"status": "ok"}
 
     @app.get("/ready", tags=["operations"])
-    def ready() -> JSONResponse:
+    async def ready() -> JSONResponse:
         """200 once the model is loaded and the vector database answers; 503 otherwise."""
         try:
-            model = svc.models.get()
-            with svc.queries() as q:
-                q.conn.execute(f"SELECT 1 FROM {schema.ITEMS} LIMIT 1").fetchall()
+            model = await svc.run(svc.ready)
         except RecpipeError as exc:
             return JSONResponse({"ready": False, "error": exc.message}, status_code=503, headers={"Retry-After": "1"})
         except Exception as exc:  # e.g. no item_emb table yet

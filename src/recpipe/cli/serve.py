@@ -18,7 +18,10 @@ def serve(
     ef_search: Annotated[int | None, typer.Option(min=1, max=1000, help="HNSW candidates per query.")] = None,
     reload_every: Annotated[float, typer.Option(min=0.1, help="Seconds between checks for a newly published "
                                                                 "model or vectors load.")] = 10.0,
-    workers: Annotated[int, typer.Option(min=1, max=64, help="Processes (one per core is a good start).")] = 1,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Processes (more use more cores for Python).")] = 1,
+    threads: Annotated[int | None, typer.Option(min=1, max=256, help="Database threads (and connections) per process "
+                                                                     "[default: cores ÷ workers, at least 1]. More "
+                                                                     "when the database runs on other machines.")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Serve recommendations: the seed's /user_embeddings, /items_from_user, /items_from_item,
@@ -27,21 +30,25 @@ def serve(
     """
     uvicorn = require("uvicorn", "serve", "The HTTP service")
     from recpipe.api.app import create_app
-    from recpipe.api.service import Service
+    from recpipe.api.service import Service, default_threads
     from recpipe.cli.output import err_console
 
     settings = load_settings()
+    # about one database thread per core in all: more only queue for the GIL and the cores
+    threads = threads or max(1, default_threads() // workers)
     fast = {"loop": "uvloop", "http": "httptools"} if _have("uvloop") and _have("httptools") else {}
-    err_console.print(f"serving on http://{host}:{port} with {workers} process(es) "
+    err_console.print(f"serving on http://{host}:{port} with {workers} process(es) × {threads} database thread(s) "
                       f"(OpenAPI: http://{host}:{port}/docs)")
     if workers == 1:
-        app = create_app(settings, service=Service(settings, ef_search=ef_search, check_every=reload_every))
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False, **fast)
+        service = Service(settings, ef_search=ef_search, check_every=reload_every, threads=threads)
+        uvicorn.run(create_app(settings, service=service), host=host, port=port, log_level=log_level,
+                    access_log=False, **fast)
         return
     # several processes: each builds its own app from the environment; metrics are summed
     with tempfile.TemporaryDirectory(prefix="recpipe-metrics-") as metrics_dir:
         os.environ.update({"PROMETHEUS_MULTIPROC_DIR": metrics_dir, "RECPIPE_SERVE_RELOAD_EVERY": str(reload_every),
                            **({"RECPIPE_SERVE_EF_SEARCH": str(ef_search)} if ef_search else {}),
+                           "RECPIPE_SERVE_THREADS": str(threads),
                            **{role.env: str(getattr(settings, field)) for field, role in ROLES.items()}})
         uvicorn.run("recpipe.api.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
                     log_level=log_level, access_log=False, **fast)
