@@ -3,6 +3,7 @@ model and the embedded PostgreSQL + pgvector, loaded with the catalog and purcha
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -253,3 +254,26 @@ def test_the_lambda_handler_serves_a_function_url_event(stack: Stack, monkeypatc
         assert response["statusCode"] == 200, response
         body = json.loads(response["body"])
         assert len(body) == 3 and item not in [b["id"] for b in body]
+
+
+def test_the_service_uses_at_most_its_threads_connections_and_closes_them(stack: Stack) -> None:
+    from recpipe.api.service import Service
+
+    svc = Service(stack.settings(), threads=3)
+
+    def backend(_: int) -> int:
+        with svc.queries() as q:
+            time.sleep(0.02)  # keep the thread busy so that others are used too
+            return int(q.conn.info.backend_pid)
+
+    async def many() -> list[int]:
+        return await asyncio.gather(*(svc.run(backend, i) for i in range(12)))
+
+    pids = set(asyncio.run(many()))
+    assert 1 < len(pids) <= 3
+    svc.close()
+    with psycopg.connect(stack.db.conninfo()) as c:
+        deadline = time.monotonic() + 10
+        while pids & {r[0] for r in c.execute("SELECT pid FROM pg_stat_activity")} and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not pids & {r[0] for r in c.execute("SELECT pid FROM pg_stat_activity")}

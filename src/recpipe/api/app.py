@@ -94,10 +94,14 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # A database thread whose query returned waits for the GIL while the event loop runs;
         # Python hands it over every 5 ms by default. 0.3 ms: p99 at 16 clients −10% (bench/serve.py).
+        before = sys.getswitchinterval()
         sys.setswitchinterval(GIL_SWITCH_SECONDS)
         await svc.run(svc.warm)  # model, catalog cache: not on the first request
-        yield
-        svc.close()
+        try:
+            yield
+        finally:
+            svc.close()
+            sys.setswitchinterval(before)
 
 
     app = FastAPI(title="recpipe inference", version=__version__, lifespan=lifespan,

@@ -48,13 +48,21 @@ class Service:
         self.threads = threads or default_threads()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="recpipe-db")
         self._local = threading.local()
+        self._open: set[VectorQueries] = set()  # every thread's connection, for close()
+        self._open_lock = threading.Lock()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on one of the service's threads."""
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Finish running work, then close every thread's connection."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._open_lock:
+            for q in self._open:
+                with contextlib.suppress(Exception):
+                    q.close()
+            self._open.clear()
 
     # -- blocking work, run through run() -------------------------------------------------------
     def user_embeddings(self, records: list[dict[str, Any]]) -> tuple[Model, list[list[float]]]:
@@ -100,6 +108,8 @@ class Service:
         try:
             if q is None:
                 q = self._local.q = VectorQueries(self.db, ef_search=self.ef_search)
+                with self._open_lock:
+                    self._open.add(q)
             yield q
         except (psycopg.OperationalError, psycopg.errors.AdminShutdown, psycopg.InterfaceError) as exc:
             self._drop()
@@ -113,5 +123,7 @@ class Service:
         q = getattr(self._local, "q", None)
         self._local.q = None
         if q is not None:
+            with self._open_lock:
+                self._open.discard(q)
             with contextlib.suppress(Exception):  # already broken
                 q.close()
