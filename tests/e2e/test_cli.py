@@ -34,7 +34,8 @@ def test_demo_builds_and_summarises_a_source(tmp_path: Path) -> None:
     result = run("demo", "--scale", "tiny", "--json", home=home)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert [s["stage"] for s in summary["stages"]] == ["source", "etl", "train", "vectors"]
+    assert [s["stage"] for s in summary["stages"]] == ["source", "etl", "train", "vectors", "serve"]
+    assert summary["stages"][-1]["result"].startswith("GET /recommendations/")
     assert (home / "source.db").is_file()
     assert (home / "lake" / "ratings_ml_training" / "_manifest.json").is_file()
     assert (home / "lake" / "ml-artifacts" / "model" / "manifest.json").is_file()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +23,6 @@ from recpipe.training.fit import FitOptions
 from recpipe.training.pipeline import TrainOptions, train
 from recpipe.vectors.load import load_vectors
 from recpipe.vectors.query import VectorQueries
-from tests.support.mariadb import free_port
 from tests.support.training import etl_lake
 
 pytestmark = pytest.mark.integration
@@ -68,24 +66,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def server(stack: Stack) -> Iterator[str]:
-    import uvicorn
-
     from recpipe.api.app import create_app
+    from recpipe.api.background import serving
     from recpipe.api.service import Service
 
     settings = stack.settings()
-    app = create_app(settings, service=Service(settings, ef_search=200, check_every=0.2))
-    port = free_port()
-    srv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if srv.started:
-            break
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    srv.should_exit = True
-    thread.join(10)
+    with serving(create_app(settings, service=Service(settings, ef_search=200, check_every=0.2))) as url:
+        yield url
 
 
 @pytest.fixture
