@@ -7,7 +7,7 @@ fails with an install hint (:class:`recpipe.errors.MissingDependencyError`).
 from __future__ import annotations
 
 from recpipe.adapters.base import Lake, SourceDatabase, VectorDatabase
-from recpipe.config import Settings, mask_url, url_scheme
+from recpipe.config import mask_url, url_scheme
 from recpipe.errors import ConfigError
 
 __all__ = ["Lake", "SourceDatabase", "VectorDatabase", "open_artifacts", "open_lake", "open_source",
@@ -33,10 +33,6 @@ def open_source(url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> SourceDatab
         f"{setting}={mask_url(url)!r}: unknown source database scheme {scheme or '(none)'!r}",
         hint="use sqlite:///path.db, mysql+pymysql://user:pass@host/db or postgresql://user:pass@host/db",
     )
-
-
-def source_from(settings: Settings) -> SourceDatabase:
-    return open_source(settings.source_url)
 
 
 def open_lake(url: str, *, setting: str = "RECPIPE_LAKE_URL") -> Lake:

@@ -32,10 +32,10 @@ GIL_SWITCH_SECONDS = 0.0003
 class UserFeatures(BaseModel):
     """One user as the seed's Lambda sends it."""
 
-    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+    model_config = ConfigDict(extra="ignore")
     city: str | None = None
     country: str | None = None
-    creditlimit: float | None = Field(default=None, alias="creditlimit", allow_inf_nan=False)
+    creditlimit: float | None = Field(default=None, allow_inf_nan=False)
 
     def record(self) -> dict[str, Any]:
         return {"city": self.city, "country": self.country, "creditLimit": self.creditlimit}
@@ -181,11 +181,9 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         """200 once the model is loaded and the vector database answers; 503 otherwise."""
         try:
             model = await svc.run(svc.ready)
-        except RecpipeError as exc:
-            return JSONResponse({"ready": False, "error": exc.message}, status_code=503, headers={"Retry-After": "1"})
-        except Exception as exc:  # e.g. no item_emb table yet
-            return JSONResponse({"ready": False, "error": str(exc).strip().splitlines()[0]}, status_code=503,
-                                headers={"Retry-After": "1"})
+        except Exception as exc:  # a RecpipeError, or e.g. no item_emb table yet
+            error = exc.message if isinstance(exc, RecpipeError) else str(exc).strip().splitlines()[0]
+            return JSONResponse({"ready": False, "error": error}, status_code=503, headers={"Retry-After": "1"})
         return JSONResponse({"ready": True, "model_version": model.version})
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)

@@ -27,7 +27,7 @@ from recpipe.errors import ServiceError
 from recpipe.inference.model import Model, ModelSource
 from recpipe.inference.recommend import Recommendation, Recommender, Rules
 from recpipe.vectors import schema
-from recpipe.vectors.query import Scored, VectorQueries
+from recpipe.vectors.query import VectorQueries
 
 T = TypeVar("T")
 
@@ -72,7 +72,7 @@ class Service:
     def items_for_embedding(self, embedding: list[float], limit: int) -> Recommendation:
         model = self.models.get()
         with self.queries() as q:  # a non-finite value is an InputError (400) there
-            found: list[Scored] = q.items_for_embedding(embedding, limit)
+            found = q.items_for_embedding(embedding, limit)
         return Recommendation(model.version, "embedding", [s.to_json() for s in found])
 
     def similar_to_item(self, item_id: str, rules: Rules) -> Recommendation:

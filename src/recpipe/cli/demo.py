@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
 
 from recpipe.cli.output import console, emit_json, table
 from recpipe.config import Settings, load_settings
 from recpipe.source.generate import PRESETS
+
+T = TypeVar("T")
 
 
 def demo(
@@ -32,62 +35,58 @@ def demo(
     from recpipe.cli.vectors import run_load
 
     settings = load_settings()
-    stages = []
+    stages = _Stages(quiet=as_json)
     started = time.perf_counter()
-    if not as_json:
-        console.rule("[bold]1. source[/]: a synthetic shop")
-    t0 = time.perf_counter()
-    source = init_source(settings, preset=scale, seed=seed, replace=True, quiet=as_json)
-    stages.append({"stage": "source", "seconds": round(time.perf_counter() - t0, 2),
-                   "result": f"{source['counts']['ratings']:,} ratings from "
-                             f"{source['counts']['customers']:,} customers in {source['source']}"})
-    if not as_json:
-        console.rule("[bold]2. etl[/]: the training dataset")
-    t0 = time.perf_counter()
-    manifest = run_pipeline(settings, quiet=as_json)
-    stages.append({"stage": "etl", "seconds": round(time.perf_counter() - t0, 2),
-                   "result": f"{manifest['rows']:,} rows in {manifest['partitions']:,} partitions "
-                             f"({manifest['engine']}), {manifest['quarantine']['rows']:,} quarantined, "
-                             f"at {manifest['location']}"})
-    if not as_json:
-        console.rule("[bold]3. train[/]: the two-tower model")
-    t0 = time.perf_counter()
-    model = run_training(settings, quiet=as_json)
+    source = stages.run("source", "a synthetic shop",
+                        lambda: init_source(settings, preset=scale, seed=seed, replace=True, quiet=as_json),
+                        lambda s: f"{s['counts']['ratings']:,} ratings from {s['counts']['customers']:,} customers "
+                                  f"in {s['source']}")
+    stages.run("etl", "the training dataset", lambda: run_pipeline(settings, quiet=as_json),
+               lambda m: f"{m['rows']:,} rows in {m['partitions']:,} partitions ({m['engine']}), "
+                         f"{m['quarantine']['rows']:,} quarantined, at {m['location']}")
+    model = stages.run("train", "the two-tower model", lambda: run_training(settings, quiet=as_json),
+                       lambda m: f"model {m['model_version']}: held-out RMSE {m['metrics']['rmse']:.3f} (per-item "
+                                 f"mean {m['metrics']['baselines']['item_mean']['rmse']:.3f}), artifacts at "
+                                 f"{settings.artifacts_url}")
     metrics = model["metrics"]
-    stages.append({"stage": "train", "seconds": round(time.perf_counter() - t0, 2),
-                   "result": f"model {model['model_version']}: held-out RMSE {metrics['rmse']:.3f} "
-                             f"(per-item mean {metrics['baselines']['item_mean']['rmse']:.3f}), "
-                             f"artifacts at {settings.artifacts_url}"})
     if not as_json:
         print_evaluation(model)
-        console.rule("[bold]4. vectors[/]: embeddings into PostgreSQL + pgvector")
-    t0 = time.perf_counter()
-    vectors = run_load(settings, quiet=as_json)
-    stages.append({"stage": "vectors", "seconds": round(time.perf_counter() - t0, 2),
-                   "result": f"{vectors['items']:,} item and {vectors['users']:,} user embeddings with HNSW "
-                             f"indexes in {vectors['vectors']}"})
+    stages.run("vectors", "embeddings into PostgreSQL + pgvector", lambda: run_load(settings, quiet=as_json),
+               lambda v: f"{v['items']:,} item and {v['users']:,} user embeddings with HNSW indexes in {v['vectors']}")
+    served = stages.run("serve", "recommendations over HTTP", lambda: ask_the_service(settings),
+                        lambda r: f"GET /recommendations/{r['customer_number']} → "
+                                  f"{', '.join(i['id'] for i in r['items'])} (model {r['model_version']})")
     if not as_json:
-        console.rule("[bold]5. serve[/]: recommendations over HTTP")
-    t0 = time.perf_counter()
-    served = ask_the_service(settings)
-    stages.append({"stage": "serve", "seconds": round(time.perf_counter() - t0, 2),
-                   "result": f"GET /recommendations/{served['customer_number']} → "
-                             f"{', '.join(i['id'] for i in served['items'])} (model {served['model_version']})"})
-    if not as_json:
-        table(f"recommendations for customer {served['customer_number']} ({served['strategy']} embedding), "
+        table(f"recommendations for customer {served['customer_number']} (strategy: {served['strategy']}), "
               f"served over HTTP", ("product", "product line", "score"),
               [(i["id"], i["product_line"] or "", f"{i['score']:.3f}") for i in served["items"]])
     total = round(time.perf_counter() - started, 2)
     if as_json:
-        emit_json({"home": str(settings.home), "stages": stages, "seconds": total,
+        emit_json({"home": str(settings.home), "stages": stages.done, "seconds": total,
                    "rmse_floor": source["rmse_floor"], "model_version": model["model_version"],
                    "metrics": metrics})
         return
     table(f"recpipe demo: done in {total:.1f} s (home {settings.home})", ("stage", "seconds", "result"),
-          [(s["stage"], f"{s['seconds']:.2f}", s["result"]) for s in stages])
+          [(s["stage"], f"{s['seconds']:.2f}", s["result"]) for s in stages.done])
     console.print(f"try: recpipe serve, then curl 'localhost:8000/recommendations/{served['customer_number']}?k=5'"
                   " (OpenAPI page at /docs) · recpipe vectors similar <productCode> -k 5 · recpipe vectors stop "
                   "(stops the embedded PostgreSQL)")
+
+
+class _Stages:
+    """Each stage: a numbered heading, its work timed, one line for the summary."""
+
+    def __init__(self, *, quiet: bool) -> None:
+        self.quiet = quiet
+        self.done: list[dict[str, Any]] = []
+
+    def run(self, name: str, title: str, work: Callable[[], T], summary: Callable[[T], str]) -> T:
+        if not self.quiet:
+            console.rule(f"[bold]{len(self.done) + 1}. {name}[/]: {title}")
+        t0 = time.perf_counter()
+        result = work()
+        self.done.append({"stage": name, "seconds": round(time.perf_counter() - t0, 2), "result": summary(result)})
+        return result
 
 
 def ask_the_service(settings: Settings) -> dict[str, Any]:

@@ -12,3 +12,8 @@ MANIFEST = "model/manifest.json"
 LOSS_PLOT = "model/loss.png"
 SCALERS = {"user": "scalers/user_features.json", "item": "scalers/item_features.json"}
 EMBEDDING_DIM = 32  # DESIGN.md §5 and §6: vector(32)
+
+
+def artifact_path(name: str, path: str) -> str:
+    """``path`` inside artifacts published as ``name`` ("" when they fill a whole bucket)."""
+    return f"{name}/{path}" if name else path

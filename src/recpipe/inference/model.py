@@ -16,7 +16,7 @@ import numpy as np
 
 from recpipe.adapters.base import Lake
 from recpipe.errors import InputError
-from recpipe.inference.artifacts import MANIFEST, SCALERS, TOWERS
+from recpipe.inference.artifacts import MANIFEST, SCALERS, TOWERS, artifact_path
 from recpipe.inference.features import Encoder
 from recpipe.inference.towers import Towers
 
@@ -41,7 +41,7 @@ class Model:
     def load(cls, store: Lake, name: str, manifest: Mapping[str, Any] | None = None) -> Model:
         """``manifest``: model/manifest.json if the caller has already read it."""
         def read(rel: str) -> bytes:
-            data = store.read_bytes(f"{name}/{rel}" if name else rel)
+            data = store.read_bytes(artifact_path(name, rel))
             if data is None:
                 raise InputError(f"no {rel} in the artifacts at {store.location(name)}",
                                  hint="run `recpipe train` first, or set RECPIPE_ARTIFACTS_URL")
@@ -70,7 +70,7 @@ class ModelSource:
         with self._lock:
             if self._model is None or now - self._checked >= self.check_every:
                 self._checked = now
-                manifest = self.store.read_json(f"{self.name}/{MANIFEST}" if self.name else MANIFEST) or {}
+                manifest = self.store.read_json(artifact_path(self.name, MANIFEST)) or {}
                 version = str(manifest.get("model_version"))
                 if self._model is None or version != self._model.version:
                     self._model = Model.load(self.store, self.name, manifest or None)

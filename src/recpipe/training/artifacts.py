@@ -54,20 +54,20 @@ def format_vectors(vectors: np.ndarray) -> pa.Array:
 
 def write_embeddings(path: Path, ids: Sequence[Any] | pa.Array, vectors: np.ndarray) -> None:
     """The seed's CSV: header ``id,embedding``, the vector quoted (it holds commas)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.table({"id": pa.array(ids), "embedding": format_vectors(vectors)})
-    with path.open("wb") as f:
-        f.write(b"id,embedding\n")
-        pcsv.write_csv(table, f, pcsv.WriteOptions(include_header=False, quoting_style="needed"))
+    _write_csv(path, pa.table({"id": pa.array(ids), "embedding": format_vectors(vectors)}))
 
 
 def write_item_attributes(path: Path, items: pa.Table) -> None:
     """What filters need beside each item's embedding, as of the training data."""
+    _write_csv(path, pa.table({"id": items["productCode"], "product_line": items["productLine"],
+                               "quantity_in_stock": items["quantityInStock"]}))
+
+
+def _write_csv(path: Path, table: pa.Table) -> None:
+    """A bare header line (Arrow would quote the names), then the rows, quoted where needed."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    table = pa.table({"id": items["productCode"], "product_line": items["productLine"],
-                      "quantity_in_stock": items["quantityInStock"]})
     with path.open("wb") as f:
-        f.write(b"id,product_line,quantity_in_stock\n")
+        f.write((",".join(table.column_names) + "\n").encode())
         pcsv.write_csv(table, f, pcsv.WriteOptions(include_header=False, quoting_style="needed"))
 
 

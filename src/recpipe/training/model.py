@@ -26,10 +26,6 @@ def rating_to_target(rating: np.ndarray) -> np.ndarray:
     return ((rating - 3.0) / 2.0).astype(np.float32)
 
 
-def score_to_rating(score: np.ndarray) -> np.ndarray:
-    return 3.0 + 2.0 * score
-
-
 def mlp(width: int, hidden: Sequence[int], dim: int) -> nn.Sequential:
     layers: list[nn.Module] = []
     for h in hidden:
@@ -53,10 +49,6 @@ class TwoTower(nn.Module):
         self.item_tower = mlp(item_width, hidden, dim)
         self.user_id = IdEmbedding(user_ids, id_dim, dim) if user_ids > 0 else None
         self.item_id = IdEmbedding(item_ids, id_dim, dim) if item_ids > 0 else None
-
-    @property
-    def hybrid(self) -> bool:
-        return self.user_id is not None
 
     def user_embedding(self, x: torch.Tensor, ids: torch.Tensor | None = None) -> torch.Tensor:
         return self._embed(self.user_tower, self.user_id, x, ids)

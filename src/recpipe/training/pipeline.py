@@ -44,17 +44,16 @@ class TrainOptions:
 
 
 class Progress(Protocol):
+    """What training reports as it goes (the CLI shows bars)."""
+
     def status(self, text: str) -> None: ...
     def phase(self, name: str, samples_per_epoch: int, max_epochs: int) -> None: ...
     def batch(self, samples: int) -> None: ...
     def epoch(self, epoch: Epoch) -> None: ...
 
 
-class _Quiet:
-    def status(self, text: str) -> None: ...
-    def phase(self, name: str, samples_per_epoch: int, max_epochs: int) -> None: ...
-    def batch(self, samples: int) -> None: ...
-    def epoch(self, epoch: Epoch) -> None: ...
+class _Quiet(Progress):
+    """Reports nothing: the protocol's methods do nothing."""
 
 
 def train(lake: Lake, store: Lake, name: str, options: TrainOptions | None = None,
@@ -76,9 +75,9 @@ def train(lake: Lake, store: Lake, name: str, options: TrainOptions | None = Non
 
     torch.manual_seed(options.fit.seed)
     hp = options.fit
-    model = TwoTower(xu.shape[1], xi.shape[1], dim=hp.dim, hidden=hp.hidden,
-                     user_ids=len(user_ids) if options.hybrid else 0,
-                     item_ids=len(item_ids) if options.hybrid else 0, id_dim=hp.id_dim)
+    n_ids = {"user": len(user_ids), "item": len(item_ids)} if options.hybrid else {"user": 0, "item": 0}
+    model = TwoTower(xu.shape[1], xi.shape[1], dim=hp.dim, hidden=hp.hidden, user_ids=n_ids["user"],
+                     item_ids=n_ids["item"], id_dim=hp.id_dim)
     runs: list[FitResult] = []
     heldout = evaluate.Heldout(data.user, data.item, data.rating, len(data.users), len(data.items),
                                rows.train, np.concatenate([rows.train, rows.validation]), rows.test)
@@ -124,12 +123,8 @@ def train(lake: Lake, store: Lake, name: str, options: TrainOptions | None = Non
         "kind": "hybrid" if options.hybrid else "content",
         "embedding_dim": hp.dim,
         "score": "cosine similarity of the L2-normalised embeddings; rating = 3 + 2 * score",
-        "towers": {
-            "user": {"input_width": int(xu.shape[1]), "hidden": list(hp.hidden), "id_embeddings": len(user_ids) if options.hybrid else 0,
-                     "inputs": encoders["user"].input_names},
-            "item": {"input_width": int(xi.shape[1]), "hidden": list(hp.hidden), "id_embeddings": len(item_ids) if options.hybrid else 0,
-                     "inputs": encoders["item"].input_names},
-        },
+        "towers": {tower: {"input_width": int(x.shape[1]), "hidden": list(hp.hidden), "id_embeddings": n_ids[tower],
+                           "inputs": encoders[tower].input_names} for tower, x in (("user", xu), ("item", xi))},
         "features": {k: e.to_json() for k, e in encoders.items()},
         "counts": {"users": len(data.users), "items": len(data.items), "ratings": len(data),
                    "train": len(rows.train), "validation": len(rows.validation), "test": len(rows.test)},

@@ -13,9 +13,10 @@ PURCHASES_SCHEMA = pa.schema([("customerNumber", pa.int32()), ("productCode", pa
 
 
 def read_catalog(db: SourceDatabase) -> pa.Table:
-    """productCode, productLine, quantityInStock of every product."""
+    """Every product as ``id, product_line, quantity_in_stock`` (the item attributes' columns)."""
     check_source(db)
-    return stream(db, "products").read_all().select(["productCode", "productLine", "quantityInStock"])
+    return (stream(db, "products").read_all().select(["productCode", "productLine", "quantityInStock"])
+            .rename_columns(["id", "product_line", "quantity_in_stock"]))
 
 
 def read_purchases(db: SourceDatabase) -> pa.Table:

@@ -20,7 +20,13 @@ import pyarrow as pa
 
 from recpipe.adapters.base import Lake, SourceDatabase, VectorDatabase
 from recpipe.errors import InputError
-from recpipe.inference.artifacts import ITEM_ATTRIBUTES, ITEM_EMBEDDINGS, MANIFEST, USER_EMBEDDINGS
+from recpipe.inference.artifacts import (
+    ITEM_ATTRIBUTES,
+    ITEM_EMBEDDINGS,
+    MANIFEST,
+    USER_EMBEDDINGS,
+    artifact_path,
+)
 from recpipe.vectors import schema
 from recpipe.vectors.connect import connect, ensure_vector_extension
 from recpipe.vectors.files import Embeddings, parse_attributes, parse_embeddings
@@ -30,20 +36,17 @@ LOCK_KEY = 7_406_513_002  # pg_advisory_lock key: one load at a time per databas
 
 def read_artifacts(store: Lake, name: str) -> dict[str, Any]:
     """The embeddings (and item attributes, if present) of the published artifacts, checked."""
-    def rel(path: str) -> str:
-        return f"{name}/{path}" if name else path
-
     where = store.location(name)
     files: dict[str, Any] = {}
     for key, path, id_type in (("items", ITEM_EMBEDDINGS, pa.string()), ("users", USER_EMBEDDINGS, pa.int32())):
-        data = store.read_bytes(rel(path))
+        data = store.read_bytes(artifact_path(name, path))
         if data is None:
             raise InputError(f"no {path} in the artifacts at {where}",
                              hint="run `recpipe train` first, or point RECPIPE_ARTIFACTS_URL at the artifacts")
         files[key] = parse_embeddings(data, f"{where}/{path}", id_type=id_type)
-    attributes = store.read_bytes(rel(ITEM_ATTRIBUTES))
+    attributes = store.read_bytes(artifact_path(name, ITEM_ATTRIBUTES))
     files["attributes"] = None if attributes is None else parse_attributes(attributes, f"{where}/{ITEM_ATTRIBUTES}")
-    files["manifest"] = store.read_json(rel(MANIFEST)) or {}
+    files["manifest"] = store.read_json(artifact_path(name, MANIFEST)) or {}
     return files
 
 
@@ -78,17 +81,15 @@ def load_vectors(db: VectorDatabase, store: Lake, name: str, *, source: SourceDa
             if catalog is not None and purchases is not None:  # read together above
                 conn.execute(schema.create_catalog(new[schema.CATALOG]))
                 conn.execute(schema.create_purchases(new[schema.PURCHASES]))
-                _copy(conn, new[schema.CATALOG], id=("varchar", catalog["productCode"].to_pylist()),
-                      product_line=("varchar", catalog["productLine"].to_pylist()),
-                      quantity_in_stock=("int4", catalog["quantityInStock"].to_pylist()))
+                _copy(conn, new[schema.CATALOG], id=("varchar", catalog["id"].to_pylist()),
+                      product_line=("varchar", catalog["product_line"].to_pylist()),
+                      quantity_in_stock=("int4", catalog["quantity_in_stock"].to_pylist()))
                 _copy(conn, new[schema.PURCHASES], customer_number=("int4", purchases["customerNumber"].to_pylist()),
                       product_code=("varchar", purchases["productCode"].to_pylist()))
             t0 = time.perf_counter()
             step(f"copying {len(items):,} item and {len(users):,} user embeddings")
             # the source's catalog is fresher than the training snapshot in the artifacts
-            attributes = files["attributes"] if catalog is None else pa.table({
-                "id": catalog["productCode"], "product_line": catalog["productLine"],
-                "quantity_in_stock": catalog["quantityInStock"]})
+            attributes = files["attributes"] if catalog is None else catalog
             lines, stock = _attributes(items, attributes)
             _copy(conn, new[schema.ITEMS], id=("varchar", items.ids.to_pylist()), embedding=("vector", items.vectors),
                   product_line=("varchar", lines), quantity_in_stock=("int4", stock))

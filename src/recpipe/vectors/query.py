@@ -98,31 +98,33 @@ class VectorQueries:
         """Items for an embedding (e.g. from the user tower). A plain statement with the vector
         as a binary parameter: the fastest form for one query."""
         vector = _vectors([embedding])[0]
-        where, _ = filters.sql("e", exclude=bool(exclude))
+        where, params = filters.sql("e", exclude=bool(exclude))
         sql = (f"SELECT 1, e.id, 1 - (e.embedding <=> %(vec)s) FROM {schema.ITEMS} e "
                f"WHERE true{where} ORDER BY e.embedding <=> %(vec)s LIMIT %(k)s")
-        return self._run(sql, [vector], k, exclude, filters, extra={"vec": vector}, binary=True)[0] or []
+        return self._run(sql, params | {"vec": vector}, [vector], k, exclude, filters, binary=True)[0] or []
 
     # -- batched: one round trip each ---------------------------------------------------
     def similar_items_many(self, item_ids: Sequence[str], k: int = 10, *, exclude: Sequence[str] = (),
                            filters: Filters = Filters()) -> list[list[Scored] | None]:
         source = (f"unnest(%(keys)s::varchar[]) WITH ORDINALITY AS u(key, ord) "
                   f"JOIN {schema.ITEMS} q ON q.id = u.key")
-        return self._run(_lateral(source, filters, exclude, "AND e.id <> q.id"), [str(i) for i in item_ids], k,
-                         exclude, filters)
+        sql, params = _lateral(source, filters, exclude, "AND e.id <> q.id")
+        return self._run(sql, params, [str(i) for i in item_ids], k, exclude, filters)
 
     def items_for_users(self, customer_numbers: Sequence[int], k: int = 10, *, exclude: Sequence[str] = (),
                         filters: Filters = Filters()) -> list[list[Scored] | None]:
         source = (f"unnest(%(keys)s::int[]) WITH ORDINALITY AS u(key, ord) "
                   f"JOIN {schema.USERS} q ON q.id = u.key")
-        return self._run(_lateral(source, filters, exclude), [int(c) for c in customer_numbers], k, exclude, filters)
+        sql, params = _lateral(source, filters, exclude)
+        return self._run(sql, params, [int(c) for c in customer_numbers], k, exclude, filters)
 
     def items_for_embeddings(self, embeddings: Sequence[Sequence[float]] | np.ndarray, k: int = 10, *,
                              exclude: Sequence[str] = (), filters: Filters = Filters()) -> list[list[Scored]]:
         texts = ["[" + ",".join(map(repr, v.tolist())) + "]" for v in _vectors(embeddings)]
         source = ("unnest(%(keys)s::text[]) WITH ORDINALITY AS u(key, ord) "
                   "CROSS JOIN LATERAL (SELECT u.key::vector AS embedding) q")
-        got = self._run(_lateral(source, filters, exclude), texts, k, exclude, filters)
+        sql, params = _lateral(source, filters, exclude)
+        got = self._run(sql, params, texts, k, exclude, filters)
         return [r or [] for r in got]
 
     # -- the shop around the vectors (loaded from the source by `vectors load`) -------------
@@ -158,14 +160,14 @@ class VectorQueries:
         return None if row is None else row[0]
 
     # -- the one query -------------------------------------------------------------------
-    def _run(self, sql: str, keys: list[Any], k: int, exclude: Sequence[str], filters: Filters, *,
-             extra: dict[str, Any] | None = None, binary: bool = False) -> list[list[Scored] | None]:
-        """Run ``sql`` (rows of ordinal, id, score) for ``keys``; refill short filtered results."""
+    def _run(self, sql: str, params: dict[str, Any], keys: list[Any], k: int, exclude: Sequence[str],
+             filters: Filters, *, binary: bool = False) -> list[list[Scored] | None]:
+        """Run ``sql`` (rows of ordinal, id, score; ``params`` are its filters') for ``keys``;
+        refill short filtered results."""
         k = _check_k(k)
         if not keys:
             return []
-        _, params = filters.sql("e", exclude=bool(exclude))
-        params.update(extra or {}, keys=keys, k=k)
+        params = {**params, "keys": keys, "k": k}
         if exclude:
             params["exclude"] = [str(x) for x in exclude]
         found = self._fetch(sql, params, self.ef_search, binary)
@@ -217,14 +219,15 @@ class VectorQueries:
             self._ef = ef
 
 
-def _lateral(source: str, filters: Filters, exclude: Sequence[str], not_self: str = "") -> str:
+def _lateral(source: str, filters: Filters, exclude: Sequence[str], not_self: str = "") -> tuple[str, dict[str, Any]]:
     """One statement for a batch: per row of ``source`` (ordinal ``u.ord``, embedding
-    ``q.embedding``), its top k by an index scan; rows of unknown keys do not appear."""
-    where, _ = filters.sql("e", exclude=bool(exclude))
+    ``q.embedding``), its top k by an index scan; rows of unknown keys do not appear. With
+    the filters' parameters."""
+    where, params = filters.sql("e", exclude=bool(exclude))
     return (f"SELECT u.ord, r.id, r.score FROM {source} "
             f"LEFT JOIN LATERAL (SELECT e.id, 1 - (e.embedding <=> q.embedding) AS score "
             f"FROM {schema.ITEMS} e WHERE true {not_self}{where} "
-            f"ORDER BY e.embedding <=> q.embedding LIMIT %(k)s) r ON true")
+            f"ORDER BY e.embedding <=> q.embedding LIMIT %(k)s) r ON true"), params
 
 
 def _vectors(embeddings: Any) -> np.ndarray:
