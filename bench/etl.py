@@ -22,13 +22,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-from common import report, timed
+from common import report, run_measured, timed
 
 from recpipe.adapters import open_source
 from recpipe.etl.contract import SOURCE_COLUMNS
@@ -51,31 +49,8 @@ def etl_process(source_url: str, lake: Path, engine: str) -> tuple[float, int, d
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECPIPE_")}
     env.update({"RECPIPE_SOURCE_URL": source_url, "RECPIPE_LAKE_URL": str(lake),
                 "RECPIPE_HOME": str(lake.parent / "home"), "SPARK_LOCAL_IP": "127.0.0.1"})
-    start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "recpipe", "etl", "run", "--engine", engine, "--json"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        root = psutil.Process(proc.pid)
-        while not done.is_set():
-            try:
-                tree = [root, *root.children(recursive=True)]
-                peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-            except psutil.Error:
-                pass
-            time.sleep(0.1)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    out, err = proc.communicate()
-    seconds = time.perf_counter() - start
-    done.set()
-    sampler.join()
-    if proc.returncode != 0:
-        raise SystemExit(f"etl run --engine {engine} failed:\n{err[-3000:]}")
+    seconds, peak, out = run_measured([sys.executable, "-m", "recpipe", "etl", "run", "--engine", engine, "--json"],
+                                      env)
     return seconds, peak, json.loads(out)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import numpy as np
 import psycopg
+import pyarrow as pa
 import pytest
 
 from recpipe.adapters import open_artifacts, open_lake, open_source, open_vectors
@@ -133,6 +134,27 @@ def test_recommendations_apply_the_rules(http: httpx.Client, stack: Stack) -> No
     with_bought = http.get(f"/recommendations/{customer}", params={"k": 50, "exclude_bought": "false",
                                                                    "in_stock": "false"}).json()
     assert len(with_bought["items"]) == 50
+
+
+def test_served_recommendations_are_the_models_own_top_k_minus_what_was_bought(
+        http: httpx.Client, stack: Stack) -> None:
+    """The published vectors, ranked in numpy by the model's score over every embedded product
+    the customer has not bought, give exactly what the service answers."""
+    from recpipe.inference.artifacts import ITEM_EMBEDDINGS, USER_EMBEDDINGS
+    from recpipe.vectors.files import parse_embeddings
+
+    users = parse_embeddings((stack.artifacts / USER_EMBEDDINGS).read_bytes(), "users", id_type=pa.int32())
+    items = parse_embeddings((stack.artifacts / ITEM_EMBEDDINGS).read_bytes(), "items", id_type=pa.string())
+    codes = np.array(items.ids.to_pylist())
+    bought = dict(_shop(stack, "SELECT customer_number, array_agg(product_code) FROM purchases GROUP BY 1"))
+    for row in (0, 7, len(users) // 2, len(users) - 1):
+        customer = users.ids[row].as_py()
+        scores = items.vectors @ users.vectors[row]
+        scores[np.isin(codes, bought.get(customer, []))] = -np.inf
+        expected = [str(c) for c in codes[np.argsort(-scores, kind="stable")[:10]]]
+        r = http.get(f"/recommendations/{customer}", params={"k": 10, "in_stock": "false"}).json()
+        assert r["strategy"] == "stored" and [i["id"] for i in r["items"]] == expected
+        assert [i["score"] for i in r["items"]] == pytest.approx(np.sort(scores)[::-1][:10].tolist(), abs=1e-5)
 
 
 def test_cold_starts(http: httpx.Client, stack: Stack) -> None:

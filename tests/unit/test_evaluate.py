@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from recpipe.training.evaluate import Heldout, baselines, errors, ranking
+from recpipe import ranking
+from recpipe.training.evaluate import Heldout, baselines, errors, ranking_of
 
 
 def test_errors() -> None:
@@ -31,13 +32,13 @@ def test_ranking_by_hand() -> None:
     user_emb = np.zeros((2, 12), dtype=np.float32)
     user_emb[0, [0, 2]] = [1.0, 0.5]  # item 0 is seen (excluded): item 2 ranks first
     user_emb[1, 4:12] = np.linspace(1.0, 0.3, 8)  # items 4..11 in order: item 5 ranks 2nd
-    got = ranking((user_emb, item_emb), h)
+    got = ranking_of(ranking.embeddings(user_emb, item_emb), h)
     assert got["users"] == 2
     assert got["recall_at_10"] == pytest.approx(1.0)
     assert got["ndcg_at_10"] == pytest.approx((1.0 + 1 / math.log2(3)) / 2)
     user_emb[1] = 0
     user_emb[1, 11] = 1  # item 5 now ties with 9 other zeros; lower item row first → rank 6 of 11
-    got = ranking((user_emb, item_emb), h)
+    got = ranking_of(ranking.embeddings(user_emb, item_emb), h)
     assert got["recall_at_10"] == pytest.approx(1.0)
 
 

@@ -7,12 +7,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from recpipe import ranking
 from recpipe.errors import InputError
+from recpipe.source import choices
 from recpipe.source.generate import (
     PRESETS,
     ShopSpec,
     _floor,
     best_prediction,
+    choice_truth,
     generate_shop,
     spec_for,
 )
@@ -151,3 +154,47 @@ def test_unknown_preset() -> None:
     with pytest.raises(InputError, match="unknown scale preset 'huge'"):
         spec_for("huge")
     assert PRESETS["small"].customers < PRESETS["medium"].customers < PRESETS["large"].customers
+
+
+def _tiny_choice_model(user: list[list[float]], item: list[list[float]], sellable: list[bool]) -> choices.ChoiceModel:
+    return choices.ChoiceModel(np.array(user, float), np.array(item, float), np.array(sellable), 1.0)
+
+
+def test_draws_follow_the_softmax_of_the_choice_logits() -> None:
+    """One product each for 40,000 identical customers: frequencies = softmax(logits)."""
+    item = [[1.0, 0.0], [0.0, 0.5], [0.5, 0.5], [-1.0, 0.0], [3.0, 0.0]]
+    model = _tiny_choice_model([[1.0, 1.0]] * 40_000, item, [True, True, True, True, False])
+    users, items = choices.draw(model, np.random.default_rng(1), np.ones(40_000, dtype=np.int64))
+    assert np.array_equal(users, np.arange(40_000))
+    logits = np.array([1.0, 0.5, 1.0, -1.0])
+    expected = np.exp(logits) / np.exp(logits).sum()
+    got = np.bincount(items, minlength=5) / len(items)
+    assert got[4] == 0  # an unsold product is never drawn, however attractive
+    assert np.abs(got[:4] - expected).max() < 0.01
+
+
+def test_draws_are_distinct_per_customer_and_capped_by_what_can_be_sold() -> None:
+    model = _tiny_choice_model([[1.0, 1.0], [0.0, 1.0], [2.0, 1.0]], [[0.1 * k, 0.0] for k in range(6)],
+                               [True] * 5 + [False])
+    users, items = choices.draw(model, np.random.default_rng(0), np.array([3, 0, 9]))
+    assert users.tolist() == [0, 0, 0, 2, 2, 2, 2, 2]
+    assert len(set(items[:3].tolist())) == 3 and sorted(items[3:].tolist()) == [0, 1, 2, 3, 4]
+
+
+def test_the_oracle_is_recorded_and_made_again_from_the_spec_alone(shop) -> None:
+    """The sidecar's oracle figures; choice_truth() rebuilds the very same choice model, and
+    the oracle ranks the held-out purchases far better than popularity."""
+    oracle = shop.params["ranking_oracle"]
+    assert 0 < oracle["recall_at_10"] <= 1 and oracle["users"] > 0
+    numbers, codes, model = choice_truth(ShopSpec(customers=600, products=120, seed=7))
+    assert numbers.tolist() == shop.tables["customers"]["customerNumber"].to_pylist()
+    assert codes == shop.tables["products"]["productCode"].to_pylist()
+    user, item = shop.truth["customer_row"], shop.truth["product_row"]
+    again = choices.oracle_figures(model, user, item, np.random.default_rng(5))
+    test = ranking.customer_quantiles(user, np.random.default_rng(5)) < choices.HOLDOUT
+    h = ranking.Holdout(len(model.user), len(model.item), user[~test], item[~test], user[test], item[test])
+    popular = ranking.evaluate(ranking.shared(ranking.popularity(item[~test], len(model.item))), h)
+    assert again["users"] == popular["users"] > 0
+    assert again["recall_at_10"] > 1.3 * popular["recall_at_10"]
+    unsold = ~model.sellable
+    assert unsold.any() and not np.isin(np.flatnonzero(unsold), item).any()  # nobody buys them

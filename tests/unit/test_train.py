@@ -85,12 +85,16 @@ def test_published_artifacts_reproduce_the_embeddings_in_numpy_and_torch(lake: P
     users = {n: ratings.users[n] for n in ratings.users.column_names}
     ids, stored = _read_embeddings(out / artifacts.USER_EMBEDDINGS)
     assert [int(i) for i in ids] == users["customerNumber"].to_pylist()
-    assert np.abs(towers.user(enc["user"].encode(users)) - stored).max() <= 1e-5
+    numbers = users["customerNumber"].to_pylist()
+    assert np.abs(towers.user(enc["user"].encode(users), numbers) - stored).max() <= 1e-5
     # unseen city and country, missing credit limit: the real encoders, then both towers
     raw = {"city": ["Atlantis", "Nantes", "Québec"], "country": ["Nowhere", "France", "Canada"],
            "creditLimit": [None, 21000.0, 1e7]}
     x = enc["user"].encode(raw)
-    model = TwoTower(enc["user"].width, enc["item"].width)
+    manifest = json.loads((out / artifacts.MANIFEST).read_text())
+    ids = {t: manifest["towers"][t]["id_embeddings"] for t in ("user", "item")}
+    assert ids["user"] == len(users["customerNumber"]) and ids["item"] > 0  # refit: every customer has one
+    model = TwoTower(enc["user"].width, enc["item"].width, user_ids=ids["user"], item_ids=ids["item"], id_dim=32)
     model.load_state_dict(torch.load(out / artifacts.STATE_DICT, weights_only=True))
     model.eval()
     with torch.no_grad():
@@ -98,8 +102,33 @@ def test_published_artifacts_reproduce_the_embeddings_in_numpy_and_torch(lake: P
     assert np.abs(towers.user(x) - expected).max() <= 1e-5
 
 
-def test_the_evaluation_beats_the_baselines_and_names_the_floors(trained) -> None:  # type: ignore[no-untyped-def]
+def test_the_ranking_evaluation_has_every_baseline_on_the_same_split(trained) -> None:  # type: ignore[no-untyped-def]
     _, m = trained
+    metrics = m["metrics"]
+    assert m["objective"] == "retrieval" and m["kind"] == "retrieval"
+    assert metrics["objective"] == "retrieval"
+    for d in (metrics, metrics["cold_start"]):
+        assert set(d) >= {"recall_at_10", "ndcg_at_10", "coverage", "users"} and d["users"] > 0
+        assert 0 <= d["recall_at_10"] <= 1 and 0 < d["coverage"] <= 1
+    base = metrics["baselines"]
+    assert set(base) == {"popularity", "ease", "rating_model", "oracle"}
+    assert base["ease"]["cold_start"] is None  # EASE needs a history
+    for name in ("popularity", "rating_model", "oracle"):
+        assert base[name]["cold_start"]["users"] == metrics["cold_start"]["users"]
+        assert base[name]["users"] == metrics["users"]
+    # the generator's oracle knows the truth: nothing ranks better
+    assert base["oracle"]["recall_at_10"] >= max(metrics["recall_at_10"], base["ease"]["recall_at_10"],
+                                                 base["popularity"]["recall_at_10"])
+    counts = m["counts"]
+    assert counts["train"] + counts["validation"] + counts["test"] + counts["cold_start"] == counts["ratings"]
+    assert m["training"]["published"]["interactions"] == counts["ratings"]
+    assert [e["phase"] for e in m["training"]["history"]] == ["retrieval"] * m["training"]["epochs"]
+    assert all(e["val_recall"] is not None for e in m["training"]["history"])
+
+
+def test_the_rating_objective_beats_its_baselines_and_names_the_floors(lake: Path, tmp_path: Path) -> None:
+    m = _train(lake, tmp_path / "rating", objective="rating")
+    assert m["objective"] == "rating" and m["kind"] == "content"
     metrics = m["metrics"]
     assert set(metrics) >= {"rmse", "mae", "recall_at_10", "ndcg_at_10", "baselines", "generator_floor"}
     assert set(metrics["baselines"]) == {"global_mean", "item_mean", "popularity"}
@@ -121,7 +150,7 @@ def test_same_seed_same_model(lake: Path, tmp_path: Path, trained) -> None:  # t
 
 
 def test_hybrid_learns_ids_and_keeps_features_as_the_fallback(lake: Path, tmp_path: Path) -> None:
-    m = _train(lake, tmp_path / "hybrid", hybrid=True)
+    m = _train(lake, tmp_path / "hybrid", objective="rating", hybrid=True)
     assert m["kind"] == "hybrid" and m["towers"]["user"]["id_embeddings"] > 0
     assert {"content_only", "features_fallback"} <= set(m["metrics"])
     assert [e["phase"] for e in m["training"]["history"]][-1] == "hybrid"
@@ -131,6 +160,37 @@ def test_hybrid_learns_ids_and_keeps_features_as_the_fallback(lake: Path, tmp_pa
     known = int(towers.user.ids[0])
     with_id, unknown = towers.user(x, [known, -5])
     assert np.allclose(unknown, towers.user(x[:1])[0]) and not np.allclose(with_id, unknown)
+
+
+def test_without_refit_the_evaluated_model_is_published_and_cold_customers_get_features(
+        lake: Path, tmp_path: Path) -> None:
+    """--no-refit: the published vectors are the evaluated model's; a cold-start customer (no
+    interaction in training) has no id embedding, so their vector is the feature tower's."""
+    out = tmp_path / "no-refit"
+    m = _train(lake, out, refit=False)
+    assert m["training"]["published"]["trained_on"] == "the training split"
+    towers = Towers.load(out / artifacts.TOWERS)
+    enc = Encoder.from_json(json.loads((out / artifacts.SCALERS["user"]).read_text()))
+    ratings = read_ratings(open_lake(str(lake)))
+    numbers = ratings.users["customerNumber"].to_numpy()
+    with_ids = set(towers.user.ids.tolist())
+    cold = [n for n in numbers.tolist() if n not in with_ids]
+    assert len(cold) >= m["counts"]["cold_start_customers"] > 0
+    ids, stored = _read_embeddings(out / artifacts.USER_EMBEDDINGS)
+    x = enc.encode({k: ratings.users[k] for k in ratings.users.column_names})
+    features_only = towers.user(x)
+    for row, n in enumerate(numbers.tolist()):
+        assert int(ids[row]) == n
+        assert np.allclose(stored[row], features_only[row], atol=1e-6) == (n in cold)
+
+
+def test_refit_publishes_vectors_that_saw_every_interaction(trained) -> None:  # type: ignore[no-untyped-def]
+    out, m = trained
+    published = m["training"]["published"]
+    assert published["trained_on"].startswith("every interaction")
+    assert published["epochs"] == m["training"]["best_epoch"]
+    towers = Towers.load(out / artifacts.TOWERS)
+    assert len(towers.user.ids) == m["counts"]["users"] and len(towers.item.ids) == m["counts"]["items"]
 
 
 def test_republishing_swaps_the_whole_artifact_set(lake: Path, tmp_path: Path) -> None:

@@ -31,7 +31,7 @@ def demo(
     """
     from recpipe.cli.etl import run_pipeline
     from recpipe.cli.source import init_source
-    from recpipe.cli.train import print_evaluation, run_training
+    from recpipe.cli.train import headline, print_evaluation, run_training
     from recpipe.cli.vectors import run_load
 
     settings = load_settings()
@@ -45,9 +45,7 @@ def demo(
                lambda m: f"{m['rows']:,} rows in {m['partitions']:,} partitions ({m['engine']}), "
                          f"{m['quarantine']['rows']:,} quarantined, at {m['location']}")
     model = stages.run("train", "the two-tower model", lambda: run_training(settings, quiet=as_json),
-                       lambda m: f"model {m['model_version']}: held-out RMSE {m['metrics']['rmse']:.3f} (per-item "
-                                 f"mean {m['metrics']['baselines']['item_mean']['rmse']:.3f}), artifacts at "
-                                 f"{settings.artifacts_url}")
+                       lambda m: f"model {m['model_version']}: {headline(m)}, artifacts at {settings.artifacts_url}")
     metrics = model["metrics"]
     if not as_json:
         print_evaluation(model)

@@ -19,31 +19,50 @@ ArtifactsUrl = Annotated[str | None, typer.Option("--artifacts-url", show_defaul
 
 
 def train(
+    objective: Annotated[str, typer.Option(
+        help="retrieval: learn which products customers choose (every purchase is a positive; in-batch "
+             "softmax with the logQ correction), judged by Recall@10 against popularity and EASE. "
+             "rating: the seed's model, regressing the rating of bought products, judged by RMSE.")] = "retrieval",
     hybrid: Annotated[bool, typer.Option(
-        "--hybrid", help="Also learn an embedding per customer and per product id seen in training "
-                         "(features stay the fallback for new ones); compared with the content-only model.")] = False,
+        "--hybrid", help="With --objective rating: also learn an embedding per customer and product id seen in "
+                         "training (features stay the fallback for new ones). Retrieval always has them.")] = False,
+    refit: Annotated[bool, typer.Option(
+        help="Retrieval: after the evaluation has chosen the epochs, publish a model refit on every "
+             "interaction (--no-refit publishes the evaluated model, trained on the training split).")] = True,
+    rating_baseline: Annotated[bool, typer.Option(
+        help="Retrieval: also train the rating model on the same split and rank with it, as a baseline.")] = True,
     max_epochs: Annotated[int, typer.Option(min=1, help="Upper bound on epochs per phase.")] = 40,
-    patience: Annotated[int, typer.Option(min=1, help="Stop after this many epochs without a better validation loss.")] = 3,
-    batch_size: Annotated[int, typer.Option(min=1, help="Ratings per mini-batch.")] = 1024,
-    learning_rate: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 3e-3,
+    patience: Annotated[int, typer.Option(min=1, help="Stop after this many epochs without a better validation "
+                                                      "score (retrieval: Recall@10; rating: loss).")] = 3,
+    batch_size: Annotated[int | None, typer.Option(
+        min=2, show_default=False, help="Interactions per mini-batch (retrieval: they are each other's negatives). "
+                                        "Default: retrieval about 64 steps per epoch (256-2048), rating 1024.")] = None,
+    learning_rate: Annotated[float | None, typer.Option(
+        min=0.0, show_default=False, help="Adam learning rate. Default: 0.001 for retrieval, 0.003 for rating.")] = None,
+    temperature: Annotated[float, typer.Option(min=1e-3, help="Retrieval: softmax temperature on the cosine.")] = 0.2,
     seed: Annotated[int, typer.Option(help="Seed of the split, the initial weights and the batch order.")] = 42,
     lake_url: LakeUrl = None,
     artifacts_url: ArtifactsUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the model manifest as JSON.")] = False,
 ) -> None:
-    """Train the two-tower recommender and publish its artifacts (DESIGN.md §5).
+    """Train the two-tower recommender and publish its artifacts.
 
-    Reads <lake>/ratings_ml_training, holds out 10% of the ratings for validation (early
-    stopping) and 10% for the test, fits the encoders on the training split, trains on the CPU
-    (deterministic for a seed) and publishes embeddings/, model/ and scalers/ to the artifacts
-    URL in one step. Ends with the held-out evaluation against the baselines.
+    Reads <lake>/ratings_ml_training. Retrieval (default): holds out 5% of the customers whole
+    (cold start) and, of everyone else, 20% of their purchases for the test and 10% for early
+    stopping; evaluates against popularity, EASE, the rating model and (on synthetic shops) the
+    generator's oracle; then refits on every purchase. Rating: a random 80/10/10 split of the
+    ratings, judged by RMSE. Trains on the CPU (deterministic for a seed) and publishes
+    embeddings/, model/ and scalers/ to the artifacts URL in one step, then prints the
+    held-out evaluation.
     """
     from recpipe.training.fit import FitOptions
     from recpipe.training.pipeline import TrainOptions
 
     settings = load_settings({"lake_url": lake_url, "artifacts_url": artifacts_url})
-    options = TrainOptions(fit=FitOptions(batch_size=batch_size, learning_rate=learning_rate,
-                                          max_epochs=max_epochs, patience=patience, seed=seed), hybrid=hybrid)
+    options = TrainOptions(fit=FitOptions(batch_size=batch_size, learning_rate=learning_rate, max_epochs=max_epochs,
+                                          patience=patience, temperature=temperature, seed=seed),
+                           objective=objective, hybrid=hybrid, refit=refit, rating_baseline=rating_baseline)
+    options.check()
     manifest = run_training(settings, options, quiet=as_json)
     if as_json:
         emit_json(manifest)
@@ -86,9 +105,20 @@ class _Bars:
         self.progress.advance(self.task, samples)
 
     def epoch(self, e: Any) -> None:
-        self.progress.console.print(f"{e.phase} epoch {e.epoch:>2}: train RMSE {2 * e.train_loss ** 0.5:.4f}, "
-                                    f"validation RMSE {2 * e.val_loss ** 0.5:.4f} ({e.seconds:.1f} s)")
+        self.progress.console.print(epoch_line(e))
         self._new_bar(e.epoch + 1)
+
+
+def epoch_line(e: Any) -> str:
+    """One line per epoch: RMSE for the rating objective, loss and Recall@10 for retrieval."""
+    head = f"{e.phase} epoch {e.epoch:>2}: "
+    if e.val_recall is not None:
+        return head + (f"train loss {e.train_loss:.4f}, validation loss {e.val_loss:.4f}, "
+                       f"validation Recall@10 {e.val_recall:.4f} ({e.seconds:.1f} s)")
+    if e.phase == "refit":
+        return head + f"train loss {e.train_loss:.4f} ({e.seconds:.1f} s)"
+    return head + (f"train RMSE {2 * e.train_loss ** 0.5:.4f}, validation RMSE {2 * e.val_loss ** 0.5:.4f} "
+                   f"({e.seconds:.1f} s)")
 
 
 @contextmanager
@@ -97,12 +127,58 @@ def _progress(quiet: bool) -> Iterator[Any]:
         yield None
         return
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("ratings"), TimeElapsedColumn(), console=err_console, transient=True) as p:
+                  TextColumn("samples"), TimeElapsedColumn(), console=err_console, transient=True) as p:
         yield _Bars(p)
 
 
 def print_evaluation(m: dict[str, Any]) -> None:
     """The held-out comparison: the model, its variants, the baselines and the floors."""
+    if m["metrics"].get("objective") == "retrieval":
+        _print_ranking(m)
+    else:
+        _print_rating(m)
+    t = m["training"]
+    published = t.get("published")
+    refit = f"; published vectors: {published['trained_on']}" if published else ""
+    console.print(f"model {m['model_version']} ({m['kind']}): best epoch {t['best_epoch']} of {t['epochs']}, "
+                  f"{t['seconds']['to_best_epoch']:.1f} s to the best epoch, {t['samples_per_second']:,.0f} samples/s; "
+                  f"numpy towers agree with torch to {t['numpy_agreement']['max_abs_diff']:.1e}{refit}")
+
+
+def headline(m: dict[str, Any]) -> str:
+    """One line on how good the model is, for summaries."""
+    metrics = m["metrics"]
+    if metrics.get("objective") == "retrieval":
+        pop = metrics["baselines"]["popularity"]
+        return (f"held-out Recall@10 {metrics['recall_at_10']:.3f} (popularity {pop['recall_at_10']:.3f}; "
+                f"cold start {metrics['cold_start']['recall_at_10']:.3f})")
+    return f"held-out RMSE {metrics['rmse']:.3f} (per-item mean {metrics['baselines']['item_mean']['rmse']:.3f})"
+
+
+RANKERS = (("popularity", "most bought first"), ("ease", "item-item linear model (needs a history)"),
+           ("rating_model", "the seed's objective, same split"), ("oracle", "the generator's truth (best possible)"))
+
+
+def _print_ranking(m: dict[str, Any]) -> None:
+    metrics = m["metrics"]
+
+    def row(name: str, d: dict[str, Any] | None, note: str) -> tuple[Any, ...]:
+        d = d or {}
+        if "skipped" in d:
+            return (name, None, None, None, None, None, f"not run: {d['skipped']}")
+        cold = d.get("cold_start") or {}
+        return (name, d.get("recall_at_10"), d.get("ndcg_at_10"), d.get("coverage"), cold.get("recall_at_10"),
+                cold.get("ndcg_at_10"), note)
+
+    rows = [row("retrieval model", metrics, "this model")]
+    rows += [row(name, metrics["baselines"][name], note) for name, note in RANKERS if name in metrics["baselines"]]
+    c = m["counts"]
+    table(f"held-out ranking: {metrics.get('users') or 0:,} customers' {c.get('test', 0):,} test purchases, "
+          f"{(metrics.get('cold_start') or {}).get('users', 0):,} cold-start customers (features only)",
+          ("", "Recall@10", "NDCG@10", "coverage", "cold Recall@10", "cold NDCG@10", ""), rows)
+
+
+def _print_rating(m: dict[str, Any]) -> None:
     metrics = m["metrics"]
     base = metrics["baselines"]
 
@@ -120,9 +196,5 @@ def print_evaluation(m: dict[str, Any]) -> None:
     if floors:
         rows.append(row("floor: features only", {"rmse": floors["features"]}, "best possible from features (generator)"))
         rows.append(row("floor: identity-aware", {"rmse": floors["identity"]}, "best possible knowing ids (generator)"))
-    t = m["training"]
     table(f"held-out evaluation: {m['counts']['test']:,} ratings, ranking over "
           f"{metrics.get('users') or 0:,} customers", ("", "RMSE", "MAE", "Recall@10", "NDCG@10", ""), rows)
-    console.print(f"model {m['model_version']} ({m['kind']}): best epoch {t['best_epoch']} of {t['epochs']}, "
-                  f"{t['seconds']['to_best_epoch']:.1f} s to the best epoch, {t['samples_per_second']:,.0f} samples/s; "
-                  f"numpy towers agree with torch to {t['numpy_agreement']['max_abs_diff']:.1e}")

@@ -163,4 +163,5 @@ _DATA_FILE = re.compile(rf"{PARTITION_KEY}=-?\d+/part-[^/]*\.parquet")
 def _generator_summary(params: dict[str, Any] | None) -> dict[str, Any] | None:
     if not params:
         return None
-    return {"spec": params.get("spec"), "rmse_floor": params.get("rmse_floor")}
+    return {"generator": params.get("generator"), "spec": params.get("spec"), "rmse_floor": params.get("rmse_floor"),
+            "ranking_oracle": params.get("ranking_oracle")}

@@ -9,17 +9,22 @@ How a rating is made (DESIGN.md §3, issue 2). For customer ``u`` and product ``
           + b_u + b_i + eps,        b_u ~ N(0, su²), b_i ~ N(0, si²), eps ~ N(0, sigma²)
     productRating = clip(round(z), 1, 5)
 
-Two RMSE floors are computed from that model, in closed form per rating:
+Which products a customer buys follows a known choice model over the same latent features
+plus a personal taste and each product's popularity (``choices.py``); the generator records
+its oracle's ranking figures. Two RMSE floors are computed from the rating model, in closed
+form per rating:
 
-* ``features``: the best any model that sees only user and item features can do. It knows
-  ``mu + alpha <.,.>`` but not ``b_u``, ``b_i`` or ``eps``;
-* ``identity``: the best a model that also knows who the user and item are can do. It knows
-  ``b_u`` and ``b_i`` as well; only ``eps`` remains.
+* ``features``: the best a model that sees the features can do. It knows ``mu + alpha <.,.>``
+  and also ``b_i``: a product's stock and prices are nearly unique, so its features identify
+  it and a model can learn its effect. It cannot know ``b_u`` (a customer's city and credit
+  limit are shared with others) or ``eps``;
+* ``identity``: the best a model that also knows who the customer is can do. Only ``eps``
+  remains.
 
 For a known mean ``m`` and remaining noise ``s``, the best prediction of the rounded,
 clipped rating is ``E[r | m]`` and its expected squared error is ``Var[r | m]``; the floor is
-``sqrt(mean(Var[r | m]))`` over all ratings. Which pairs are rated does not depend on the
-latent preference (customers buy by popularity), so the floors are exact.
+``sqrt(mean(Var[r | m]))`` over all ratings. Which pairs are rated depends on the latent
+features and tastes but not on ``b_u``, ``b_i`` or ``eps``, so the floors are exact.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recpipe.errors import InputError
-from recpipe.source import catalog
+from recpipe.source import catalog, choices
 from recpipe.source.schema import TABLE_ORDER
 
 EPOCH_2003 = 12053  # 2003-01-01 as days since 1970-01-01
@@ -57,6 +62,12 @@ class ShopSpec:
     user_effect_sd: float = 0.35
     item_effect_sd: float = 0.3
     noise_sd: float = 0.5
+    # What is bought (choices.py): popularity ~ 1 / rank^popularity_exponent, a personal part
+    # of choice_signal_sd nats from the latent features plus a taste of each customer's own.
+    popularity_exponent: float = 0.8
+    choice_signal_sd: float = 2.0
+    taste_sd: float = 0.8
+    item_taste_sd: float = 0.5
 
     def check(self) -> None:
         problems = []
@@ -70,8 +81,9 @@ class ShopSpec:
             problems.append("orders per customer and lines per order must be at least 1")
         if not 0 <= self.inactive_fraction < 1 or not 0 <= self.unsold_fraction < 1:
             problems.append("inactive and unsold fractions must be in [0, 1)")
-        if min(self.signal_sd, self.user_effect_sd, self.item_effect_sd, self.noise_sd) < 0:
-            problems.append("standard deviations must not be negative")
+        if min(self.signal_sd, self.user_effect_sd, self.item_effect_sd, self.noise_sd, self.choice_signal_sd,
+               self.taste_sd, self.item_taste_sd, self.popularity_exponent) < 0:
+            problems.append("standard deviations and the popularity exponent must not be negative")
         if self.customers > 50_000_000 or self.products > 1_000_000:
             problems.append("at most 50,000,000 customers and 1,000,000 products")
         if problems:
@@ -103,22 +115,20 @@ class Shop:
 
 def generate_shop(spec: ShopSpec) -> Shop:
     spec.check()
-    streams = np.random.SeedSequence(spec.seed).spawn(8)
-    rng = {name: np.random.default_rng(s) for name, s in zip(
-        ("products", "staff", "customers", "latent", "orders", "lines", "ratings", "payments"),
-        streams, strict=True)}
-
+    rng = _streams(spec)
     productlines = _productlines()
     products, prod = _products(spec, rng["products"])
     offices, employees, reps = _staff()
     customers, cust = _customers(spec, rng["customers"], reps)
     model = _latent_model(spec, rng["latent"], cust, prod)
+    choice = _choice_model(spec, rng, model)
     orders, order_cust = _orders(spec, rng["orders"], cust)
     orderdetails, line_order, line_prod, line_total = _orderdetails(
-        spec, rng["lines"], products, prod, order_cust)
+        spec, rng["lines"], rng["choices"], products, prod, order_cust, choice)
     payments = _payments(rng["payments"], orders, order_cust, cust, line_order, line_total)
     ratings, floors, truth = _ratings(spec, rng["ratings"], products, cust, model,
                                       order_cust[line_order], line_prod)
+    oracle = choices.oracle_figures(choice, truth["customer_row"], truth["product_row"], rng["oracle"])
 
     tables = {
         "productlines": productlines, "products": products, "offices": offices,
@@ -130,7 +140,9 @@ def generate_shop(spec: ShopSpec) -> Shop:
         "generator": "recpipe.source.generate",
         "spec": asdict(spec),
         "rmse_floor": floors,
+        "ranking_oracle": oracle,
         "alpha": model["alpha"],
+        "choice_beta": choice.beta,
         "effects": {
             "country": {k: v.round(6).tolist() for k, v in model["country"].items()},
             "city": {k: v.round(6).tolist() for k, v in model["city"].items()},
@@ -144,6 +156,39 @@ def generate_shop(spec: ShopSpec) -> Shop:
         "counts": {name: t.num_rows for name, t in tables.items()},
     }
     return Shop(tables=tables, params=params, truth=truth)
+
+
+STREAMS = ("products", "staff", "customers", "latent", "orders", "lines", "ratings", "payments", "taste",
+           "choices", "oracle")
+
+
+def _streams(spec: ShopSpec) -> dict[str, np.random.Generator]:
+    """One independent random stream per part, so each part can be made again on its own."""
+    seeds = np.random.SeedSequence(spec.seed).spawn(len(STREAMS))
+    return {name: np.random.default_rng(s) for name, s in zip(STREAMS, seeds, strict=True)}
+
+
+def _choice_model(spec: ShopSpec, rng: dict[str, np.random.Generator], model: dict[str, Any]
+                  ) -> choices.ChoiceModel:
+    """The choice model; its popularity weights are the first draws of the "lines" stream."""
+    n = spec.products
+    popularity = rng["lines"].permutation(1.0 / np.arange(1, n + 1) ** spec.popularity_exponent)
+    unsold = rng["lines"].random(n) < spec.unsold_fraction
+    if unsold.all():
+        unsold[0] = False
+    popularity[unsold] = 0.0
+    return choices.choice_model(spec, rng["taste"], model["user"], model["item"], popularity / popularity.sum())
+
+
+def choice_truth(spec: ShopSpec) -> tuple[np.ndarray, list[str], choices.ChoiceModel]:
+    """The shop's choice model made again from its spec (no orders or ratings): customer
+    numbers, product codes, and the model whose ``logits`` the oracle ranks by."""
+    spec.check()
+    rng = _streams(spec)
+    products, prod = _products(spec, rng["products"])
+    _customers_table, cust = _customers(spec, rng["customers"], _staff()[2])
+    model = _latent_model(spec, rng["latent"], cust, prod)
+    return cust["number"], products["productCode"].to_pylist(), _choice_model(spec, rng, model)
 
 
 def spec_for(preset: str | None, **overrides: Any) -> ShopSpec:
@@ -376,22 +421,26 @@ def _orders(spec: ShopSpec, rng: np.random.Generator, cust: dict[str, np.ndarray
     return table, order_cust
 
 
-def _orderdetails(spec: ShopSpec, rng: np.random.Generator, products: pa.Table,
-                  prod: dict[str, np.ndarray], order_cust: np.ndarray
+def _orderdetails(spec: ShopSpec, rng: np.random.Generator, draws: np.random.Generator, products: pa.Table,
+                  prod: dict[str, np.ndarray], order_cust: np.ndarray, choice: choices.ChoiceModel
                   ) -> tuple[pa.Table, np.ndarray, np.ndarray, np.ndarray]:
+    """Lines per order at random; what is on them from the choice model: each customer's
+    lines, over all their orders, carry distinct products while there are enough to go round."""
     n_products = spec.products
-    popularity = rng.permutation(1.0 / np.arange(1, n_products + 1) ** 0.8)
-    unsold = rng.random(n_products) < spec.unsold_fraction
-    if unsold.all():
-        unsold[0] = False
-    popularity[unsold] = 0.0
-    popularity /= popularity.sum()
     n_orders = len(order_cust)
-    sellable = int((~unsold).sum())
+    sellable = int(choice.sellable.sum())
     per = np.minimum(1 + rng.poisson(spec.lines_per_order - 1, n_orders), sellable)
-    line_order = np.repeat(np.arange(n_orders), per)
-    line_prod = rng.choice(n_products, len(line_order), p=popularity)
-    key = _distinct(line_order.astype(np.int64) * n_products + line_prod)  # one line per product
+    by_customer = np.argsort(order_cust, kind="stable")
+    line_order = np.repeat(by_customer, per[by_customer])
+    line_cust = order_cust[line_order]
+    wanted = np.bincount(line_cust, minlength=len(choice.user))
+    chosen_u, chosen_i = choices.draw(choice, draws, wanted)
+    got = np.bincount(chosen_u, minlength=len(choice.user))
+    first_chosen = np.concatenate([[0], np.cumsum(got)[:-1]])
+    first_line = np.concatenate([[0], np.cumsum(wanted)[:-1]])
+    j = np.arange(len(line_order)) - first_line[line_cust]  # the customer's j-th line
+    line_prod = chosen_i[first_chosen[line_cust] + j % got[line_cust]]
+    key = _distinct(line_order.astype(np.int64) * n_products + line_prod)  # sorted by order
     line_order, line_prod = key // n_products, key % n_products
     starts = np.searchsorted(line_order, np.arange(n_orders))
     line_number = np.arange(len(line_order)) - starts[line_order] + 1
@@ -434,12 +483,13 @@ def _ratings(spec: ShopSpec, rng: np.random.Generator, products: pa.Table,
     pairs = _distinct(line_cust.astype(np.int64) * n_products + line_prod)
     u, i = pairs // n_products, pairs % n_products
     signal = spec.mu + model["alpha"] * np.einsum("ij,ij->i", model["user"][u], model["item"][i])
-    known = signal + model["user_bias"][u] + model["item_bias"][i]
+    visible = signal + model["item_bias"][i]  # products are identifiable by their features
+    known = visible + model["user_bias"][u]
     z = known + rng.normal(0, spec.noise_sd, len(pairs))
     rating = np.clip(np.rint(z), 1, 5).astype(np.int32)
-    features_sd = math.sqrt(spec.noise_sd**2 + spec.user_effect_sd**2 + spec.item_effect_sd**2)
+    features_sd = math.sqrt(spec.noise_sd**2 + spec.user_effect_sd**2)
     floors = {
-        "features": _floor(signal, features_sd),
+        "features": _floor(visible, features_sd),
         "identity": _floor(known, spec.noise_sd),
         "ratings": len(pairs),
     }
@@ -448,8 +498,9 @@ def _ratings(spec: ShopSpec, rng: np.random.Generator, products: pa.Table,
         "productCode": products["productCode"].take(pa.array(i)),
         "productRating": pa.array(rating, pa.int32()),
     })
-    truth = {"features": signal, "features_sd": np.full(len(pairs), features_sd),
-             "identity": known, "identity_sd": np.full(len(pairs), spec.noise_sd)}
+    truth = {"features": visible, "features_sd": np.full(len(pairs), features_sd),
+             "identity": known, "identity_sd": np.full(len(pairs), spec.noise_sd),
+             "customer_row": u, "product_row": i}
     return table, floors, truth
 
 

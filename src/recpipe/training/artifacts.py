@@ -6,7 +6,7 @@
     model/best_model.pth             PyTorch state_dict
     model/towers.npz                 the numpy form of the towers (no pickle)
     model/manifest.json              version, dimensions, vocabularies, data manifest, metrics
-    model/loss.png                   training and validation loss per epoch
+    model/loss.png                   the training curve (loss per epoch; retrieval: validation Recall@10)
     scalers/user_features.json       encoder + scaler parameters of each tower (JSON)
     scalers/item_features.json
 
@@ -95,7 +95,8 @@ def write_state_dict(root: Path, model: Any) -> None:
 
 
 def plot_loss(path: Path, history: Sequence[dict[str, Any]], best: int, title: str) -> None:
-    """Training and validation RMSE per epoch (1–5 scale), the best epoch marked."""
+    """The training curve, the best epoch marked: RMSE on the 1–5 scale for the rating
+    objective; for retrieval the softmax loss and, on a second axis, the validation Recall@10."""
     from recpipe.errors import require
 
     matplotlib = require("matplotlib", "train", "The loss plot")
@@ -103,17 +104,28 @@ def plot_loss(path: Path, history: Sequence[dict[str, Any]], best: int, title: s
     import matplotlib.pyplot as plt
 
     x = np.arange(1, len(history) + 1)
+    retrieval = any(e.get("val_recall") is not None for e in history)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     for key, label in (("train_loss", "training"), ("val_loss", "validation")):
-        ax.plot(x, [2 * np.sqrt(e[key]) for e in history], marker="o", markersize=3, label=label)
+        values = [np.nan if e[key] is None else e[key] if retrieval else 2 * np.sqrt(e[key]) for e in history]
+        ax.plot(x, values, marker="o", markersize=3, label=f"{label} loss" if retrieval else label)
     phases = [e["phase"] for e in history]
     for k in range(1, len(phases)):
         if phases[k] != phases[k - 1]:
             ax.axvline(k + 0.5, color="grey", linestyle=":", label=f"{phases[k]} phase starts")
     ax.axvline(best + 1, color="green", linestyle="--", label=f"best epoch ({best + 1})")
-    ax.set(xlabel="epoch", ylabel="RMSE, 1–5 scale (2·√MSE)", title=title)
+    ylabel = "in-batch softmax loss (logQ-corrected)" if retrieval else "RMSE, 1–5 scale (2·√MSE)"
+    ax.set(xlabel="epoch", ylabel=ylabel, title=title)
     ax.grid(alpha=0.3)
-    ax.legend()
+    handles, labels = ax.get_legend_handles_labels()
+    if retrieval:
+        right = ax.twinx()
+        right.plot(x, [np.nan if e.get("val_recall") is None else e["val_recall"] for e in history],
+                   color="purple", marker="s", markersize=3, label="validation Recall@10")
+        right.set_ylabel("validation Recall@10")
+        more = right.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, loc="center right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

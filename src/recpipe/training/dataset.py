@@ -141,3 +141,40 @@ def split(n: int, *, seed: int, validation: float = 0.1, test: float = 0.1) -> S
     n_val = max(1, round(n * validation))
     return Split(train=np.sort(order[n_test + n_val:]), validation=np.sort(order[n_test:n_test + n_val]),
                  test=np.sort(order[:n_test]))
+
+
+@dataclass(frozen=True)
+class InteractionSplit:
+    """Rows of interactions (rated pairs) for the retrieval objective: each warm customer's
+    interactions split at random into training, validation and test shares; cold customers'
+    interactions are all held out (they are seen only through their features)."""
+
+    train: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+    cold: np.ndarray
+    cold_users: np.ndarray  # user rows
+
+    def describe(self) -> dict[str, int]:
+        return {"train": len(self.train), "validation": len(self.validation), "test": len(self.test),
+                "cold_start": len(self.cold), "cold_start_customers": len(self.cold_users)}
+
+
+def interaction_split(data: Ratings, *, seed: int, validation: float = 0.1, test: float = 0.2,
+                      cold: float = 0.05) -> InteractionSplit:
+    """Seeded: ``cold`` of the customers held out whole; of every other customer's interactions
+    about ``test`` for the test and ``validation`` for early stopping (a customer's only
+    interaction always stays in training)."""
+    from recpipe import ranking
+
+    rng = np.random.default_rng(seed)
+    n_users = len(data.users)
+    n_cold = min(round(cold * n_users), n_users - 1)
+    cold_users = np.sort(rng.choice(n_users, n_cold, replace=False)) if n_cold > 0 else np.zeros(0, np.int64)
+    is_cold = np.isin(data.user, cold_users)
+    q = ranking.customer_quantiles(data.user, rng)
+    rows = np.arange(len(data))
+    warm = ~is_cold
+    return InteractionSplit(train=rows[warm & (q >= test + validation)],
+                            validation=rows[warm & (q >= test) & (q < test + validation)],
+                            test=rows[warm & (q < test)], cold=rows[is_cold], cold_users=cold_users)

@@ -1,10 +1,16 @@
-"""Held-out evaluation in numpy: rating error, top-10 ranking, and the baselines beside them.
+"""Held-out evaluation in numpy.
 
+Retrieval (the default objective), on the interaction split of ``dataset.interaction_split``:
+Recall@10, NDCG@10 and catalog coverage (``recpipe.ranking``) for warm customers (their
+held-out interactions; every product they have not bought in training or validation is a
+candidate) and for cold-start customers (all their interactions held out; their vector comes
+from their features alone), with the baselines of ``baselines.py`` on the same split.
+
+Rating (the seed's objective), on a random split of the ratings:
 * RMSE and MAE on the 1–5 scale for the model (3 + 2·cosine, clipped), the global mean and
-  the per-item mean of the training split (unseen items get the global mean).
-* Recall@10 and NDCG@10 per customer with at least one relevant held-out rating (rating ≥ 4):
-  every product is a candidate except those the customer rated in training or validation;
-  relevance is binary. Popularity (most-rated in training first) is the ranking baseline.
+  the per-item mean of the training split (unseen items get the global mean);
+* Recall@10 and NDCG@10 per customer with at least one relevant held-out rating (rating ≥ 4),
+  ranking every product not rated in training or validation, against popularity.
 """
 
 from __future__ import annotations
@@ -13,8 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-K = 10
-RELEVANT = 4  # a held-out rating at least this high is a hit worth finding
+from recpipe import ranking
+from recpipe.training.dataset import InteractionSplit
+
+K = ranking.K
+RELEVANT = 4  # rating objective: a held-out rating at least this high is a hit worth finding
+VALIDATION_CUSTOMERS = 10_000  # early stopping ranks at most this many customers each epoch
 
 
 @dataclass(frozen=True)
@@ -46,7 +56,7 @@ def baselines(h: Heldout) -> dict[str, dict[str, float]]:
     counts = np.bincount(h.item[h.train], minlength=h.n_items)
     item_mean = np.where(counts > 0, sums / np.maximum(counts, 1), mean)
     actual = h.rating[h.test]
-    popularity = ranking(_popularity_scores(h), h, shared=True)
+    popularity = ranking_of(ranking.shared(ranking.popularity(h.item[h.train], h.n_items)), h)
     return {"global_mean": errors(np.full(len(actual), mean), actual),
             "item_mean": errors(item_mean[h.item[h.test]], actual),
             "popularity": popularity}
@@ -54,49 +64,44 @@ def baselines(h: Heldout) -> dict[str, dict[str, float]]:
 
 def model_metrics(user_emb: np.ndarray, item_emb: np.ndarray, h: Heldout) -> dict[str, float]:
     out = errors(predict(user_emb, item_emb, h.user[h.test], h.item[h.test]), h.rating[h.test])
-    out.update(ranking((user_emb, item_emb), h))
+    out.update(ranking_of(ranking.embeddings(user_emb, item_emb), h))
     return out
 
 
-def _popularity_scores(h: Heldout) -> np.ndarray:
-    counts = np.bincount(h.item[h.train], minlength=h.n_items).astype(np.float64)
-    return counts - np.arange(h.n_items) * 1e-9  # ties: lower item row first
-
-
-def ranking(scorer: tuple[np.ndarray, np.ndarray] | np.ndarray, h: Heldout, *, shared: bool = False
-            ) -> dict[str, float]:
-    """Mean Recall@K and NDCG@K; ``scorer`` is (user_emb, item_emb), or with ``shared`` one
-    score row used for every customer."""
+def ranking_of(scorer: ranking.Scorer, h: Heldout) -> dict[str, float]:
+    """Recall@10 / NDCG@10 / coverage of the held-out ratings ≥ ``RELEVANT``."""
     test = h.test[h.rating[h.test] >= RELEVANT]
-    users = np.unique(h.user[test])
-    if len(users) == 0:
-        return {"recall_at_10": float("nan"), "ndcg_at_10": float("nan"), "users": 0}
-    row_of = np.full(h.n_users, -1, dtype=np.int64)
-    row_of[users] = np.arange(len(users))
-    discount = 1.0 / np.log2(np.arange(2, K + 2))
-    chunk = max(1, 20_000_000 // max(h.n_items, 1))
-    recall_sum = ndcg_sum = 0.0
-    seen_u, seen_i = h.user[h.seen], h.item[h.seen]
-    rel_u, rel_i = h.user[test], h.item[test]
-    for lo in range(0, len(users), chunk):
-        block = users[lo:lo + chunk]
-        if shared:
-            scores = np.repeat(np.asarray(scorer, np.float64).reshape(1, -1), len(block), axis=0)
-        else:
-            user_emb, item_emb = scorer
-            scores = user_emb[block] @ item_emb.T
-        in_block = (row_of[seen_u] >= lo) & (row_of[seen_u] < lo + len(block))
-        scores[row_of[seen_u[in_block]] - lo, seen_i[in_block]] = -np.inf
-        relevant = np.zeros(scores.shape, dtype=bool)
-        in_block = (row_of[rel_u] >= lo) & (row_of[rel_u] < lo + len(block))
-        relevant[row_of[rel_u[in_block]] - lo, rel_i[in_block]] = True
-        k = min(K, h.n_items)
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), axis=1, kind="stable"), 1)
-        hits = np.take_along_axis(relevant, top, 1)
-        n_rel = relevant.sum(1)
-        recall_sum += float((hits.sum(1) / n_rel).sum())
-        dcg = (hits * discount[:k]).sum(1)
-        ideal = np.cumsum(discount)[np.minimum(n_rel, K) - 1]
-        ndcg_sum += float((dcg / ideal).sum())
-    return {"recall_at_10": recall_sum / len(users), "ndcg_at_10": ndcg_sum / len(users), "users": len(users)}
+    holdout = ranking.Holdout(h.n_users, h.n_items, h.user[h.seen], h.item[h.seen], h.user[test], h.item[test])
+    return ranking.evaluate(scorer, holdout)
+
+
+@dataclass(frozen=True)
+class Holdouts:
+    """The retrieval split as ranking tasks."""
+
+    validation: ranking.Holdout  # seen: training; at most VALIDATION_CUSTOMERS customers
+    test: ranking.Holdout  # seen: training + validation
+    cold: ranking.Holdout  # seen: nothing
+    history_user: np.ndarray  # training + validation pairs (what history-based rankers know)
+    history_item: np.ndarray
+
+    @classmethod
+    def of(cls, user: np.ndarray, item: np.ndarray, n_users: int, n_items: int, s: InteractionSplit,
+           seed: int) -> Holdouts:
+        val = s.validation
+        customers = np.unique(user[val])
+        if len(customers) > VALIDATION_CUSTOMERS:
+            keep = np.random.default_rng(seed).choice(customers, VALIDATION_CUSTOMERS, replace=False)
+            val = val[np.isin(user[val], keep)]
+        known = np.concatenate([s.train, s.validation])
+        empty = np.zeros(0, np.int64)
+        return cls(ranking.Holdout(n_users, n_items, user[s.train], item[s.train], user[val], item[val]),
+                   ranking.Holdout(n_users, n_items, user[known], item[known], user[s.test], item[s.test]),
+                   ranking.Holdout(n_users, n_items, empty, empty, user[s.cold], item[s.cold]),
+                   user[known], item[known])
+
+    def score(self, warm: ranking.Scorer, cold: ranking.Scorer | None = None) -> dict[str, object]:
+        """Warm-customer figures, and ``cold_start`` ones where the ranker can serve them."""
+        out: dict[str, object] = dict(ranking.evaluate(warm, self.test))
+        out["cold_start"] = ranking.evaluate(cold, self.cold) if cold is not None else None
+        return out

@@ -1,8 +1,10 @@
-"""The training loop: seeded mini-batches, Adam, early stopping on the validation loss.
+"""The training loop: seeded mini-batches, Adam, early stopping on a validation criterion.
 
 Inputs are prepared once as tensors (encoded features per user and per item, and index
-arrays per rating), so a batch is a few gathers. The loop keeps the weights of the best
-validation epoch and restores them at the end.
+arrays per interaction), so a batch is a few gathers. What a batch costs and what "better"
+means come from the objective (``objectives.py``); the loop keeps the weights of the best
+validation epoch and restores them at the end. Without validation (a refit on everything)
+it runs a fixed number of epochs and keeps the last.
 """
 
 from __future__ import annotations
@@ -10,28 +12,49 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Protocol
 
 import numpy as np
 
-from recpipe.training.model import TwoTower, rating_to_target, torch
+from recpipe.training.model import TwoTower, torch
 
-F = torch.nn.functional
+# Chosen on the medium synthetic shop (bench/train.py): the retrieval model overfits its id
+# embeddings within a few epochs at the rating objective's step size.
+# Retrieval's batch size follows the data (``retrieval_batch_size``): a small shop needs more
+# steps per epoch than one big batch gives it.
+OBJECTIVE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "retrieval": {"learning_rate": 1e-3},
+    "rating": {"learning_rate": 3e-3, "batch_size": 1024},
+}
+
+
+def retrieval_batch_size(interactions: int) -> int:
+    """About 64 steps per epoch, between 256 and 2048 interactions per batch."""
+    return int(min(2048, max(256, interactions // 64)))
 
 
 @dataclass(frozen=True)
 class FitOptions:
     dim: int = 32
     hidden: tuple[int, ...] = (64,)
-    batch_size: int = 1024
-    learning_rate: float = 3e-3
+    batch_size: int | None = None  # None: the objective's default (OBJECTIVE_DEFAULTS)
+    learning_rate: float | None = None
     max_epochs: int = 40
     patience: int = 3  # epochs without improvement before stopping
-    min_delta: float = 1e-5  # smaller improvements of the validation loss do not count
-    id_dim: int = 1  # free values per id embedding (hybrid only)
-    id_l2: float = 1e-3  # L2 on the id embeddings of each batch (hybrid only)
+    min_delta: float = 1e-5  # smaller improvements of the validation criterion do not count
+    id_dim: int = 1  # free values per id embedding (rating objective, hybrid); retrieval uses dim
+    id_l2: float = 1e-3  # L2 on the id embeddings of each batch (rating objective, hybrid)
+    temperature: float = 0.2  # retrieval: softmax over cosine / temperature
+    logq: bool = True  # retrieval: sampling-bias correction of the in-batch softmax
+    id_dropout: float = 0.2  # retrieval: share of a batch trained without id embeddings (cold start)
+    id_weight_decay: float = 10.0  # retrieval: AdamW weight decay of the id embeddings
     seed: int = 42
+
+    def resolved(self, objective: str) -> FitOptions:
+        """These options with the objective's defaults where none was given."""
+        fill = {k: v for k, v in OBJECTIVE_DEFAULTS[objective].items() if getattr(self, k) is None}
+        return replace(self, **fill)
 
     def to_json(self) -> dict[str, Any]:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -44,9 +67,9 @@ class Inputs:
 
     xu: torch.Tensor
     xi: torch.Tensor
-    user: torch.Tensor
-    item: torch.Tensor
-    target: torch.Tensor
+    user: torch.Tensor  # per interaction: user row
+    item: torch.Tensor  # per interaction: item row
+    rating: torch.Tensor  # per interaction: 1..5, float32
     uid: torch.Tensor
     iid: torch.Tensor
 
@@ -54,16 +77,27 @@ class Inputs:
     def build(cls, xu: np.ndarray, xi: np.ndarray, user: np.ndarray, item: np.ndarray, rating: np.ndarray,
               uid: np.ndarray, iid: np.ndarray) -> Inputs:
         t = torch.from_numpy
-        return cls(t(xu), t(xi), t(user), t(item), t(rating_to_target(rating)), t(uid), t(iid))
+        return cls(t(xu), t(xi), t(user), t(item), t(np.asarray(rating, np.float32)), t(uid), t(iid))
 
 
 @dataclass
 class Epoch:
     phase: str
     epoch: int
-    train_loss: float  # MSE on the [-1, 1] scale
-    val_loss: float
+    train_loss: float  # the objective's loss (rating: MSE on the [-1, 1] scale; retrieval: softmax CE)
+    val_loss: float | None  # the same loss on the validation interactions
     seconds: float  # since the phase started, at the end of this epoch
+    val_recall: float | None = None  # retrieval: Recall@10 of the validation interactions
+
+
+class Objective(Protocol):
+    id_weight_decay: float  # AdamW weight decay of the id-embedding tables
+
+    def loss(self, model: TwoTower, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor: ...
+
+    def validate(self, model: TwoTower) -> tuple[float, float, float | None]:
+        """(criterion to minimise, validation loss, validation Recall@10 or None)."""
+        ...
 
 
 @dataclass
@@ -78,24 +112,31 @@ class FitResult:
         return self.samples / self.train_seconds if self.train_seconds else 0.0
 
 
-def fit(model: TwoTower, data: Inputs, train: np.ndarray, validation: np.ndarray, options: FitOptions, *,
-        phase: str = "content", use_ids: bool = False,
+def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOptions, *,
+        phase: str, validate: bool = True, epochs: int | None = None,
         on_batch: Callable[[int], None] | None = None,
         on_epoch: Callable[[Epoch], None] | None = None) -> FitResult:
-    """Train ``model`` in place on rows ``train``; stop when ``validation`` stops improving."""
+    """Train ``model`` in place on interaction rows ``train``; with ``validate``, stop when the
+    validation criterion stops improving and restore the best epoch, else run ``epochs``."""
     generator = torch.Generator().manual_seed(options.seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=options.learning_rate)
+    tables = [p for n, p in model.named_parameters() if n.endswith("_id.table.weight")]
+    rest = [p for n, p in model.named_parameters() if not n.endswith("_id.table.weight")]
+    # Adam gives a rarely seen id as large a step as a frequent one, so id vectors learn the
+    # noise of a few purchases; decoupled weight decay on them (AdamW) holds them back.
+    optimizer = torch.optim.AdamW([{"params": rest, "weight_decay": 0.0},
+                                   {"params": tables, "weight_decay": objective.id_weight_decay}],
+                                  lr=options.learning_rate)
     train_t = torch.from_numpy(train)
     result = FitResult()
-    best_loss, best_state, stale = float("inf"), None, 0
+    best_value, best_state, stale = float("inf"), None, 0
     started = time.perf_counter()
-    for epoch in range(1, options.max_epochs + 1):
+    for epoch in range(1, (epochs or options.max_epochs) + 1):
         model.train()
         order = train_t[torch.randperm(len(train_t), generator=generator)]
         total, t0 = 0.0, time.perf_counter()
         for start in range(0, len(order), options.batch_size):
             rows = order[start:start + options.batch_size]
-            loss = _batch_loss(model, data, rows, use_ids, options.id_l2)
+            loss = objective.loss(model, rows, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -104,12 +145,15 @@ def fit(model: TwoTower, data: Inputs, train: np.ndarray, validation: np.ndarray
                 on_batch(len(rows))
         result.train_seconds += time.perf_counter() - t0
         result.samples += len(order)
-        val = mse(model, data, validation, use_ids)
-        result.history.append(Epoch(phase, epoch, total / len(order), val, time.perf_counter() - started))
+        criterion, val_loss, val_recall = objective.validate(model) if validate else (0.0, None, None)
+        result.history.append(Epoch(phase, epoch, total / len(order), val_loss, time.perf_counter() - started,
+                                    val_recall))
         if on_epoch is not None:
             on_epoch(result.history[-1])
-        if val < best_loss - options.min_delta:
-            best_loss, best_state, stale = val, copy.deepcopy(model.state_dict()), 0
+        if not validate:
+            result.best = len(result.history) - 1
+        elif criterion < best_value - options.min_delta:
+            best_value, best_state, stale = criterion, copy.deepcopy(model.state_dict()), 0
             result.best = len(result.history) - 1
         else:
             stale += 1
@@ -118,26 +162,3 @@ def fit(model: TwoTower, data: Inputs, train: np.ndarray, validation: np.ndarray
     if best_state is not None:
         model.load_state_dict(best_state)
     return result
-
-
-def _batch_loss(model: TwoTower, data: Inputs, rows: torch.Tensor, use_ids: bool, id_l2: float) -> torch.Tensor:
-    u, i = data.user[rows], data.item[rows]
-    uid = data.uid[u] if use_ids else None
-    iid = data.iid[i] if use_ids else None
-    loss = F.mse_loss(model(data.xu[u], data.xi[i], uid, iid), data.target[rows])
-    if use_ids and id_l2 and model.user_id is not None and model.item_id is not None:
-        penalty = model.user_id.penalty(uid) + model.item_id.penalty(iid)
-        loss = loss + id_l2 * penalty
-    return loss
-
-
-@torch.no_grad()
-def mse(model: TwoTower, data: Inputs, rows: np.ndarray, use_ids: bool, chunk: int = 65_536) -> float:
-    model.eval()
-    total = 0.0
-    for start in range(0, len(rows), chunk):
-        r = torch.from_numpy(rows[start:start + chunk])
-        u, i = data.user[r], data.item[r]
-        pred = model(data.xu[u], data.xi[i], data.uid[u] if use_ids else None, data.iid[i] if use_ids else None)
-        total += float(F.mse_loss(pred, data.target[r], reduction="sum"))
-    return total / max(len(rows), 1)

@@ -1,10 +1,10 @@
 """The two-tower network in PyTorch (DESIGN.md §5), and its export to the numpy form.
 
-Each tower is an MLP from the encoded features to a 32-dimensional embedding; with
-``hybrid`` it also learns an embedding per user and per item id seen in training, added to
-the tower's output (ids it has not seen add nothing, so features are the fallback). Both
-embeddings are L2-normalised and a pair scores their cosine similarity, trained against the
-rating scaled to [-1, 1].
+Each tower is an MLP from the encoded features to a 32-dimensional embedding; with id
+embeddings it also learns a vector per user and per item id seen in training, added to the
+tower's output (ids it has not seen add nothing, so features are the fallback). Both
+embeddings are L2-normalised and a pair scores their cosine similarity; what that score is
+trained to mean is the objective's business (``objectives.py``).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ nn = torch.nn
 F = torch.nn.functional
 
 
-def rating_to_target(rating: np.ndarray) -> np.ndarray:
+def rating_to_target(rating: torch.Tensor) -> torch.Tensor:
     """1..5 → -1..1."""
-    return ((rating - 3.0) / 2.0).astype(np.float32)
+    return (rating - 3.0) / 2.0
 
 
 def mlp(width: int, hidden: Sequence[int], dim: int) -> nn.Sequential:
@@ -95,6 +95,11 @@ class IdEmbedding(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         return self.project(self.table(ids))
+
+    @property
+    def padding(self) -> int:
+        """The row meaning "no id" (adds zeros)."""
+        return self.table.num_embeddings - 1
 
     def penalty(self, ids: torch.Tensor) -> torch.Tensor:
         """Mean squared norm of the free values of ``ids`` (for L2 on the rows a batch uses)."""

@@ -1,0 +1,112 @@
+"""Rankers the model is judged against, fitted on the same training interactions (numpy).
+
+* popularity: most-bought first, the same list for everyone;
+* EASE (Steck, WWW 2019): an item-item linear model in closed form,
+  ``B = I - P / diag(P)`` with ``P = (XᵀX + λI)⁻¹`` and a zero diagonal; a customer's scores are
+  their history times B. λ is chosen on the validation interactions. A strong simple model,
+  but it needs a history: customers seen only through features get nothing from it;
+* the generator's oracle, where the data come from ``recpipe source init``: the shop's own
+  choice model, made again from the spec in the data manifest (``source/choices.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from recpipe import ranking
+
+EASE_MAX_ITEMS = 10_000  # P is n_items² float64: 800 MB at this size
+EASE_LAMBDAS = (1.0, 10.0, 50.0, 200.0, 500.0, 1000.0)
+PAIR_CHUNK = 20_000_000  # co-occurrence pairs counted at once
+
+
+def cooccurrence(user: np.ndarray, item: np.ndarray, n_items: int) -> np.ndarray:
+    """XᵀX of the binary customer × product matrix of the distinct ``(user, item)`` pairs:
+    how many customers have both products (the diagonal: how many have each)."""
+    order = np.lexsort((item, user))
+    u, it = user[order], item[order]
+    counts = np.bincount(u)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    reps = counts[u]  # each pair meets every pair of its customer
+    gram = np.zeros(n_items * n_items, dtype=np.int64)
+    lo = 0
+    while lo < len(u):
+        total = np.cumsum(reps[lo:])
+        hi = lo + max(1, int(np.searchsorted(total, PAIR_CHUNK, side="right")))
+        rep = reps[lo:hi]
+        a = np.repeat(it[lo:hi], rep)
+        first = np.repeat(start[u[lo:hi]], rep)
+        offset = np.arange(len(a)) - np.repeat(np.cumsum(rep) - rep, rep)
+        b = it[first + offset]
+        gram += np.bincount(a * n_items + b, minlength=n_items * n_items)
+        lo = hi
+    return gram.reshape(n_items, n_items).astype(np.float64)
+
+
+def ease_weights(gram: np.ndarray, lam: float) -> np.ndarray:
+    p = np.linalg.inv(gram + lam * np.eye(len(gram)))
+    b = -p / np.diag(p)[None, :]
+    np.fill_diagonal(b, 0.0)
+    return b
+
+
+def history_scorer(weights: np.ndarray, user: np.ndarray, item: np.ndarray, n_users: int) -> ranking.Scorer:
+    """Scores = each customer's binary history (``user``/``item`` pairs) times ``weights``."""
+    order = np.argsort(user, kind="stable")
+    u, it = user[order], item[order]
+    counts = np.bincount(u, minlength=n_users)
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]])
+
+    def score(rows: np.ndarray) -> np.ndarray:
+        x = np.zeros((len(rows), len(weights)), dtype=np.float64)
+        n = counts[rows]
+        r = np.repeat(np.arange(len(rows)), n)
+        pos = np.repeat(start[rows], n) + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)
+        x[r, it[pos]] = 1.0
+        return x @ weights
+
+    return score
+
+
+def ease(train_user: np.ndarray, train_item: np.ndarray, n_users: int, n_items: int,
+         validation: ranking.Holdout) -> tuple[Callable[[np.ndarray, np.ndarray], ranking.Scorer], dict[str, Any]]:
+    """EASE fitted on the training pairs with the λ that ranks the validation pairs best.
+    Returns a factory ``(history_user, history_item) -> scorer`` and what was chosen."""
+    gram = cooccurrence(train_user, train_item, n_items)
+    tried = {}
+    best_lam, best = EASE_LAMBDAS[0], None
+    for lam in EASE_LAMBDAS:
+        b = ease_weights(gram, lam)
+        recall = ranking.evaluate(history_scorer(b, train_user, train_item, n_users), validation)["recall_at_10"]
+        tried[str(lam)] = recall
+        if best is None or recall > best[0]:
+            best_lam, best = lam, (recall, b)
+    assert best is not None
+    weights = best[1]
+    return (lambda hu, hi: history_scorer(weights, hu, hi, n_users)), {"lambda": best_lam,
+                                                                       "validation_recall_by_lambda": tried}
+
+
+def oracle(data: Any) -> tuple[ranking.Scorer | None, str]:
+    """The generator's oracle for ``data`` (training.dataset.Ratings), or None and why not."""
+    generator = (data.manifest or {}).get("generator") or {}
+    if generator.get("generator") != "recpipe.source.generate" or not generator.get("ranking_oracle"):
+        return None, "the data do not come from recpipe's generator (or from an older one)"
+    from recpipe.source.generate import ShopSpec, choice_truth
+
+    try:
+        numbers, codes, model = choice_truth(ShopSpec(**generator["spec"]))
+    except (TypeError, ValueError) as exc:
+        return None, f"the generator's spec cannot be read: {exc}"
+    user_row = {int(n): k for k, n in enumerate(numbers.tolist())}
+    item_row = {c: k for k, c in enumerate(codes)}
+    users = [user_row.get(int(n), -1) for n in data.users["customerNumber"].to_pylist()]
+    items = [item_row.get(c, -1) for c in data.items["productCode"].to_pylist()]
+    if min(users, default=0) < 0 or min(items, default=0) < 0:
+        return None, "the data hold customers or products the generator did not make"
+    u, i = np.array(users), np.array(items)
+    item_t = np.ascontiguousarray(model.item[i].T)
+    return (lambda rows: model.user[u[rows]] @ item_t), ""
