@@ -52,14 +52,16 @@ def _torch_embeddings(model: TwoTower, xu: np.ndarray, xi: np.ndarray, uid=None,
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**31 - 1), user_width=st.integers(1, 40), item_width=st.integers(1, 40),
        hidden=st.lists(st.integers(1, 96), min_size=0, max_size=3), hybrid=st.booleans(),
-       scale=st.sampled_from([0.01, 1.0, 50.0]))
+       scale=st.sampled_from([0.01, 1.0, 50.0]), id_dim=st.sampled_from([1, 4, 32]))
 def test_numpy_towers_match_torch_on_random_inputs(seed: int, user_width: int, item_width: int,
-                                                   hidden: list[int], hybrid: bool, scale: float) -> None:
+                                                   hidden: list[int], hybrid: bool, scale: float, id_dim: int) -> None:
+    """Content towers, and towers with id embeddings of the rating objective's rank (1) or the
+    retrieval objective's (32): the numpy form reproduces torch."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     n_users, n_items = 7, 5
     model = TwoTower(user_width, item_width, hidden=tuple(hidden), user_ids=n_users if hybrid else 0,
-                     item_ids=n_items if hybrid else 0)
+                     item_ids=n_items if hybrid else 0, id_dim=id_dim)
     if hybrid:  # ids' embeddings of a trained size, not the tiny initial ones
         with torch.no_grad():
             model.user_id.table.weight[:-1].normal_(0, 1)
