@@ -155,8 +155,8 @@ def headline(m: dict[str, Any]) -> str:
     return f"held-out RMSE {metrics['rmse']:.3f} (per-item mean {metrics['baselines']['item_mean']['rmse']:.3f})"
 
 
-RANKERS = (("popularity", "most bought first"), ("ease", "item-item linear model (needs a history)"),
-           ("rating_model", "the seed's objective, same split"), ("oracle", "the generator's truth (best possible)"))
+RANKERS = (("popularity", "most bought first"), ("ease", "item-item model (needs a history)"),
+           ("rating_model", "the seed's objective, same split"), ("oracle", "the generator's truth"))
 
 
 def _print_ranking(m: dict[str, Any]) -> None:
