@@ -40,6 +40,9 @@ def train(
     learning_rate: Annotated[float | None, typer.Option(
         min=0.0, show_default=False, help="Adam learning rate. Default: 0.001 for retrieval, 0.003 for rating.")] = None,
     temperature: Annotated[float, typer.Option(min=1e-3, help="Retrieval: softmax temperature on the cosine.")] = 0.2,
+    id_weight_decay: Annotated[float, typer.Option(
+        min=0.0, help="Retrieval: AdamW weight decay of the customer and product id embeddings "
+                      "(higher holds rarely seen ids closer to their features).")] = 1.0,
     seed: Annotated[int, typer.Option(help="Seed of the split, the initial weights and the batch order.")] = 42,
     lake_url: LakeUrl = None,
     artifacts_url: ArtifactsUrl = None,
@@ -60,7 +63,8 @@ def train(
 
     settings = load_settings({"lake_url": lake_url, "artifacts_url": artifacts_url})
     options = TrainOptions(fit=FitOptions(batch_size=batch_size, learning_rate=learning_rate, max_epochs=max_epochs,
-                                          patience=patience, temperature=temperature, seed=seed),
+                                          patience=patience, temperature=temperature,
+                                          id_weight_decay=id_weight_decay, seed=seed),
                            objective=objective, hybrid=hybrid, refit=refit, rating_baseline=rating_baseline)
     options.check()
     manifest = run_training(settings, options, quiet=as_json)

@@ -68,7 +68,7 @@ class Retrieval:
     logq: bool = True
     id_dropout: float = 0.2
     batch_size: int = 2048
-    id_weight_decay: float = 10.0
+    id_weight_decay: float = 1.0
 
     def __post_init__(self) -> None:
         counts = np.bincount(self.data.item.numpy()[self.train], minlength=len(self.data.xi)).astype(np.float64)
