@@ -29,7 +29,7 @@ from typing import Any
 from common import report, run_measured, timed
 
 from recpipe.adapters import open_source
-from recpipe.etl.contract import SOURCE_COLUMNS
+from recpipe.contracts.dataset import SOURCE_COLUMNS
 from recpipe.etl.extract import stream
 from recpipe.source.generate import ShopSpec, generate_shop
 from recpipe.source.load import write_shop

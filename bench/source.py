@@ -22,9 +22,9 @@ import pyarrow.compute as pc
 from common import report, timed
 
 from recpipe.adapters import open_source
+from recpipe.contracts.source import TABLE_ORDER
 from recpipe.source.generate import ShopSpec, generate_shop
 from recpipe.source.load import write_shop
-from recpipe.source.schema import TABLE_ORDER
 
 
 def arrow_rows(table: pa.Table, chunk_rows: int = 50_000) -> Iterator[list[tuple[Any, ...]]]:
@@ -60,7 +60,7 @@ def sqlite_baseline(path: Path, shop: Any) -> None:
     from sqlalchemy.dialects import sqlite as dialect
     from sqlalchemy.schema import CreateIndex, CreateTable
 
-    from recpipe.source.schema import table
+    from recpipe.contracts.source import table
 
     path.unlink(missing_ok=True)
     conn = sqlite3.connect(path)

@@ -22,6 +22,7 @@ import pyarrow as pa
 from common import report
 
 from recpipe.adapters import open_artifacts, open_vectors
+from recpipe.contracts.vectors import HNSW
 from recpipe.training.artifacts import (
     ITEM_ATTRIBUTES,
     ITEM_EMBEDDINGS,
@@ -31,7 +32,6 @@ from recpipe.training.artifacts import (
 )
 from recpipe.vectors.load import load_vectors
 from recpipe.vectors.query import VectorQueries
-from recpipe.vectors.schema import HNSW
 
 K = 10
 LINES = ("Classic Cars", "Motorcycles", "Planes", "Ships", "Trains", "Trucks and Buses", "Vintage Cars")

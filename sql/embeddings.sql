@@ -1,7 +1,7 @@
 -- recpipe: the model's embeddings into PostgreSQL + pgvector on Amazon RDS, from S3.
 --
 -- The same tables, columns, dimension and indexes as `recpipe vectors load`
--- (src/recpipe/vectors/schema.py; tests/integration/test_vectors_sql.py keeps the two equal).
+-- (src/recpipe/contracts/vectors.py; tests/integration/test_vectors_sql.py keeps the two equal).
 -- Run with psql as a user allowed to create extensions (rds_superuser), the RDS instance
 -- having an IAM role that can read the artifacts bucket:
 --

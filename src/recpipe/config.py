@@ -2,7 +2,7 @@
 
 Each role comes from one ``RECPIPE_*`` environment variable (or a ``.env`` file, or a
 command-line flag); every role has an embedded default under ``RECPIPE_HOME`` that needs no
-server and no account. See DESIGN.md §2.
+server and no account. The README's Configuration section lists them.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
 
+from recpipe.contracts.dataset import ENGINES
 from recpipe.errors import ConfigError
 
 ENV_PREFIX = "RECPIPE_"
@@ -62,7 +63,6 @@ ROLES: dict[str, Role] = {
         Role("engine", "ETL engine", (), "duckdb or spark"),
     )
 }
-ENGINES = ("duckdb", "spark")
 
 
 def mask_url(value: str) -> str:

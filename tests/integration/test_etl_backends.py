@@ -9,8 +9,8 @@ import boto3
 import pytest
 
 from recpipe.adapters import open_lake, open_source
+from recpipe.contracts.dataset import DATASET, MANIFEST
 from recpipe.errors import InputError
-from recpipe.etl.contract import DATASET, MANIFEST
 from recpipe.etl.publish import read_manifest, run_etl
 from recpipe.source.generate import ShopSpec, generate_shop
 from recpipe.source.load import write_shop

@@ -13,8 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from recpipe.adapters import open_lake, open_source
+from recpipe.contracts.dataset import DATASET, QUARANTINE
 from recpipe.errors import InputError
-from recpipe.etl.contract import DATASET, QUARANTINE
 from recpipe.etl.publish import run_etl
 from recpipe.jobs.glue_etl import source_url_from_jdbc
 from recpipe.source.generate import ShopSpec, generate_shop

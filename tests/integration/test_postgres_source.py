@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from recpipe.adapters import open_source
+from recpipe.contracts.source import TABLE_ORDER
 from recpipe.source.dump import load_dump, read_dump
 from recpipe.source.generate import ShopSpec, generate_shop
 from recpipe.source.load import write_shop
 from recpipe.source.ratings import add_ratings
-from recpipe.source.schema import TABLE_ORDER
 from tests.support.compare import rows_from_arrow, rows_from_db
 
 pytestmark = pytest.mark.integration

@@ -140,7 +140,7 @@ def test_served_recommendations_are_the_models_own_top_k_minus_what_was_bought(
         http: httpx.Client, stack: Stack) -> None:
     """The published vectors, ranked in numpy by the model's score over every embedded product
     the customer has not bought, give exactly what the service answers."""
-    from recpipe.inference.artifacts import ITEM_EMBEDDINGS, USER_EMBEDDINGS
+    from recpipe.contracts.artifacts import ITEM_EMBEDDINGS, USER_EMBEDDINGS
     from recpipe.vectors.files import parse_embeddings
 
     users = parse_embeddings((stack.artifacts / USER_EMBEDDINGS).read_bytes(), "users", id_type=pa.int32())

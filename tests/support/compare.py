@@ -9,7 +9,7 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import create_engine, select
 
-from recpipe.source.schema import table
+from recpipe.contracts.source import table
 
 
 def normalise(value: Any) -> Any:

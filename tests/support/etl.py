@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from recpipe.etl.contract import TRAINING_SCHEMA
+from recpipe.contracts.dataset import TRAINING_SCHEMA
 
 
 def expected_training(tables: dict[str, pa.Table]) -> pa.Table:

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from recpipe.adapters import open_lake, open_source
-from recpipe.etl.contract import DATASET, MANIFEST, PARTITION_KEY
+from recpipe.contracts.dataset import DATASET, MANIFEST, PARTITION_KEY
 from recpipe.etl.publish import run_etl
 from recpipe.source.generate import ShopSpec, generate_shop
 from recpipe.source.load import write_shop

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from recpipe.inference.artifacts import MANIFEST
+from recpipe.contracts.artifacts import MANIFEST
 from recpipe.training.artifacts import (
     ITEM_ATTRIBUTES,
     ITEM_EMBEDDINGS,

@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from recpipe.adapters import open_lake, open_source
+from recpipe.contracts.dataset import DATASET, QUARANTINE, TRAINING_SCHEMA
 from recpipe.errors import InputError
-from recpipe.etl.contract import DATASET, QUARANTINE, TRAINING_SCHEMA
 from recpipe.etl.publish import read_manifest, run_etl
 from recpipe.source.generate import ShopSpec, generate_shop
 from recpipe.source.load import write_shop

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recpipe import ranking
+from recpipe.contracts.source import TABLE_ORDER, table
 from recpipe.errors import InputError
 from recpipe.source import choices
 from recpipe.source.generate import (
@@ -19,7 +20,6 @@ from recpipe.source.generate import (
     generate_shop,
     spec_for,
 )
-from recpipe.source.schema import TABLE_ORDER, table
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,8 @@ import pyarrow.parquet
 import pytest
 
 from recpipe.adapters import open_artifacts, open_lake
+from recpipe.contracts.dataset import DATASET, TRAINING_SCHEMA
 from recpipe.errors import InputError
-from recpipe.etl.contract import DATASET, TRAINING_SCHEMA
 from recpipe.inference.features import Encoder
 from recpipe.inference.towers import Towers
 from recpipe.source.generate import ShopSpec

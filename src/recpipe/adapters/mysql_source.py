@@ -23,8 +23,8 @@ from sqlalchemy.schema import AddConstraint, CreateTable
 from recpipe.adapters.base import CachedEngine, Progress, present, refuse_clash, server_url
 from recpipe.adapters.connectorx_reader import read_arrow
 from recpipe.adapters.csv_stage import write_csv_file
+from recpipe.contracts.source import TABLE_ORDER, table
 from recpipe.errors import InputError, ServiceError, require
-from recpipe.source.schema import TABLE_ORDER, table
 
 CHUNK_ROWS = 500_000
 

@@ -19,8 +19,8 @@ from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 from recpipe.adapters.base import CachedEngine, Progress, present, refuse_clash, server_url
 from recpipe.adapters.connectorx_reader import read_arrow
 from recpipe.adapters.csv_stage import csv_bytes
+from recpipe.contracts.source import TABLE_ORDER, table
 from recpipe.errors import ServiceError, require
-from recpipe.source.schema import TABLE_ORDER, table
 
 
 def _psycopg() -> Any:

@@ -21,6 +21,7 @@ from typing import Any
 
 from recpipe.adapters.staged import LocalStaged, S3Staged, Staged
 from recpipe.config import mask_url
+from recpipe.contracts.limits import S3_DELETE_BATCH
 from recpipe.errors import InputError, ServiceError, require
 
 MANIFEST_NAME = "_manifest.json"
@@ -114,9 +115,9 @@ class S3Lake:
         self._delete(sorted(old - set(keys.values())))
 
     def _delete(self, keys: list[str]) -> None:
-        for i in range(0, len(keys), 1000):
+        for i in range(0, len(keys), S3_DELETE_BATCH):
             self.client.delete_objects(Bucket=self.bucket, Delete={
-                "Objects": [{"Key": k} for k in keys[i:i + 1000]], "Quiet": True})
+                "Objects": [{"Key": k} for k in keys[i:i + S3_DELETE_BATCH]], "Quiet": True})
 
     def _list(self, prefix: str) -> Iterator[str]:
         for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):

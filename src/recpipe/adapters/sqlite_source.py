@@ -16,8 +16,8 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from recpipe.adapters.base import CachedEngine, Progress, refuse_clash
+from recpipe.contracts.source import TABLE_ORDER, table
 from recpipe.errors import ConfigError, InputError, ServiceError
-from recpipe.source.schema import TABLE_ORDER, table
 
 
 class SQLiteSource(CachedEngine):

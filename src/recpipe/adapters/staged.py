@@ -15,6 +15,8 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recpipe.contracts.limits import S3_DELETE_BATCH
+
 
 @dataclass(frozen=True)
 class WrittenFile:
@@ -87,9 +89,9 @@ class S3Staged:
                     doomed.append(obj["Key"])
                 else:
                     self._objects[rel] = obj
-        for i in range(0, len(doomed), 1000):
+        for i in range(0, len(doomed), S3_DELETE_BATCH):
             self.client.delete_objects(Bucket=self.bucket, Delete={
-                "Objects": [{"Key": k} for k in doomed[i:i + 1000]], "Quiet": True})
+                "Objects": [{"Key": k} for k in doomed[i:i + S3_DELETE_BATCH]], "Quiet": True})
         return sorted(self._objects)
 
     def describe(self, relpath: str) -> WrittenFile:

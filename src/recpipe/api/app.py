@@ -1,4 +1,4 @@
-"""The FastAPI app: the seed's endpoints (DESIGN.md §7), the rich recommendation endpoint,
+"""The FastAPI app: the seed's endpoints (``recpipe.contracts``' docstring says what the seed is), the rich recommendation endpoint,
 /health, /ready and /metrics. Errors are JSON with a clear message: 4xx for bad input, 404 for
 unknown ids, 503 with Retry-After while the vector database is down; never a bare 500."""
 
@@ -20,12 +20,12 @@ from recpipe.api.limits import BodyLimit
 from recpipe.api.metrics import Metrics
 from recpipe.api.service import Service
 from recpipe.config import Settings, load_settings
+from recpipe.contracts.artifacts import EMBEDDING_DIM
+from recpipe.contracts.limits import MAX_BATCH, MAX_K
+from recpipe.contracts.vectors import Scored
 from recpipe.errors import InputError, RecpipeError, ServiceError
-from recpipe.inference.artifacts import EMBEDDING_DIM
 from recpipe.inference.recommend import NotFound, Recommendation, Rules
 
-MAX_LIMIT = 1000
-MAX_BATCH = 1000
 GIL_SWITCH_SECONDS = 0.0003
 
 
@@ -41,11 +41,6 @@ class UserFeatures(BaseModel):
         return {"city": self.city, "country": self.country, "creditLimit": self.creditlimit}
 
 
-class Scored(BaseModel):
-    id: str | int
-    score: float
-
-
 class Recommendations(BaseModel):
     customer_number: int
     recommendation_id: str
@@ -54,20 +49,20 @@ class Recommendations(BaseModel):
     items: list[dict[str, Any]]
 
 
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="How many items.")]
+Limit = Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")]
 
 
 class RecommendationQuery(BaseModel):
     """The rich endpoint's query parameters: the business rules (one model, validated at once)."""
 
     model_config = ConfigDict(extra="forbid")
-    k: int = Field(10, ge=1, le=MAX_LIMIT, description="How many items.")
-    exclude: list[str] = Field([], max_length=MAX_LIMIT, description="Product codes to leave out.")
-    cart: list[str] = Field([], max_length=MAX_LIMIT, description="Products in the cart (left out).")
+    k: int = Field(10, ge=1, le=MAX_K, description="How many items.")
+    exclude: list[str] = Field([], max_length=MAX_K, description="Product codes to leave out.")
+    cart: list[str] = Field([], max_length=MAX_K, description="Products in the cart (left out).")
     exclude_bought: bool = Field(True, description="Leave out what the customer already bought.")
     in_stock: bool = Field(True, description="Only items in stock.")
     product_line: str | None = Field(None, max_length=50, description="Only this product line.")
-    max_per_line: int | None = Field(None, ge=1, le=MAX_LIMIT, description="At most this many per product line.")
+    max_per_line: int | None = Field(None, ge=1, le=MAX_K, description="At most this many per product line.")
     city: str | None = Field(None, max_length=50, description="For a customer without a stored embedding.")
     country: str | None = Field(None, max_length=50, description="For a customer without a stored embedding.")
     credit_limit: float | None = Field(None, allow_inf_nan=False, description="For a customer without a stored "
@@ -105,7 +100,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
 
 
     app = FastAPI(title="recpipe inference", version=__version__, lifespan=lifespan,
-                  description="Recommendations from the two-tower model and pgvector (DESIGN.md §7).")
+                  description="Recommendations from the two-tower model and pgvector.")
     app.add_middleware(BodyLimit, max_bytes=1_000_000)
     metrics.install(app)
 

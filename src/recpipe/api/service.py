@@ -23,10 +23,10 @@ from typing import Any, TypeVar
 from recpipe.adapters import open_artifacts, open_vectors
 from recpipe.adapters.base import VectorDatabase
 from recpipe.config import Settings
+from recpipe.contracts import vectors as schema
 from recpipe.errors import ServiceError
 from recpipe.inference.model import Model, ModelSource
 from recpipe.inference.recommend import Recommendation, Recommender, Rules
-from recpipe.vectors import schema
 from recpipe.vectors.query import VectorQueries
 
 T = TypeVar("T")

@@ -1,4 +1,4 @@
-"""The ``recpipe`` command: one sub-command per pipeline stage (DESIGN.md §9)."""
+"""The ``recpipe`` command: one sub-command per pipeline stage."""
 
 from __future__ import annotations
 

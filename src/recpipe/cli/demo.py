@@ -96,7 +96,7 @@ def ask_the_service(settings: Settings) -> dict[str, Any]:
     from recpipe.api.app import create_app
     from recpipe.api.background import serving
     from recpipe.api.service import Service
-    from recpipe.vectors import schema
+    from recpipe.contracts import vectors as schema
 
     service = Service(settings)
     with service.queries() as q:

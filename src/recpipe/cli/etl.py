@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 from recpipe.adapters import open_lake, open_source
 from recpipe.cli.output import console, emit_json, err_console, mapping, row_progress, table
 from recpipe.config import Settings, load_settings
-from recpipe.etl.contract import SOURCE_COLUMNS
-from recpipe.etl.publish import ENGINES, read_manifest, run_etl
-from recpipe.source import schema
+from recpipe.contracts import source as schema
+from recpipe.contracts.dataset import ENGINES, SOURCE_COLUMNS
+from recpipe.etl.publish import read_manifest, run_etl
 from recpipe.source.load import read_sidecar, sidecar_path
 
 app = typer.Typer(help="Build the Parquet training dataset from the source (DuckDB or Spark).",
@@ -76,7 +76,7 @@ def run(
 ) -> None:
     """Extract customers, products and ratings; publish <lake>/ratings_ml_training atomically.
 
-    One row per rating joined with its customer and product (DESIGN.md §4), snappy Parquet
+    One row per rating joined with its customer and product (recpipe.contracts.dataset), snappy Parquet
     partitioned customerNumber=<n>, with _manifest.json. Rows that break the contract go to
     <lake>/ratings_ml_training_quarantine with a reason.
     """

@@ -9,13 +9,14 @@ from typing import Annotated
 import typer
 
 from recpipe.config import ROLES, load_settings
+from recpipe.contracts.limits import MAX_EF_SEARCH
 from recpipe.errors import require
 
 
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
-    ef_search: Annotated[int | None, typer.Option(min=1, max=1000, help="HNSW candidates per query.")] = None,
+    ef_search: Annotated[int | None, typer.Option(min=1, max=MAX_EF_SEARCH, help="HNSW candidates per query.")] = None,
     reload_every: Annotated[float, typer.Option(min=0.1, help="Seconds between checks for a newly published "
                                                                 "model or vectors load.")] = 10.0,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Processes (more use more cores for Python).")] = 1,

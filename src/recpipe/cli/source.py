@@ -11,11 +11,11 @@ from recpipe.adapters import open_source
 from recpipe.adapters.base import refuse_clash
 from recpipe.cli.output import console, emit_json, err_console, mapping, row_progress, table
 from recpipe.config import Settings, load_settings
+from recpipe.contracts.source import TABLE_ORDER
 from recpipe.source.dump import load_dump, read_dump
 from recpipe.source.generate import PRESETS, generate_shop, spec_for
 from recpipe.source.load import sidecar_path, write_shop, write_sidecar
 from recpipe.source.ratings import add_ratings as derive_and_add
-from recpipe.source.schema import TABLE_ORDER
 
 app = typer.Typer(help="Create, fill and inspect the source database (classicmodels + ratings).",
                   no_args_is_help=True)

@@ -8,6 +8,7 @@ import typer
 
 from recpipe.cli.output import console, emit_json, err_console, mapping, table
 from recpipe.config import Settings, load_settings
+from recpipe.contracts.limits import MAX_EF_SEARCH, MAX_K
 
 app = typer.Typer(help="The vector database: PostgreSQL + pgvector, embedded by default.", no_args_is_help=True)
 
@@ -16,11 +17,11 @@ VectorsUrl = Annotated[str | None, typer.Option("--vectors-url", show_default=Fa
 ArtifactsUrl = Annotated[str | None, typer.Option("--artifacts-url", show_default=False,
                                                   help="Where the embeddings are; overrides RECPIPE_ARTIFACTS_URL.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-K = Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="How many items.")]
+K = Annotated[int, typer.Option("-k", "--k", min=1, max=MAX_K, help="How many items.")]
 Exclude = Annotated[list[str] | None, typer.Option("--exclude", help="A product code to leave out (repeatable).")]
 InStock = Annotated[bool, typer.Option("--in-stock", help="Only items with quantity in stock > 0.")]
 Line = Annotated[str | None, typer.Option("--product-line", help="Only items of this product line.")]
-Ef = Annotated[int | None, typer.Option("--ef-search", min=1, max=1000,
+Ef = Annotated[int | None, typer.Option("--ef-search", min=1, max=MAX_EF_SEARCH,
                                         help="HNSW candidates to consider (recall vs speed; default 40).")]
 
 

@@ -1,6 +1,6 @@
-"""ETL stage: source database -> ``<lake>/ratings_ml_training`` (DESIGN.md §4).
+"""ETL stage: source database -> ``<lake>/ratings_ml_training`` (``recpipe.contracts.dataset``).
 
-``contract`` says what the dataset is; ``extract`` streams the source into Arrow; ``transform``
+``extract`` streams the source into Arrow; ``transform``
 holds the one SQL both engines run; ``duckdb_engine`` and ``spark_engine`` run it;
 ``publish`` stages, checks and swaps the result into the lake with its manifest.
 """

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from recpipe.adapters.base import SourceDatabase
 from recpipe.adapters.staged import WrittenFile
+from recpipe.contracts.dataset import PARTITION_KEY, SOURCE_COLUMNS
 from recpipe.errors import InputError
 from recpipe.etl import transform
-from recpipe.etl.contract import PARTITION_KEY, SOURCE_COLUMNS
 from recpipe.etl.extract import Counter, stream
 from recpipe.etl.partition_writer import write_in_processes, write_partitions
 

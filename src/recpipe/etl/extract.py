@@ -9,8 +9,8 @@ from sqlalchemy import inspect
 from sqlalchemy import types as sqltypes
 
 from recpipe.adapters.base import SourceDatabase
+from recpipe.contracts.dataset import SOURCE_COLUMNS
 from recpipe.errors import InputError
-from recpipe.etl.contract import SOURCE_COLUMNS
 
 Counter = Callable[[str, int], None]
 

@@ -19,9 +19,9 @@ from typing import Any
 from recpipe import __version__
 from recpipe.adapters.base import Lake, SourceDatabase
 from recpipe.adapters.staged import Staged, WrittenFile
-from recpipe.errors import InputError
-from recpipe.etl.contract import (
+from recpipe.contracts.dataset import (
     DATASET,
+    ENGINES,
     FILE_COLUMNS,
     MANIFEST,
     PARTITION_KEY,
@@ -31,9 +31,8 @@ from recpipe.etl.contract import (
     TRAINING_SCHEMA,
     schema_document,
 )
+from recpipe.errors import InputError
 from recpipe.etl.extract import Counter, check_source
-
-ENGINES = ("duckdb", "spark")
 
 
 def run_etl(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb",

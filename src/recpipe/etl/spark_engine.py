@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from recpipe.adapters.base import SourceDatabase
+from recpipe.contracts.dataset import PARTITION_KEY, SOURCE_COLUMNS
 from recpipe.errors import InputError, MissingDependencyError
 from recpipe.etl import transform
-from recpipe.etl.contract import PARTITION_KEY, SOURCE_COLUMNS
 from recpipe.etl.duckdb_engine import EngineResult
 from recpipe.etl.extract import Counter, source_query, source_schema
 

@@ -1,1 +1,1 @@
-"""Serving-side model code: numpy only, never torch (DESIGN.md §5, §10)."""
+"""Serving-side model code: numpy only, never torch: the service and the streaming path never import training."""

@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-# DESIGN.md §5: what each tower sees, in the order its input vector is laid out.
+# What each tower sees, in the order its input vector is laid out.
 USER_CATEGORICAL = ("city", "country")
 USER_NUMERIC = ("creditLimit",)
 ITEM_CATEGORICAL = ("productLine", "productScale")

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 
 from recpipe.adapters.base import Lake
+from recpipe.contracts.artifacts import MANIFEST, SCALERS, TOWERS, artifact_path
 from recpipe.errors import InputError
-from recpipe.inference.artifacts import MANIFEST, SCALERS, TOWERS, artifact_path
 from recpipe.inference.features import Encoder
 from recpipe.inference.towers import Towers
 

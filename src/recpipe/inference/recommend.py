@@ -19,11 +19,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from recpipe.contracts.limits import MAX_K
+from recpipe.contracts.vectors import Scored
 from recpipe.errors import InputError
 from recpipe.inference.model import ModelSource
-from recpipe.vectors.query import Filters, Scored, VectorQueries
+from recpipe.vectors.query import Filters, VectorQueries
 
-MAX_FETCH = 1000  # candidates per query at most (the vector API's k limit)
+MAX_FETCH = MAX_K  # candidates per query at most (the vector API's k limit)
 
 
 class NotFound(InputError):
@@ -47,7 +49,7 @@ class Rules:
     @property
     def fetch(self) -> int:
         """Candidates to ask for: more when a per-line cap will drop some."""
-        return min(1000, self.k * 5) if self.max_per_line else self.k
+        return min(MAX_FETCH, self.k * 5) if self.max_per_line else self.k
 
 
 @dataclass

@@ -18,8 +18,8 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from recpipe.adapters.base import SourceDatabase
+from recpipe.contracts.source import TABLE_ORDER, table
 from recpipe.errors import InputError
-from recpipe.source.schema import TABLE_ORDER, table
 
 REQUIRED = ("customers", "products", "orders", "orderdetails")
 TARGET_DIALECT = {"sqlite": "sqlite", "postgresql": "postgres"}

@@ -3,7 +3,7 @@
 Pure code: a :class:`ShopSpec` and a seed go in, Arrow tables and the generator's parameters
 come out. The same spec and seed give the same rows on every machine and every database.
 
-How a rating is made (DESIGN.md §3, issue 2). For customer ``u`` and product ``i``::
+How a rating is made (tables: ``recpipe.contracts.source``). For customer ``u`` and product ``i``::
 
     z = mu + alpha * <user_vec(city, country, creditLimit), item_vec(productLine, productScale, MSRP)>
           + b_u + b_i + eps,        b_u ~ N(0, su²), b_i ~ N(0, si²), eps ~ N(0, sigma²)
@@ -37,9 +37,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from recpipe.contracts.source import TABLE_ORDER
 from recpipe.errors import InputError
 from recpipe.source import catalog, choices
-from recpipe.source.schema import TABLE_ORDER
 
 EPOCH_2003 = 12053  # 2003-01-01 as days since 1970-01-01
 ORDER_SPAN_DAYS = 880  # to mid-2005, like the sample

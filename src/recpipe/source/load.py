@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from recpipe.adapters.base import Progress, SourceDatabase
+from recpipe.contracts.source import TABLE_ORDER
 from recpipe.source.generate import Shop
-from recpipe.source.schema import TABLE_ORDER
 
 
 def write_shop(db: SourceDatabase, shop: Shop, *, replace: bool = False,

@@ -13,8 +13,8 @@ import pyarrow as pa
 from sqlalchemy import func, select
 
 from recpipe.adapters.base import SourceDatabase
+from recpipe.contracts import source as schema
 from recpipe.errors import InputError
-from recpipe.source import schema
 
 
 def purchased_pairs(db: SourceDatabase) -> pa.Table:

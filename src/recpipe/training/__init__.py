@@ -1,4 +1,4 @@
-"""Training: the two-tower recommender on the lake's training dataset (DESIGN.md §5).
+"""Training: the two-tower recommender on the lake's training dataset.
 
 ``dataset`` reads and checks the data and splits it, ``inputs`` encodes it, ``model`` is the
 PyTorch network, ``objectives`` say what it learns (retrieval: which products customers choose;

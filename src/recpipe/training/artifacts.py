@@ -1,4 +1,4 @@
-"""What training leaves behind, laid out as the seed's ``ml-artifacts`` bucket (DESIGN.md §5).
+"""What training leaves behind, laid out as the seed's ``ml-artifacts`` bucket (``recpipe.contracts.artifacts``).
 
     embeddings/item_embeddings.csv   id,embedding   (productCode, "[f1,...,f32]")
     embeddings/user_embeddings.csv   id,embedding   (customerNumber)
@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from recpipe.inference.artifacts import (  # the layout is shared with serving
+from recpipe.contracts.artifacts import (  # the layout is shared with serving
     ITEM_ATTRIBUTES,
     ITEM_EMBEDDINGS,
     LOSS_PLOT,

@@ -15,8 +15,8 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from recpipe.adapters.base import Lake
+from recpipe.contracts.dataset import DATASET, MANIFEST, PARTITION_KEY, TRAINING_SCHEMA
 from recpipe.errors import InputError
-from recpipe.etl.contract import DATASET, MANIFEST, PARTITION_KEY, TRAINING_SCHEMA
 from recpipe.inference.features import (
     ITEM_CATEGORICAL,
     ITEM_NUMERIC,

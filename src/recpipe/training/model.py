@@ -1,4 +1,4 @@
-"""The two-tower network in PyTorch (DESIGN.md §5), and its export to the numpy form.
+"""The two-tower network in PyTorch (its artifacts: ``recpipe.contracts.artifacts``), and its export to the numpy form.
 
 Each tower is an MLP from the encoded features to a 32-dimensional embedding; with id
 embeddings it also learns a vector per user and per item id seen in training, added to the

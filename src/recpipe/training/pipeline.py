@@ -16,8 +16,8 @@ import numpy as np
 
 from recpipe import __version__
 from recpipe.adapters.base import Lake
+from recpipe.contracts.dataset import DATASET
 from recpipe.errors import InputError, RecpipeError
-from recpipe.etl.contract import DATASET
 from recpipe.training import artifacts
 from recpipe.training.dataset import read_ratings
 from recpipe.training.fit import Epoch, FitOptions

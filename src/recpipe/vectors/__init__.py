@@ -1,6 +1,6 @@
-"""The vector database: embeddings in PostgreSQL + pgvector (DESIGN.md §6).
+"""The vector database: embeddings in PostgreSQL + pgvector (tables: ``recpipe.contracts.vectors``).
 
-``schema`` is the DDL (kept in step with ``sql/embeddings.sql`` by a test), ``files`` reads
+``recpipe.contracts.vectors`` is the DDL (kept in step with ``sql/embeddings.sql`` by a test); ``files`` reads
 and checks the artifacts' CSVs, ``load`` swaps a new set in atomically, ``query`` is the
 similarity API that the inference service and the streaming handler share.
 """

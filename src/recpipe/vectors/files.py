@@ -1,6 +1,6 @@
 """The artifacts' embedding CSVs, parsed and checked before anything touches the database.
 
-``id,embedding`` with the vector as ``"[f1,...,f32]"`` (DESIGN.md §5). A file with the
+``id,embedding`` with the vector as ``"[f1,...,f32]"`` (``recpipe.contracts.artifacts``). A file with the
 wrong header, a malformed or non-finite vector, the wrong dimension, a missing or duplicate
 id is refused with the file, the first offending id and how to fix it.
 """
@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
+from recpipe.contracts.artifacts import EMBEDDING_DIM
 from recpipe.errors import InputError
-from recpipe.inference.artifacts import EMBEDDING_DIM
 
 FIX = "re-run `recpipe train` to publish the artifacts again, or fix the file"
 
@@ -47,7 +47,7 @@ def parse_embeddings(data: bytes, where: str, *, id_type: pa.DataType, dim: int 
         first = pc.index(wrong, True).as_py()
         raise InputError(f"{where}: the embedding of id {raw_ids[first].as_py()} has {lengths[first].as_py()} "
                          f"dimensions, the vector database holds {dim}",
-                         hint="train and load with the same model dimension (DESIGN.md §5: 32)")
+                         hint="train and load with the same model dimension (recpipe.contracts.artifacts.EMBEDDING_DIM)")
     flat = pc.utf8_trim_whitespace(pc.list_flatten(parts))
     try:
         values = pc.cast(flat, pa.float32()).to_numpy(zero_copy_only=False)

@@ -19,15 +19,15 @@ from typing import Any
 import pyarrow as pa
 
 from recpipe.adapters.base import Lake, SourceDatabase, VectorDatabase
-from recpipe.errors import InputError
-from recpipe.inference.artifacts import (
+from recpipe.contracts import vectors as schema
+from recpipe.contracts.artifacts import (
     ITEM_ATTRIBUTES,
     ITEM_EMBEDDINGS,
     MANIFEST,
     USER_EMBEDDINGS,
     artifact_path,
 )
-from recpipe.vectors import schema
+from recpipe.errors import InputError
 from recpipe.vectors.connect import connect, ensure_vector_extension
 from recpipe.vectors.files import Embeddings, parse_attributes, parse_embeddings
 

@@ -1,5 +1,5 @@
 """Similarity queries on the vector database, shared by the inference service and the
-streaming handler (DESIGN.md §6).
+streaming handler (tables: ``recpipe.contracts.vectors``).
 
 Scores are cosine similarities (1 − pgvector's cosine distance), best first; equal scores
 are ordered by id. Every query takes ``k``, an ``exclude`` list and :class:`Filters`; the
@@ -17,14 +17,12 @@ from typing import Any
 import numpy as np
 
 from recpipe.adapters.base import VectorDatabase
+from recpipe.contracts import vectors as schema
+from recpipe.contracts.artifacts import EMBEDDING_DIM
+from recpipe.contracts.limits import DEFAULT_EF_SEARCH, MAX_EF_SEARCH, MAX_K
+from recpipe.contracts.vectors import Scored
 from recpipe.errors import InputError
-from recpipe.inference.artifacts import EMBEDDING_DIM
-from recpipe.vectors import schema
 from recpipe.vectors.connect import connect
-
-MAX_K = 1000
-MAX_EF_SEARCH = 1000  # pgvector's limit
-DEFAULT_EF_SEARCH = 40  # pgvector's default
 
 
 @dataclass(frozen=True)
@@ -53,15 +51,6 @@ class Filters:
     @property
     def any(self) -> bool:
         return self.in_stock or self.product_line is not None or self.not_bought_by is not None
-
-
-@dataclass(frozen=True)
-class Scored:
-    id: str | int
-    score: float
-
-    def to_json(self) -> dict[str, Any]:
-        return {"id": self.id, "score": self.score}
 
 
 class VectorQueries:

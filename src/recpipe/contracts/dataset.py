@@ -8,8 +8,9 @@ DATASET = "ratings_ml_training"
 QUARANTINE = "ratings_ml_training_quarantine"
 MANIFEST = "_manifest.json"
 PARTITION_KEY = "customerNumber"
+ENGINES = ("duckdb", "spark")  # what can build it: DuckDB locally, Spark (the AWS Glue job)
 
-# DESIGN.md §4, in this order. customerNumber is the Hive partition key (customerNumber=<n>/).
+# The dataset's columns, in this order. customerNumber is the Hive partition key (customerNumber=<n>/).
 TRAINING_SCHEMA = pa.schema([
     pa.field("customerNumber", pa.int32(), nullable=False),
     pa.field("city", pa.string(), nullable=False),

@@ -1,4 +1,4 @@
-"""Tables and indexes of the vector database, defined once (DESIGN.md §6).
+"""Tables and indexes of the vector database, defined once.
 
 ``item_emb``/``user_emb`` keep the seed's columns (``id``, ``embedding vector(32)``);
 ``item_emb`` adds what filters need. ``recpipe_vectors`` records what is loaded.
@@ -6,7 +6,10 @@
 
 from __future__ import annotations
 
-from recpipe.inference.artifacts import EMBEDDING_DIM
+from dataclasses import dataclass
+from typing import Any
+
+from recpipe.contracts.artifacts import EMBEDDING_DIM
 
 ITEMS = "item_emb"
 USERS = "user_emb"
@@ -50,3 +53,14 @@ CREATE_META = (f"CREATE TABLE IF NOT EXISTS {META} (singleton boolean PRIMARY KE
 # canonical index names once a load is switched in
 INDEXES = {ITEMS: {"hnsw": "item_emb_embedding_hnsw", "line": "item_emb_product_line"},
            USERS: {"hnsw": "user_emb_embedding_hnsw"}, CATALOG: {"line": "catalog_product_line"}, PURCHASES: {}}
+
+
+@dataclass(frozen=True)
+class Scored:
+    """One result of a similarity query: a product code (or customer number) and its cosine."""
+
+    id: str | int
+    score: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "score": self.score}

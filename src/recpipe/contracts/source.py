@@ -1,4 +1,4 @@
-"""The classicmodels sample schema plus ``ratings``, defined once (DESIGN.md §3).
+"""The classicmodels sample schema plus ``ratings``, defined once.
 
 Table names, column names (camelCase) and types follow the MySQL sample, so the same
 metadata creates the tables on SQLite, MySQL/MariaDB and PostgreSQL.

@@ -1,4 +1,4 @@
-"""Where each artifact lives under the artifacts URL (DESIGN.md §5): written by training,
+"""Where each artifact lives under the artifacts URL: written by training,
 read by the vector loader and the inference service, which never import training."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ TOWERS = "model/towers.npz"
 MANIFEST = "model/manifest.json"
 LOSS_PLOT = "model/loss.png"
 SCALERS = {"user": "scalers/user_features.json", "item": "scalers/item_features.json"}
-EMBEDDING_DIM = 32  # DESIGN.md §5 and §6: vector(32)
+EMBEDDING_DIM = 32  # the towers' output, and vector(32) in the vector tables
 
 
 def artifact_path(name: str, path: str) -> str:

@@ -1,0 +1,88 @@
+"""The import graph runs one way: entry points → stages → adapters → contracts/config/errors.
+
+Every ``from recpipe… import`` in the package is read from the source (lazy imports inside
+functions included), so a new module cannot quietly import upwards or close a cycle.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+import recpipe
+
+ROOT = Path(recpipe.__file__).parent
+LAYERS = {
+    "contracts": 0, "errors": 0, "__init__": 0,
+    "config": 1,
+    "adapters": 2,
+    "source": 3, "etl": 3, "ranking": 3, "vectors": 3, "inference": 3, "training": 3, "streaming": 3,
+    "cli": 4, "api": 4, "jobs": 4, "__main__": 5,
+}
+
+
+def _unit(module: str) -> str:
+    """The top-level package (or module) under ``recpipe`` that ``module`` belongs to."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _edges() -> dict[tuple[str, str], set[str]]:
+    """(importer unit, imported unit) -> the importing files."""
+    edges: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for path in ROOT.rglob("*.py"):
+        rel = path.relative_to(ROOT.parent).with_suffix("")
+        module = ".".join(rel.parts).removesuffix(".__init__")
+        if module == "recpipe.__init__" or module == "recpipe":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets = [node.module] if node.module != "recpipe" else [f"recpipe.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            for target in targets:
+                if target == "recpipe" or target.startswith("recpipe."):
+                    a, b = _unit(module), _unit(target if target != "recpipe" else "recpipe.__init__")
+                    if b == "__version__":
+                        b = "__init__"
+                    if a != b:
+                        edges[(a, b)].add(str(rel))
+    return edges
+
+
+def test_every_unit_has_a_layer() -> None:
+    units = {p.stem if p.is_file() else p.name for p in ROOT.iterdir()
+             if (p.suffix == ".py" or (p.is_dir() and (p / "__init__.py").exists()))}
+    assert units - set(LAYERS) == set(), "give the new package a layer in this test"
+
+
+def test_imports_only_go_down() -> None:
+    upward = {f"{a} -> {b} ({', '.join(sorted(files))})" for (a, b), files in _edges().items()
+              if LAYERS[a] < LAYERS[b]}
+    assert not upward
+
+
+def test_contracts_import_nothing_from_recpipe() -> None:
+    assert not {b for (a, b) in _edges() if a in ("contracts", "errors")}
+
+
+def test_the_graph_has_no_cycle() -> None:
+    graph: dict[str, set[str]] = defaultdict(set)
+    for a, b in _edges():
+        graph[a].add(b)
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                raise AssertionError("import cycle: " + " -> ".join([*path[path.index(nxt):], nxt]))
+            if nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for start in sorted(graph):
+        if start not in state:
+            visit(start, [start])
