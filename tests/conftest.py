@@ -149,8 +149,12 @@ def spark() -> Iterator[object]:
         from recpipe.etl.spark_engine import local_session
     except ImportError:
         need("Spark", "pyspark is not installed (pip install -e '.[spark]')")
-    os.environ.setdefault("RECPIPE_SPARK_MASTER", "local[2]")
-    session = local_session("recpipe-tests")
+    from recpipe.config import load_settings
+
+    settings = load_settings(env_file=None)
+    master = settings.spark_master if "RECPIPE_SPARK_MASTER" in os.environ else "local[2]"
+    session = local_session("recpipe-tests", master=master, driver_memory=settings.spark_driver_memory,
+                            jars=settings.spark_jars)
     session.sparkContext.setLogLevel("ERROR")
     yield session
     session.stop()

@@ -8,9 +8,10 @@ server and no account. The README's Configuration section lists them.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from dotenv import dotenv_values
@@ -22,47 +23,80 @@ ENV_PREFIX = "RECPIPE_"
 SECRET_QUERY_KEYS = {"password", "pass", "pwd", "secret", "token", "aws_secret_access_key"}
 
 
+_LAKES = {"": "local_lake:LocalLake", "file": "local_lake:LocalLake", "s3": "s3_lake:S3Lake"}
+
+
 @dataclass(frozen=True)
 class Role:
+    """One setting. A backend role maps each URL scheme it accepts to the adapter class that
+    opens it (``"module:Class"`` under ``recpipe.adapters``, imported only when opened; None:
+    accepted, opened by a stage that does not exist yet); "" is a plain local path."""
+
     field: str
     what: str
-    schemes: tuple[str, ...]  # accepted URL schemes; "" means a plain local path
     examples: str
+    backends: Mapping[str, str | None] | None = None
+    parse: Callable[[str], Any] | None = None  # a tuning option: how its text becomes a value
 
     @property
     def env(self) -> str:
         return ENV_PREFIX + self.field.upper()
 
+    @property
+    def schemes(self) -> tuple[str, ...]:
+        return tuple(self.backends or ())
+
+
+def _positive_int(text: str) -> int:
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError("it must be a whole number of at least 1")
+    return int(text)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise ValueError("it must be a number above 0")
+    return value
+
 
 ROLES: dict[str, Role] = {
     r.field: r
     for r in (
-        Role("home", "home of every embedded default", ("",), "./.recpipe"),
-        Role(
-            "source_url",
-            "source database",
-            ("sqlite", "mysql", "mariadb", "postgresql", "postgres"),
-            "sqlite:///path/source.db, mysql+pymysql://user:pass@host:3306/classicmodels, "
-            "postgresql://user:pass@host/db",
-        ),
-        Role("lake_url", "lake (training data)", ("", "file", "s3"), "/path/lake or s3://bucket/prefix"),
-        Role("artifacts_url", "model artifacts", ("", "file", "s3"), "/path/ml-artifacts or s3://bucket/prefix"),
-        Role(
-            "vectors_url",
-            "vector store",
-            ("pgserver", "postgresql", "postgres"),
-            "pgserver:///path/pg (embedded) or postgresql://user:pass@host:5432/db",
-        ),
-        Role("stream_url", "event stream", ("", "file", "kinesis"), "/path/stream or kinesis://stream-name"),
-        Role(
-            "recommendations_url",
-            "recommendations sink",
-            ("", "file", "s3"),
-            "/path/recommendations or s3://bucket/prefix",
-        ),
-        Role("engine", "ETL engine", (), "duckdb or spark"),
+        Role("home", "home of every embedded default", "./.recpipe"),
+        Role("source_url", "source database",
+             "sqlite:///path/source.db, mysql+pymysql://user:pass@host:3306/classicmodels, "
+             "postgresql://user:pass@host/db",
+             {"sqlite": "sqlite_source:SQLiteSource", "mysql": "mysql_source:MySQLSource",
+              "mariadb": "mysql_source:MySQLSource", "postgresql": "postgres_source:PostgresSource",
+              "postgres": "postgres_source:PostgresSource"}),
+        Role("lake_url", "lake (training data)", "/path/lake or s3://bucket/prefix", _LAKES),
+        Role("artifacts_url", "model artifacts", "/path/ml-artifacts or s3://bucket/prefix", _LAKES),
+        Role("vectors_url", "vector store", "pgserver:///path/pg (embedded) or postgresql://user:pass@host:5432/db",
+             {"pgserver": "pgserver_vectors:EmbeddedPostgres", "postgresql": "postgres_vectors:ServerPostgres",
+              "postgres": "postgres_vectors:ServerPostgres"}),
+        Role("stream_url", "event stream", "/path/stream or kinesis://stream-name",
+             {"": None, "file": None, "kinesis": None}),
+        Role("recommendations_url", "recommendations sink", "/path/recommendations or s3://bucket/prefix",
+             {"": None, "file": None, "s3": None}),
+        Role("engine", "ETL engine", "duckdb or spark"),
+        Role("spark_master", "Spark master of the local spark engine", "local[*] or spark://host:7077", parse=str),
+        Role("spark_driver_memory", "Spark driver memory", "2g", parse=str),
+        Role("spark_jars", "JDBC driver jars for Spark (comma-separated)",
+             "/usr/share/java/mariadb-java-client.jar", parse=str),
+        Role("serve_ef_search", "HNSW candidates per query (recpipe serve)", "40 (pgvector's default) to 1000",
+             parse=_positive_int),
+        Role("serve_threads", "database threads per server process (recpipe serve)",
+             "one per core, divided among workers", parse=_positive_int),
+        Role("serve_reload_every", "seconds between checks for a new model (recpipe serve)", "10",
+             parse=_positive_float),
     )
 }
+# tuning options with a default; the rest default to "unset" (the code chooses)
+OPTION_DEFAULTS = {"spark_master": "local[*]", "spark_driver_memory": "2g", "serve_reload_every": "10"}
 
 
 def mask_url(value: str) -> str:
@@ -115,9 +149,20 @@ class Settings:
     recommendations_url: str
     engine: str
     origins: Mapping[str, str]
+    spark_master: str = OPTION_DEFAULTS["spark_master"]
+    spark_driver_memory: str = OPTION_DEFAULTS["spark_driver_memory"]
+    spark_jars: str | None = None  # None: Debian's JDBC drivers where installed
+    serve_ef_search: int | None = None  # None: pgvector's default
+    serve_threads: int | None = None  # None: one per core, divided among the workers
+    serve_reload_every: float = float(OPTION_DEFAULTS["serve_reload_every"])
 
     def masked(self) -> dict[str, str]:
-        return {f: mask_url(str(getattr(self, f))) for f in ROLES}
+        """Every setting as text, passwords hidden ("" for an unset option)."""
+        return {f: "" if getattr(self, f) is None else mask_url(str(getattr(self, f))) for f in ROLES}
+
+    def environment(self) -> dict[str, str]:
+        """These settings as RECPIPE_* variables (for child processes)."""
+        return {r.env: str(getattr(self, f)) for f, r in ROLES.items() if getattr(self, f) is not None}
 
 
 def load_settings(
@@ -159,25 +204,50 @@ def load_settings(
         values["artifacts_url"] = join_url(values["lake_url"], "ml-artifacts")
         origins["artifacts_url"] = "default (<lake>/ml-artifacts)"
     origins["engine"] = origins["engine"].replace(" (under RECPIPE_HOME)", "")
+    for field, default in OPTION_DEFAULTS.items():
+        if field not in values:
+            values[field], origins[field] = default, "default"
 
+    resolved: dict[str, Any] = {}
     for field, role in ROLES.items():
-        if field != "home":
-            _check(role, values[field])
-    return Settings(home=home, origins=origins, **{k: v for k, v in values.items() if k != "home"})
+        if field == "home":
+            continue
+        if role.parse is not None:
+            if field in values:
+                resolved[field] = _parse(role, values[field])
+            else:
+                origins[field] = "unset (recpipe chooses)"
+            continue
+        _check(role, values[field])
+        resolved[field] = values[field]
+    return Settings(home=home, origins=origins, **resolved)
+
+
+def _parse(role: Role, value: str) -> Any:
+    try:
+        return role.parse(value) if role.parse else value
+    except ValueError as exc:
+        raise ConfigError(f"{role.env}={value!r} cannot be the {role.what}: {exc}",
+                          hint=f"use e.g. {role.examples}") from exc
 
 
 def _check(role: Role, value: str) -> None:
-    shown = mask_url(value)
     if role.field == "engine":
         if value not in ENGINES:
             raise ConfigError(
                 f"{role.env}={value!r} is not an ETL engine", hint=f"use one of: {', '.join(ENGINES)}"
             )
         return
-    scheme = url_scheme(value)
+    check_scheme(role, value, role.env)
+
+
+def check_scheme(role: Role, url: str, setting: str) -> str:
+    """``url``'s scheme, if ``role`` accepts it; else a ConfigError naming the setting."""
+    scheme = url_scheme(url)
     if scheme not in role.schemes:
         shown_scheme = f"scheme '{scheme}'" if scheme else "a local path"
         raise ConfigError(
-            f"{role.env}={shown!r}: {shown_scheme} is not accepted for the {role.what}",
+            f"{setting}={mask_url(url)!r}: {shown_scheme} is not accepted for the {role.what}",
             hint=f"use e.g. {role.examples}",
         )
+    return scheme

@@ -43,6 +43,16 @@ class ServiceError(RecpipeError):
     exit_code = 3
 
 
+class InternalError(RecpipeError):
+    """An invariant recpipe keeps did not hold: a bug in recpipe, not the user's input (HTTP 500).
+    Whatever was being written is left unpublished."""
+
+    exit_code = 70  # EX_SOFTWARE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint or "this is a bug in recpipe: please report it; nothing was published")
+
+
 class MissingDependencyError(RecpipeError):
     """An optional dependency for a backend is not installed."""
 

@@ -83,3 +83,38 @@ def test_a_missing_optional_dependency_names_the_extra() -> None:
         require("recpipe_no_such_module", "aws", "An s3:// lake")
     assert "pip install 'recpipe[aws]'" in str(err.value) and "An s3:// lake" in str(err.value)
     assert require("json", "x", "y").dumps([]) == "[]"
+
+
+def test_every_backend_in_the_table_is_a_class_that_exists() -> None:
+    import importlib
+
+    for role in ROLES.values():
+        for scheme, target in (role.backends or {}).items():
+            if target is not None:
+                module, name = target.split(":")
+                assert isinstance(getattr(importlib.import_module(f"recpipe.adapters.{module}"), name), type), scheme
+
+
+def test_the_table_opens_what_it_validates(tmp_path: Path) -> None:
+    from recpipe.adapters import open_artifacts, open_lake
+    from recpipe.adapters.local_lake import LocalLake
+
+    assert isinstance(open_lake(f"file://{tmp_path}"), LocalLake)
+    store, name = open_artifacts(str(tmp_path / "ml-artifacts"))
+    assert isinstance(store, LocalLake) and name == "ml-artifacts" and store.root == tmp_path
+    with pytest.raises(ConfigError, match=r"RECPIPE_LAKE_URL='ftp://h/x': scheme 'ftp' is not accepted for the lake"):
+        open_lake("ftp://h/x")
+    with pytest.raises(ConfigError, match="RECPIPE_LAKE_URL='s3://' names no bucket"):
+        open_lake("s3://")
+
+
+def test_tuning_options_are_settings_too() -> None:
+    s = load_settings(environ={"RECPIPE_SERVE_THREADS": "3", "RECPIPE_SPARK_MASTER": "local[2]"}, env_file=None)
+    assert (s.serve_threads, s.spark_master, s.serve_reload_every, s.serve_ef_search) == (3, "local[2]", 10.0, None)
+    assert s.origins["serve_threads"] == "environment RECPIPE_SERVE_THREADS"
+    assert s.environment()["RECPIPE_SERVE_THREADS"] == "3" and "RECPIPE_SERVE_EF_SEARCH" not in s.environment()
+    assert load_settings(environ=s.environment(), env_file=None).masked() == s.masked()
+    for var, value in (("RECPIPE_SERVE_THREADS", "0"), ("RECPIPE_SERVE_EF_SEARCH", "many"),
+                       ("RECPIPE_SERVE_RELOAD_EVERY", "-1")):
+        with pytest.raises(ConfigError, match=rf"{var}='{value}' cannot be the .*: it must be"):
+            load_settings(environ={var: value}, env_file=None)

@@ -79,7 +79,7 @@ def test_a_failed_first_build_leaves_no_file(tmp_path: Path, shop) -> None:
 def test_bad_urls_and_missing_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="must be a file"):
         open_source("sqlite://")
-    with pytest.raises(ConfigError, match="unknown source database scheme 'oracle'"):
+    with pytest.raises(ConfigError, match="scheme 'oracle' is not accepted for the source database"):
         open_source("oracle://u:p@h/db")
     with pytest.raises(ServiceError, match=r"does not exist.*recpipe source init"):
         open_source(f"sqlite:///{tmp_path / 'absent.db'}").engine()

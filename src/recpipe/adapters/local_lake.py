@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from recpipe.adapters.staged import LocalStaged, Staged
-from recpipe.errors import InputError
+from recpipe.errors import ConfigError, InputError
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -48,6 +48,15 @@ class LocalLake:
         self.root = Path(path).expanduser().resolve()
         self.url = str(self.root)
         self.setting = setting
+
+    @classmethod
+    def for_artifacts(cls, url: str, *, setting: str) -> tuple[LocalLake, str]:
+        """Artifacts in a directory publish as a whole, by a swap in its parent."""
+        path = Path(url.removeprefix("file://")).expanduser().resolve()
+        if path.parent == path:
+            raise ConfigError(f"{setting}={url!r}: the artifacts cannot be the root directory",
+                              hint="use a directory such as ./.recpipe/lake/ml-artifacts")
+        return cls(str(path.parent), setting=setting), path.name
 
     def location(self, name: str) -> str:
         return str(self.root / name)

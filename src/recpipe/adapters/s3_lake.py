@@ -22,7 +22,7 @@ from typing import Any
 from recpipe.adapters.staged import LocalStaged, S3Staged, Staged
 from recpipe.config import mask_url
 from recpipe.contracts.limits import S3_DELETE_BATCH
-from recpipe.errors import InputError, ServiceError, require
+from recpipe.errors import ConfigError, InputError, ServiceError, require
 
 MANIFEST_NAME = "_manifest.json"
 
@@ -36,11 +36,17 @@ class S3Lake:
         rest = url[len("s3://"):]
         self.bucket, _, prefix = rest.partition("/")
         if not self.bucket:
-            raise InputError(f"{setting}={mask_url(url)!r} names no bucket", hint="use s3://bucket/prefix")
+            raise ConfigError(f"{setting}={mask_url(url)!r} names no bucket", hint="use s3://bucket/prefix")
         self.prefix = prefix.strip("/")
         self.url = mask_url(url.rstrip("/"))
         self.setting = setting
         self._client: Any = None
+
+    @classmethod
+    def for_artifacts(cls, url: str, *, setting: str) -> tuple[S3Lake, str]:
+        """Artifacts under an S3 prefix (or filling a whole bucket, as the seed's ``ml-artifacts``)
+        publish as an S3 lake does."""
+        return cls(url, setting=setting), ""
 
     @property
     def client(self) -> Any:

@@ -4,7 +4,6 @@ unknown ids, 503 with Retry-After while the vector database is down; never a bar
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -70,14 +69,9 @@ class RecommendationQuery(BaseModel):
 
 
 def create_app_from_env() -> FastAPI:
-    """For uvicorn's worker processes (``recpipe serve --workers N``): settings from RECPIPE_*,
-    service options from RECPIPE_SERVE_EF_SEARCH, RECPIPE_SERVE_RELOAD_EVERY and
-    RECPIPE_SERVE_THREADS."""
-    settings = load_settings()
-    ef, threads = os.environ.get("RECPIPE_SERVE_EF_SEARCH"), os.environ.get("RECPIPE_SERVE_THREADS")
-    every = float(os.environ.get("RECPIPE_SERVE_RELOAD_EVERY", "10"))
-    return create_app(settings, service=Service(settings, ef_search=int(ef) if ef else None, check_every=every,
-                                                threads=int(threads) if threads else None))
+    """For uvicorn's worker processes (``recpipe serve --workers N``): every setting, the
+    service's options included (RECPIPE_SERVE_*), from the environment."""
+    return create_app(load_settings())
 
 
 def create_app(settings: Settings | None = None, *, service: Service | None = None) -> FastAPI:

@@ -38,8 +38,12 @@ def default_threads() -> int:
 
 
 class Service:
-    def __init__(self, settings: Settings, *, ef_search: int | None = None, check_every: float = 10.0,
+    def __init__(self, settings: Settings, *, ef_search: int | None = None, check_every: float | None = None,
                  threads: int | None = None) -> None:
+        """Options left None come from the settings (RECPIPE_SERVE_*)."""
+        ef_search = ef_search or settings.serve_ef_search
+        check_every = check_every or settings.serve_reload_every
+        threads = threads or settings.serve_threads
         store, name = open_artifacts(settings.artifacts_url)
         self.models = ModelSource(store, name, check_every=check_every)
         self.recommender = Recommender(self.models, check_every=check_every)

@@ -45,9 +45,15 @@ def run_pipeline(settings: Settings, *, engine: str | None = None, max_quarantin
                                "validate": "checking the staged dataset",
                                "publish": f"publishing to {lake.url}"}[name])
 
+        spark = None
+        if engine == "spark":
+            from recpipe.etl.spark_engine import local_session
+
+            spark = local_session(master=settings.spark_master, driver_memory=settings.spark_driver_memory,
+                                  jars=settings.spark_jars)
         manifest = run_etl(db, lake, engine=engine, max_quarantine_fraction=max_quarantine_fraction,
                            generator=generator, counter=lambda t, n: advance(f"read {t}", n),
-                           on_stage=on_stage)
+                           on_stage=on_stage, spark=spark)
     return manifest
 
 

@@ -31,7 +31,7 @@ from recpipe.contracts.dataset import (
     TRAINING_SCHEMA,
     schema_document,
 )
-from recpipe.errors import InputError
+from recpipe.errors import InputError, InternalError
 from recpipe.etl.extract import Counter, check_source
 
 
@@ -70,8 +70,8 @@ def run_etl(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb",
         ratings = result.source_rows["ratings"]
         quarantined = sum(result.quarantined.values())
         if result.rows + quarantined != ratings:
-            raise InputError(f"the ETL accounted for {result.rows + quarantined:,} of {ratings:,} ratings",
-                             hint="this is a bug in recpipe: please report it with the manifest")
+            raise InternalError(f"the ETL accounted for {result.rows + quarantined:,} of {ratings:,} ratings",
+                             hint="this is a bug in recpipe: please report it with the manifest; nothing was published")
         fraction = quarantined / ratings if ratings else 0.0
         if fraction > max_quarantine_fraction:
             detail = ", ".join(f"{k}={v:,}" for k, v in sorted(result.quarantined.items()))
@@ -132,8 +132,7 @@ def _check_files(out: Staged, rows: int, written: list[WrittenFile] | None) -> d
     found = out.files()
     stray = [p for p in found if not _DATA_FILE.fullmatch(p)]
     if stray:
-        raise InputError(f"the engine wrote unexpected files, e.g. {stray[0]}",
-                         hint="this is a bug in recpipe: please report it")
+        raise InternalError(f"the engine wrote unexpected files, e.g. {stray[0]}")
     if written is None:
         written = [out.describe(p) for p in found]
     elif sorted(w.path for w in written) != found:
@@ -143,12 +142,10 @@ def _check_files(out: Staged, rows: int, written: list[WrittenFile] | None) -> d
         got = [(f.name, f.type) for f in out.read_schema(found[0])]
         expected = [(f.name, f.type) for f in TRAINING_SCHEMA if f.name in FILE_COLUMNS]
         if got != expected:
-            raise InputError(f"the engine wrote {found[0]} with schema {got}, the contract is {expected}",
-                             hint="this is a bug in recpipe: please report it")
+            raise InternalError(f"the engine wrote {found[0]} with schema {got}, the contract is {expected}")
     counted = [w.rows for w in written]
     if None not in counted and sum(counted) != rows:  # remote files are not re-read: see WrittenFile
-        raise InputError(f"the engine wrote {sum(counted):,} rows but classified {rows:,} as valid",
-                         hint="this is a bug in recpipe: please report it")
+        raise InternalError(f"the engine wrote {sum(counted):,} rows but classified {rows:,} as valid")
     digest = hashlib.sha256()
     for w in sorted(written, key=lambda w: w.path):
         digest.update(f"{w.path}\0{w.digest}\n".encode())

@@ -25,21 +25,24 @@ DEBIAN_JARS = ("/usr/share/java/mariadb-java-client.jar", "/usr/share/java/sqlit
 _SPARK_TYPES = {"int64": "LONG", "double": "DOUBLE", "string": "STRING"}
 
 
-def local_session(app_name: str = "recpipe-etl") -> Any:
-    """A local SparkSession bound to 127.0.0.1 with the JDBC drivers on its class path."""
+def local_session(app_name: str = "recpipe-etl", *, master: str = "local[*]", driver_memory: str = "2g",
+                  jars: str | None = None) -> Any:
+    """A local SparkSession bound to 127.0.0.1 with the JDBC drivers on its class path
+    (``jars``: comma-separated; default Debian's drivers where installed). The CLI passes the
+    RECPIPE_SPARK_* settings."""
     try:
         from pyspark.sql import SparkSession
     except ImportError as exc:
         raise MissingDependencyError("pyspark", "spark", "The spark ETL engine") from exc
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
-    jars = os.environ.get("RECPIPE_SPARK_JARS") or ",".join(j for j in DEBIAN_JARS if Path(j).exists())
-    return (SparkSession.builder.master(os.environ.get("RECPIPE_SPARK_MASTER", "local[*]"))
+    jars = jars or ",".join(j for j in DEBIAN_JARS if Path(j).exists())
+    return (SparkSession.builder.master(master)
             .appName(app_name)
             .config("spark.jars", jars)
             .config("spark.ui.enabled", "false")
             .config("spark.driver.host", "127.0.0.1")
             .config("spark.driver.bindAddress", "127.0.0.1")
-            .config("spark.driver.memory", os.environ.get("RECPIPE_SPARK_DRIVER_MEMORY", "2g"))
+            .config("spark.driver.memory", driver_memory)
             .config("spark.sql.shuffle.partitions", str(2 * (os.cpu_count() or 2)))
             .config("spark.sql.session.timeZone", "UTC")
             .config("spark.hadoop.mapreduce.fileoutputcommitter.marksuccessfuljobs", "false")

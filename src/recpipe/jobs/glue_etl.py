@@ -78,9 +78,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if "connection_name" in args:
             args["source_url"] = source_url_from_jdbc(glue.extract_jdbc_conf(args["connection_name"]))
     except ImportError:
+        from recpipe.config import load_settings
         from recpipe.etl.spark_engine import local_session
 
-        spark = local_session(f"recpipe-etl-{args['JOB_NAME']}")
+        local = load_settings()
+        spark = local_session(f"recpipe-etl-{args['JOB_NAME']}", master=local.spark_master,
+                              driver_memory=local.spark_driver_memory, jars=local.spark_jars)
     if "source_url" not in args:
         raise InputError("the Glue job needs --connection_name or --source_url",
                          hint="set one of them in the job's default arguments")
