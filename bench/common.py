@@ -17,6 +17,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from recpipe.progress import Silent
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 sys.path.insert(0, str(ROOT))  # for tests.support (private MariaDB)
@@ -99,3 +101,10 @@ def report(name: str, title: str, columns: Sequence[str], rows: Sequence[Sequenc
     path.write_text(json.dumps(document, indent=2) + "\n")
     console.print(f"wrote {path.relative_to(ROOT)}")
     return path
+
+
+class Printed(Silent):
+    """Progress that prints each status line (a benchmark's log)."""
+
+    def status(self, text: str) -> None:
+        print(f"  {text}", flush=True)

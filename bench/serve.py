@@ -32,12 +32,12 @@ from common import report
 from tests.support import serve
 
 from recpipe.adapters import open_artifacts, open_lake, open_source, open_vectors
-from recpipe.etl.publish import run_etl
+from recpipe.etl.pipeline import run as run_etl
 from recpipe.source.generate import ShopSpec, generate_shop
 from recpipe.source.load import write_shop
 from recpipe.training.fit import FitOptions
 from recpipe.training.pipeline import TrainOptions, train
-from recpipe.vectors.load import load_vectors
+from recpipe.vectors.pipeline import run as load_vectors
 
 CONCURRENCY = (1, 4, 16)
 
@@ -56,8 +56,8 @@ def build(work: Path, customers: int, products: int) -> dict[str, str]:
     store, name = open_artifacts(str(work / "lake" / "ml-artifacts"))
     train(lake, store, name, TrainOptions(fit=FitOptions(max_epochs=5, patience=2)))
     loaded = load_vectors(open_vectors(env["RECPIPE_VECTORS_URL"]), store, name, source=db)
-    print(f"set-up in {time.perf_counter() - t0:.0f} s: {loaded['items']:,} items, {loaded['users']:,} users, "
-          f"{loaded['catalog']:,} catalog products", flush=True)
+    print(f"set-up in {time.perf_counter() - t0:.0f} s: {loaded.items:,} items, {loaded.users:,} users, "
+          f"{loaded.catalog:,} catalog products", flush=True)
     (work / "ready").write_text("")
     return env
 

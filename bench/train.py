@@ -31,7 +31,7 @@ from typing import Any
 from common import report, run_measured
 
 from recpipe.adapters import open_lake, open_source
-from recpipe.etl.publish import run_etl
+from recpipe.etl.pipeline import run as run_etl
 from recpipe.source.generate import PRESETS, ShopSpec, generate_shop
 from recpipe.source.load import write_shop
 

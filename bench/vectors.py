@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-from common import report
+from common import Printed, report
 
 from recpipe.adapters import open_artifacts, open_vectors
 from recpipe.contracts.vectors import HNSW
@@ -30,7 +30,7 @@ from recpipe.training.artifacts import (
     write_embeddings,
     write_item_attributes,
 )
-from recpipe.vectors.load import load_vectors
+from recpipe.vectors.pipeline import run as load_vectors
 from recpipe.vectors.query import VectorQueries
 
 K = 10
@@ -104,9 +104,9 @@ def main() -> None:
     db = open_vectors(f"pgserver://{work / 'pg'}")
     store, name = open_artifacts(str(art))
     t0 = time.perf_counter()
-    loaded = load_vectors(db, store, name, on_step=lambda s: print(f"  {s}", flush=True))
+    loaded = load_vectors(db, store, name, progress=Printed())
     load_seconds = time.perf_counter() - t0
-    print(f"loaded in {load_seconds:.1f} s: {loaded['seconds']}", flush=True)
+    print(f"loaded in {load_seconds:.1f} s: {loaded.seconds}", flush=True)
 
     t0 = time.perf_counter()
     truth = exact_top(items, queries)
@@ -149,7 +149,7 @@ def main() -> None:
     hnsw = ", ".join(f"{k}={v}" for k, v in HNSW.items())
     report(args.name, f"pgvector HNSW ({hnsw}, cosine) on {args.items:,} × 32 clustered items, "
                       f"{args.queries:,} queries, k={K}; load {load_seconds:.0f} s "
-                      f"(copy {loaded['seconds']['copy']:.0f} s, index {loaded['seconds']['index']:.0f} s)",
+                      f"(copy {loaded.seconds['copy']:.0f} s, index {loaded.seconds['index']:.0f} s)",
            ("ef_search", "recall@10", "single q/s", "p50 ms", "p99 ms", f"batched q/s ({args.batch}/call)",
             "batched × single"), rows,
            {"items": args.items, "queries": args.queries,

@@ -33,7 +33,7 @@ def test_etl_run_and_show(tmp_path: Path) -> None:
 
 def test_etl_bad_input_is_one_line(tmp_path: Path) -> None:
     home = tmp_path / "home"
-    assert "no training dataset has been published" in one_line_error(run("etl", "show", home=home))
+    assert "no training dataset at" in one_line_error(run("etl", "show", home=home))
     assert "does not exist" in one_line_error(run("etl", "run", home=home))
     assert run("source", "init", "--scale", "tiny", home=home).returncode == 0
     text = one_line_error(run("etl", "run", "--engine", "pandas", home=home))

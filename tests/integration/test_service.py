@@ -21,8 +21,9 @@ from recpipe.config import load_settings
 from recpipe.inference.model import Model
 from recpipe.source.generate import ShopSpec
 from recpipe.training.fit import FitOptions
-from recpipe.training.pipeline import TrainOptions, train
-from recpipe.vectors.load import load_vectors
+from recpipe.training.pipeline import TrainOptions
+from recpipe.training.pipeline import run as train
+from recpipe.vectors.pipeline import run as load_vectors
 from recpipe.vectors.query import VectorQueries
 from tests.support.training import etl_lake
 
@@ -44,7 +45,7 @@ class Stack:
         store, name = open_artifacts(str(self.artifacts))
         m = train(open_lake(str(self.lake)), store, name,
                   TrainOptions(fit=FitOptions(max_epochs=3, patience=1, seed=seed)))
-        return m["model_version"]
+        return m.model_version
 
     def load(self) -> None:
         store, name = open_artifacts(str(self.artifacts))

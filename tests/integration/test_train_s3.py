@@ -7,12 +7,13 @@ import json
 import pytest
 
 from recpipe.adapters import open_artifacts, open_lake, open_source
-from recpipe.etl.publish import run_etl
+from recpipe.etl.pipeline import run as run_etl
 from recpipe.source.generate import ShopSpec, generate_shop
 from recpipe.source.load import write_shop
 from recpipe.training import artifacts
 from recpipe.training.fit import FitOptions
-from recpipe.training.pipeline import TrainOptions, train
+from recpipe.training.pipeline import TrainOptions
+from recpipe.training.pipeline import run as train
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +31,7 @@ def test_train_reads_an_s3_lake_and_publishes_to_an_s3_bucket(s3_bucket: str, tm
     # the seed's layout: a whole bucket of artifacts, with something stale in it
     s3.put_object(Bucket=f"{s3_bucket}-art", Key="embeddings/old.csv", Body=b"stale")
     store, name = open_artifacts(f"s3://{s3_bucket}-art")
-    manifest = train(lake, store, name, TrainOptions(fit=FitOptions(max_epochs=3, patience=1)))
+    manifest = train(lake, store, name, TrainOptions(fit=FitOptions(max_epochs=3, patience=1))).to_json()
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=f"{s3_bucket}-art")["Contents"]}
     assert keys == {artifacts.ITEM_EMBEDDINGS, artifacts.USER_EMBEDDINGS, artifacts.ITEM_ATTRIBUTES, artifacts.STATE_DICT, artifacts.TOWERS,
                     artifacts.MANIFEST, artifacts.LOSS_PLOT, *artifacts.SCALERS.values()}

@@ -15,8 +15,9 @@ import pytest
 
 from recpipe.adapters import open_artifacts, open_vectors
 from recpipe.errors import InputError, ServiceError
-from recpipe.vectors import load as load_module
-from recpipe.vectors.load import load_vectors, loaded
+from recpipe.vectors import pipeline as load_module
+from recpipe.vectors.pipeline import LoadResult, loaded
+from recpipe.vectors.pipeline import run as load_vectors
 from recpipe.vectors.query import Filters, VectorQueries
 from tests.support.vectors import exact, write_artifacts
 
@@ -43,7 +44,7 @@ def vdb(request: pytest.FixtureRequest, embedded: object) -> object:
     return open_vectors(pg_server.get_uri(name))
 
 
-def _load(vdb: object, root: Path) -> dict:  # type: ignore[type-arg]
+def _load(vdb: object, root: Path) -> LoadResult:
     store, name = open_artifacts(str(root))
     return load_vectors(vdb, store, name)  # type: ignore[arg-type]
 
@@ -56,7 +57,7 @@ def _tables(vdb: object) -> set[str]:
 def test_load_builds_the_tables_and_hnsw_indexes(vdb: object, tmp_path: Path) -> None:
     known = write_artifacts(tmp_path / "art")
     result = _load(vdb, tmp_path / "art")
-    assert (result["items"], result["users"], result["model_version"]) == (300, 40, "v1")
+    assert (result.items, result.users, result.model_version) == (300, 40, "v1")
     assert _tables(vdb) == {"item_emb", "user_emb", "recpipe_vectors"}
     with psycopg.connect(vdb.conninfo()) as c:  # type: ignore[attr-defined]
         defs = {r[0]: r[1] for r in c.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname='public'")}
@@ -66,7 +67,7 @@ def test_load_builds_the_tables_and_hnsw_indexes(vdb: object, tmp_path: Path) ->
     assert row == (known.lines[7], known.stock[7])
     assert loaded(vdb)["model_version"] == "v1"  # type: ignore[arg-type,index]
     again = _load(vdb, tmp_path / "art")  # repeatable
-    assert again["items"] == 300 and _tables(vdb) == {"item_emb", "user_emb", "recpipe_vectors"}
+    assert again.items == 300 and _tables(vdb) == {"item_emb", "user_emb", "recpipe_vectors"}
 
 
 def _ids(found: list) -> list:  # type: ignore[type-arg]
@@ -202,7 +203,7 @@ def test_load_from_s3_artifacts(embedded: object, s3_bucket: str, tmp_path: Path
             s3.upload_file(str(path), s3_bucket, f"ml-artifacts/{path.relative_to(tmp_path / 'art').as_posix()}")
     store, name = open_artifacts(f"s3://{s3_bucket}/ml-artifacts")
     result = load_vectors(embedded, store, name)  # type: ignore[arg-type]
-    assert (result["items"], result["model_version"]) == (300, "from-s3")
+    assert (result.items, result.model_version) == (300, "from-s3")
     with VectorQueries(embedded, ef_search=300) as q:  # type: ignore[arg-type]
         got = q.similar_items(known.items[2], 5)
     assert _ids(got) == [w[0] for w in exact(known.item_vectors[2], known, 5, skip={known.items[2]})]
@@ -225,11 +226,11 @@ def test_the_catalog_and_purchases_come_from_the_source(embedded: object, tmp_pa
     with psycopg.connect(embedded.conninfo()) as c:  # type: ignore[attr-defined]
         got = set(c.execute("SELECT customer_number, product_code FROM purchases").fetchall())
         catalog = c.execute("SELECT count(*), count(*) FILTER (WHERE quantity_in_stock IS NULL) FROM catalog").fetchone()
-    assert got == expected and result["purchases"] == len(expected)
-    assert catalog == (shop.tables["products"].num_rows, 0) == (result["catalog"], 0)
+    assert got == expected and result.purchases == len(expected)
+    assert catalog == (shop.tables["products"].num_rows, 0) == (result.catalog, 0)
     # the items' filter attributes come from the (fresher) source catalog, not the artifacts
     products = {r["productCode"]: (r["productLine"], r["quantityInStock"]) for r in shop.tables["products"].to_pylist()}
     with psycopg.connect(embedded.conninfo()) as c:  # type: ignore[attr-defined]
         rows = c.execute("SELECT id, product_line, quantity_in_stock FROM item_emb").fetchall()
     assert all(products.get(i, (None, None)) == (line, stock) for i, line, stock in rows)
-    assert loaded(embedded)["catalog"] == result["catalog"]  # type: ignore[arg-type,index]
+    assert loaded(embedded)["catalog"] == result.catalog  # type: ignore[arg-type,index]

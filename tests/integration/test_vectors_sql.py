@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from recpipe.adapters import open_artifacts, open_vectors
-from recpipe.vectors.load import load_vectors
+from recpipe.vectors.pipeline import run as load_vectors
 from tests.support.vectors import write_artifacts
 
 pytestmark = pytest.mark.integration

@@ -50,7 +50,7 @@ def write_artifacts(root: Path, *, items: int = 300, users: int = 40, seed: int 
     write_item_attributes(root / ITEM_ATTRIBUTES, pa.table({"productCode": item_ids, "productLine": lines,
                                                             "quantityInStock": pa.array(stock, pa.int32())}))
     (root / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
-    (root / MANIFEST).write_text(json.dumps({"model_version": version}))
+    (root / MANIFEST).write_text(json.dumps(hand_made_model_manifest(version, len(item_ids), len(user_ids))))
     return Known(item_ids, iv, lines, stock, user_ids, uv, version)
 
 
@@ -64,3 +64,13 @@ def exact(query: np.ndarray, known: Known, k: int, *, skip: set[str] = frozenset
             and (line is None or known.lines[known.items.index(i)] == line)]
     rows.sort(key=lambda r: (-r[1], r[0]))
     return rows[:k]
+
+
+def hand_made_model_manifest(version: str, items: int, users: int) -> dict[str, object]:
+    """A valid model manifest (``ModelManifest``'s fields) for artifacts written by hand."""
+    from tests.support.training import hand_made_manifest
+
+    return {"model_version": version, "created_at": "2026-01-01T00:00:00+00:00", "recpipe_version": "test",
+            "objective": "retrieval", "kind": "hand-made", "embedding_dim": 32, "score": "cosine", "towers": {},
+            "features": {}, "counts": {"items": items, "users": users}, "training": {}, "metrics": {},
+            "data": hand_made_manifest(Path("hand-made"), 0), "files": {}, "seconds": 0.0}

@@ -11,9 +11,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from recpipe.adapters import open_lake, open_source
-from recpipe.contracts.dataset import DATASET, QUARANTINE, TRAINING_SCHEMA
+from recpipe.contracts.dataset import DATASET, QUARANTINE, TRAINING_SCHEMA, DatasetManifest
 from recpipe.errors import InputError
-from recpipe.etl.publish import read_manifest, run_etl
+from recpipe.etl.pipeline import run as run_etl
 from recpipe.source.generate import ShopSpec, generate_shop
 from recpipe.source.load import write_shop
 from tests.support.etl import expected_training, read_training
@@ -38,8 +38,8 @@ def test_dataset_is_the_contract_join_cell_by_cell(source: str, tmp_path: Path, 
     assert got.schema.names == TRAINING_SCHEMA.names
     assert [f.type for f in got.schema] == [f.type for f in TRAINING_SCHEMA]
     assert got.equals(expected_training(shop.tables))
-    assert manifest["rows"] == got.num_rows == shop.tables["ratings"].num_rows
-    assert manifest["quarantine"]["rows"] == 0
+    assert manifest.rows == got.num_rows == shop.tables["ratings"].num_rows
+    assert manifest.quarantine.rows == 0
 
 
 def test_layout_manifest_and_other_readers(source: str, tmp_path: Path, shop) -> None:
@@ -48,20 +48,20 @@ def test_layout_manifest_and_other_readers(source: str, tmp_path: Path, shop) ->
     root = tmp_path / "lake" / DATASET
     partitions = sorted(p for p in root.iterdir() if p.is_dir())
     assert all(p.name.startswith("customerNumber=") for p in partitions)
-    assert len(partitions) == manifest["partitions"] == len(set(shop.tables["ratings"]["customerNumber"].to_pylist()))
+    assert len(partitions) == manifest.partitions == len(set(shop.tables["ratings"]["customerNumber"].to_pylist()))
     files = sorted(root.rglob("*.parquet"))
     assert all(f.name.startswith("part-") and f.parent.parent == root for f in files)
     meta = pq.ParquetFile(files[0]).metadata
     assert meta.row_group(0).column(0).compression == "SNAPPY"
     assert "customerNumber" not in pq.read_schema(files[0]).names  # it is the directory
     on_disk = json.loads((root / "_manifest.json").read_text())
-    assert on_disk == read_manifest(lake) == manifest
+    assert on_disk == DatasetManifest.read(lake).to_json() == manifest.to_json()
     for key in ("rows", "partitions", "schema", "source", "engine", "created_at", "quarantine"):
-        assert key in manifest
-    assert manifest["generator"] is None  # no sidecar was written by this test
+        assert key in on_disk
+    assert manifest.generator is None  # no sidecar was written by this test
     count = duckdb.sql(f"SELECT COUNT(*), COUNT(DISTINCT customerNumber) FROM read_parquet("
                        f"'{root}/*/*.parquet', hive_partitioning = true)").fetchall()[0]
-    assert count == (manifest["rows"], manifest["partitions"])
+    assert count == (manifest.rows, manifest.partitions)
     assert not list((tmp_path / "lake" / "_staging").glob(f"{DATASET}-*")), "staging cleaned up"
 
 
@@ -69,8 +69,8 @@ def test_rerun_on_unchanged_source_gives_the_same_dataset(source: str, tmp_path:
     lake = open_lake(str(tmp_path / "lake"))
     first = run_etl(open_source(source), lake)
     second = run_etl(open_source(source), lake)
-    assert first["fingerprint"] == second["fingerprint"]
-    assert first["version"] != second["version"]
+    assert first.fingerprint == second.fingerprint
+    assert first.version != second.version
 
 
 def _break(path: Path) -> None:
@@ -103,11 +103,11 @@ def test_rows_that_break_the_contract_are_quarantined_not_dropped(source: str, t
     _break(Path(source.removeprefix("sqlite:///")))
     lake = open_lake(str(tmp_path / "lake"))
     manifest = run_etl(open_source(source), lake)
-    q = manifest["quarantine"]
-    assert q["by_reason"] == {"duplicate_pair": 2, "null_key": 2, "rating_out_of_range": 2,
-                              "unknown_customer": 1, "unknown_product": 1}
+    q = manifest.quarantine
+    assert q.by_reason == {"duplicate_pair": 2, "null_key": 2, "rating_out_of_range": 2,
+                           "unknown_customer": 1, "unknown_product": 1}
     total = shop.tables["ratings"].num_rows + 7
-    assert manifest["rows"] + q["rows"] == total == manifest["source_rows"]["ratings"]
+    assert manifest.rows + q.rows == total == manifest.source_rows["ratings"]
     quarantined = pq.read_table(tmp_path / "lake" / QUARANTINE / "part-0.parquet")
     assert quarantined.num_rows == 8
     assert sorted(quarantined["reason"].to_pylist()) == sorted(
@@ -123,7 +123,7 @@ def test_too_much_quarantine_fails_and_keeps_the_published_dataset(source: str, 
     _break(Path(source.removeprefix("sqlite:///")))
     with pytest.raises(InputError, match=r"break the contract.*--max-quarantine-fraction 0\.0"):
         run_etl(open_source(source), lake, max_quarantine_fraction=0.0)
-    assert read_manifest(lake) == before
+    assert DatasetManifest.read(lake) == before
     assert sorted(p.relative_to(tmp_path) for p in (tmp_path / "lake" / DATASET).rglob("*")) == files_before
 
 

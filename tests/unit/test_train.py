@@ -23,7 +23,8 @@ from recpipe.training import artifacts
 from recpipe.training.dataset import read_ratings
 from recpipe.training.fit import FitOptions
 from recpipe.training.model import TwoTower, torch
-from recpipe.training.pipeline import TrainOptions, train
+from recpipe.training.pipeline import TrainOptions
+from recpipe.training.pipeline import run as train
 from tests.support.etl import read_training
 from tests.support.training import etl_lake, tree, write_dataset
 
@@ -37,7 +38,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _train(lake: Path, out: Path, **kw) -> dict:  # type: ignore[no-untyped-def,type-arg]
     store, name = open_artifacts(str(out))
-    return train(open_lake(str(lake)), store, name, TrainOptions(fit=kw.pop("fit", FAST), **kw))
+    return train(open_lake(str(lake)), store, name, TrainOptions(fit=kw.pop("fit", FAST), **kw)).to_json()
 
 
 def _read_embeddings(path: Path) -> tuple[list, np.ndarray]:  # type: ignore[type-arg]

@@ -10,8 +10,7 @@ import pyarrow as pa
 from sqlalchemy.engine import URL, Engine, make_url
 
 from recpipe.adapters.staged import Staged
-
-Progress = Callable[[str, int], None]  # (table name, rows just written)
+from recpipe.progress import SILENT, Progress
 
 
 class Loader(Protocol):
@@ -21,7 +20,8 @@ class Loader(Protocol):
 
     def create_indexes(self, names: Sequence[str]) -> None: ...
 
-    def bulk_insert(self, name: str, table: pa.Table, progress: Progress | None = None) -> None: ...
+    def bulk_insert(self, name: str, table: pa.Table, progress: Progress = SILENT) -> None:
+        """Append ``table``'s rows; ``progress.advance(name, rows)`` as batches land."""
 
     def execute(self, statement: str, *, creates: str | None = None) -> None:
         """Run one statement; ``creates`` names the table it creates (undone on failure)."""

@@ -20,11 +20,12 @@ from sqlalchemy.dialects import mysql as mysql_dialect
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.schema import AddConstraint, CreateTable
 
-from recpipe.adapters.base import CachedEngine, Progress, present, refuse_clash, server_url
+from recpipe.adapters.base import CachedEngine, present, refuse_clash, server_url
 from recpipe.adapters.connectorx_reader import read_arrow
 from recpipe.adapters.csv_stage import write_csv_file
 from recpipe.contracts.source import TABLE_ORDER, table
 from recpipe.errors import InputError, ServiceError, require
+from recpipe.progress import SILENT, Progress
 
 CHUNK_ROWS = 500_000
 
@@ -183,7 +184,7 @@ class _MySQLLoader:
             f"AND TABLE_NAME IN ({', '.join(repr(p) for p in parents)})")
         return rows[0][0] if rows and rows[0][0] else None
 
-    def bulk_insert(self, name: str, data: pa.Table, progress: Progress | None = None) -> None:
+    def bulk_insert(self, name: str, data: pa.Table, progress: Progress = SILENT) -> None:
         columns = ", ".join(f"`{c}`" for c in data.column_names)
         fd, path = tempfile.mkstemp(prefix=f"recpipe-{name}-", suffix=".csv")
         os.close(fd)
@@ -204,8 +205,7 @@ class _MySQLLoader:
                         raise InputError(f"loading table {name!r} into {self.source.url}: "
                                          f"{loaded:,} of {batch.num_rows:,} rows, {warnings} warning(s): {said}",
                                          hint="the rows do not fit the table's columns; nothing was kept")
-                if progress:
-                    progress(name, batch.num_rows)
+                progress.advance(name, batch.num_rows)
         finally:
             os.unlink(path)
 

@@ -16,11 +16,12 @@ from sqlalchemy.dialects import postgresql as pg_dialect
 from sqlalchemy.engine import URL, Engine
 from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 
-from recpipe.adapters.base import CachedEngine, Progress, present, refuse_clash, server_url
+from recpipe.adapters.base import CachedEngine, present, refuse_clash, server_url
 from recpipe.adapters.connectorx_reader import read_arrow
 from recpipe.adapters.csv_stage import csv_bytes
 from recpipe.contracts.source import TABLE_ORDER, table
 from recpipe.errors import ServiceError, require
+from recpipe.progress import SILENT, Progress
 
 
 def _psycopg() -> Any:
@@ -127,14 +128,13 @@ class _PostgresLoader:
                 for fk in sorted(table(name).foreign_key_constraints, key=lambda c: c.column_keys):
                     self.execute(str(AddConstraint(fk).compile(dialect=self.dialect)))
 
-    def bulk_insert(self, name: str, data: pa.Table, progress: Progress | None = None) -> None:
+    def bulk_insert(self, name: str, data: pa.Table, progress: Progress = SILENT) -> None:
         columns = ", ".join(f'"{c}"' for c in data.column_names)
         sql = f'COPY "{name}" ({columns}) FROM STDIN (FORMAT csv, NULL \'NULL\')'
         with self.conn.cursor() as cur, cur.copy(sql) as copy:
             for batch in data.to_batches(max_chunksize=200_000):
                 copy.write(csv_bytes(batch))
-                if progress:
-                    progress(name, batch.num_rows)
+                progress.advance(name, batch.num_rows)
 
     def execute(self, statement: str, *, creates: str | None = None) -> None:
         self.conn.execute(statement)

@@ -15,9 +15,10 @@ from sqlalchemy.dialects import sqlite as sqlite_dialect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 
-from recpipe.adapters.base import CachedEngine, Progress, refuse_clash
+from recpipe.adapters.base import CachedEngine, refuse_clash
 from recpipe.contracts.source import TABLE_ORDER, table
 from recpipe.errors import ConfigError, InputError, ServiceError
+from recpipe.progress import SILENT, Progress
 
 
 class SQLiteSource(CachedEngine):
@@ -172,11 +173,10 @@ class _SQLiteLoader:
             for index in sorted(table(name).indexes, key=lambda i: i.name or ""):
                 self.execute(str(CreateIndex(index).compile(dialect=self.dialect)))
 
-    def bulk_insert(self, name: str, data: pa.Table, progress: Progress | None = None) -> None:
+    def bulk_insert(self, name: str, data: pa.Table, progress: Progress = SILENT) -> None:
         for batch in data.to_batches(max_chunksize=250_000):
             self.cur.adbc_ingest(name, batch, mode="append")
-            if progress:
-                progress(name, batch.num_rows)
+            progress.advance(name, batch.num_rows)
 
     def execute(self, statement: str, *, creates: str | None = None) -> None:
         self.cur.execute(statement)

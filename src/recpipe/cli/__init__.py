@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
+
 from recpipe.cli.app import app
 from recpipe.cli.output import err_console
 from recpipe.errors import RecpipeError
@@ -15,7 +17,7 @@ def main() -> None:
     try:
         app()
     except RecpipeError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]: nothing half-written was published")

@@ -22,7 +22,7 @@ def demo(
 ) -> None:
     """Run the whole pipeline end to end on the embedded defaults and summarise it.
 
-    Stages so far: source (a synthetic shop in SQLite under RECPIPE_HOME), etl (the Parquet
+    Stages: source (a synthetic shop in SQLite under RECPIPE_HOME), etl (the Parquet
     training dataset in the lake, DuckDB engine) and train (the two-tower model and its
     artifacts in <lake>/ml-artifacts) and vectors (the embeddings in the embedded PostgreSQL +
     pgvector, which keeps running for `recpipe vectors similar …` and `recpipe serve`;
@@ -39,18 +39,17 @@ def demo(
     started = time.perf_counter()
     source = stages.run("source", "a synthetic shop",
                         lambda: init_source(settings, preset=scale, seed=seed, replace=True, quiet=as_json),
-                        lambda s: f"{s['counts']['ratings']:,} ratings from {s['counts']['customers']:,} customers "
-                                  f"in {s['source']}")
+                        lambda s: f"{s.counts['ratings']:,} ratings from {s.counts['customers']:,} customers "
+                                  f"in {s.source}")
     stages.run("etl", "the training dataset", lambda: run_pipeline(settings, quiet=as_json),
-               lambda m: f"{m['rows']:,} rows in {m['partitions']:,} partitions ({m['engine']}), "
-                         f"{m['quarantine']['rows']:,} quarantined, at {m['location']}")
+               lambda m: f"{m.rows:,} rows in {m.partitions:,} partitions ({m.engine}), "
+                         f"{m.quarantine.rows:,} quarantined, at {m.location}")
     model = stages.run("train", "the two-tower model", lambda: run_training(settings, quiet=as_json),
-                       lambda m: f"model {m['model_version']}: {headline(m)}, artifacts at {settings.artifacts_url}")
-    metrics = model["metrics"]
+                       lambda m: f"model {m.model_version}: {headline(m)}, artifacts at {settings.artifacts_url}")
     if not as_json:
         print_evaluation(model)
     stages.run("vectors", "embeddings into PostgreSQL + pgvector", lambda: run_load(settings, quiet=as_json),
-               lambda v: f"{v['items']:,} item and {v['users']:,} user embeddings with HNSW indexes in {v['vectors']}")
+               lambda v: f"{v.items:,} item and {v.users:,} user embeddings with HNSW indexes in {v.vectors}")
     served = stages.run("serve", "recommendations over HTTP", lambda: ask_the_service(settings),
                         lambda r: f"GET /recommendations/{r['customer_number']} → "
                                   f"{', '.join(i['id'] for i in r['items'])} (model {r['model_version']})")
@@ -61,8 +60,8 @@ def demo(
     total = round(time.perf_counter() - started, 2)
     if as_json:
         emit_json({"home": str(settings.home), "stages": stages.done, "seconds": total,
-                   "rmse_floor": source["rmse_floor"], "model_version": model["model_version"],
-                   "metrics": metrics})
+                   "rmse_floor": source.rmse_floor, "model_version": model.model_version,
+                   "metrics": model.metrics})
         return
     table(f"recpipe demo: done in {total:.1f} s (home {settings.home})", ("stage", "seconds", "result"),
           [(s["stage"], f"{s['seconds']:.2f}", s["result"]) for s in stages.done])

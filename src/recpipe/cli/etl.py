@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from contextlib import ExitStack
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from sqlalchemy import func, select
 
 from recpipe.adapters import open_lake, open_source
-from recpipe.cli.output import console, emit_json, err_console, mapping, row_progress, table
+from recpipe.cli.output import bars, console, emit_json, mapping, table
 from recpipe.config import Settings, load_settings
-from recpipe.contracts import source as schema
-from recpipe.contracts.dataset import ENGINES, SOURCE_COLUMNS
-from recpipe.etl.publish import read_manifest, run_etl
+from recpipe.contracts.dataset import ENGINES, DatasetManifest
+from recpipe.etl.pipeline import run as run_etl
 from recpipe.source.load import read_sidecar, sidecar_path
 
 app = typer.Typer(help="Build the Parquet training dataset from the source (DuckDB or Spark).",
@@ -27,45 +24,21 @@ Json = Annotated[bool, typer.Option("--json", help="Print the manifest as JSON i
 
 
 def run_pipeline(settings: Settings, *, engine: str | None = None, max_quarantine_fraction: float = 0.05,
-                 quiet: bool = False) -> dict[str, Any]:
-    """Run the ETL with progress; used by the CLI and the demo."""
+                 quiet: bool = False) -> DatasetManifest:
+    """``etl.pipeline.run`` with the settings and progress bars (the CLI and the demo)."""
     db = open_source(settings.source_url)
     lake = open_lake(settings.lake_url)
     engine = engine or settings.engine
     generator = read_sidecar(sidecar_path(settings.home, db))
-    totals = _source_counts(db) if not quiet else {}
-    with ExitStack() as stack:
-        advance = stack.enter_context(row_progress({f"read {t}": n for t, n in totals.items()},
-                                                   quiet=quiet))
-        status = None if quiet else stack.enter_context(err_console.status("reading the source"))
+    spark = None
+    if engine == "spark":
+        from recpipe.etl.spark_engine import local_session
 
-        def on_stage(name: str) -> None:
-            if status is not None:
-                status.update({"transform": f"transforming with {engine} and writing partitions",
-                               "validate": "checking the staged dataset",
-                               "publish": f"publishing to {lake.url}"}[name])
-
-        spark = None
-        if engine == "spark":
-            from recpipe.etl.spark_engine import local_session
-
-            spark = local_session(master=settings.spark_master, driver_memory=settings.spark_driver_memory,
-                                  jars=settings.spark_jars)
-        manifest = run_etl(db, lake, engine=engine, max_quarantine_fraction=max_quarantine_fraction,
-                           generator=generator, counter=lambda t, n: advance(f"read {t}", n),
-                           on_stage=on_stage, spark=spark)
-    return manifest
-
-
-def _source_counts(db: Any) -> dict[str, int]:
-    try:
-        with db.engine().connect() as conn:
-            return {t: conn.execute(select(func.count()).select_from(schema.table(t))).scalar_one()
-                    for t in SOURCE_COLUMNS}
-    except Exception:  # only for the progress bars: the run itself reports real problems
-        return {}
-    finally:
-        db.close()
+        spark = local_session(master=settings.spark_master, driver_memory=settings.spark_driver_memory,
+                              jars=settings.spark_jars)
+    with bars(quiet=quiet) as progress:
+        return run_etl(db, lake, engine=engine, max_quarantine_fraction=max_quarantine_fraction,
+                       generator=generator, spark=spark, progress=progress)
 
 
 @app.command("run")
@@ -90,7 +63,7 @@ def run(
     manifest = run_pipeline(settings, engine=engine, max_quarantine_fraction=max_quarantine_fraction,
                             quiet=as_json)
     if as_json:
-        emit_json(manifest)
+        emit_json(manifest.to_json())
     else:
         _print(manifest)
 
@@ -99,22 +72,23 @@ def run(
 def show(lake_url: LakeUrl = None, as_json: Json = False) -> None:
     """Print the manifest of the published training dataset."""
     settings = load_settings({"lake_url": lake_url})
-    manifest = read_manifest(open_lake(settings.lake_url))
+    manifest = DatasetManifest.read(open_lake(settings.lake_url))
     if as_json:
-        emit_json(manifest)
+        emit_json(manifest.to_json())
     else:
         _print(manifest)
 
 
-def _print(m: dict[str, Any]) -> None:
-    mapping(f"training dataset {m['version']}", {
-        "location": m["location"], "rows": m["rows"], "partitions (customers)": m["partitions"],
-        "files": m["files"], "bytes": m["bytes"], "engine": m["engine"], "source": m["source"],
-        "created at": m["created_at"], "seconds (until publish)": m["seconds"]["until_publish"], "fingerprint": m["fingerprint"]})
-    q = m["quarantine"]
-    if q["rows"]:
-        table(f"quarantined: {q['rows']:,} rows ({q['fraction']:.2%}) in {q['location']}",
+def _print(m: DatasetManifest) -> None:
+    mapping(f"training dataset {m.version}", {
+        "location": m.location, "rows": m.rows, "partitions (customers)": m.partitions,
+        "files": m.files, "bytes": m.bytes, "engine": m.engine, "source": m.source,
+        "created at": m.created_at, "seconds (until publish)": m.seconds["until_publish"],
+        "fingerprint": m.fingerprint})
+    q = m.quarantine
+    if q.rows:
+        table(f"quarantined: {q.rows:,} rows ({q.fraction:.2%}) in {q.location}",
               ("reason", "rows", "meaning"),
-              [(k, v, q["reasons"].get(k, "")) for k, v in q["by_reason"].items()])
+              [(k, v, q.reasons.get(k, "")) for k, v in q.by_reason.items()])
     else:
         console.print("quarantine: no rating broke the contract")

@@ -9,8 +9,19 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
+
+from recpipe.progress import SILENT
+from recpipe.progress import Progress as ProgressReport
 
 console = Console()
 err_console = Console(stderr=True)
@@ -22,7 +33,7 @@ def emit_json(document: Any) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    out = Table(title=title, title_justify="left")
+    out = Table(title=escape(title), title_justify="left")
     for c in columns:
         out.add_column(c, overflow="fold")
     for row in rows:
@@ -35,25 +46,53 @@ def mapping(title: str, values: Mapping[str, Any]) -> None:
 
 
 def _cell(value: Any) -> str:
+    """A value as table text; text is escaped (a product named "[x]" stays "[x]")."""
+    if isinstance(value, bool):
+        return str(value)
     if isinstance(value, float):
         return f"{value:,.4f}"
     if isinstance(value, int):
         return f"{value:,}"
-    return "" if value is None else str(value)
+    return "" if value is None else escape(str(value))
+
+
+class RichBars:
+    """``recpipe.progress.Progress`` as Rich bars on stderr: a status line, a bar per task."""
+
+    def __init__(self, bars: Progress) -> None:
+        self.bars = bars
+        self.line = bars.add_task("", total=None, visible=False)
+        self.tasks: dict[str, TaskID] = {}
+
+    def status(self, text: str) -> None:
+        self.bars.update(self.line, description=escape(text), visible=True)
+
+    def start(self, task: str, total: int | None = None) -> None:
+        if task in self.tasks:
+            self.bars.reset(self.tasks[task], total=total)
+        else:
+            self.tasks[task] = self.bars.add_task(escape(task), total=total)
+
+    def advance(self, task: str, n: int) -> None:
+        if task in self.tasks:
+            self.bars.advance(self.tasks[task], n)
+
+    def note(self, text: str) -> None:
+        self.bars.console.print(escape(text), highlight=False)
 
 
 @contextmanager
-def row_progress(totals: Mapping[str, int], *, quiet: bool = False) -> Iterator[Any]:
-    """A progress bar per table; yields ``advance(table, rows)``. Silent under ``--json``."""
+def bars(*, quiet: bool = False, transient: bool = False) -> Iterator[ProgressReport]:
+    """Progress for a stage: Rich bars, or nothing under ``--json``."""
     if quiet:
-        yield lambda name, rows: None
+        yield SILENT
         return
     with Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=False) as progress:
-        tasks = {name: progress.add_task(name, total=total) for name, total in totals.items()}
-
-        def advance(name: str, rows: int) -> None:
-            if name in tasks:
-                progress.advance(tasks[name], rows)
-
-        yield advance
+                  TimeElapsedColumn(), console=err_console, transient=transient) as p:
+        shown = RichBars(p)
+        try:
+            yield shown
+        except BaseException:
+            p.live.transient = True  # a failed stage leaves only its one-line error
+            raise
+        p.update(shown.line, visible=False)  # the work is done: its last status is history

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from recpipe.adapters import open_source
-from recpipe.adapters.base import refuse_clash
-from recpipe.cli.output import console, emit_json, err_console, mapping, row_progress, table
+from recpipe.cli.output import bars, console, emit_json, err_console, mapping, table
 from recpipe.config import Settings, load_settings
-from recpipe.contracts.source import TABLE_ORDER
 from recpipe.source.dump import load_dump, read_dump
-from recpipe.source.generate import PRESETS, generate_shop, spec_for
-from recpipe.source.load import sidecar_path, write_shop, write_sidecar
+from recpipe.source.generate import PRESETS, spec_for
+from recpipe.source.load import sidecar_path
+from recpipe.source.pipeline import ShopResult, run
 from recpipe.source.ratings import add_ratings as derive_and_add
 
 app = typer.Typer(help="Create, fill and inspect the source database (classicmodels + ratings).",
@@ -28,27 +28,15 @@ Json = Annotated[bool, typer.Option("--json", help="Print a JSON document instea
 
 def init_source(settings: Settings, *, preset: str | None = None, customers: int | None = None,
                 products: int | None = None, seed: int | None = None, replace: bool = False,
-                quiet: bool = False) -> dict[str, Any]:
-    """Generate a synthetic shop into the source database; used by the CLI and the demo."""
+                quiet: bool = False) -> ShopResult:
+    """``source.pipeline.run`` with the settings and progress bars (the CLI and the demo)."""
     spec = spec_for(preset, customers=customers, products=products, seed=seed)
-    spec.check()
     db = open_source(settings.source_url)
-    refuse_clash(db.url, TABLE_ORDER, db.existing_tables(), replace)  # fail before generating
     if not quiet:
         console.print(f"generating a shop of {spec.customers:,} customers and {spec.products:,} "
-                      f"products (seed {spec.seed}) into [bold]{db.url}[/]")
-    if quiet:
-        shop = generate_shop(spec)
-    else:
-        with err_console.status("generating the shop"):
-            shop = generate_shop(spec)
-    with row_progress(shop.counts(), quiet=quiet) as advance:
-        counts = write_shop(db, shop, replace=replace, progress=advance)
-    sidecar = sidecar_path(settings.home, db)
-    shop.params["source"] = db.url
-    write_sidecar(sidecar, shop.params)
-    return {"source": db.url, "counts": counts, "rmse_floor": shop.params["rmse_floor"],
-            "generator_params": str(sidecar)}
+                      f"products (seed {spec.seed}) into [bold]{escape(db.url)}[/]")
+    with bars(quiet=quiet) as progress:
+        return run(db, spec, sidecar=sidecar_path(settings.home, db), replace=replace, progress=progress)
 
 
 @app.command("init")
@@ -73,13 +61,13 @@ def init(
     result = init_source(settings, preset=scale, customers=customers, products=products, seed=seed,
                          replace=replace, quiet=as_json)
     if as_json:
-        emit_json(result)
+        emit_json(result.to_json())
         return
-    table("rows written", ("table", "rows"), result["counts"].items())
-    floors = result["rmse_floor"]
+    table("rows written", ("table", "rows"), result.counts.items())
+    floors = result.rmse_floor
     mapping("RMSE floors (best reachable on the 1-5 scale)", {
         "features only": floors["features"], "features + identities": floors["identity"],
-        "parameters": result["generator_params"]})
+        "parameters": result.generator_params})
 
 
 @app.command("load-dump")
@@ -98,7 +86,7 @@ def load_dump_cmd(
     db = open_source(settings.source_url)
     dump = read_dump(file)
     if not as_json:
-        console.print(f"loading {file} ({len(dump.statements):,} statements) into [bold]{db.url}[/]")
+        console.print(f"loading {file} ({len(dump.statements):,} statements) into [bold]{escape(db.url)}[/]")
     with err_console.status("loading the dump"):
         counts = load_dump(db, dump, replace=replace)
     sidecar_path(settings.home, db).unlink(missing_ok=True)  # no longer a synthetic shop
@@ -124,4 +112,4 @@ def add_ratings(
     if as_json:
         emit_json({"source": db.url, "ratings": rows})
     else:
-        console.print(f"added {rows:,} ratings to [bold]{db.url}[/]")
+        console.print(f"added {rows:,} ratings to [bold]{escape(db.url)}[/]")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from recpipe.cli.output import console, emit_json, err_console, table
+from recpipe.cli.output import bars, console, emit_json, table
 from recpipe.config import Settings, load_settings
+from recpipe.contracts.artifacts import ModelManifest
 
 LakeUrl = Annotated[str | None, typer.Option("--lake-url", show_default=False,
                                              help="Lake with the training dataset; overrides RECPIPE_LAKE_URL.")]
@@ -69,90 +67,40 @@ def train(
     options.check()
     manifest = run_training(settings, options, quiet=as_json)
     if as_json:
-        emit_json(manifest)
+        emit_json(manifest.to_json())
     else:
         print_evaluation(manifest)
 
 
-def run_training(settings: Settings, options: Any = None, *, quiet: bool = False) -> dict[str, Any]:
-    """Train with progress; used by the CLI and the demo."""
+def run_training(settings: Settings, options: Any = None, *, quiet: bool = False) -> ModelManifest:
+    """``training.pipeline.run`` with the settings and progress bars (the CLI and the demo)."""
     from recpipe.adapters import open_artifacts, open_lake
-    from recpipe.training.pipeline import train as train_model
+    from recpipe.training.pipeline import run
 
     lake = open_lake(settings.lake_url)
     store, name = open_artifacts(settings.artifacts_url)
-    with _progress(quiet) as progress:
-        return train_model(lake, store, name, options, progress)
+    with bars(quiet=quiet, transient=True) as progress:
+        return run(lake, store, name, options, progress)
 
 
-class _Bars:
-    """Rich progress for ``training.pipeline.Progress``: a status line, a bar per epoch."""
-
-    def __init__(self, progress: Progress) -> None:
-        self.progress, self.task, self.samples, self.max_epochs, self.name = progress, None, 0, 0, ""
-        self.step = progress.add_task("", total=None)
-
-    def status(self, text: str) -> None:
-        self.progress.update(self.step, description=text)
-
-    def phase(self, name: str, samples_per_epoch: int, max_epochs: int) -> None:
-        self.name, self.samples, self.max_epochs = name, samples_per_epoch, max_epochs
-        self.progress.update(self.step, description=f"training the {name} model", visible=True)
-        self._new_bar(1)
-
-    def _new_bar(self, epoch: int) -> None:
-        if self.task is not None:
-            self.progress.remove_task(self.task)
-        self.task = self.progress.add_task(f"{self.name} epoch {epoch}/{self.max_epochs}", total=self.samples)
-
-    def batch(self, samples: int) -> None:
-        self.progress.advance(self.task, samples)
-
-    def epoch(self, e: Any) -> None:
-        self.progress.console.print(epoch_line(e))
-        self._new_bar(e.epoch + 1)
-
-
-def epoch_line(e: Any) -> str:
-    """One line per epoch: RMSE for the rating objective, loss and Recall@10 for retrieval."""
-    head = f"{e.phase} epoch {e.epoch:>2}: "
-    if e.val_recall is not None:
-        return head + (f"train loss {e.train_loss:.4f}, validation loss {e.val_loss:.4f}, "
-                       f"validation Recall@10 {e.val_recall:.4f} ({e.seconds:.1f} s)")
-    if e.phase == "refit":
-        return head + f"train loss {e.train_loss:.4f} ({e.seconds:.1f} s)"
-    return head + (f"train RMSE {2 * e.train_loss ** 0.5:.4f}, validation RMSE {2 * e.val_loss ** 0.5:.4f} "
-                   f"({e.seconds:.1f} s)")
-
-
-@contextmanager
-def _progress(quiet: bool) -> Iterator[Any]:
-    if quiet:
-        yield None
-        return
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("samples"), TimeElapsedColumn(), console=err_console, transient=True) as p:
-        yield _Bars(p)
-
-
-def print_evaluation(m: dict[str, Any]) -> None:
+def print_evaluation(m: ModelManifest) -> None:
     """The held-out comparison: the model, its variants, the baselines and the floors."""
-    if m["metrics"].get("objective") == "retrieval":
+    if m.objective == "retrieval":
         _print_ranking(m)
     else:
         _print_rating(m)
-    t = m["training"]
+    t = m.training
     published = t.get("published")
     refit = f"; published vectors: {published['trained_on']}" if published else ""
-    console.print(f"model {m['model_version']} ({m['kind']}): best epoch {t['best_epoch']} of {t['epochs']}, "
+    console.print(f"model {m.model_version} ({m.kind}): best epoch {t['best_epoch']} of {t['epochs']}, "
                   f"{t['seconds']['to_best_epoch']:.1f} s to the best epoch, {t['samples_per_second']:,.0f} samples/s; "
                   f"numpy towers agree with torch to {t['numpy_agreement']['max_abs_diff']:.1e}{refit}")
 
 
-def headline(m: dict[str, Any]) -> str:
+def headline(m: ModelManifest) -> str:
     """One line on how good the model is, for summaries."""
-    metrics = m["metrics"]
-    if metrics.get("objective") == "retrieval":
+    metrics = m.metrics
+    if m.objective == "retrieval":
         pop = metrics["baselines"]["popularity"]
         return (f"held-out Recall@10 {metrics['recall_at_10']:.3f} (popularity {pop['recall_at_10']:.3f}; "
                 f"cold start {metrics['cold_start']['recall_at_10']:.3f})")
@@ -163,8 +111,8 @@ RANKERS = (("popularity", "most bought first"), ("ease", "item-item model (needs
            ("rating_model", "the seed's objective, same split"), ("oracle", "the generator's truth"))
 
 
-def _print_ranking(m: dict[str, Any]) -> None:
-    metrics = m["metrics"]
+def _print_ranking(m: ModelManifest) -> None:
+    metrics = m.metrics
 
     def row(name: str, d: dict[str, Any] | None, note: str) -> tuple[Any, ...]:
         d = d or {}
@@ -176,21 +124,21 @@ def _print_ranking(m: dict[str, Any]) -> None:
 
     rows = [row("retrieval model", metrics, "this model")]
     rows += [row(name, metrics["baselines"][name], note) for name, note in RANKERS if name in metrics["baselines"]]
-    c = m["counts"]
+    c = m.counts
     table(f"held-out ranking: {metrics.get('users') or 0:,} customers' {c.get('test', 0):,} test purchases, "
           f"{(metrics.get('cold_start') or {}).get('users', 0):,} cold-start customers (features only)",
           ("", "Recall@10", "NDCG@10", "coverage", "cold Recall@10", "cold NDCG@10", ""), rows)
 
 
-def _print_rating(m: dict[str, Any]) -> None:
-    metrics = m["metrics"]
+def _print_rating(m: ModelManifest) -> None:
+    metrics = m.metrics
     base = metrics["baselines"]
 
     def row(name: str, d: dict[str, Any] | None, note: str = "") -> tuple[Any, ...]:
         d = d or {}
         return (name, d.get("rmse"), d.get("mae"), d.get("recall_at_10"), d.get("ndcg_at_10"), note)
 
-    rows = [row(f"{m['kind']} model", metrics, "this model")]
+    rows = [row(f"{m.kind} model", metrics, "this model")]
     if "content_only" in metrics:
         rows.append(row("content-only model", metrics["content_only"], "first phase of --hybrid"))
         rows.append(row("hybrid, features only", metrics.get("features_fallback"), "what a new customer/product gets"))
@@ -200,5 +148,5 @@ def _print_rating(m: dict[str, Any]) -> None:
     if floors:
         rows.append(row("floor: features only", {"rmse": floors["features"]}, "best possible from features (generator)"))
         rows.append(row("floor: identity-aware", {"rmse": floors["identity"]}, "best possible knowing ids (generator)"))
-    table(f"held-out evaluation: {m['counts']['test']:,} ratings, ranking over "
+    table(f"held-out evaluation: {m.counts['test']:,} ratings, ranking over "
           f"{metrics.get('users') or 0:,} customers", ("", "RMSE", "MAE", "Recall@10", "NDCG@10", ""), rows)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from recpipe.cli.output import console, emit_json, err_console, mapping, table
+from recpipe.cli.output import bars, console, emit_json, mapping, table
 from recpipe.config import Settings, load_settings
 from recpipe.contracts.limits import MAX_EF_SEARCH, MAX_K
+
+if TYPE_CHECKING:
+    from recpipe.vectors.pipeline import LoadResult
 
 app = typer.Typer(help="The vector database: PostgreSQL + pgvector, embedded by default.", no_args_is_help=True)
 
@@ -25,19 +28,17 @@ Ef = Annotated[int | None, typer.Option("--ef-search", min=1, max=MAX_EF_SEARCH,
                                         help="HNSW candidates to consider (recall vs speed; default 40).")]
 
 
-def run_load(settings: Settings, *, catalog: bool = True, quiet: bool = False) -> dict[str, Any]:
-    """Load with a status line; used by the CLI and the demo."""
+def run_load(settings: Settings, *, catalog: bool = True, quiet: bool = False) -> LoadResult:
+    """``vectors.pipeline.run`` with the settings and a status line (the CLI and the demo)."""
     from recpipe.adapters import open_artifacts, open_source, open_vectors
-    from recpipe.vectors.load import load_vectors
+    from recpipe.vectors.pipeline import run
 
     db = open_vectors(settings.vectors_url)
     store, name = open_artifacts(settings.artifacts_url)
     source = open_source(settings.source_url) if catalog else None
     try:
-        if quiet:
-            return load_vectors(db, store, name, source=source)
-        with err_console.status("loading") as status:
-            return load_vectors(db, store, name, source=source, on_step=status.update)
+        with bars(quiet=quiet, transient=True) as progress:
+            return run(db, store, name, source=source, progress=progress)
     finally:
         if source is not None:
             source.close()
@@ -61,13 +62,13 @@ def load(artifacts_url: ArtifactsUrl = None, vectors_url: VectorsUrl = None,
     settings = load_settings({"artifacts_url": artifacts_url, "vectors_url": vectors_url, "source_url": source_url})
     result = run_load(settings, catalog=catalog, quiet=as_json)
     if as_json:
-        emit_json(result)
+        emit_json(result.to_json())
     else:
-        mapping("vectors loaded", {"model version": result["model_version"], "items": result["items"],
-                                   "users": result["users"], "catalog products": result["catalog"],
-                                   "purchases": result["purchases"], "database": result["vectors"],
-                                   "from": result["artifacts"], "copy s": result["seconds"]["copy"],
-                                   "index s": result["seconds"]["index"], "total s": result["seconds"]["total"]})
+        mapping("vectors loaded", {"model version": result.model_version, "items": result.items,
+                                   "users": result.users, "catalog products": result.catalog,
+                                   "purchases": result.purchases, "database": result.vectors,
+                                   "from": result.artifacts, "copy s": result.seconds["copy"],
+                                   "index s": result.seconds["index"], "total s": result.seconds["total"]})
 
 
 def _queries(vectors_url: str | None, ef_search: int | None) -> Any:
@@ -117,7 +118,7 @@ def for_user(customer_number: Annotated[int, typer.Argument(help="A customerNumb
 def status(vectors_url: VectorsUrl = None, as_json: Json = False) -> None:
     """What is loaded (model version, counts, when)."""
     from recpipe.adapters import open_vectors
-    from recpipe.vectors.load import loaded
+    from recpipe.vectors.pipeline import loaded
 
     settings = load_settings({"vectors_url": vectors_url})
     info = loaded(open_vectors(settings.vectors_url))

@@ -12,5 +12,5 @@ Kinesis → Firehose → a transformation Lambda → S3). recpipe keeps its tabl
 ``ml-artifacts`` layout, its ``sql/embeddings.sql`` tables and its HTTP endpoints, so that
 the seed's own clients work against recpipe unchanged.
 
-This package imports nothing else from recpipe: everything imports it, it imports nothing.
+This package imports nothing from recpipe but ``recpipe.errors``; everything else may import it.
 """

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from recpipe.errors import InputError
 
 DATASET = "ratings_ml_training"
 QUARANTINE = "ratings_ml_training_quarantine"
@@ -59,3 +65,64 @@ SOURCE_COLUMNS: dict[str, dict[str, str]] = {
 def schema_document(schema: pa.Schema) -> list[dict[str, object]]:
     """The schema as the manifest records it."""
     return [{"name": f.name, "type": str(f.type), "nullable": f.nullable} for f in schema]
+
+
+class QuarantineSummary(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    rows: int
+    fraction: float
+    by_reason: dict[str, int]
+    reasons: dict[str, str]
+    location: str
+    columns: list[dict[str, Any]] = Field(alias="schema")
+
+
+class DatasetManifest(BaseModel):
+    """``<lake>/ratings_ml_training/_manifest.json``: what the ETL published. Written only by
+    ``recpipe.etl.pipeline``, read only through :meth:`read`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    dataset: str
+    version: str
+    created_at: str
+    recpipe_version: str
+    engine: str
+    source: str
+    source_rows: dict[str, int]
+    rows: int
+    partition_key: str
+    partitions: int
+    files: int
+    bytes: int
+    fingerprint: str
+    columns: list[dict[str, Any]] = Field(alias="schema")
+    format: dict[str, str]
+    location: str
+    quarantine: QuarantineSummary
+    generator: dict[str, Any] | None = None  # a synthetic shop's parameters, oracle and floors
+    seconds: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    def to_text(self) -> str:
+        return json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_json(cls, doc: Any, where: str) -> DatasetManifest:
+        try:
+            return cls.model_validate(doc)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise InputError(f"{where} is not a training-dataset manifest: {'.'.join(map(str, first['loc']))} "
+                             f"{first['msg'].lower()}",
+                             hint="publish the dataset again with `recpipe etl run`") from exc
+
+    @classmethod
+    def read(cls, lake: Any) -> DatasetManifest:
+        """The manifest of the dataset published in ``lake`` (a ``recpipe.adapters.Lake``)."""
+        doc = lake.read_json(f"{DATASET}/{MANIFEST}")
+        if doc is None:
+            raise InputError(f"no training dataset at {lake.location(DATASET)} (its {MANIFEST} is missing)",
+                             hint="run `recpipe etl run` first, or point RECPIPE_LAKE_URL at the lake that has it")
+        return cls.from_json(doc, f"{lake.location(DATASET)}/{MANIFEST}")

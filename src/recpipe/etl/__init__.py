@@ -1,6 +1,6 @@
 """ETL stage: source database -> ``<lake>/ratings_ml_training`` (``recpipe.contracts.dataset``).
 
-``extract`` streams the source into Arrow; ``transform``
-holds the one SQL both engines run; ``duckdb_engine`` and ``spark_engine`` run it;
-``publish`` stages, checks and swaps the result into the lake with its manifest.
+``pipeline.run`` is the entry point: it stages, checks and swaps the result into the lake with
+its manifest. ``extract`` streams the source into Arrow; ``transform`` holds the one SQL both
+engines run; ``duckdb_engine`` and ``spark_engine`` run it.
 """

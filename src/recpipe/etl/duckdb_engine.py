@@ -12,8 +12,9 @@ from recpipe.adapters.staged import WrittenFile
 from recpipe.contracts.dataset import PARTITION_KEY, SOURCE_COLUMNS
 from recpipe.errors import InputError
 from recpipe.etl import transform
-from recpipe.etl.extract import Counter, stream
+from recpipe.etl.extract import stream
 from recpipe.etl.partition_writer import write_in_processes, write_partitions
+from recpipe.progress import SILENT, Progress
 
 PARALLEL_FROM_ROWS = 200_000  # below this, starting processes costs more than it saves
 
@@ -28,7 +29,7 @@ class EngineResult:
 
 def run(db: SourceDatabase, out: Path, quarantine_out: Path, *, memory_limit: str = "1GB",
         threads: int | None = None, processes: int | None = None, batch_rows: int = 100_000,
-        counter: Counter | None = None) -> EngineResult:
+        progress: Progress = SILENT) -> EngineResult:
     """Extract, classify and write snappy Parquet partitioned by customerNumber into ``out``."""
     import duckdb
 
@@ -46,7 +47,7 @@ def run(db: SourceDatabase, out: Path, quarantine_out: Path, *, memory_limit: st
                 sql(f"SET threads = {int(threads)}")
             source_rows = {}
             for table in SOURCE_COLUMNS:
-                reader = stream(db, table, batch_rows=batch_rows, counter=counter)
+                reader = stream(db, table, batch_rows=batch_rows, progress=progress)
                 con.register(f"{table}_stream", reader)
                 sql(f"CREATE TABLE {table} AS SELECT * FROM {table}_stream")
                 con.unregister(f"{table}_stream")

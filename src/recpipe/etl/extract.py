@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pyarrow as pa
 from sqlalchemy import inspect
@@ -11,8 +11,7 @@ from sqlalchemy import types as sqltypes
 from recpipe.adapters.base import SourceDatabase
 from recpipe.contracts.dataset import SOURCE_COLUMNS
 from recpipe.errors import InputError
-
-Counter = Callable[[str, int], None]
+from recpipe.progress import SILENT, Progress
 
 # SQLite types are suggestions: cast in the query so every batch has the same Arrow type.
 _SQLITE_CASTS = {"integer": "INTEGER", "number": "REAL", "string": "TEXT"}
@@ -75,16 +74,29 @@ def source_query(db: SourceDatabase, table: str) -> str:
 
 
 def stream(db: SourceDatabase, table: str, *, batch_rows: int = 100_000,
-           counter: Counter | None = None) -> pa.RecordBatchReader:
-    """``table`` as a stream of Arrow batches; ``counter(table, rows)`` is told as they pass."""
+           progress: Progress = SILENT) -> pa.RecordBatchReader:
+    """``table`` as a stream of Arrow batches; ``progress.advance(table, rows)`` as they pass."""
     reader = db.read_arrow(source_query(db, table), schema=source_schema(table),
                            batch_rows=batch_rows)
-    if counter is None:
+    if progress is SILENT:
         return reader
 
     def counted() -> Iterator[pa.RecordBatch]:
         for batch in reader:
-            counter(table, batch.num_rows)
+            progress.advance(table, batch.num_rows)
             yield batch
 
     return pa.RecordBatchReader.from_batches(reader.schema, counted())
+
+
+def count_rows(db: SourceDatabase) -> dict[str, int]:
+    """Rows per table the ETL reads (for progress bars; {} when the source cannot say)."""
+    from sqlalchemy import func, select
+
+    from recpipe.contracts.source import table
+
+    try:
+        with db.engine().connect() as conn:
+            return {t: conn.execute(select(func.count()).select_from(table(t))).scalar_one() for t in SOURCE_COLUMNS}
+    except Exception:  # only for the progress bars: the run itself reports real problems
+        return {}

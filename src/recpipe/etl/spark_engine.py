@@ -16,7 +16,8 @@ from recpipe.contracts.dataset import PARTITION_KEY, SOURCE_COLUMNS
 from recpipe.errors import InputError, MissingDependencyError
 from recpipe.etl import transform
 from recpipe.etl.duckdb_engine import EngineResult
-from recpipe.etl.extract import Counter, source_query, source_schema
+from recpipe.etl.extract import source_query, source_schema
+from recpipe.progress import SILENT, Progress
 
 # JDBC drivers from Debian's packages (libmariadb-java, libxerial-sqlite-jdbc-java,
 # libpostgresql-jdbc-java); RECPIPE_SPARK_JARS (comma-separated) replaces them.
@@ -65,7 +66,7 @@ def read_source(spark: Any, db: SourceDatabase, table: str, *, fetch_rows: int =
 
 
 def run(db: SourceDatabase, out: Path | str, quarantine_out: Path | str, *, spark: Any = None,
-        counter: Counter | None = None) -> EngineResult:
+        progress: Progress = SILENT) -> EngineResult:
     """Extract over JDBC, classify with ``transform.CLASSIFY`` and write the two outputs."""
     spark = spark or local_session()
     try:
@@ -93,9 +94,8 @@ def run(db: SourceDatabase, out: Path | str, quarantine_out: Path | str, *, spar
         rows = counts.pop("", 0)
         source_rows = {t: spark.table(t).count() for t in ("customers", "products")}
         source_rows["ratings"] = rows + sum(counts.values())
-        if counter:
-            for table, n in source_rows.items():
-                counter(table, n)
+        for table, n in source_rows.items():
+            progress.advance(table, n)
         (spark.sql(transform.TRAINING)
          .repartition(PARTITION_KEY)
          .sortWithinPartitions(PARTITION_KEY, "productCode")

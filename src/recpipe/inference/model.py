@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from recpipe.adapters.base import Lake
-from recpipe.contracts.artifacts import MANIFEST, SCALERS, TOWERS, artifact_path
+from recpipe.contracts.artifacts import SCALERS, TOWERS, ModelManifest, artifact_path
 from recpipe.errors import InputError
 from recpipe.inference.features import Encoder
 from recpipe.inference.towers import Towers
@@ -38,7 +38,7 @@ class Model:
         return self.towers.user(x), usable
 
     @classmethod
-    def load(cls, store: Lake, name: str, manifest: Mapping[str, Any] | None = None) -> Model:
+    def load(cls, store: Lake, name: str, manifest: ModelManifest | None = None) -> Model:
         """``manifest``: model/manifest.json if the caller has already read it."""
         def read(rel: str) -> bytes:
             data = store.read_bytes(artifact_path(name, rel))
@@ -47,10 +47,10 @@ class Model:
                                  hint="run `recpipe train` first, or set RECPIPE_ARTIFACTS_URL")
             return data
 
-        manifest = manifest or json.loads(read(MANIFEST))
+        manifest = manifest or ModelManifest.read(store, name)
         towers = Towers.load(io.BytesIO(read(TOWERS)))
         encoders = {k: Encoder.from_json(json.loads(read(path))) for k, path in SCALERS.items()}
-        return cls(str(manifest.get("model_version")), towers, encoders["user"], encoders["item"])
+        return cls(manifest.model_version, towers, encoders["user"], encoders["item"])
 
 
 class ModelSource:
@@ -70,8 +70,7 @@ class ModelSource:
         with self._lock:
             if self._model is None or now - self._checked >= self.check_every:
                 self._checked = now
-                manifest = self.store.read_json(artifact_path(self.name, MANIFEST)) or {}
-                version = str(manifest.get("model_version"))
-                if self._model is None or version != self._model.version:
-                    self._model = Model.load(self.store, self.name, manifest or None)
+                manifest = ModelManifest.read(self.store, self.name)
+                if self._model is None or manifest.model_version != self._model.version:
+                    self._model = Model.load(self.store, self.name, manifest)
         return self._model

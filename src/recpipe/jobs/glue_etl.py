@@ -20,9 +20,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import URL
+
+if TYPE_CHECKING:
+    from recpipe.contracts.dataset import DatasetManifest
 
 REQUIRED = ["JOB_NAME", "lake_url"]
 OPTIONAL = ["connection_name", "source_url", "max_quarantine_fraction"]
@@ -58,10 +61,10 @@ def source_url_from_jdbc(conf: dict[str, str]) -> str:
                       database=database.split("?")[0] or None).render_as_string(hide_password=False)
 
 
-def main(argv: list[str] | None = None) -> dict[str, Any]:
+def main(argv: list[str] | None = None) -> DatasetManifest:
     from recpipe.adapters import open_lake, open_source
     from recpipe.errors import InputError
-    from recpipe.etl.publish import run_etl
+    from recpipe.etl.pipeline import run as run_etl
 
     argv = list(sys.argv if argv is None else argv)
     args = parse_arguments(argv)
@@ -91,7 +94,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                        open_lake(args["lake_url"], setting="--lake_url"), engine="spark",
                        max_quarantine_fraction=float(args.get("max_quarantine_fraction", 0.05)),
                        spark=spark, remote_staging=job is not None and args["lake_url"].startswith("s3://"))
-    print(json.dumps({k: manifest[k] for k in ("version", "rows", "partitions", "location")}))
+    print(json.dumps({k: getattr(manifest, k) for k in ("version", "rows", "partitions", "location")}))
     if job is not None:
         job.commit()
     return manifest

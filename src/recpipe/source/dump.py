@@ -9,7 +9,6 @@ dump lands in the database the source URL names, in one atomic build.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from sqlglot.errors import ParseError
 from recpipe.adapters.base import SourceDatabase
 from recpipe.contracts.source import TABLE_ORDER, table
 from recpipe.errors import InputError
+from recpipe.progress import SILENT, Progress
 
 REQUIRED = ("customers", "products", "orders", "orderdetails")
 TARGET_DIALECT = {"sqlite": "sqlite", "postgresql": "postgres"}
@@ -87,7 +87,7 @@ def read_dump(path: Path) -> Dump:
 
 
 def load_dump(db: SourceDatabase, dump: Dump, *, replace: bool = False,
-              progress: Callable[[str, int], None] | None = None) -> dict[str, int]:
+              progress: Progress = SILENT) -> dict[str, int]:
     """Write the dump's tables and rows into ``db`` atomically; return row counts."""
     native = db.dialect == "mysql"
     target = TARGET_DIALECT.get(db.dialect, db.dialect)
@@ -104,9 +104,8 @@ def load_dump(db: SourceDatabase, dump: Dump, *, replace: bool = False,
                     loader.execute(_create_sql(st.tree, target), creates=st.table)
             elif st.kind == "insert":
                 loader.execute(st.text if native else st.tree.sql(dialect=target))
-                if progress:
-                    progress(st.table or "?", len(st.tree.expression.expressions)
-                             if isinstance(st.tree.expression, exp.Values) else 0)
+                progress.advance(st.table or "?", len(st.tree.expression.expressions)
+                                 if isinstance(st.tree.expression, exp.Values) else 0)
             elif st.kind == "other" and native:
                 loader.execute(st.text)
         if not native:

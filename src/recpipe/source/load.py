@@ -7,13 +7,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from recpipe.adapters.base import Progress, SourceDatabase
+from recpipe.adapters.base import SourceDatabase
 from recpipe.contracts.source import TABLE_ORDER
+from recpipe.progress import SILENT, Progress
 from recpipe.source.generate import Shop
 
 
 def write_shop(db: SourceDatabase, shop: Shop, *, replace: bool = False,
-               progress: Progress | None = None) -> dict[str, int]:
+               progress: Progress = SILENT) -> dict[str, int]:
     """Create the classicmodels + ratings tables and bulk-load the shop; all or nothing."""
     with db.build(replace=replace, fresh=True, tables=TABLE_ORDER) as loader:
         loader.create_tables(TABLE_ORDER, indexes=False)

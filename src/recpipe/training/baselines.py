@@ -92,7 +92,7 @@ def ease(train_user: np.ndarray, train_item: np.ndarray, n_users: int, n_items: 
 
 def oracle(data: Any) -> tuple[ranking.Scorer | None, str]:
     """The generator's oracle for ``data`` (training.dataset.Ratings), or None and why not."""
-    generator = (data.manifest or {}).get("generator") or {}
+    generator = data.manifest.generator or {}
     if generator.get("generator") != "recpipe.source.generate" or not generator.get("ranking_oracle"):
         return None, "the data do not come from recpipe's generator (or from an older one)"
     from recpipe.source.generate import ShopSpec, choice_truth

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from recpipe.adapters.base import Lake
-from recpipe.contracts.dataset import DATASET, MANIFEST, PARTITION_KEY, TRAINING_SCHEMA
+from recpipe.contracts.dataset import DATASET, PARTITION_KEY, TRAINING_SCHEMA, DatasetManifest
 from recpipe.errors import InputError
 from recpipe.inference.features import (
     ITEM_CATEGORICAL,
@@ -41,7 +41,7 @@ class Ratings:
     user: np.ndarray  # int64 row in ``users`` per rating
     item: np.ndarray  # int64 row in ``items`` per rating
     rating: np.ndarray  # float32, 1..5
-    manifest: dict[str, Any]  # the data manifest the ETL published
+    manifest: DatasetManifest  # what the ETL published
 
     def __len__(self) -> int:
         return len(self.rating)
@@ -57,10 +57,7 @@ class Split:
 def read_ratings(lake: Lake) -> Ratings:
     """Read and check ``<lake>/ratings_ml_training``; refuse anything training cannot use."""
     location = lake.location(DATASET)
-    manifest = lake.read_json(f"{DATASET}/{MANIFEST}")
-    if manifest is None:
-        raise InputError(f"no training dataset at {location} (its {MANIFEST} is missing)",
-                         hint="run `recpipe etl run` first, or point RECPIPE_LAKE_URL at the lake that has it")
+    manifest = DatasetManifest.read(lake)
     part = ds.partitioning(pa.schema([(PARTITION_KEY, pa.int32())]), flavor="hive")
     empty = InputError(f"the training dataset at {location} is empty",
                        hint="the source has no ratings: add some (`recpipe source add-ratings`), then `recpipe etl run`")
@@ -77,9 +74,9 @@ def read_ratings(lake: Lake) -> Ratings:
         raise InputError(f"cannot read the training dataset at {location}: {message}", hint=FIX) from exc
     if table.num_rows == 0:
         raise empty
-    if manifest.get("rows") not in (None, table.num_rows):
+    if manifest.rows != table.num_rows:
         raise InputError(f"the training dataset at {location} has {table.num_rows:,} rows, its manifest says "
-                         f"{manifest['rows']:,}", hint="it changed while being read: run `recpipe train` again")
+                         f"{manifest.rows:,}", hint="it changed while being read: run `recpipe train` again")
     table = table.sort_by([(PARTITION_KEY, "ascending"), ("productCode", "ascending")])
     check(table, location)
     return _index(table, manifest)
@@ -117,7 +114,7 @@ def _refuse(table: pa.Table, mask: Any, problem: str, location: str) -> None:
     raise InputError(f"the training dataset at {location} has {problem} (first: {example})", hint=FIX)
 
 
-def _index(table: pa.Table, manifest: dict[str, Any]) -> Ratings:
+def _index(table: pa.Table, manifest: DatasetManifest) -> Ratings:
     customer = table[PARTITION_KEY].to_numpy()
     starts = np.flatnonzero(np.concatenate([[True], customer[1:] != customer[:-1]]))  # sorted
     user = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(customer))))

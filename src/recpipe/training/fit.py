@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
 
+from recpipe.progress import SILENT, Progress
 from recpipe.training.model import TwoTower, torch
 
 # Chosen on the medium synthetic shop (bench/train.py): the retrieval model overfits its id
@@ -91,6 +91,17 @@ class Epoch:
     seconds: float  # since the phase started, at the end of this epoch
     val_recall: float | None = None  # retrieval: Recall@10 of the validation interactions
 
+    def describe(self) -> str:
+        """One line: loss and Recall@10 for retrieval, RMSE for the rating objective."""
+        head = f"{self.phase} epoch {self.epoch:>2}: "
+        if self.val_recall is not None and self.val_loss is not None:
+            return head + (f"train loss {self.train_loss:.4f}, validation loss {self.val_loss:.4f}, "
+                           f"validation Recall@10 {self.val_recall:.4f} ({self.seconds:.1f} s)")
+        if self.val_loss is None:
+            return head + f"train loss {self.train_loss:.4f} ({self.seconds:.1f} s)"
+        return head + (f"train RMSE {2 * self.train_loss ** 0.5:.4f}, validation RMSE "
+                       f"{2 * self.val_loss ** 0.5:.4f} ({self.seconds:.1f} s)")
+
 
 class Objective(Protocol):
     id_weight_decay: float  # AdamW weight decay of the id-embedding tables
@@ -116,8 +127,7 @@ class FitResult:
 
 def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOptions, *,
         phase: str, validate: bool = True, epochs: int | None = None,
-        on_batch: Callable[[int], None] | None = None,
-        on_epoch: Callable[[Epoch], None] | None = None) -> FitResult:
+        progress: Progress = SILENT) -> FitResult:
     """Train ``model`` in place on interaction rows ``train``; with ``validate``, stop when the
     validation criterion stops improving and restore the best epoch, else run ``epochs``."""
     generator = torch.Generator().manual_seed(options.seed)
@@ -132,7 +142,10 @@ def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOp
     result = FitResult()
     best_value, best_state, stale = float("inf"), None, 0
     started = time.perf_counter()
-    for epoch in range(1, (epochs or options.max_epochs) + 1):
+    last = epochs or options.max_epochs
+    for epoch in range(1, last + 1):
+        progress.status(f"training the {phase} model: epoch {epoch} of {'' if epochs else 'at most '}{last}")
+        progress.start(phase, len(train_t))
         model.train()
         order = train_t[torch.randperm(len(train_t), generator=generator)]
         total, t0 = 0.0, time.perf_counter()
@@ -143,15 +156,13 @@ def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOp
             loss.backward()
             optimizer.step()
             total += loss.item() * len(rows)
-            if on_batch is not None:
-                on_batch(len(rows))
+            progress.advance(phase, len(rows))
         result.train_seconds += time.perf_counter() - t0
         result.samples += len(order)
         criterion, val_loss, val_recall = objective.validate(model) if validate else (0.0, None, None)
         result.history.append(Epoch(phase, epoch, total / len(order), val_loss, time.perf_counter() - started,
                                     val_recall))
-        if on_epoch is not None:
-            on_epoch(result.history[-1])
+        progress.note(result.history[-1].describe())
         if not validate:
             result.best = len(result.history) - 1
         elif criterion < best_value - options.min_delta:

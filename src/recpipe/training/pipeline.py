@@ -1,4 +1,4 @@
-"""``recpipe train`` end to end: read and check the data, train with the chosen objective
+"""The training stage's entry point (``run``): read and check the data, train with the chosen objective
 (``retrieval.py``, the default, or ``rating.py``), check that the numpy towers reproduce torch,
 stage every artifact and publish them in one step.
 """
@@ -10,17 +10,19 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from recpipe import __version__
 from recpipe.adapters.base import Lake
+from recpipe.contracts.artifacts import ModelManifest
 from recpipe.contracts.dataset import DATASET
 from recpipe.errors import InputError, InternalError
+from recpipe.progress import SILENT, Progress
 from recpipe.training import artifacts
 from recpipe.training.dataset import read_ratings
-from recpipe.training.fit import Epoch, FitOptions
+from recpipe.training.fit import FitOptions
 
 AGREEMENT = 1e-5  # numpy towers vs torch, max absolute difference per embedding value
 OBJECTIVES = ("retrieval", "rating")
@@ -57,28 +59,14 @@ class TrainOptions:
                              hint="validation + test below 1, cold-start share in [0, 1)")
 
 
-class Progress(Protocol):
-    """What training reports as it goes (the CLI shows bars)."""
-
-    def status(self, text: str) -> None: ...
-    def phase(self, name: str, samples_per_epoch: int, max_epochs: int) -> None: ...
-    def batch(self, samples: int) -> None: ...
-    def epoch(self, epoch: Epoch) -> None: ...
-
-
-class _Quiet(Progress):
-    """Reports nothing: the protocol's methods do nothing."""
-
-
-def train(lake: Lake, store: Lake, name: str, options: TrainOptions | None = None,
-          progress: Progress | None = None) -> dict[str, Any]:
+def run(lake: Lake, store: Lake, name: str, options: TrainOptions | None = None,
+        progress: Progress = SILENT) -> ModelManifest:
     """Train on ``<lake>/ratings_ml_training``; publish artifacts as ``name`` in ``store``."""
     from recpipe.training.rating import train_rating
     from recpipe.training.retrieval import train_retrieval
 
     options = options or TrainOptions()
     options.check()
-    progress = progress or _Quiet()
     started = time.perf_counter()
     store.check_writable()
     progress.status(f"reading the training dataset from {lake.location(DATASET)}")
@@ -103,7 +91,7 @@ def train(lake: Lake, store: Lake, name: str, options: TrainOptions | None = Non
     train_seconds = sum(r.train_seconds for r in runs)
     version = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8]
     n_ids = {"user": len(p.user_ids) if trained.use_ids else 0, "item": len(p.item_ids) if trained.use_ids else 0}
-    manifest: dict[str, Any] = {
+    doc: dict[str, Any] = {
         "model_version": version,
         "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "recpipe_version": __version__,
@@ -126,7 +114,7 @@ def train(lake: Lake, store: Lake, name: str, options: TrainOptions | None = Non
             **trained.extra,
         },
         "metrics": trained.metrics,
-        "data": data.manifest,
+        "data": data.manifest.to_json(),
         "files": {"item_embeddings": artifacts.ITEM_EMBEDDINGS, "user_embeddings": artifacts.USER_EMBEDDINGS,
                   "item_attributes": artifacts.ITEM_ATTRIBUTES,
                   "state_dict": artifacts.STATE_DICT, "towers": artifacts.TOWERS, "loss_plot": artifacts.LOSS_PLOT,
@@ -142,9 +130,10 @@ def train(lake: Lake, store: Lake, name: str, options: TrainOptions | None = Non
         artifacts.write_towers(root, towers)
         artifacts.write_encoders(root, p.encoders)
         artifacts.plot_loss(root / artifacts.LOSS_PLOT, history, best,
-                            f"recpipe {manifest['kind']} model {version}")
-        manifest["seconds"] = round(time.perf_counter() - started, 3)
-        artifacts.write_json(root / artifacts.MANIFEST, _finite(manifest))
+                            f"recpipe {trained.kind} model {version}")
+        doc["seconds"] = round(time.perf_counter() - started, 3)
+        manifest = ModelManifest.model_validate(_finite(doc))  # a mismatch here is a bug: it fails loudly
+        (root / artifacts.MANIFEST).write_text(manifest.to_text(), encoding="utf-8")
         store.publish(name, staged, manifest=artifacts.MANIFEST)
     return manifest
 

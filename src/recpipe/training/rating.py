@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from recpipe.progress import Progress
 from recpipe.training import evaluate
 from recpipe.training.dataset import Ratings, split
 from recpipe.training.fit import FitResult, fit
@@ -22,7 +23,7 @@ from recpipe.training.objectives import Rating
 SCORE = "cosine similarity of the L2-normalised embeddings; rating = 3 + 2 * score"
 
 
-def train_rating(data: Ratings, options: Any, progress: Any) -> Trained:
+def train_rating(data: Ratings, options: Any, progress: Progress) -> Trained:
     hp = options.hp
     rows = split(len(data), seed=hp.seed, validation=options.validation, test=options.test_share)
     p = prepare(data, rows.train)
@@ -33,10 +34,8 @@ def train_rating(data: Ratings, options: Any, progress: Any) -> Trained:
     runs: list[FitResult] = []
     content_metrics = None
     for phase, use_ids in [("content", False)] + ([("hybrid", True)] if options.hybrid else []):
-        progress.phase(phase, len(rows.train), hp.max_epochs)
         objective = Rating(p.inputs, rows.validation, use_ids=use_ids, id_l2=hp.id_l2)
-        runs.append(fit(model, objective, rows.train, hp, phase=phase, on_batch=progress.batch,
-                        on_epoch=progress.epoch))
+        runs.append(fit(model, objective, rows.train, hp, phase=phase, progress=progress))
         if options.hybrid and phase == "content":
             content = model.to_numpy()
             content_metrics = evaluate.model_metrics(content.user(p.xu), content.item(p.xi), heldout)
@@ -49,7 +48,7 @@ def train_rating(data: Ratings, options: Any, progress: Any) -> Trained:
     towers = trained.towers(customer_ids, product_ids)
     metrics = evaluate.model_metrics(towers.user(p.xu, customer_ids), towers.item(p.xi, product_ids), heldout)
     metrics["baselines"] = evaluate.baselines(heldout)
-    floors = ((data.manifest.get("generator") or {}).get("rmse_floor")) or None
+    floors = ((data.manifest.generator or {}).get("rmse_floor")) or None
     if floors:
         metrics["generator_floor"] = {"features": floors.get("features"), "identity": floors.get("identity")}
     if content_metrics is not None:

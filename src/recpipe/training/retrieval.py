@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from recpipe import ranking
+from recpipe.progress import Progress
 from recpipe.training import baselines
 from recpipe.training.dataset import Ratings, interaction_split
 from recpipe.training.evaluate import Holdouts
@@ -31,7 +32,7 @@ from recpipe.training.objectives import Rating, Retrieval
 SCORE = "cosine similarity of the L2-normalised embeddings (trained as softmax logits / temperature)"
 
 
-def train_retrieval(data: Ratings, options: Any, progress: Any) -> Trained:
+def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     hp = options.hp
     s = interaction_split(data, seed=hp.seed, validation=options.validation, test=options.test_share,
                           cold=options.cold_start)
@@ -42,9 +43,8 @@ def train_retrieval(data: Ratings, options: Any, progress: Any) -> Trained:
     p = prepare(data, s.train)
     torch.manual_seed(hp.seed)
     model = p.new_model(hp, ids=True, id_dim=hp.dim)
-    progress.phase("retrieval", len(s.train), hp.max_epochs)
     run = fit(model, _objective(p, s.train, s.validation, h.validation, hp), s.train, hp, phase="retrieval",
-              on_batch=progress.batch, on_epoch=progress.epoch)
+              progress=progress)
 
     progress.status("evaluating on the held-out interactions")
     customer_ids = data.users["customerNumber"].to_numpy()
@@ -71,9 +71,8 @@ def train_retrieval(data: Ratings, options: Any, progress: Any) -> Trained:
     q = prepare(data, every)
     torch.manual_seed(hp.seed)
     final = q.new_model(hp, ids=True, id_dim=hp.dim)
-    progress.phase("refit", len(every), best_epochs)
     refit = fit(final, _objective(q, every, every[:0], h.validation, hp), every, hp, phase="refit",
-                validate=False, epochs=best_epochs, on_batch=progress.batch, on_epoch=progress.epoch)
+                validate=False, epochs=best_epochs, progress=progress)
     return Trained("retrieval", SCORE, final, q, True, [run], metrics, s.describe(), hp,
                    {"published": {"trained_on": "every interaction (refit after the evaluation)",
                                   "epochs": best_epochs, "interactions": len(every),
@@ -86,7 +85,7 @@ def _objective(p: Prepared, train: np.ndarray, validation: np.ndarray, holdout: 
                      id_dropout=hp.id_dropout, batch_size=hp.batch_size, id_weight_decay=hp.id_weight_decay)
 
 
-def _baselines(data: Ratings, s: Any, h: Holdouts, p: Prepared, options: Any, progress: Any) -> dict[str, Any]:
+def _baselines(data: Ratings, s: Any, h: Holdouts, p: Prepared, options: Any, progress: Progress) -> dict[str, Any]:
     n_users, n_items = len(data.users), len(data.items)
     out: dict[str, Any] = {}
     popular = ranking.shared(ranking.popularity(data.item[s.train], n_items))
@@ -104,13 +103,12 @@ def _baselines(data: Ratings, s: Any, h: Holdouts, p: Prepared, options: Any, pr
     return out
 
 
-def _rating_model(data: Ratings, s: Any, h: Holdouts, p: Prepared, hp: Any, progress: Any) -> dict[str, Any]:
+def _rating_model(data: Ratings, s: Any, h: Holdouts, p: Prepared, hp: Any, progress: Progress) -> dict[str, Any]:
     """The seed's objective (content towers, rating regression) on the same training split."""
     torch.manual_seed(hp.seed)
     model = p.new_model(hp, ids=False, id_dim=hp.id_dim)
-    progress.phase("rating baseline", len(s.train), hp.max_epochs)
     fit(model, Rating(p.inputs, s.validation), s.train, hp, phase="rating baseline",
-        on_batch=progress.batch, on_epoch=progress.epoch)
+        progress=progress)
     towers = model.to_numpy()
     scorer = ranking.embeddings(towers.user(p.xu), towers.item(p.xi))
     return h.score(scorer, scorer)

@@ -1,4 +1,5 @@
-"""``recpipe vectors load``: the artifacts' embeddings into PostgreSQL + pgvector, atomically.
+"""The vectors stage's entry point (``run``, behind ``recpipe vectors load``): the artifacts'
+embeddings into PostgreSQL + pgvector, atomically.
 
 1. Read and check the CSVs (nothing touches the database if a file is bad).
 2. Under an advisory lock (one load at a time), binary-COPY into fresh tables with
@@ -13,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
@@ -23,11 +24,12 @@ from recpipe.contracts import vectors as schema
 from recpipe.contracts.artifacts import (
     ITEM_ATTRIBUTES,
     ITEM_EMBEDDINGS,
-    MANIFEST,
     USER_EMBEDDINGS,
+    ModelManifest,
     artifact_path,
 )
 from recpipe.errors import InputError
+from recpipe.progress import SILENT, Progress
 from recpipe.vectors.connect import connect, ensure_vector_extension
 from recpipe.vectors.files import Embeddings, parse_attributes, parse_embeddings
 
@@ -46,15 +48,36 @@ def read_artifacts(store: Lake, name: str) -> dict[str, Any]:
         files[key] = parse_embeddings(data, f"{where}/{path}", id_type=id_type)
     attributes = store.read_bytes(artifact_path(name, ITEM_ATTRIBUTES))
     files["attributes"] = None if attributes is None else parse_attributes(attributes, f"{where}/{ITEM_ATTRIBUTES}")
-    files["manifest"] = store.read_json(artifact_path(name, MANIFEST)) or {}
+    files["manifest"] = ModelManifest.read(store, name)
     return files
 
 
-def load_vectors(db: VectorDatabase, store: Lake, name: str, *, source: SourceDatabase | None = None,
-                 on_step: Callable[[str], None] | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class LoadResult:
+    """What the vector database serves after a load."""
+
+    model_version: str
+    items: int
+    users: int
+    vectors: str  # the database's URL, password masked
+    catalog: int | None  # products in the catalog table (None: not loaded, no source given)
+    purchases: int | None
+    artifacts: str
+    seconds: dict[str, float]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> LoadResult:
+        return cls(**doc)
+
+
+def run(db: VectorDatabase, store: Lake, name: str, *, source: SourceDatabase | None = None,
+        progress: Progress = SILENT) -> LoadResult:
     """Load the artifacts' embeddings (and, from ``source``, the catalog and purchases that
     serving uses) and switch them all in at once; return what is now served."""
-    step = on_step or (lambda _text: None)
+    step = progress.status
     started = time.perf_counter()
     step(f"reading the embeddings from {store.location(name)}")
     files = read_artifacts(store, name)
@@ -65,7 +88,7 @@ def load_vectors(db: VectorDatabase, store: Lake, name: str, *, source: SourceDa
 
         step(f"reading the catalog and purchases from {source.url}")
         catalog, purchases = read_catalog(source), read_purchases(source)
-    version = files["manifest"].get("model_version")
+    version = files["manifest"].model_version
     seconds: dict[str, float] = {}
     with connect(db) as conn:
         ensure_vector_extension(conn, db.url)
@@ -118,10 +141,10 @@ def load_vectors(db: VectorDatabase, store: Lake, name: str, *, source: SourceDa
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
     seconds["total"] = time.perf_counter() - started
-    return {"model_version": version, "items": len(items), "users": len(users), "vectors": db.url,
-            "catalog": None if catalog is None else catalog.num_rows,
-            "purchases": None if purchases is None else purchases.num_rows,
-            "artifacts": store.location(name), "seconds": {k: round(v, 3) for k, v in seconds.items()}}
+    return LoadResult(model_version=version, items=len(items), users=len(users), vectors=db.url,
+                      catalog=None if catalog is None else catalog.num_rows,
+                      purchases=None if purchases is None else purchases.num_rows,
+                      artifacts=store.location(name), seconds={k: round(v, 3) for k, v in seconds.items()})
 
 
 def _drop_leftovers(conn: Any) -> None:

@@ -1,4 +1,4 @@
-"""Running the ETL end to end: check, stage, transform, validate, publish with a manifest.
+"""The ETL stage's entry point (``run``): check, stage, transform, validate, publish with a manifest.
 
 Nothing is visible in the lake until the staged dataset has passed every check; then the
 quarantine and the training dataset are each swapped in whole.
@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import re
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,16 +27,17 @@ from recpipe.contracts.dataset import (
     QUARANTINE_SCHEMA,
     REASONS,
     TRAINING_SCHEMA,
+    DatasetManifest,
     schema_document,
 )
 from recpipe.errors import InputError, InternalError
-from recpipe.etl.extract import Counter, check_source
+from recpipe.etl.extract import check_source, count_rows
+from recpipe.progress import SILENT, Progress
 
 
-def run_etl(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb",
-            max_quarantine_fraction: float = 0.05, generator: dict[str, Any] | None = None,
-            counter: Counter | None = None, spark: Any = None, remote_staging: bool = False,
-            on_stage: Callable[[str], None] | None = None) -> dict[str, Any]:
+def run(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb", max_quarantine_fraction: float = 0.05,
+        generator: dict[str, Any] | None = None, spark: Any = None, remote_staging: bool = False,
+        progress: Progress = SILENT) -> DatasetManifest:
     """Build and publish ``<lake>/ratings_ml_training``; return its manifest.
 
     ``remote_staging`` lets a Spark cluster write its output to the lake's own storage (S3)
@@ -52,21 +51,24 @@ def run_etl(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb",
         raise InputError("only the spark engine can stage remotely", hint="drop remote_staging")
     started = time.perf_counter()
     lake.check_writable()
+    progress.status(f"checking the source {db.url}")
     check_source(db)
-    step = on_stage or (lambda _name: None)
+    if progress is not SILENT:
+        for table, rows in count_rows(db).items():
+            progress.start(table, rows)
     with lake.stage(DATASET, remote=remote_staging) as out, \
             lake.stage(QUARANTINE, remote=remote_staging) as q_out:
-        step("transform")
+        progress.status(f"transforming with {engine} and writing partitions")
         if engine == "duckdb":
             from recpipe.etl import duckdb_engine
 
-            result = duckdb_engine.run(db, Path(out.location), Path(q_out.location), counter=counter)
+            result = duckdb_engine.run(db, Path(out.location), Path(q_out.location), progress=progress)
         else:
             from recpipe.etl import spark_engine
 
-            result = spark_engine.run(db, out.location, q_out.location, spark=spark, counter=counter)
+            result = spark_engine.run(db, out.location, q_out.location, spark=spark, progress=progress)
         transformed = time.perf_counter()
-        step("validate")
+        progress.status("checking the staged dataset")
         ratings = result.source_rows["ratings"]
         quarantined = sum(result.quarantined.values())
         if result.rows + quarantined != ratings:
@@ -79,7 +81,7 @@ def run_etl(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb",
                              f"({detail}), more than --max-quarantine-fraction {max_quarantine_fraction}",
                              hint="fix the source or raise the threshold; the published dataset is unchanged")
         files = _check_files(out, result.rows, result.files)
-        manifest = {
+        doc = {
             "dataset": DATASET,
             "version": dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8],
             "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -107,19 +109,12 @@ def run_etl(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb",
             "generator": _generator_summary(generator),
             "seconds": {"transform": round(transformed - started, 3)},
         }
-        step("publish")
-        manifest["seconds"]["until_publish"] = round(time.perf_counter() - started, 3)
-        out.write_text(MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+        progress.status(f"publishing to {lake.url}")
+        doc["seconds"]["until_publish"] = round(time.perf_counter() - started, 3)
+        manifest = DatasetManifest.model_validate(doc)  # a mismatch here is a bug: it fails loudly
+        out.write_text(MANIFEST, manifest.to_text())
         lake.publish(QUARANTINE, q_out)
         lake.publish(DATASET, out)
-    return manifest
-
-
-def read_manifest(lake: Lake) -> dict[str, Any]:
-    manifest = lake.read_json(f"{DATASET}/{MANIFEST}")
-    if manifest is None:
-        raise InputError(f"no training dataset has been published in {lake.url}",
-                         hint="run `recpipe etl run` first")
     return manifest
 
 
