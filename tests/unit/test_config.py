@@ -118,3 +118,12 @@ def test_tuning_options_are_settings_too() -> None:
                        ("RECPIPE_SERVE_RELOAD_EVERY", "-1")):
         with pytest.raises(ConfigError, match=rf"{var}='{value}' cannot be the .*: it must be"):
             load_settings(environ={var: value}, env_file=None)
+
+
+def test_error_kinds_say_whose_problem_it_is() -> None:
+    from recpipe.errors import InputError, InternalError
+
+    bug = InternalError("the engine wrote 3 rows but classified 4 as valid")
+    assert bug.exit_code == 70 and not isinstance(bug, InputError | ConfigError)
+    assert str(bug).endswith("this is a bug in recpipe: please report it; nothing was published")
+    assert ConfigError("x").exit_code == InputError("x").exit_code == 2

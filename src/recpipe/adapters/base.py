@@ -10,6 +10,7 @@ import pyarrow as pa
 from sqlalchemy.engine import URL, Engine, make_url
 
 from recpipe.adapters.staged import Staged
+from recpipe.contracts.dataset import MANIFEST
 from recpipe.progress import SILENT, Progress
 
 
@@ -93,7 +94,7 @@ class Lake(Protocol):
         or with ``remote`` one the engine's cluster can write to (S3)."""
         ...
 
-    def publish(self, name: str, staged: Staged, *, manifest: str = "_manifest.json") -> None:
+    def publish(self, name: str, staged: Staged, *, manifest: str = MANIFEST) -> None:
         """Make ``staged`` the dataset ``name``: readers see the old or the new one, not a mix.
         ``manifest`` (a relative path) is written last where writes are not atomic (S3)."""
         ...

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from recpipe.adapters.staged import LocalStaged, Staged
+from recpipe.contracts.dataset import MANIFEST
 from recpipe.errors import ConfigError, InputError
 
 _RENAME_EXCHANGE = 2
@@ -91,7 +92,7 @@ class LocalLake:
             finally:
                 shutil.rmtree(path, ignore_errors=True)
 
-    def publish(self, name: str, staged: Staged, *, manifest: str = "_manifest.json") -> None:
+    def publish(self, name: str, staged: Staged, *, manifest: str = MANIFEST) -> None:
         if not isinstance(staged, LocalStaged):
             raise TypeError("a local lake publishes only local staging")
         staged = staged.path

@@ -21,10 +21,9 @@ from typing import Any
 
 from recpipe.adapters.staged import LocalStaged, S3Staged, Staged
 from recpipe.config import mask_url
+from recpipe.contracts.dataset import MANIFEST
 from recpipe.contracts.limits import S3_DELETE_BATCH
 from recpipe.errors import ConfigError, InputError, ServiceError, require
-
-MANIFEST_NAME = "_manifest.json"
 
 
 def _boto3() -> Any:
@@ -99,7 +98,7 @@ class S3Lake:
         finally:
             shutil.rmtree(path, ignore_errors=True)
 
-    def publish(self, name: str, staged: Staged, *, manifest: str = MANIFEST_NAME) -> None:
+    def publish(self, name: str, staged: Staged, *, manifest: str = MANIFEST) -> None:
         base = self._key(name)
         staging = self._key("_staging") + "/"
         old = {k for k in self._list(f"{base}/" if base else "") if not k.startswith(staging)}

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from recpipe.contracts.dataset import MANIFEST
 from recpipe.contracts.limits import S3_DELETE_BATCH
 
 
@@ -50,7 +51,7 @@ class LocalStaged:
         for p in self.path.rglob("*"):
             if not p.is_file():
                 continue
-            if (p.name.startswith("_") and p.name != "_manifest.json") or p.name.endswith(".crc"):
+            if (p.name.startswith("_") and p.name != MANIFEST) or p.name.endswith(".crc"):
                 p.unlink()  # Spark's _SUCCESS, Hadoop's checksums: not part of the dataset
                 continue
             found.append(p.relative_to(self.path).as_posix())
@@ -84,7 +85,7 @@ class S3Staged:
             for obj in page.get("Contents", []):
                 rel = obj["Key"][len(self.prefix) + 1:]
                 name = rel.rsplit("/", 1)[-1]
-                if (name.startswith("_") and name != "_manifest.json") or name.endswith(".crc") \
+                if (name.startswith("_") and name != MANIFEST) or name.endswith(".crc") \
                         or rel.endswith("_$folder$"):
                     doomed.append(obj["Key"])
                 else:

@@ -29,26 +29,26 @@ def demo(
     `recpipe vectors stop` stops it) and serve (the inference service, started on a free local
     port for one request over HTTP, then stopped). The demo always rebuilds its data.
     """
-    from recpipe.cli.etl import run_pipeline
-    from recpipe.cli.source import init_source
-    from recpipe.cli.train import headline, print_evaluation, run_training
-    from recpipe.cli.vectors import run_load
+    from recpipe.cli.etl import etl_stage
+    from recpipe.cli.source import source_stage
+    from recpipe.cli.train import headline, print_evaluation, training_stage
+    from recpipe.cli.vectors import vectors_stage
 
     settings = load_settings()
     stages = _Stages(quiet=as_json)
     started = time.perf_counter()
     source = stages.run("source", "a synthetic shop",
-                        lambda: init_source(settings, preset=scale, seed=seed, replace=True, quiet=as_json),
+                        lambda: source_stage(settings, preset=scale, seed=seed, replace=True, quiet=as_json),
                         lambda s: f"{s.counts['ratings']:,} ratings from {s.counts['customers']:,} customers "
                                   f"in {s.source}")
-    stages.run("etl", "the training dataset", lambda: run_pipeline(settings, quiet=as_json),
+    stages.run("etl", "the training dataset", lambda: etl_stage(settings, quiet=as_json),
                lambda m: f"{m.rows:,} rows in {m.partitions:,} partitions ({m.engine}), "
                          f"{m.quarantine.rows:,} quarantined, at {m.location}")
-    model = stages.run("train", "the two-tower model", lambda: run_training(settings, quiet=as_json),
+    model = stages.run("train", "the two-tower model", lambda: training_stage(settings, quiet=as_json),
                        lambda m: f"model {m.model_version}: {headline(m)}, artifacts at {settings.artifacts_url}")
     if not as_json:
         print_evaluation(model)
-    stages.run("vectors", "embeddings into PostgreSQL + pgvector", lambda: run_load(settings, quiet=as_json),
+    stages.run("vectors", "embeddings into PostgreSQL + pgvector", lambda: vectors_stage(settings, quiet=as_json),
                lambda v: f"{v.items:,} item and {v.users:,} user embeddings with HNSW indexes in {v.vectors}")
     served = stages.run("serve", "recommendations over HTTP", lambda: ask_the_service(settings),
                         lambda r: f"GET /recommendations/{r['customer_number']} → "

@@ -23,7 +23,7 @@ LakeUrl = Annotated[str | None, typer.Option("--lake-url", show_default=False,
 Json = Annotated[bool, typer.Option("--json", help="Print the manifest as JSON instead of tables.")]
 
 
-def run_pipeline(settings: Settings, *, engine: str | None = None, max_quarantine_fraction: float = 0.05,
+def etl_stage(settings: Settings, *, engine: str | None = None, max_quarantine_fraction: float = 0.05,
                  quiet: bool = False) -> DatasetManifest:
     """``etl.pipeline.run`` with the settings and progress bars (the CLI and the demo)."""
     db = open_source(settings.source_url)
@@ -60,7 +60,7 @@ def run(
     <lake>/ratings_ml_training_quarantine with a reason.
     """
     settings = load_settings({"source_url": source_url, "lake_url": lake_url, "engine": engine})
-    manifest = run_pipeline(settings, engine=engine, max_quarantine_fraction=max_quarantine_fraction,
+    manifest = etl_stage(settings, engine=engine, max_quarantine_fraction=max_quarantine_fraction,
                             quiet=as_json)
     if as_json:
         emit_json(manifest.to_json())

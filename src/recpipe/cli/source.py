@@ -26,7 +26,7 @@ Replace = Annotated[bool, typer.Option("--replace", help="Overwrite existing cla
 Json = Annotated[bool, typer.Option("--json", help="Print a JSON document instead of tables.")]
 
 
-def init_source(settings: Settings, *, preset: str | None = None, customers: int | None = None,
+def source_stage(settings: Settings, *, preset: str | None = None, customers: int | None = None,
                 products: int | None = None, seed: int | None = None, replace: bool = False,
                 quiet: bool = False) -> ShopResult:
     """``source.pipeline.run`` with the settings and progress bars (the CLI and the demo)."""
@@ -58,7 +58,7 @@ def init(
     to a sidecar JSON file. The load is atomic: on failure nothing is left behind.
     """
     settings = load_settings({"source_url": source_url})
-    result = init_source(settings, preset=scale, customers=customers, products=products, seed=seed,
+    result = source_stage(settings, preset=scale, customers=customers, products=products, seed=seed,
                          replace=replace, quiet=as_json)
     if as_json:
         emit_json(result.to_json())

@@ -65,14 +65,14 @@ def train(
                                           id_weight_decay=id_weight_decay, seed=seed),
                            objective=objective, hybrid=hybrid, refit=refit, rating_baseline=rating_baseline)
     options.check()
-    manifest = run_training(settings, options, quiet=as_json)
+    manifest = training_stage(settings, options, quiet=as_json)
     if as_json:
         emit_json(manifest.to_json())
     else:
         print_evaluation(manifest)
 
 
-def run_training(settings: Settings, options: Any = None, *, quiet: bool = False) -> ModelManifest:
+def training_stage(settings: Settings, options: Any = None, *, quiet: bool = False) -> ModelManifest:
     """``training.pipeline.run`` with the settings and progress bars (the CLI and the demo)."""
     from recpipe.adapters import open_artifacts, open_lake
     from recpipe.training.pipeline import run

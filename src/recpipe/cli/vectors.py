@@ -28,7 +28,7 @@ Ef = Annotated[int | None, typer.Option("--ef-search", min=1, max=MAX_EF_SEARCH,
                                         help="HNSW candidates to consider (recall vs speed; default 40).")]
 
 
-def run_load(settings: Settings, *, catalog: bool = True, quiet: bool = False) -> LoadResult:
+def vectors_stage(settings: Settings, *, catalog: bool = True, quiet: bool = False) -> LoadResult:
     """``vectors.pipeline.run`` with the settings and a status line (the CLI and the demo)."""
     from recpipe.adapters import open_artifacts, open_source, open_vectors
     from recpipe.vectors.pipeline import run
@@ -60,7 +60,7 @@ def load(artifacts_url: ArtifactsUrl = None, vectors_url: VectorsUrl = None,
     running for later commands (`recpipe vectors stop` stops it).
     """
     settings = load_settings({"artifacts_url": artifacts_url, "vectors_url": vectors_url, "source_url": source_url})
-    result = run_load(settings, catalog=catalog, quiet=as_json)
+    result = vectors_stage(settings, catalog=catalog, quiet=as_json)
     if as_json:
         emit_json(result.to_json())
     else:
