@@ -11,12 +11,12 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from recpipe.adapters.base import Lake, SourceDatabase, VectorDatabase
+from recpipe.adapters.base import Lake, SourceDatabase, Stream, VectorDatabase
 from recpipe.config import ROLES, check_scheme, mask_url
 from recpipe.errors import ConfigError
 
-__all__ = ["Lake", "SourceDatabase", "VectorDatabase", "adapter_class", "open_artifacts", "open_lake",
-           "open_source", "open_vectors"]
+__all__ = ["Lake", "SourceDatabase", "Stream", "VectorDatabase", "adapter_class", "open_artifacts", "open_lake",
+           "open_recommendations", "open_source", "open_stream", "open_vectors"]
 
 
 def adapter_class(role: str, url: str, setting: str) -> Any:
@@ -45,6 +45,16 @@ def open_artifacts(url: str, *, setting: str = "RECPIPE_ARTIFACTS_URL") -> tuple
     ``name`` of ``store`` (see each lake class's ``for_artifacts``)."""
     store, name = adapter_class("artifacts_url", url, setting).for_artifacts(url, setting=setting)
     return store, name
+
+
+def open_stream(url: str, *, setting: str = "RECPIPE_STREAM_URL") -> Stream:
+    """The event stream: a directory (the embedded log) or ``kinesis://stream-name``."""
+    return adapter_class("stream_url", url, setting)(url, setting=setting)
+
+
+def open_recommendations(url: str, *, setting: str = "RECPIPE_RECOMMENDATIONS_URL") -> Lake:
+    """Where the delivery writes enriched records: a directory or ``s3://bucket/prefix``."""
+    return adapter_class("recommendations_url", url, setting)(url, setting=setting)
 
 
 def open_vectors(url: str, *, setting: str = "RECPIPE_VECTORS_URL") -> VectorDatabase:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import pyarrow as pa
@@ -112,6 +113,44 @@ class Lake(Protocol):
 
     def location(self, name: str) -> str:
         """Where readers find dataset ``name`` (a path or an s3:// URL)."""
+        ...
+
+
+@dataclass(frozen=True)
+class StreamRecord:
+    shard: str
+    sequence: str  # increases within a shard (compare with ``int()``)
+    partition_key: str
+    data: bytes
+    arrival_ms: int  # when the stream accepted it (approximateArrivalTimestamp)
+
+
+@dataclass(frozen=True)
+class Shard:
+    id: str
+    parents: tuple[str, ...] = ()  # read every parent to its end before this shard (resharding)
+    closed: bool = False  # no new records: once read to its end, it is done
+
+
+class Stream(Protocol):
+    """An ordered, sharded log of records: the embedded one or Kinesis. Records with the same
+    partition key go to the same shard, in order. Who reads keeps their own positions."""
+
+    url: str  # safe to print
+    name: str
+
+    def put(self, records: Sequence[tuple[str, bytes]]) -> list[str]:
+        """Append ``(partition key, data)`` records, all of them (retrying what the backend
+        refuses); return their sequence numbers in order."""
+        ...
+
+    def shards(self) -> list[Shard]:
+        """Every shard still holding records, parents before children."""
+        ...
+
+    def read(self, shard: str, after: str | None, limit: int) -> tuple[list[StreamRecord], bool]:
+        """Up to ``limit`` records of ``shard`` after sequence ``after`` (None: the oldest
+        retained), and whether the shard is closed and read to its end."""
         ...
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from recpipe.adapters.staged import LocalStaged, Staged
 from recpipe.contracts.dataset import MANIFEST
-from recpipe.errors import ConfigError, InputError
+from recpipe.errors import ConfigError, InputError, ServiceError
 
 _RENAME_EXCHANGE = 2
 _AT_FDCWD = -100
@@ -116,6 +116,33 @@ class LocalLake:
     def read_bytes(self, relpath: str) -> bytes | None:
         path = self.root / relpath
         return path.read_bytes() if path.is_file() else None
+
+    def write_bytes(self, relpath: str, data: bytes) -> None:
+        """Write one file atomically and durably (a temporary file, fsync, rename)."""
+        path = self.root / relpath
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+            with open(tmp, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+            fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as exc:
+            raise ServiceError(f"cannot write {path}: {exc}", hint=f"check {self.setting} and the disk") from exc
+
+    def list_files(self, prefix: str = "") -> list[str]:
+        """Relative paths of the files under ``prefix`` (hidden and temporary files left out)."""
+        base = self.root / prefix
+        if not base.exists():
+            return []
+        return sorted(p.relative_to(self.root).as_posix() for p in base.rglob("*")
+                      if p.is_file() and not p.name.startswith("."))
 
     def read_json(self, relpath: str) -> dict[str, Any] | None:
         data = self.read_bytes(relpath)

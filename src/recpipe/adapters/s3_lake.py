@@ -159,6 +159,21 @@ class S3Lake:
                 return None
             raise ServiceError(f"S3 error reading {relpath} from {self.url}: {exc}") from exc
 
+    def write_bytes(self, relpath: str, data: bytes) -> None:
+        """Write one object (S3 puts are atomic)."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(relpath), Body=data)
+        except (BotoCoreError, ClientError) as exc:
+            raise ServiceError(f"S3 error writing {relpath} to {self.url}: {exc}",
+                               hint="check the bucket, the credentials and the permissions") from exc
+
+    def list_files(self, prefix: str = "") -> list[str]:
+        """Keys under ``prefix``, relative to this lake's prefix."""
+        root = f"{self.prefix}/" if self.prefix else ""
+        return sorted(k[len(root):] for k in self._list(root + prefix.lstrip("/")))
+
     def read_json(self, relpath: str) -> dict[str, Any] | None:
         data = self.read_bytes(relpath)
         return None if data is None else json.loads(data)

@@ -14,17 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
 from recpipe.adapters import open_artifacts, open_vectors
 from recpipe.adapters.base import VectorDatabase
 from recpipe.config import Settings
 from recpipe.contracts import vectors as schema
-from recpipe.errors import ServiceError
+from recpipe.inference.connections import Connections
 from recpipe.inference.model import Model, ModelSource
 from recpipe.inference.recommend import Recommendation, Recommender, Rules
 from recpipe.vectors.query import VectorQueries
@@ -51,9 +50,7 @@ class Service:
         self.ef_search = ef_search
         self.threads = threads or default_threads()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="recpipe-db")
-        self._local = threading.local()
-        self._open: set[VectorQueries] = set()  # every thread's connection, for close()
-        self._open_lock = threading.Lock()
+        self.connections = Connections(self.db, ef_search=self.ef_search)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on one of the service's threads."""
@@ -62,11 +59,7 @@ class Service:
     def close(self) -> None:
         """Finish running work, then close every thread's connection."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-        with self._open_lock:
-            for q in self._open:
-                with contextlib.suppress(Exception):
-                    q.close()
-            self._open.clear()
+        self.connections.close()
 
     # -- blocking work, run through run() -------------------------------------------------------
     def user_embeddings(self, records: list[dict[str, Any]]) -> tuple[Model, list[list[float]]]:
@@ -102,32 +95,7 @@ class Service:
                 self.recommender.shop(q)
 
     # -- connections -------------------------------------------------------------------------------
-    @contextmanager
-    def queries(self) -> Iterator[VectorQueries]:
+    def queries(self) -> AbstractContextManager[VectorQueries]:
         """This thread's connection; a database error drops it and becomes a ServiceError (503),
         so the next request reconnects once the database is back."""
-        import psycopg
-
-        q = getattr(self._local, "q", None)
-        try:
-            if q is None:
-                q = self._local.q = VectorQueries(self.db, ef_search=self.ef_search)
-                with self._open_lock:
-                    self._open.add(q)
-            yield q
-        except (psycopg.OperationalError, psycopg.errors.AdminShutdown, psycopg.InterfaceError) as exc:
-            self._drop()
-            raise ServiceError(f"the vector database {self.db.url} is unavailable: {str(exc).strip().splitlines()[0]}",
-                               hint="retry shortly") from exc
-        except ServiceError:
-            self._drop()
-            raise
-
-    def _drop(self) -> None:
-        q = getattr(self._local, "q", None)
-        self._local.q = None
-        if q is not None:
-            with self._open_lock:
-                self._open.discard(q)
-            with contextlib.suppress(Exception):  # already broken
-                q.close()
+        return self.connections.queries()

@@ -7,3 +7,10 @@ MAX_BATCH = 1000  # users per ``POST /user_embeddings``
 MAX_EF_SEARCH = 1000  # pgvector's limit on hnsw.ef_search
 DEFAULT_EF_SEARCH = 40  # pgvector's default
 S3_DELETE_BATCH = 1000  # keys per S3 DeleteObjects call (the API's limit)
+
+# AWS limits the streaming path keeps (Kinesis Data Streams and Firehose)
+KINESIS_MAX_RECORD_BYTES = 1024 * 1024  # one record's data (and partition key)
+KINESIS_PUT_MAX_RECORDS = 500  # records per PutRecords call
+KINESIS_PUT_MAX_BYTES = 5 * 1024 * 1024  # bytes per PutRecords call
+FIREHOSE_LAMBDA_MAX_BYTES = 6_000_000  # a transformation Lambda's request and response
+FIREHOSE_LAMBDA_RETRIES = 3  # a failed invocation is retried this many times

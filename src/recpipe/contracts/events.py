@@ -1,0 +1,74 @@
+"""User-activity events on the stream, and the enriched records the delivery writes.
+
+One event is one JSON object in one stream record; its partition key is the session::
+
+    {"session_id": "a1", "customer_number": 103, "city": "Nantes", "country": "France",
+     "credit_limit": 21000.0, "event_time": "2026-11-25T17:00:00Z",
+     "browse_history": [{"product_code": "S10_1678", "quantity": 2, "in_shopping_cart": true}]}
+
+``customer_number`` is null for a visitor the shop does not know (their features decide).
+The enriched record is the event plus ``recommended_items``, ``similar_items``
+(``{"product_code", "similar_items"}``, for the latest browsed product the model knows),
+``recommendation_id``, ``model_version`` and ``recommended_at``; each item is ``{"id", "score"}``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from recpipe.contracts.limits import KINESIS_MAX_RECORD_BYTES
+from recpipe.errors import InputError
+
+
+class BrowsedProduct(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    product_code: str = Field(min_length=1, max_length=50)
+    quantity: int = Field(ge=0, le=1_000_000)
+    in_shopping_cart: bool
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    session_id: str = Field(min_length=1, max_length=256)
+    customer_number: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    city: str | None = Field(default=None, max_length=50)
+    country: str | None = Field(default=None, max_length=50)
+    credit_limit: float | None = Field(default=None, allow_inf_nan=False)
+    event_time: AwareDatetime = Field(strict=False)  # ISO 8601 text with a time zone
+    browse_history: list[BrowsedProduct] = Field(max_length=1000)
+
+    @property
+    def cart(self) -> list[str]:
+        return [b.product_code for b in self.browse_history if b.in_shopping_cart]
+
+    def features(self) -> dict[str, Any]:
+        """What the user tower reads, with the training dataset's names."""
+        return {"city": self.city, "country": self.country, "creditLimit": self.credit_limit}
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    def to_bytes(self) -> bytes:
+        return json.dumps(self.to_json(), separators=(",", ":")).encode()
+
+
+def parse_event(data: bytes) -> Event:
+    """One stream record's bytes as an event; an InputError says what is wrong with it."""
+    if len(data) > KINESIS_MAX_RECORD_BYTES:
+        raise InputError(f"the record is {len(data):,} bytes, more than a stream record may be "
+                         f"({KINESIS_MAX_RECORD_BYTES:,})")
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"the record is not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InputError(f"the record is a JSON {type(doc).__name__}, not an object")
+    try:
+        return Event.model_validate(doc)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(record)'}: {e['msg'].lower()}"
+                             for e in exc.errors()[:5])
+        raise InputError(f"the record is not an event: {problems}") from None

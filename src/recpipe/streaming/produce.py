@@ -1,0 +1,158 @@
+"""Simulated shoppers: user-activity events from the source database's real customers and
+products, onto the stream.
+
+Most events come from known customers (their number, city, country and credit limit); a share
+from visitors the shop does not know (no number; features drawn from the customers'). Each
+event belongs to a session (its partition key) and carries the session's browse history so
+far: a session starts with one product and grows by one per event, products drawn without
+replacement by what that shopper is likely to look at — the generator's choice model where
+the shop is synthetic (its sidecar says so), else the products' popularity. Some browsed
+products go into the cart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func, select
+
+from recpipe.adapters.base import SourceDatabase, Stream
+from recpipe.contracts.events import BrowsedProduct, Event
+from recpipe.contracts.limits import KINESIS_PUT_MAX_RECORDS
+from recpipe.contracts.source import table
+from recpipe.errors import InputError
+from recpipe.progress import SILENT, Progress
+
+ACTIVE_SESSIONS = 200
+NEW_SESSION = 0.3  # chance that an event starts a new session
+MAX_HISTORY = 12
+IN_CART = 0.3
+
+
+@dataclass(frozen=True)
+class ProduceResult:
+    stream: str
+    events: int
+    sessions: int
+    seconds: float
+    preferences: str  # "choice model" (a synthetic shop) or "popularity"
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self) | {"events_per_second": round(self.rate, 1)}
+
+
+class Shoppers:
+    """Who shops and what they look at; ``next_events(n)`` draws the next n events."""
+
+    def __init__(self, customers: dict[str, np.ndarray], products: list[str], popularity: np.ndarray,
+                 choice: Any = None, rows: dict[int, int] | None = None, *, unknown: float = 0.15,
+                 seed: int = 0) -> None:
+        if not len(customers["number"]) or not products:
+            raise InputError("the source has no customers or no products to simulate shoppers with",
+                             hint="fill it first: `recpipe source init`")
+        self.customers, self.products = customers, products
+        self.log_pop = np.log(popularity + 1.0)
+        self.choice, self.rows = choice, rows or {}
+        self.unknown = unknown
+        self.rng = np.random.default_rng(seed)
+        self.sessions: list[dict[str, Any]] = []
+        self.started = 0
+
+    @classmethod
+    def from_source(cls, db: SourceDatabase, generator: dict[str, Any] | None = None, **kwargs: Any) -> Shoppers:
+        c, p, d = table("customers"), table("products"), table("orderdetails")
+        with db.engine().connect() as conn:
+            rows = conn.execute(select(c.c.customerNumber, c.c.city, c.c.country, c.c.creditLimit)
+                                .order_by(c.c.customerNumber)).all()
+            products = [r[0] for r in conn.execute(select(p.c.productCode).order_by(p.c.productCode))]
+            bought = dict(conn.execute(select(d.c.productCode, func.count()).group_by(d.c.productCode)).all())
+        customers = {"number": np.array([r[0] for r in rows], np.int64), "city": [r[1] for r in rows],
+                     "country": [r[2] for r in rows],
+                     "credit": [None if r[3] is None else float(r[3]) for r in rows]}
+        popularity = np.array([bought.get(code, 0) for code in products], np.float64)
+        choice, index = None, None
+        if generator and generator.get("generator") == "recpipe.source.generate" and generator.get("spec"):
+            from recpipe.source.generate import ShopSpec, choice_truth
+
+            numbers, codes, model = choice_truth(ShopSpec(**generator["spec"]))
+            position = {code: i for i, code in enumerate(codes)}
+            if set(position) == set(products):  # the same shop: its choice model, in this product order
+                order = np.array([position[code] for code in products])
+                model = replace(model, item=model.item[order], sellable=model.sellable[order])
+                choice, index = model, {int(n): i for i, n in enumerate(numbers)}
+        return cls(customers, products, popularity, choice, index, **kwargs)
+
+    @property
+    def preferences(self) -> str:
+        return "choice model" if self.choice is not None else "popularity"
+
+    def _logits(self, customer: int | None) -> np.ndarray:
+        if customer is not None and self.choice is not None and customer in self.rows:
+            return self.choice.logits(np.array([self.rows[customer]]))[0]
+        return self.log_pop
+
+    def _new_session(self, now: dt.datetime) -> dict[str, Any]:
+        self.started += 1
+        i = int(self.rng.integers(len(self.customers["number"])))
+        known = self.rng.random() >= self.unknown
+        j = i if known else int(self.rng.integers(len(self.customers["number"])))  # a visitor: someone's city
+        credit = self.customers["credit"][i] if known else None
+        customer = int(self.customers["number"][i]) if known else None
+        # the session's whole browse order, drawn up front: Gumbel top-n over the shopper's logits
+        order = np.argsort(-(self._logits(customer) + self.rng.gumbel(size=len(self.products))))[:MAX_HISTORY]
+        return {"id": f"s-{self.started:08d}-{int(self.rng.integers(1 << 30)):08x}", "customer": customer,
+                "city": self.customers["city"][j], "country": self.customers["country"][j], "credit": credit,
+                "order": order, "history": []}
+
+    def next_events(self, n: int, now: dt.datetime | None = None) -> list[Event]:
+        now = now or dt.datetime.now(dt.UTC)
+        out = []
+        for _ in range(n):
+            if len(self.sessions) < ACTIVE_SESSIONS or self.rng.random() < NEW_SESSION:
+                session = self._new_session(now)
+                if len(self.sessions) >= ACTIVE_SESSIONS:
+                    self.sessions[int(self.rng.integers(len(self.sessions)))] = session
+                else:
+                    self.sessions.append(session)
+            else:
+                session = self.sessions[int(self.rng.integers(len(self.sessions)))]
+            if len(session["history"]) < len(session["order"]):
+                code = self.products[int(session["order"][len(session["history"])])]
+                session["history"].append(BrowsedProduct(product_code=code, quantity=int(self.rng.integers(1, 4)),
+                                                         in_shopping_cart=bool(self.rng.random() < IN_CART)))
+            out.append(Event(session_id=session["id"], customer_number=session["customer"], city=session["city"],
+                             country=session["country"], credit_limit=session["credit"], event_time=now,
+                             browse_history=list(session["history"])))
+        return out
+
+
+def run(stream: Stream, shoppers: Shoppers, *, rate: float, count: int | None = None,
+        duration: float | None = None, progress: Progress = SILENT) -> ProduceResult:
+    """Put ``count`` events (or as many as ``duration`` seconds allow) at ``rate`` events/s."""
+    if rate <= 0 or (count is None) == (duration is None) or (count or 1) < 1 or (duration or 1) <= 0:
+        raise InputError("give a positive rate and exactly one of a positive count or duration",
+                         hint="e.g. --rate 1000 --count 5000, or --rate 200 --duration 30")
+    batch = max(1, min(KINESIS_PUT_MAX_RECORDS, int(rate / 10) or 1))  # about ten puts a second
+    started = time.monotonic()
+    sent = 0
+    progress.start("events", count)
+    sessions = {s["id"] for s in shoppers.sessions}
+    while (count is None or sent < count) and (duration is None or time.monotonic() - started < duration):
+        n = batch if count is None else min(batch, count - sent)
+        events = shoppers.next_events(n)
+        stream.put([(e.session_id, e.to_bytes()) for e in events])
+        sessions |= {e.session_id for e in events}
+        sent += n
+        progress.advance("events", n)
+        ahead = sent / rate - (time.monotonic() - started)
+        if ahead > 0:
+            time.sleep(ahead)
+    return ProduceResult(stream.url, sent, len(sessions), round(time.monotonic() - started, 3), shoppers.preferences)

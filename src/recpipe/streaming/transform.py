@@ -1,0 +1,114 @@
+"""The Firehose data-transformation Lambda: ``handler(event, context)``.
+
+Firehose sends ``{"invocationId", "deliveryStreamArn", "region", "records": [{"recordId",
+"approximateArrivalTimestamp", "data" (base64), "kinesisRecordMetadata"?}]}`` and expects
+``{"records": [{"recordId", "result", "data"}]}`` back: exactly one output per input record, in
+order, ``result`` one of ``Ok`` / ``Dropped`` / ``ProcessingFailed``. Here:
+
+- a record that is not an event (bad base64, not JSON, not an object, a missing or mistyped
+  field, too large) or repeats a ``recordId`` is ``ProcessingFailed`` alone, its reason logged;
+- every other record is ``Ok`` with the event enriched (``streaming.enrich``) as one line of
+  JSON ending in a newline;
+- an unreachable vector database (or no model yet) fails the whole invocation, so Firehose
+  retries it; the response is kept under Firehose's 6 MB.
+
+Settings come from the environment (``RECPIPE_ARTIFACTS_URL``, ``RECPIPE_VECTORS_URL``), read
+once per Lambda environment.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from typing import Any
+
+from recpipe.contracts.events import Event, parse_event
+from recpipe.contracts.limits import FIREHOSE_LAMBDA_MAX_BYTES
+from recpipe.errors import InputError
+from recpipe.streaming.enrich import Enricher
+
+log = logging.getLogger("recpipe.streaming.transform")
+_enricher: Enricher | None = None
+
+
+def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    """The Lambda entry point."""
+    global _enricher
+    if _enricher is None:
+        _enricher = enricher_from_settings()
+    return transform(event, _enricher)
+
+
+def enricher_from_settings(settings: Any = None) -> Enricher:
+    from recpipe.adapters import open_artifacts, open_vectors
+    from recpipe.config import load_settings
+    from recpipe.inference.connections import Connections
+    from recpipe.inference.model import ModelSource
+
+    settings = settings or load_settings(env_file=None)
+    store, name = open_artifacts(settings.artifacts_url)
+    return Enricher(ModelSource(store, name, check_every=settings.serve_reload_every),
+                    Connections(open_vectors(settings.vectors_url), ef_search=settings.serve_ef_search))
+
+
+def transform(event: dict[str, Any], enricher: Enricher) -> dict[str, Any]:
+    """The Lambda's answer for one invocation (Firehose's contract, nothing more)."""
+    return transform_with_reasons(event, enricher)[0]
+
+
+def transform_with_reasons(event: dict[str, Any], enricher: Enricher) -> tuple[dict[str, Any], dict[str, str]]:
+    """The answer, and why each ProcessingFailed record failed (``recpipe stream deliver``
+    writes the reasons into processing-failed/; Firehose itself only sees the result)."""
+    reasons: dict[str, str] = {}
+    records = event.get("records") if isinstance(event, dict) else None
+    if not isinstance(records, list):
+        raise InputError("the invocation has no records list", hint="call it with a Firehose transformation event")
+    results: list[dict[str, Any]] = []
+    events: list[Event] = []
+    slots: list[int] = []
+    seen: set[str] = set()
+    for n, record in enumerate(records):
+        record_id = str(record.get("recordId")) if isinstance(record, dict) else f"#{n}"
+        try:
+            if not isinstance(record, dict) or "recordId" not in record:
+                raise InputError("the record has no recordId")
+            if record_id in seen:
+                raise InputError("the recordId repeats an earlier record of this invocation")
+            seen.add(record_id)
+            try:
+                data = base64.b64decode(record.get("data") or "", validate=True)
+            except (binascii.Error, ValueError, TypeError):
+                raise InputError("the data is not base64") from None
+            events.append(parse_event(data))
+            slots.append(len(results))
+            results.append({"recordId": record_id, "result": "Ok", "data": ""})
+        except InputError as exc:
+            log.warning("record %s: ProcessingFailed: %s", record_id, exc.message)
+            reasons[record_id] = exc.message
+            results.append(_failed(record_id, record))
+    for slot, enriched in zip(slots, enricher.enrich(events), strict=True):
+        line = json.dumps(enriched, separators=(",", ":"), ensure_ascii=False) + "\n"
+        results[slot]["data"] = base64.b64encode(line.encode()).decode()
+    _keep_under_limit(results, records, reasons)
+    return {"records": results}, reasons
+
+
+def _failed(record_id: str, record: Any) -> dict[str, Any]:
+    data = record.get("data") if isinstance(record, dict) and isinstance(record.get("data"), str) else ""
+    return {"recordId": record_id, "result": "ProcessingFailed", "data": data}
+
+
+def _keep_under_limit(results: list[dict[str, Any]], records: list[Any], reasons: dict[str, str]) -> None:
+    """Turn the last Ok records into ProcessingFailed (their input kept) while the response
+    would exceed Firehose's limit; Firehose then reports them under processing-failed/."""
+    size = len(json.dumps({"records": results}))
+    for i in range(len(results) - 1, -1, -1):
+        if size <= FIREHOSE_LAMBDA_MAX_BYTES:
+            return
+        if results[i]["result"] == "Ok":
+            before = len(json.dumps(results[i]))
+            reasons[results[i]["recordId"]] = f"the response would exceed Firehose's {FIREHOSE_LAMBDA_MAX_BYTES:,} bytes"
+            results[i] = _failed(results[i]["recordId"], records[i])
+            size += len(json.dumps(results[i])) - before
