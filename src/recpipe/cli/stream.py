@@ -1,0 +1,157 @@
+"""``recpipe stream``: simulate shoppers onto the stream, deliver it enriched, and watch it."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from recpipe.cli.output import bars, console, emit_json, mapping, table
+from recpipe.config import Settings, load_settings
+
+app = typer.Typer(help="The streaming path: events → stream → enriched records in the sink, by hour.",
+                  no_args_is_help=True)
+
+StreamUrl = Annotated[str | None, typer.Option("--stream-url", show_default=False,
+                                               help="A directory (embedded log) or kinesis://name; "
+                                                    "overrides RECPIPE_STREAM_URL.")]
+SinkUrl = Annotated[str | None, typer.Option("--recommendations-url", show_default=False,
+                                             help="A directory or s3://bucket/prefix; overrides "
+                                                  "RECPIPE_RECOMMENDATIONS_URL.")]
+Name = Annotated[str, typer.Option("--name", help="The delivery's name: object names and its saved positions.")]
+Json = Annotated[bool, typer.Option("--json", help="Print a JSON document instead of tables.")]
+
+
+def produce_stage(settings: Settings, *, rate: float, count: int | None, duration: float | None,
+                  unknown: float = 0.15, seed: int = 0, quiet: bool = False) -> Any:
+    """``streaming.produce.run`` with the settings and a progress bar (the CLI and the demo)."""
+    from recpipe.adapters import open_source, open_stream
+    from recpipe.source.load import read_sidecar, sidecar_path
+    from recpipe.streaming.produce import Shoppers, run
+
+    db = open_source(settings.source_url)
+    shoppers = Shoppers.from_source(db, read_sidecar(sidecar_path(settings.home, db)), unknown=unknown, seed=seed)
+    with bars(quiet=quiet, transient=True) as progress:
+        return run(open_stream(settings.stream_url), shoppers, rate=rate, count=count, duration=duration,
+                   progress=progress)
+
+
+def deliver_stage(settings: Settings, options: Any, *, quiet: bool = False) -> Any:
+    """``streaming.pipeline.run`` with the in-process transformation (the CLI and the demo)."""
+    from recpipe.adapters import open_recommendations, open_stream
+    from recpipe.streaming.pipeline import run
+    from recpipe.streaming.transform import enricher_from_settings, transform_with_reasons
+
+    enricher = enricher_from_settings(settings)
+    with bars(quiet=quiet, transient=True) as progress:
+        progress.start("delivered")
+        return run(open_stream(settings.stream_url), open_recommendations(settings.recommendations_url),
+                   lambda event: transform_with_reasons(event, enricher), options, progress)
+
+
+@app.command("produce")
+def produce(
+    rate: Annotated[float, typer.Option(min=0.001, help="Events per second.")] = 1000.0,
+    count: Annotated[int | None, typer.Option(min=1, show_default=False, help="Stop after this many events.")] = None,
+    duration: Annotated[float | None, typer.Option(min=0.001, show_default=False,
+                                                   help="Stop after this many seconds.")] = None,
+    unknown: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of sessions from visitors the shop "
+                                                                  "does not know.")] = 0.15,
+    seed: Annotated[int, typer.Option(help="Random seed of the shoppers.")] = 0,
+    stream_url: StreamUrl = None,
+    source_url: Annotated[str | None, typer.Option("--source-url", show_default=False,
+                                                   help="Where the customers and products come from; "
+                                                        "overrides RECPIPE_SOURCE_URL.")] = None,
+    as_json: Json = False,
+) -> None:
+    """Simulate shoppers from the source database: events with real customers (and unknown
+    visitors) browsing real products, partitioned by session. Give --count or --duration."""
+    if (count is None) == (duration is None):
+        raise typer.BadParameter("give exactly one of --count or --duration")
+    settings = load_settings({"stream_url": stream_url, "source_url": source_url})
+    result = produce_stage(settings, rate=rate, count=count, duration=duration, unknown=unknown, seed=seed,
+                           quiet=as_json)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    console.print(f"put {result.events:,} events from {result.sessions:,} sessions in {result.seconds:.1f} s "
+                  f"({result.rate:,.0f}/s; browsing by {result.preferences}) onto {result.stream}", highlight=False)
+
+
+@app.command("deliver")
+def deliver(
+    buffer_mb: Annotated[float, typer.Option("--buffer-mb", min=0.001, max=3.0,
+                                             help="Firehose's buffer size hint before the transformation.")] = 0.25,
+    buffer_seconds: Annotated[float, typer.Option(min=0.0, max=900.0, help="Firehose's buffer interval hint.")] = 1.0,
+    until_idle: Annotated[float | None, typer.Option(min=0.0, show_default=False,
+                                                     help="Exit once no record has arrived for this many "
+                                                          "seconds (default: run until stopped).")] = None,
+    retry_seconds: Annotated[float, typer.Option(min=0.0, help="Keep retrying a failing transformation this long "
+                                                               "before its records go to processing-failed/.")] = 60.0,
+    name: Name = "recpipe",
+    stream_url: StreamUrl = None,
+    recommendations_url: SinkUrl = None,
+    as_json: Json = False,
+) -> None:
+    """Firehose, locally: read the stream, buffer, add recommendations to each event (the
+    transformation Lambda, in-process), write newline-delimited JSON under YYYY/MM/dd/HH/ and
+    failures under processing-failed/. Exactly once across crashes; Ctrl-C delivers what is
+    buffered, saves the positions and exits."""
+    from recpipe.streaming.deliver import DeliveryOptions
+
+    settings = load_settings({"stream_url": stream_url, "recommendations_url": recommendations_url})
+    options = DeliveryOptions(name=name, buffer_bytes=int(buffer_mb * 1_000_000), buffer_seconds=buffer_seconds,
+                              until_idle=until_idle, retry_seconds=retry_seconds)
+    options.check()
+    result = deliver_stage(settings, options, quiet=as_json)
+    if as_json:
+        emit_json(result.to_json())
+        return
+    c = result.counts
+    console.print(f"delivered {result.delivered:,} records in {result.seconds:.1f} s into {result.sink}; so far: "
+                  f"{c['ok']:,} ok, {c['failed']:,} failed, {c['dropped']:,} dropped in {c['objects']:,} objects",
+                  highlight=False)
+
+
+@app.command("status")
+def status(name: Name = "recpipe", stream_url: StreamUrl = None, recommendations_url: SinkUrl = None,
+           as_json: Json = False) -> None:
+    """Per shard: the delivered position, the stream's head and the lag; what was written."""
+    from recpipe.adapters import open_recommendations, open_stream
+    from recpipe.streaming.pipeline import status as read_status
+
+    settings = load_settings({"stream_url": stream_url, "recommendations_url": recommendations_url})
+    doc = read_status(open_stream(settings.stream_url), open_recommendations(settings.recommendations_url), name)
+    if as_json:
+        emit_json(doc)
+        return
+    table(f"stream {doc['stream']} → {doc['sink']} (delivery {doc['delivery']})",
+          ("shard", "delivered up to", "head", "lag", "finished"),
+          [(s["shard"], s["position"], s["head"], s["lag"], s["finished"]) for s in doc["shards"]])
+    mapping("delivered so far", {**doc["counts"], "objects (ok)": doc["objects"],
+                                 "objects (processing-failed)": doc["failed_objects"],
+                                 "a buffer waits to be finished": doc["pending"]})
+
+
+@app.command("tail")
+def tail(n: Annotated[int, typer.Option("-n", min=1, max=1000, help="How many records.")] = 5,
+         recommendations_url: SinkUrl = None, as_json: Json = False) -> None:
+    """The latest enriched records."""
+    from recpipe.adapters import open_recommendations
+    from recpipe.streaming.pipeline import tail as read_tail
+
+    settings = load_settings({"recommendations_url": recommendations_url})
+    records = read_tail(open_recommendations(settings.recommendations_url), n)
+    if as_json:
+        emit_json(records)
+        return
+    if not records:
+        console.print("nothing delivered yet: `recpipe stream produce`, then `recpipe stream deliver`")
+        return
+    table(f"the latest {len(records)} enriched records", ("session", "customer", "browsed", "recommended", "similar to"),
+          [(r["session_id"], str(r["customer_number"]) if r["customer_number"] is not None else "(visitor)",
+            ", ".join(b["product_code"] for b in r["browse_history"][-3:]),
+            ", ".join(i["id"] for i in r["recommended_items"][:5]),
+            f"{r['similar_items']['product_code']}: " + ", ".join(i["id"] for i in r["similar_items"]["similar_items"][:3])
+            if r["similar_items"]["product_code"] else "")
+           for r in records])
