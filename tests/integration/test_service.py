@@ -7,7 +7,6 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,47 +15,12 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from recpipe.adapters import open_artifacts, open_lake, open_source, open_vectors
-from recpipe.config import load_settings
+from recpipe.adapters import open_artifacts
 from recpipe.inference.model import Model
-from recpipe.source.generate import ShopSpec
-from recpipe.training.fit import FitOptions
-from recpipe.training.pipeline import TrainOptions
-from recpipe.training.pipeline import run as train
-from recpipe.vectors.pipeline import run as load_vectors
 from recpipe.vectors.query import VectorQueries
-from tests.support.training import etl_lake
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
-
-
-class Stack:
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.lake = etl_lake(root, ShopSpec(customers=300, products=60, seed=11))
-        self.artifacts = root / "lake" / "ml-artifacts"
-        self.vectors_url = f"pgserver://{root / 'pg'}"
-        self.source = open_source(f"sqlite:///{root / 'source.db'}")
-        self.db = open_vectors(self.vectors_url)
-        self.version = self.train(seed=1)
-        self.load()
-
-    def train(self, seed: int) -> str:
-        store, name = open_artifacts(str(self.artifacts))
-        m = train(open_lake(str(self.lake)), store, name,
-                  TrainOptions(fit=FitOptions(max_epochs=3, patience=1, seed=seed)))
-        return m.model_version
-
-    def load(self) -> None:
-        store, name = open_artifacts(str(self.artifacts))
-        load_vectors(self.db, store, name, source=self.source)
-
-    def settings(self) -> Any:
-        """The service reaches the database by its postgresql:// URL, as it would reach RDS: it
-        cannot restart it, so an outage is an outage until the database is back."""
-        return load_settings({"artifacts_url": str(self.artifacts), "vectors_url": self.db.conninfo(),
-                              "lake_url": str(self.lake), "source_url": f"sqlite:///{self.root / 'source.db'}"},
-                             environ={"RECPIPE_HOME": str(self.root / "home")})
 
 
 @pytest.fixture(scope="module")

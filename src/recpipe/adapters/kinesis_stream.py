@@ -74,13 +74,16 @@ class KinesisStream:
     # -- the Stream protocol ---------------------------------------------------------------
     def put(self, records: Sequence[tuple[str, bytes]]) -> list[str]:
         out: list[str] = [""] * len(records)
+        for key, data in records:  # all checked before anything is sent
+            if not key or len(key) > 256:
+                raise InputError(f"a partition key must be 1-256 characters (got {len(key)})")
+            if len(data) + len(key.encode()) > KINESIS_MAX_RECORD_BYTES:
+                raise InputError(f"a record of {len(data):,} bytes is larger than a Kinesis record may be "
+                                 f"({KINESIS_MAX_RECORD_BYTES:,} with its key)")
         batch: list[int] = []
         size = 0
         for i, (key, data) in enumerate(records):
             n = len(data) + len(key.encode())
-            if n > KINESIS_MAX_RECORD_BYTES:
-                raise InputError(f"a record of {len(data):,} bytes is larger than a Kinesis record may be "
-                                 f"({KINESIS_MAX_RECORD_BYTES:,} with its key)")
             if batch and (len(batch) == KINESIS_PUT_MAX_RECORDS or size + n > KINESIS_PUT_MAX_BYTES):
                 self._put_batch(records, batch, out)
                 batch, size = [], 0
