@@ -91,7 +91,7 @@ def test_a_reader_resumes_after_its_position(stream: Stream) -> None:
 
 
 def test_a_record_too_large_is_refused_whole(stream: Stream) -> None:
-    with pytest.raises(InputError, match="larger than a .*record may be"):
+    with pytest.raises(InputError, match=r"larger than a .*record may be"):
         stream.put([("k", b"x"), ("k", b"x" * (1024 * 1024))])
     assert read_all(stream) == []  # checked before anything is sent
 
