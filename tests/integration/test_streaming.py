@@ -1,0 +1,266 @@
+"""The streaming path for real: the Firehose transformation against a trained model and the
+embedded PostgreSQL + pgvector, and the local delivery from the embedded log (and from
+Kinesis into S3 on moto's server) into hour-partitioned objects, exactly once."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from recpipe.adapters import open_recommendations, open_stream
+from recpipe.adapters.base import StreamRecord
+from recpipe.config import load_settings
+from recpipe.errors import ServiceError
+from recpipe.streaming import transform as transform_module
+from recpipe.streaming.deliver import FAILED_PREFIX, DeliveryOptions, firehose_event
+from recpipe.streaming.enrich import Enricher
+from recpipe.streaming.pipeline import run as deliver
+from recpipe.streaming.pipeline import status
+from recpipe.streaming.transform import enricher_from_settings, transform, transform_with_reasons
+from recpipe.vectors.query import VectorQueries
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(tmp_path_factory.mktemp("stream-stack"))
+    yield s
+    s.db.stop()
+
+
+@pytest.fixture(scope="module")
+def enricher(stack: Stack) -> Enricher:
+    return enricher_from_settings(stack.settings())
+
+
+def shop(stack: Stack, sql: str) -> list[tuple[Any, ...]]:
+    with VectorQueries(stack.db) as q:
+        return q.conn.execute(sql).fetchall()
+
+
+def event(session: str, customer: int | None = None, browsed: list[tuple[str, bool]] = (), **features: Any) -> dict:  # type: ignore[assignment,type-arg]
+    return {"session_id": session, "customer_number": customer, "event_time": "2026-11-28T10:00:00Z",
+            "browse_history": [{"product_code": c, "quantity": 1, "in_shopping_cart": cart} for c, cart in browsed],
+            **features}
+
+
+def invocation(payloads: list[bytes], ids: list[str] | None = None) -> dict[str, Any]:
+    records = [StreamRecord("0", str(i + 1), "k", p, 1_795_860_000_000) for i, p in enumerate(payloads)]
+    doc = firehose_event("test", records)
+    for r, rid in zip(doc["records"], ids or [], strict=False):
+        r["recordId"] = rid
+    return doc
+
+
+def decoded(record: dict[str, Any]) -> dict[str, Any]:
+    text = base64.b64decode(record["data"]).decode()
+    assert text.endswith("\n") and text.count("\n") == 1
+    return json.loads(text)
+
+
+def test_the_transformation_keeps_firehoses_contract(stack: Stack, enricher: Enricher) -> None:
+    customer = shop(stack, "SELECT min(id) FROM user_emb")[0][0]
+    items = [r[0] for r in shop(stack, "SELECT id FROM item_emb ORDER BY id LIMIT 3")]
+    city = shop(stack, "SELECT 1")  # the database answers
+    assert city
+    good = [
+        event("a", customer, [(items[0], False), (items[1], True)]),
+        event("b", None, [("NO_SUCH_CODE", False), (items[2], False), ("ALSO_UNKNOWN", True)], city="Nantes",
+              country="France", credit_limit=50000.0),
+        event("c", 999_999_999),  # an unknown customer with no features and no history: popular items
+    ]
+    bad = [b"{not json", b"[1]", json.dumps({"session_id": "x"}).encode(), b"x" * (1024 * 1024 + 1)]
+    payloads = [json.dumps(e).encode() for e in good] + bad
+    doc = invocation(payloads)
+    doc["records"].append({"recordId": "bad-base64", "approximateArrivalTimestamp": 1, "data": "!!notbase64"})
+    doc["records"].append(dict(doc["records"][0]))  # a repeated recordId
+    response, reasons = transform_with_reasons(doc, enricher)
+    out = response["records"]
+    assert [r["recordId"] for r in out] == [r["recordId"] for r in doc["records"]]
+    assert [r["result"] for r in out] == ["Ok"] * 3 + ["ProcessingFailed"] * 6
+    assert set(out[0]) == {"recordId", "result", "data"}
+    assert all(r["data"] == doc["records"][i]["data"] for i, r in enumerate(out) if r["result"] != "Ok")
+    assert "not JSON" in reasons[out[3]["recordId"]] and "list" in reasons[out[4]["recordId"]]
+    assert "repeats" in reasons[out[-1]["recordId"]] and "base64" in reasons["bad-base64"]
+
+    a, b, c = (decoded(r) for r in out[:3])
+    assert a["strategy"] == "stored" and items[1] not in [i["id"] for i in a["recommended_items"]]  # the cart
+    assert a["similar_items"]["product_code"] == items[1]  # the latest browsed product
+    assert len(a["recommended_items"]) == 10 and a["model_version"] == stack.version
+    with VectorQueries(stack.db) as q:  # the same as the vector database's own top-k, in stock
+        from recpipe.vectors.query import Filters
+
+        expected = [s.id for s in q.items_for_user(customer, 12, filters=Filters(in_stock=True)) or []]
+    assert [i["id"] for i in a["recommended_items"]] == [x for x in expected if x != items[1]][:10]
+    assert b["strategy"] == "features" and b["similar_items"]["product_code"] == items[2]  # unknown codes skipped
+    assert c["strategy"] == "popular" and c["similar_items"] == {"product_code": None, "similar_items": []}
+    assert {k: a[k] for k in ("session_id", "customer_number", "browse_history")} == {
+        k: good[0][k] for k in ("session_id", "customer_number", "browse_history")}
+    assert transform(doc, enricher)["records"][0]["result"] == "Ok"
+
+
+def test_one_round_trip_per_kind_of_query_for_a_whole_batch(stack: Stack, enricher: Enricher,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    customers = [r[0] for r in shop(stack, "SELECT id FROM user_emb ORDER BY id LIMIT 200")]
+    items = [r[0] for r in shop(stack, "SELECT id FROM item_emb ORDER BY id")]
+    calls: dict[str, int] = {}
+    for name in ("items_for_users", "items_for_embeddings", "similar_items_many"):
+        real = getattr(VectorQueries, name)
+
+        def counted(self: VectorQueries, *args: Any, _real: Any = real, _name: str = name, **kwargs: Any) -> Any:
+            calls[_name] = calls.get(_name, 0) + 1
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(VectorQueries, name, counted)
+    events = [event(f"s{i}", customers[i % len(customers)] if i % 2 else None, [(items[i % len(items)], i % 3 == 0)],
+                    city="Nantes", country="France") for i in range(400)]
+    response = transform(invocation([json.dumps(e).encode() for e in events]), enricher)
+    assert all(r["result"] == "Ok" for r in response["records"])
+    assert calls == {"items_for_users": 1, "items_for_embeddings": 1, "similar_items_many": 1}
+
+
+def test_an_unreachable_vector_database_fails_the_invocation(stack: Stack) -> None:
+    settings = load_settings({"artifacts_url": str(stack.artifacts), "vectors_url": "postgresql://u:p@127.0.0.1:1/x"},
+                             environ={"RECPIPE_HOME": str(stack.root / "home")})
+    with pytest.raises(ServiceError, match=r"127\.0\.0\.1"):
+        transform(invocation([json.dumps(event("a", 1)).encode()]), enricher_from_settings(settings))
+
+
+def test_the_lambda_entry_point_reads_its_settings_from_the_environment(stack: Stack,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = stack.settings()
+    monkeypatch.setenv("RECPIPE_ARTIFACTS_URL", settings.artifacts_url)
+    monkeypatch.setenv("RECPIPE_VECTORS_URL", settings.vectors_url)
+    monkeypatch.setattr(transform_module, "_enricher", None)
+    doc = invocation([json.dumps(event("a", None, [], city="Nantes")).encode()])
+    for _ in range(2):  # a warm environment reuses its model and connection
+        assert transform_module.handler(doc, None)["records"][0]["result"] == "Ok"
+
+
+# -- delivery ---------------------------------------------------------------------------------------
+
+def produced(n: int, tag: str) -> list[tuple[str, bytes]]:
+    """``n`` distinct events (one in ten is not an event at all), keyed by session."""
+    out = []
+    for i in range(n):
+        body = b"not an event %d" % i if i % 10 == 9 else json.dumps(
+            event(f"{tag}-{i}", None, [], city="Nantes", country="France")).encode()
+        out.append((f"{tag}-{i % 37}", body))
+    return out
+
+
+def delivered(sink_root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    ok, failed = [], []
+    for path in sorted(sink_root.rglob("*")):
+        if path.is_file() and "_recpipe" not in path.parts:
+            rel = path.relative_to(sink_root).as_posix()
+            rows = [json.loads(line) for line in path.read_text().splitlines()]
+            (failed if rel.startswith(FAILED_PREFIX) else ok).extend(rows)
+    return ok, failed
+
+
+def test_delivery_writes_each_record_once_by_hour(stack: Stack, enricher: Enricher, tmp_path: Path) -> None:
+    stream = open_stream(str(tmp_path / "stream"))
+    sink = open_recommendations(str(tmp_path / "recs"))
+    sent = produced(600, "d")
+    stream.put(sent)
+    result = deliver(stream, sink, lambda e: transform_with_reasons(e, enricher),
+                     DeliveryOptions(buffer_bytes=20_000, until_idle=0.3))
+    ok, failed = delivered(tmp_path / "recs")
+    assert result.delivered == 600 and result.counts["ok"] == 540 and result.counts["failed"] == 60
+    assert sorted(r["session_id"] for r in ok) == sorted(json.loads(d)["session_id"] for _, d in sent
+                                                        if not d.startswith(b"not"))
+    assert sorted(base64.b64decode(f["rawData"]) for f in failed) == sorted(d for _, d in sent if d.startswith(b"not"))
+    assert {f["errorCode"] for f in failed} == {"Lambda.ProcessingFailed"}
+    assert all({"attemptsMade", "arrivalTimestamp", "errorMessage", "attemptEndingTimestamp"} <= set(f) for f in failed)
+    hours = {p.relative_to(tmp_path / "recs").parts[:4] for p in (tmp_path / "recs").rglob("recpipe-1-*")
+             if FAILED_PREFIX.strip("/") not in p.parts}
+    now = time.gmtime()
+    assert hours <= {(f"{now.tm_year:04}", f"{now.tm_mon:02}", f"{now.tm_mday:02}", f"{h:02}")
+                     for h in (now.tm_hour, (now.tm_hour - 1) % 24)}
+    again = deliver(stream, sink, lambda e: transform_with_reasons(e, enricher), DeliveryOptions(until_idle=0.2))
+    assert again.delivered == 0 and delivered(tmp_path / "recs")[0] == ok  # nothing twice
+    st = status(stream, sink)
+    assert all(s["lag"] == 0 for s in st["shards"]) and st["counts"]["ok"] == 540 and not st["pending"]
+
+
+def test_an_outage_of_the_vector_database_is_retried_then_delivered(stack: Stack, tmp_path: Path) -> None:
+    enricher = enricher_from_settings(stack.settings())  # its own connection: the outage breaks it
+    stream = open_stream(str(tmp_path / "stream"))
+    sink = open_recommendations(str(tmp_path / "recs"))
+    results: list[Any] = []
+    worker = threading.Thread(target=lambda: results.append(deliver(
+        stream, sink, lambda e: transform_with_reasons(e, enricher),
+        DeliveryOptions(until_idle=6.0, retry_seconds=120, buffer_seconds=0.2))))
+    assert stack.db.stop()
+    try:
+        worker.start()
+        stream.put(produced(50, "o"))
+        time.sleep(2.0)  # the transformation fails and is retried meanwhile
+    finally:
+        stack.db.conninfo()  # the database comes back
+    worker.join(60)
+    assert results and results[0].counts["ok"] == 45 and results[0].counts["retries"] >= 1
+    assert len(delivered(tmp_path / "recs")[0]) == 45
+
+
+def test_delivery_through_kinesis_into_s3(stack: Stack, enricher: Enricher, s3_bucket: str) -> None:
+    import boto3
+
+    client = boto3.client("kinesis")
+    client.create_stream(StreamName="clicks", ShardCount=2)
+    client.get_waiter("stream_exists").wait(StreamName="clicks", WaiterConfig={"Delay": 0.1, "MaxAttempts": 50})
+    stream = open_stream("kinesis://clicks")
+    sink = open_recommendations(f"s3://{s3_bucket}/recommendations")
+    stream.put(produced(200, "k"))
+    result = deliver(stream, sink, lambda e: transform_with_reasons(e, enricher), DeliveryOptions(until_idle=0.5))
+    assert (result.counts["ok"], result.counts["failed"]) == (180, 20)
+    keys = sink.list_files()  # type: ignore[attr-defined]
+    assert any(k.startswith(FAILED_PREFIX) for k in keys) and any(k[:4].isdigit() for k in keys)
+    lines = [json.loads(line) for k in keys if k[:4].isdigit() for line in sink.read_bytes(k).decode().splitlines()]
+    assert len(lines) == 180 and len({r["session_id"] for r in lines}) == 180
+
+
+def test_killed_at_random_points_the_delivery_loses_and_repeats_nothing(stack: Stack, tmp_path: Path) -> None:
+    settings = stack.settings()
+    env = {**os.environ, "RECPIPE_HOME": str(tmp_path / "home"), "RECPIPE_STREAM_URL": str(tmp_path / "stream"),
+           "RECPIPE_RECOMMENDATIONS_URL": str(tmp_path / "recs"), "RECPIPE_ARTIFACTS_URL": settings.artifacts_url,
+           "RECPIPE_VECTORS_URL": settings.vectors_url}
+    sent = produced(3_000, "x")
+    open_stream(str(tmp_path / "stream")).put(sent)
+    rng = random.Random(7)
+    kills = 0
+    for _ in range(40):
+        proc = subprocess.Popen([sys.executable, "-m", "recpipe", "stream", "deliver", "--json", "--buffer-mb",
+                                 "0.005", "--until-idle", "0.5"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            out, err = proc.communicate(timeout=rng.uniform(1.2, 3.0))
+            assert proc.returncode == 0, err
+            break  # finished: everything delivered
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+            kills += 1
+    else:
+        pytest.fail("the delivery never finished")
+    ok, failed = delivered(tmp_path / "recs")
+    assert kills >= 2
+    assert sorted(r["session_id"] for r in ok) == sorted(json.loads(d)["session_id"] for _, d in sent
+                                                        if not d.startswith(b"not"))
+    assert sorted(base64.b64decode(f["rawData"]) for f in failed) == sorted(d for _, d in sent if d.startswith(b"not"))
+    assert json.loads(out)["counts"]["ok"] == 2_700
