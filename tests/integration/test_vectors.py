@@ -108,6 +108,23 @@ def test_filters_and_exclusions_still_return_k(vdb: object, tmp_path: Path) -> N
         assert q.similar_items(base, 5, filters=Filters(product_line="No such line")) == []
 
 
+def test_each_key_of_a_batch_skips_its_own_codes(vdb: object, tmp_path: Path) -> None:
+    known = write_artifacts(tmp_path / "art", items=600)
+    _load(vdb, tmp_path / "art")
+    with VectorQueries(vdb, ef_search=10) as q:
+        a, b = known.items[3], known.items[4]
+        first = {key: _ids(q.similar_items(key, 6)) for key in (a, b)}
+        skips = [first[a][:5], []]  # a's five best are skipped, b skips nothing
+        got = q.similar_items_many([a, b], 10, filters=Filters(in_stock=True), skip_each=skips)
+        assert _ids(got[0]) == [w[0] for w in exact(known.item_vectors[3], known, 10, skip={a, *skips[0]},
+                                                     in_stock=True)]
+        assert _ids(got[1]) == [w[0] for w in exact(known.item_vectors[4], known, 10, skip={b}, in_stock=True)]
+        vectors = q.items_for_embeddings(known.item_vectors[[3, 4]], 3, skip_each=[[a], [b]])
+        assert a not in _ids(vectors[0]) and b not in _ids(vectors[1]) and len(vectors[0]) == 3
+        users = q.items_for_users([known.users[0]] * 2, 4, skip_each=[[], _ids(q.items_for_user(known.users[0], 2))])
+        assert _ids(users[1]) == [i for i in _ids(q.items_for_user(known.users[0], 6)) if i not in _ids(users[0])[:2]][:4]
+
+
 def test_equal_scores_are_ordered_by_id(vdb: object, tmp_path: Path) -> None:
     known = write_artifacts(tmp_path / "art", items=40)
     root = tmp_path / "art"

@@ -4,9 +4,8 @@ vector-database round trip per kind of query for the whole batch.
 For each event: ``recommended_items`` from the customer's stored embedding, else from their
 features through the user tower, else the most popular products; ``similar_items`` for the
 latest browsed product that has an embedding (unknown codes are skipped). The rules are the
-service's defaults for a stream: in stock only, nothing already in the cart. A batch query
-answers every event with one exclusion list, so each asks for ``k`` plus the largest cart in
-the batch and drops its own cart afterwards.
+service's defaults for a stream: in stock only, nothing already in the cart (each event's
+cart travels with its key in the batch query).
 """
 
 from __future__ import annotations
@@ -40,8 +39,9 @@ class Enricher:
         if not events:
             return []
         model = self.models.get()
-        fetch = min(MAX_K, self.k + max(len(e.cart) for e in events) + 1)
+        fetch = self.k
         stock = Filters(in_stock=True)
+        carts = [e.cart for e in events]
         with self.connections.queries() as q:
             shop = self.recommender.shop(q)
             found: list[list[Scored] | None] = [None] * len(events)
@@ -49,7 +49,7 @@ class Enricher:
             known = [i for i, e in enumerate(events) if e.customer_number is not None]
             if known:
                 stored = q.items_for_users([events[i].customer_number for i in known], fetch,  # type: ignore[misc]
-                                           filters=stock)
+                                           filters=stock, skip_each=[carts[i] for i in known])
                 for i, items in zip(known, stored, strict=True):
                     if items is not None:
                         found[i], strategy[i] = items, "stored"
@@ -58,12 +58,14 @@ class Enricher:
                 vectors, usable = model.user_embeddings([events[i].features() for i in rest])
                 chosen = [i for i, ok in zip(rest, usable, strict=True) if ok]
                 if chosen:
-                    answers = q.items_for_embeddings(vectors[usable], fetch, filters=stock)
+                    answers = q.items_for_embeddings(vectors[usable], fetch, filters=stock,
+                                                     skip_each=[carts[i] for i in chosen])
                     for i, items in zip(chosen, answers, strict=True):
                         found[i], strategy[i] = items, "features"
-            similar = self._similar(q, events, fetch, stock)
-        popular = [Scored(item, buyers / ((shop.popular[0][3] if shop.popular else 0) or 1))
-                   for item, _line, in_stock, buyers in shop.popular if (in_stock or 0) > 0][:fetch]
+            similar = self._similar(q, events, fetch, stock, carts)
+        top = (shop.popular[0][3] if shop.popular else 0) or 1
+        popular = [Scored(item, buyers / top) for item, _line, in_stock, buyers in shop.popular
+                   if (in_stock or 0) > 0][:fetch + max(map(len, carts))]
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         out = []
         for i, e in enumerate(events):
@@ -77,7 +79,7 @@ class Enricher:
                         "strategy": strategy[i], "recommended_at": now})
         return out
 
-    def _similar(self, q: Any, events: Sequence[Event], fetch: int, stock: Filters
+    def _similar(self, q: Any, events: Sequence[Event], fetch: int, stock: Filters, carts: list[list[str]]
                  ) -> list[tuple[str | None, list[Scored]]]:
         """Per event: the latest browsed product with an embedding, and its similar items."""
         out: list[tuple[str | None, list[Scored]]] = [(None, [])] * len(events)
@@ -87,8 +89,11 @@ class Enricher:
                     if len(events[i].browse_history) >= back}
             if not asks:
                 break
+            # one key per distinct product (fewer keys than events); each event drops its cart after
             codes = sorted(set(asks.values()))
-            answers = dict(zip(codes, q.similar_items_many(codes, fetch, filters=stock), strict=True))
+            more = max(len(carts[i]) for i in asks)
+            answers = dict(zip(codes, q.similar_items_many(codes, min(MAX_K, fetch + more), filters=stock),
+                               strict=True))
             for i, code in asks.items():
                 if answers[code] is not None:
                     out[i] = (code, answers[code])
@@ -97,4 +102,10 @@ class Enricher:
 
 
 def _top(items: Sequence[Scored], leave_out: set[str | None], k: int) -> list[dict[str, Any]]:
-    return [{"id": s.id, "score": round(s.score, 6)} for s in items if s.id not in leave_out][:k]
+    out: list[dict[str, Any]] = []
+    for s in items:
+        if s.id not in leave_out:
+            out.append({"id": s.id, "score": round(s.score, 6)})
+            if len(out) == k:
+                break
+    return out
