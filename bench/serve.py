@@ -36,7 +36,8 @@ from recpipe.etl.pipeline import run as run_etl
 from recpipe.source.generate import ShopSpec, generate_shop
 from recpipe.source.load import write_shop
 from recpipe.training.fit import FitOptions
-from recpipe.training.pipeline import TrainOptions, train
+from recpipe.training.pipeline import TrainOptions
+from recpipe.training.pipeline import run as train
 from recpipe.vectors.pipeline import run as load_vectors
 
 CONCURRENCY = (1, 4, 16)

@@ -113,8 +113,8 @@ def test_the_transformation_keeps_firehoses_contract(stack: Stack, enricher: Enr
     assert transform(doc, enricher)["records"][0]["result"] == "Ok"
 
 
-def test_one_round_trip_per_kind_of_query_for_a_whole_batch(stack: Stack, enricher: Enricher,
-                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_round_trip_per_kind_of_query_for_a_whole_batch(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    enricher = enricher_from_settings(stack.settings())  # a cold cache
     customers = [r[0] for r in shop(stack, "SELECT id FROM user_emb ORDER BY id LIMIT 200")]
     items = [r[0] for r in shop(stack, "SELECT id FROM item_emb ORDER BY id")]
     calls: dict[str, int] = {}
@@ -128,9 +128,29 @@ def test_one_round_trip_per_kind_of_query_for_a_whole_batch(stack: Stack, enrich
         monkeypatch.setattr(VectorQueries, name, counted)
     events = [event(f"s{i}", customers[i % len(customers)] if i % 2 else None, [(items[i % len(items)], i % 3 == 0)],
                     city="Nantes", country="France") for i in range(400)]
-    response = transform(invocation([json.dumps(e).encode() for e in events]), enricher)
-    assert all(r["result"] == "Ok" for r in response["records"])
+    doc = invocation([json.dumps(e).encode() for e in events])
+    first = transform(doc, enricher)
+    assert all(r["result"] == "Ok" for r in first["records"])
     assert calls == {"items_for_users": 1, "items_for_embeddings": 1, "similar_items_many": 1}
+    again = transform(doc, enricher)  # the same questions: answered from the cache
+    assert calls == {"items_for_users": 1, "items_for_embeddings": 1, "similar_items_many": 1}
+    strip = [{k: v for k, v in decoded(r).items() if k not in ("recommendation_id", "recommended_at")}
+             for r in (*first["records"], *again["records"])]
+    assert strip[:400] == strip[400:]
+
+
+def test_a_cart_larger_than_the_spare_candidates_is_asked_again(stack: Stack) -> None:
+    from recpipe.streaming.enrich import DEPTH
+
+    enricher = enricher_from_settings(stack.settings())
+    customer = shop(stack, "SELECT min(id) FROM user_emb")[0][0]
+    plain = decoded(transform(invocation([json.dumps(event("a", customer)).encode()]), enricher)["records"][0])
+    cart = [i["id"] for i in plain["recommended_items"]] + [r[0] for r in shop(
+        stack, "SELECT id FROM item_emb ORDER BY id LIMIT 5")]
+    assert len(set(cart)) > DEPTH
+    full = decoded(transform(invocation([json.dumps(event("b", customer, [(c, True) for c in cart])).encode()]),
+                             enricher)["records"][0])
+    assert len(full["recommended_items"]) == 10 and not set(cart) & {i["id"] for i in full["recommended_items"]}
 
 
 def test_an_unreachable_vector_database_fails_the_invocation(stack: Stack) -> None:

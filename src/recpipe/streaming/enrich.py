@@ -4,8 +4,9 @@ vector-database round trip per kind of query for the whole batch.
 For each event: ``recommended_items`` from the customer's stored embedding, else from their
 features through the user tower, else the most popular products; ``similar_items`` for the
 latest browsed product that has an embedding (unknown codes are skipped). The rules are the
-service's defaults for a stream: in stock only, nothing already in the cart (each event's
-cart travels with its key in the batch query).
+service's defaults for a stream: in stock only, nothing already in the cart (answers carry
+``DEPTH`` spare candidates, so a cart is left out in memory; a larger cart is asked again
+with the cart left out in the query).
 """
 
 from __future__ import annotations
@@ -24,88 +25,141 @@ from recpipe.inference.recommend import Recommender
 from recpipe.vectors.query import Filters
 
 K = 10
+DEPTH = 10  # candidates kept beyond k per cached answer: a cart of up to this many is left out in memory
+CACHE_ENTRIES = 200_000
 SIMILAR_ROUNDS = 3  # how far back in a browse history to look for a product with an embedding
 
 
 class Enricher:
+    """Answers are cached per customer, per set of features and per product for as long as the
+    model and the loaded vectors stay the same (a new model or ``vectors load`` empties the cache):
+    a session's events repeat the same questions."""
+
     def __init__(self, models: ModelSource, connections: Connections, *, k: int = K) -> None:
         self.models = models
         self.connections = connections
         self.recommender = Recommender(models)
         self.k = k
+        self._cache: dict[tuple[str, Any], Ranked | None] = {}
+        self._version: tuple[str, Any] | None = None
 
     def enrich(self, events: Sequence[Event]) -> list[dict[str, Any]]:
         """One enriched record per event, in order. A database outage raises ServiceError."""
         if not events:
             return []
         model = self.models.get()
-        fetch = self.k
         stock = Filters(in_stock=True)
-        carts = [e.cart for e in events]
         with self.connections.queries() as q:
             shop = self.recommender.shop(q)
-            found: list[list[Scored] | None] = [None] * len(events)
-            strategy = ["popular"] * len(events)
-            known = [i for i, e in enumerate(events) if e.customer_number is not None]
-            if known:
-                stored = q.items_for_users([events[i].customer_number for i in known], fetch,  # type: ignore[misc]
-                                           filters=stock, skip_each=[carts[i] for i in known])
-                for i, items in zip(known, stored, strict=True):
-                    if items is not None:
-                        found[i], strategy[i] = items, "stored"
-            rest = [i for i in range(len(events)) if found[i] is None]
-            if rest:
-                vectors, usable = model.user_embeddings([events[i].features() for i in rest])
-                chosen = [i for i, ok in zip(rest, usable, strict=True) if ok]
-                if chosen:
-                    answers = q.items_for_embeddings(vectors[usable], fetch, filters=stock,
-                                                     skip_each=[carts[i] for i in chosen])
-                    for i, items in zip(chosen, answers, strict=True):
-                        found[i], strategy[i] = items, "features"
-            similar = self._similar(q, events, fetch, stock, carts)
+            if self._version != (model.version, shop.loaded_at) or len(self._cache) > CACHE_ENTRIES:
+                self._cache.clear()
+                self._version = (model.version, shop.loaded_at)
+            self._fill_users(q, events, stock)
+            self._fill_features(q, model, events, stock)
+            similar = self._similar(q, events, stock)
+            answers = [self._answer(e) for e in events]
+            self._refill(q, model, events, answers, stock)
         top = (shop.popular[0][3] if shop.popular else 0) or 1
-        popular = [Scored(item, buyers / top) for item, _line, in_stock, buyers in shop.popular
-                   if (in_stock or 0) > 0][:fetch + max(map(len, carts))]
+        popular = _ranked([Scored(item, buyers / top) for item, _line, in_stock, buyers in shop.popular
+                           if (in_stock or 0) > 0][:self.k + max(len(e.cart) for e in events)])
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         out = []
-        for i, e in enumerate(events):
+        for e, (strategy, items), (code, alike) in zip(events, answers, similar, strict=True):
             cart = set(e.cart)
-            items = found[i] if found[i] is not None else popular
-            code, alike = similar[i]
             out.append({**e.to_json(),
-                        "recommended_items": _top(items, cart, self.k),
+                        "recommended_items": items if items is not None else _top(popular, cart, self.k),
                         "similar_items": {"product_code": code, "similar_items": _top(alike, cart | {code}, self.k)},
                         "recommendation_id": str(uuid.uuid4()), "model_version": model.version,
-                        "strategy": strategy[i], "recommended_at": now})
+                        "strategy": strategy, "recommended_at": now})
         return out
 
-    def _similar(self, q: Any, events: Sequence[Event], fetch: int, stock: Filters, carts: list[list[str]]
-                 ) -> list[tuple[str | None, list[Scored]]]:
+    # -- what to ask the vector database: only what the cache does not know --------------------------
+    def _fill_users(self, q: Any, events: Sequence[Event], stock: Filters) -> None:
+        missing = sorted({e.customer_number for e in events if e.customer_number is not None
+                          and ("user", e.customer_number) not in self._cache})
+        if missing:
+            for c, found in zip(missing, q.items_for_users(missing, self.k + DEPTH, filters=stock), strict=True):
+                self._cache[("user", c)] = None if found is None else _ranked(found)
+
+    def _fill_features(self, q: Any, model: Any, events: Sequence[Event], stock: Filters) -> None:
+        wanted = {_features_key(e): e for e in events if self._cache.get(("user", e.customer_number)) is None}
+        missing = [key for key in wanted if ("features", key) not in self._cache]
+        if not missing:
+            return
+        vectors, usable = model.user_embeddings([wanted[key].features() for key in missing])
+        for key, ok in zip(missing, usable, strict=True):
+            if not ok:
+                self._cache[("features", key)] = None  # nothing the model knows: popular items
+        chosen = [key for key, ok in zip(missing, usable, strict=True) if ok]
+        if chosen:
+            found = q.items_for_embeddings(vectors[usable], self.k + DEPTH, filters=stock)
+            for key, items in zip(chosen, found, strict=True):
+                self._cache[("features", key)] = _ranked(items)
+
+    def _answer(self, e: Event) -> tuple[str, list[dict[str, Any]] | None]:
+        """(strategy, the top k without the cart) from the cache; None items: popular ones."""
+        for strategy, key in (("stored", ("user", e.customer_number)), ("features", ("features", _features_key(e)))):
+            found = self._cache.get(key)
+            if found is not None:
+                return strategy, _top(found, set(e.cart), self.k)
+        return "popular", None
+
+    def _refill(self, q: Any, model: Any, events: Sequence[Event], answers: list[Any], stock: Filters) -> None:
+        """A cart so large that the cached candidates ran short: ask again with that cart left out."""
+        short = [i for i, (strategy, items) in enumerate(answers)
+                 if items is not None and len(items) < self.k and len(events[i].cart) > DEPTH]
+        users = [i for i in short if answers[i][0] == "stored"]
+        if users:
+            found = q.items_for_users([events[i].customer_number for i in users], self.k, filters=stock,
+                                      skip_each=[events[i].cart for i in users])
+            for i, items in zip(users, found, strict=True):
+                answers[i] = ("stored", _top(_ranked(items or []), set(), self.k))
+        others = [i for i in short if answers[i][0] == "features"]
+        if others:
+            vectors, _ = model.user_embeddings([events[i].features() for i in others])
+            found = q.items_for_embeddings(vectors, self.k, filters=stock, skip_each=[events[i].cart for i in others])
+            for i, items in zip(others, found, strict=True):
+                answers[i] = ("features", _top(_ranked(items), set(), self.k))
+
+    def _similar(self, q: Any, events: Sequence[Event], stock: Filters) -> list[tuple[str | None, Ranked]]:
         """Per event: the latest browsed product with an embedding, and its similar items."""
-        out: list[tuple[str | None, list[Scored]]] = [(None, [])] * len(events)
+        out: list[tuple[str | None, Ranked]] = [(None, [])] * len(events)
         waiting = [i for i, e in enumerate(events) if e.browse_history]
+        depth = min(MAX_K, self.k + DEPTH + 1)
         for back in range(1, SIMILAR_ROUNDS + 1):
             asks = {i: events[i].browse_history[-back].product_code for i in waiting
                     if len(events[i].browse_history) >= back}
             if not asks:
                 break
-            # one key per distinct product (fewer keys than events); each event drops its cart after
-            codes = sorted(set(asks.values()))
-            more = max(len(carts[i]) for i in asks)
-            answers = dict(zip(codes, q.similar_items_many(codes, min(MAX_K, fetch + more), filters=stock),
-                               strict=True))
+            missing = sorted({code for code in asks.values() if ("similar", code) not in self._cache})
+            if missing:
+                for code, found in zip(missing, q.similar_items_many(missing, depth, filters=stock), strict=True):
+                    self._cache[("similar", code)] = None if found is None else _ranked(found)
             for i, code in asks.items():
-                if answers[code] is not None:
-                    out[i] = (code, answers[code])
+                found = self._cache[("similar", code)]
+                if found is not None:
+                    out[i] = (code, found)
             waiting = [i for i in waiting if out[i][0] is None]
         return out
 
 
-def _top(items: Sequence[Scored], leave_out: set[str | None], k: int) -> list[dict[str, Any]]:
+def _features_key(e: Event) -> tuple[Any, ...]:
+    return (e.city, e.country, e.credit_limit)
+
+
+Ranked = list[tuple[Any, dict[str, Any]]]  # (id, its {"id", "score"} as written), best first
+
+
+def _ranked(found: Sequence[Scored]) -> Ranked:
+    """Formatted once per answer, shared by every event that gets it."""
+    return [(s.id, {"id": s.id, "score": round(s.score, 6)}) for s in found]
+
+
+def _top(items: Ranked, leave_out: set[str | None], k: int) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    for s in items:
-        if s.id not in leave_out:
-            out.append({"id": s.id, "score": round(s.score, 6)})
+    for item, doc in items:
+        if item not in leave_out:
+            out.append(doc)
             if len(out) == k:
                 break
     return out
