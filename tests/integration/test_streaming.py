@@ -186,7 +186,8 @@ def produced(n: int, tag: str) -> list[tuple[str, bytes]]:
 def delivered(sink_root: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     ok, failed = [], []
     for path in sorted(sink_root.rglob("*")):
-        if path.is_file() and "_recpipe" not in path.parts:
+        # readers skip hidden files (Hive, Spark, Athena): a kill mid-write leaves a hidden .tmp
+        if path.is_file() and "_recpipe" not in path.parts and not path.name.startswith("."):
             rel = path.relative_to(sink_root).as_posix()
             rows = [json.loads(line) for line in path.read_text().splitlines()]
             (failed if rel.startswith(FAILED_PREFIX) else ok).extend(rows)

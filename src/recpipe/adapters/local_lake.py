@@ -118,7 +118,9 @@ class LocalLake:
         return path.read_bytes() if path.is_file() else None
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
-        """Write one file atomically and durably (a temporary file, fsync, rename)."""
+        """Write one file atomically and durably (a temporary file, fsync, rename). A process
+        killed mid-write leaves a hidden ``.<name>.<id>.tmp`` that readers skip, as they skip
+        every hidden file; no reader ever sees a partial file under its real name."""
         path = self.root / relpath
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
