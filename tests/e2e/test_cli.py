@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -34,8 +35,10 @@ def test_demo_builds_and_summarises_a_source(tmp_path: Path) -> None:
     result = run("demo", "--scale", "tiny", "--json", home=home)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert [s["stage"] for s in summary["stages"]] == ["source", "etl", "train", "vectors", "serve"]
-    assert summary["stages"][-1]["result"].startswith("GET /recommendations/")
+    assert [s["stage"] for s in summary["stages"]] == ["source", "etl", "train", "vectors", "serve", "stream"]
+    assert summary["stages"][-2]["result"].startswith("GET /recommendations/")
+    assert summary["stream"]["produced"] == summary["stream"]["counts"]["ok"] == 500
+    assert summary["stream"]["latest_object"].startswith(time.strftime("%Y/%m/%d/", time.gmtime()))
     assert (home / "source.db").is_file()
     assert (home / "lake" / "ratings_ml_training" / "_manifest.json").is_file()
     assert (home / "lake" / "ml-artifacts" / "model" / "manifest.json").is_file()
@@ -48,7 +51,7 @@ def test_demo_builds_and_summarises_a_source(tmp_path: Path) -> None:
     try:
         again = run("demo", "--scale", "tiny", home=home)
         assert again.returncode == 0, again.stderr
-        assert "recpipe demo: done" in again.stdout
+        assert "recpipe demo: done" in again.stdout and "500 events → 500 enriched records" in again.stdout
     finally:
         stopped = run("vectors", "stop", home=home)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout

@@ -26,8 +26,10 @@ def demo(
     training dataset in the lake, DuckDB engine) and train (the two-tower model and its
     artifacts in <lake>/ml-artifacts) and vectors (the embeddings in the embedded PostgreSQL +
     pgvector, which keeps running for `recpipe vectors similar …` and `recpipe serve`;
-    `recpipe vectors stop` stops it) and serve (the inference service, started on a free local
-    port for one request over HTTP, then stopped). The demo always rebuilds its data.
+    `recpipe vectors stop` stops it), serve (the inference service, started on a free local
+    port for one request over HTTP, then stopped) and stream (500 simulated shoppers' events on
+    the embedded stream, delivered with their recommendations into hour-partitioned objects).
+    The demo always rebuilds its data.
     """
     from recpipe.cli.etl import etl_stage
     from recpipe.cli.source import source_stage
@@ -57,17 +59,24 @@ def demo(
         table(f"recommendations for customer {served['customer_number']} (strategy: {served['strategy']}), "
               f"served over HTTP", ("product", "product line", "score"),
               [(i["id"], i["product_line"] or "", f"{i['score']:.3f}") for i in served["items"]])
+    streamed = stages.run("stream", "shoppers' events, delivered with recommendations",
+                          lambda: stream_some(settings, quiet=as_json),
+                          lambda r: f"{r['produced']:,} events → {r['counts']['ok']:,} enriched records in "
+                                    f"{r['objects']} object(s) under {r['sink']}/YYYY/MM/dd/HH/")
+    if not as_json:
+        _show_enriched(streamed)
     total = round(time.perf_counter() - started, 2)
     if as_json:
         emit_json({"home": str(settings.home), "stages": stages.done, "seconds": total,
                    "rmse_floor": source.rmse_floor, "model_version": model.model_version,
-                   "metrics": model.metrics})
+                   "metrics": model.metrics, "stream": {k: v for k, v in streamed.items() if k != "example"}})
         return
     table(f"recpipe demo: done in {total:.1f} s (home {settings.home})", ("stage", "seconds", "result"),
           [(s["stage"], f"{s['seconds']:.2f}", s["result"]) for s in stages.done])
     console.print(f"try: recpipe serve, then curl 'localhost:8000/recommendations/{served['customer_number']}?k=5'"
-                  " (OpenAPI page at /docs) · recpipe vectors similar <productCode> -k 5 · recpipe vectors stop "
-                  "(stops the embedded PostgreSQL)")
+                  " (OpenAPI page at /docs) · recpipe vectors similar <productCode> -k 5 · recpipe stream produce "
+                  "--count 1000, then recpipe stream deliver --until-idle 1 · recpipe stream tail · "
+                  "recpipe vectors stop (stops the embedded PostgreSQL)")
 
 
 class _Stages:
@@ -84,6 +93,42 @@ class _Stages:
         result = work()
         self.done.append({"stage": name, "seconds": round(time.perf_counter() - t0, 2), "result": summary(result)})
         return result
+
+
+def stream_some(settings: Settings, *, quiet: bool) -> dict[str, Any]:
+    """Simulated shoppers onto the embedded stream, then one delivery until the stream is quiet."""
+    import shutil
+    from pathlib import Path
+
+    from recpipe.adapters import open_recommendations
+    from recpipe.cli.stream import deliver_stage, produce_stage
+    from recpipe.streaming.deliver import DeliveryOptions
+    from recpipe.streaming.pipeline import tail
+
+    for url in (settings.stream_url, settings.recommendations_url):  # the demo rebuilds its own data
+        path = Path(url)
+        if "://" not in url and path.resolve().is_relative_to(settings.home):
+            shutil.rmtree(path, ignore_errors=True)
+    produced = produce_stage(settings, rate=2_000, count=500, duration=None, quiet=quiet)
+    result = deliver_stage(settings, DeliveryOptions(name="demo", until_idle=0.5), quiet=quiet)
+    sink = open_recommendations(settings.recommendations_url)
+    objects = [f for f in sink.list_files() if f[:4].isdigit()]
+    return {"produced": produced.events, "counts": result.counts, "sink": sink.url, "objects": len(objects),
+            "latest_object": objects[-1] if objects else None, "example": (tail(sink, 1) or [None])[0]}
+
+
+def _show_enriched(streamed: dict[str, Any]) -> None:
+    r = streamed["example"]
+    if r is None:
+        return
+    who = f"customer {r['customer_number']}" if r["customer_number"] is not None else "a visitor"
+    browsed = ", ".join(b["product_code"] + (" (in cart)" if b["in_shopping_cart"] else "") for b in r["browse_history"])
+    similar = r["similar_items"]
+    table(f"one enriched record, session {r['session_id']} ({who}, strategy {r['strategy']}); browsed: {browsed}",
+          ("recommended", "score", f"similar to {similar['product_code'] or '-'}", "score"),
+          [(a["id"], f"{a['score']:.3f}", b["id"] if b else "", f"{b['score']:.3f}" if b else "")
+           for a, b in zip(r["recommended_items"][:5], (similar["similar_items"] + [None] * 5)[:5], strict=False)])
+    console.print(f"latest object: {streamed['latest_object']}", highlight=False)
 
 
 def ask_the_service(settings: Settings) -> dict[str, Any]:
