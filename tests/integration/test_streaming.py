@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from recpipe.adapters import open_recommendations, open_stream
 from recpipe.adapters.base import StreamRecord
@@ -283,3 +285,30 @@ def test_killed_at_random_points_the_delivery_loses_and_repeats_nothing(stack: S
                                                         if not d.startswith(b"not"))
     assert sorted(base64.b64decode(f["rawData"]) for f in failed) == sorted(d for _, d in sent if d.startswith(b"not"))
     assert json.loads(out)["counts"]["ok"] == 7_200
+
+
+GARBAGE = st.one_of(st.binary(max_size=64), st.sampled_from([b"[]", b"{}", b"null", b'{"session_id": 1}']),
+                    st.builds(lambda e: json.dumps(e).encode(), st.fixed_dictionaries(
+                        {"session_id": st.text(min_size=1, max_size=5), "event_time": st.just("2026-11-28T10:00:00Z"),
+                         "browse_history": st.lists(st.fixed_dictionaries(
+                             {"product_code": st.sampled_from(["S10_1678", "NOPE", ""]),
+                              "quantity": st.integers(-1, 3), "in_shopping_cart": st.booleans()}), max_size=3)},
+                        optional={"customer_number": st.one_of(st.none(), st.integers(-5, 10**10)),
+                                  "credit_limit": st.one_of(st.none(), st.floats(), st.booleans())})))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payloads=st.lists(GARBAGE, min_size=1, max_size=30), repeat=st.booleans())
+def test_any_batch_answers_every_record_once(enricher: Enricher, payloads: list[bytes], repeat: bool) -> None:
+    doc = invocation(payloads)
+    if repeat:
+        doc["records"].append(dict(doc["records"][0]))
+    response, reasons = transform_with_reasons(doc, enricher)
+    out = response["records"]
+    assert [r["recordId"] for r in out] == [r["recordId"] for r in doc["records"]]  # none lost, none added
+    for given_, answered in zip(doc["records"], out, strict=True):
+        if answered["result"] == "Ok":
+            assert decoded(answered)["recommendation_id"]
+        else:
+            assert answered["result"] == "ProcessingFailed" and answered["data"] == given_["data"]
+    assert len(reasons) == sum(r["result"] != "Ok" for r in out) - (1 if repeat and out[0]["result"] != "Ok" else 0)
