@@ -53,6 +53,12 @@ def _positive_int(text: str) -> int:
     return int(text)
 
 
+def _http_url(text: str) -> str:
+    if url_scheme(text) not in ("http", "https"):
+        raise ValueError("it must be an http:// or https:// URL")
+    return text
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -94,6 +100,8 @@ ROLES: dict[str, Role] = {
              "one per core, divided among workers", parse=_positive_int),
         Role("serve_reload_every", "seconds between checks for a new model (recpipe serve)", "10",
              parse=_positive_float),
+        Role("inference_url", "inference service the stream transformation asks instead of pgvector",
+             "http://127.0.0.1:8000 or https://<id>.lambda-url.<region>.on.aws/", parse=_http_url),
     )
 }
 # tuning options with a default; the rest default to "unset" (the code chooses)
@@ -156,6 +164,7 @@ class Settings:
     serve_ef_search: int | None = None  # None: pgvector's default
     serve_threads: int | None = None  # None: one per core, divided among the workers
     serve_reload_every: float = float(OPTION_DEFAULTS["serve_reload_every"])
+    inference_url: str | None = None  # None: the transformation uses the model and pgvector in-process
 
     def masked(self) -> dict[str, str]:
         """Every setting as text, passwords hidden ("" for an unset option)."""

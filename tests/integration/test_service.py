@@ -24,13 +24,6 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("stack"))
-    yield s
-    s.db.stop()
-
-
-@pytest.fixture(scope="module")
 def server(stack: Stack) -> Iterator[str]:
     from recpipe.api.app import create_app
     from recpipe.api.background import serving

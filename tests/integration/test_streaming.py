@@ -13,7 +13,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +34,6 @@ from recpipe.vectors.query import VectorQueries
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(tmp_path_factory.mktemp("stream-stack"))
-    yield s
-    s.db.stop()
 
 
 @pytest.fixture(scope="module")
@@ -312,3 +304,33 @@ def test_any_batch_answers_every_record_once(enricher: Enricher, payloads: list[
         else:
             assert answered["result"] == "ProcessingFailed" and answered["data"] == given_["data"]
     assert len(reasons) == sum(r["result"] != "Ok" for r in out) - (1 if repeat and out[0]["result"] != "Ok" else 0)
+
+
+def test_the_seeds_set_up_asks_the_inference_service_over_http(stack: Stack, enricher: Enricher) -> None:
+    """RECPIPE_INFERENCE_URL: the same records from a real `recpipe serve` as from in-process."""
+    from tests.support import serve
+
+    settings = stack.settings()
+    env = {**os.environ, **settings.environment(), "RECPIPE_SERVE_RELOAD_EVERY": "0.5"}
+    server, url = serve.start(env)
+    try:
+        assert serve.wait_ready(url), server.stderr.read() if server.stderr else ""
+        remote = enricher_from_settings(load_settings({"inference_url": url + "/"},
+                                                      environ={"RECPIPE_HOME": str(stack.root / "home")}))
+        customer = shop(stack, "SELECT min(id) FROM user_emb")[0][0]
+        items = [r[0] for r in shop(stack, "SELECT id FROM item_emb ORDER BY id LIMIT 3")]
+        batch = [event("a", customer, [(items[0], False), (items[1], True)]),
+                 event("b", None, [("NO_SUCH_CODE", False), (items[2], False)], city="Nantes", country="France")]
+        doc = invocation([json.dumps(e).encode() for e in batch])
+        there = [decoded(r) for r in transform(doc, remote)["records"]]
+        here = [decoded(r) for r in transform(doc, enricher)["records"]]
+        assert there[0]["recommended_items"] == here[0]["recommended_items"] and there[0]["strategy"] == "stored"
+        assert there[0]["model_version"] == here[0]["model_version"] == stack.version
+        assert [i["id"] for i in there[1]["recommended_items"]] == [i["id"] for i in here[1]["recommended_items"]]
+        assert there[1]["similar_items"]["product_code"] == items[2]  # the unknown code skipped there too
+        assert items[1] not in {i["id"] for i in there[0]["similar_items"]["similar_items"]}
+    finally:
+        server.terminate()
+        server.wait(10)
+    with pytest.raises(ServiceError, match="cannot reach the inference service"):
+        transform(doc, remote)

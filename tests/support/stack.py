@@ -3,6 +3,8 @@ vectors in the embedded PostgreSQL + pgvector with the catalog and purchases."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -43,3 +45,13 @@ class Stack:
         return load_settings({"artifacts_url": str(self.artifacts), "vectors_url": self.db.conninfo(),
                               "lake_url": str(self.lake), "source_url": f"sqlite:///{self.root / 'source.db'}"},
                              environ={"RECPIPE_HOME": str(self.root / "home")})
+
+
+@contextmanager
+def running_stack(root: Path) -> Iterator[Stack]:
+    """A Stack under ``root``; its embedded PostgreSQL is stopped afterwards."""
+    s = Stack(root)
+    try:
+        yield s
+    finally:
+        s.db.stop()

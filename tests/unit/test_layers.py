@@ -86,3 +86,8 @@ def test_the_graph_has_no_cycle() -> None:
     for start in sorted(graph):
         if start not in state:
             visit(start, [start])
+
+
+def test_serving_and_streaming_never_import_training() -> None:
+    """The service, the Lambdas and the stream run without torch: nothing there reaches training."""
+    assert not {(a, b) for (a, b) in _edges() if a in ("inference", "streaming", "api", "vectors") and b == "training"}

@@ -42,12 +42,18 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 
 
 def enricher_from_settings(settings: Any = None) -> Enricher:
+    """In-process (the model and pgvector), or with ``RECPIPE_INFERENCE_URL`` an inference
+    service over HTTP (the seed's set-up)."""
     from recpipe.adapters import open_artifacts, open_vectors
     from recpipe.config import load_settings
     from recpipe.inference.connections import Connections
     from recpipe.inference.model import ModelSource
 
     settings = settings or load_settings(env_file=None)
+    if settings.inference_url:
+        from recpipe.streaming.remote import RemoteEnricher
+
+        return RemoteEnricher(settings.inference_url)  # type: ignore[return-value]
     store, name = open_artifacts(settings.artifacts_url)
     return Enricher(ModelSource(store, name, check_every=settings.serve_reload_every),
                     Connections(open_vectors(settings.vectors_url), ef_search=settings.serve_ef_search))
