@@ -36,8 +36,9 @@ from tests.support.stack import Stack
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def enricher(stack: Stack) -> Enricher:
+    """A fresh Lambda environment per test (an outage test breaks the connections it had)."""
     return enricher_from_settings(stack.settings())
 
 
