@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -47,3 +52,40 @@ def test_bad_input_is_one_line(home: Path) -> None:
                   env={"AWS_ENDPOINT_URL": "http://127.0.0.1:1", "AWS_ACCESS_KEY_ID": "x",
                        "AWS_SECRET_ACCESS_KEY": "x", "AWS_DEFAULT_REGION": "us-east-1"})
     assert "Kinesis" in one_line_error(missing)
+
+
+def test_sigterm_delivers_what_is_buffered_and_exits(home: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECPIPE_")}
+    env.update({"RECPIPE_HOME": str(home)})
+    proc = subprocess.Popen([sys.executable, "-m", "recpipe", "stream", "deliver", "--name", "term", "--json",
+                             "--buffer-seconds", "30"], env=env, cwd=home.parent, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(3.0)  # started and reading; the 30 s buffer is still open
+        assert run("stream", "produce", "--count", "50", home=home).returncode == 0
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    doc = json.loads(out)
+    status = json.loads(run("stream", "status", "--name", "term", "--json", home=home).stdout)
+    assert doc["counts"]["ok"] == status["counts"]["ok"] > 0 and all(s["lag"] == 0 for s in status["shards"])
+
+
+def test_kinesis_and_s3_urls(home: Path, s3_bucket: str) -> None:
+    import boto3
+
+    boto3.client("kinesis").create_stream(StreamName="cli-clicks", ShardCount=2)
+    aws = {k: os.environ[k] for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                                    "AWS_DEFAULT_REGION")}
+    urls = ("--stream-url", "kinesis://cli-clicks")
+    produced = run("stream", "produce", "--count", "120", *urls, "--json", home=home, env=aws)
+    assert produced.returncode == 0, produced.stderr
+    sink = ("--recommendations-url", f"s3://{s3_bucket}/recs")
+    delivered = run("stream", "deliver", "--until-idle", "1", *urls, *sink, "--json", home=home, env=aws)
+    assert delivered.returncode == 0, delivered.stderr
+    assert json.loads(delivered.stdout)["counts"]["ok"] == 120
+    tail = json.loads(run("stream", "tail", "-n", "2", *sink, "--json", home=home, env=aws).stdout)
+    assert len(tail) == 2 and tail[0]["recommended_items"]
