@@ -58,6 +58,7 @@ bench: system-deps $(VENV)/.dev
 	$(BIN)/python bench/etl.py
 	$(BIN)/python bench/train.py
 	$(BIN)/python bench/vectors.py
+	$(BIN)/python bench/stream.py
 	$(BIN)/python bench/serve.py
 
 clean:
