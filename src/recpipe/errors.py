@@ -37,6 +37,11 @@ class InputError(RecpipeError):
     exit_code = 2
 
 
+class NotPublished(InputError):
+    """What a stage reads has not been published yet (no dataset, no model): run the stage
+    before it. A command exits 2; the service answers 503 with Retry-After, as while starting."""
+
+
 class ServiceError(RecpipeError):
     """A backend (database, object store, stream) cannot be reached or refused us."""
 

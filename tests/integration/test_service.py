@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,6 +17,7 @@ import pyarrow as pa
 import pytest
 
 from recpipe.adapters import open_artifacts
+from recpipe.config import load_settings
 from recpipe.inference.model import Model
 from recpipe.vectors.query import VectorQueries
 from tests.support.stack import Stack
@@ -149,6 +151,13 @@ def test_cold_starts(http: httpx.Client, stack: Stack) -> None:
     ("POST", "/user_embeddings", {"json": [{"creditlimit": "lots"}]}, 422),
     ("POST", "/items_from_user", {"json": [0.1] * 31}, 422),
     ("POST", "/items_from_user", {"json": ["x"] * 32}, 422),
+    ("POST", "/items_from_user", {"json": [0.0] * 32}, 422),  # no direction: the cosine is NaN (was a 500)
+    ("POST", "/items_from_user", {"json": [True] * 32}, 422),
+    ("GET", "/recommendations/1000000000000000000", {}, 422),  # past PostgreSQL's integer (was a 500)
+    ("GET", "/recommendations/-1", {}, 422),
+    ("POST", "/user_embeddings", {"json": [{"creditlimit": False}]}, 422),  # a bool is not a number
+    ("GET", "/no/such/path", {}, 404),
+    ("DELETE", "/user_embeddings", {}, 405),
     ("POST", "/user_embeddings", {"content": b"[" + b'{"city": "Nantes"},' * 80_000 + b"{}]",
                                   "headers": {"content-type": "application/json"}}, 413),
 ])
@@ -244,3 +253,27 @@ def test_the_service_uses_at_most_its_threads_connections_and_closes_them(stack:
         while pids & {r[0] for r in c.execute("SELECT pid FROM pg_stat_activity")} and time.monotonic() < deadline:
             time.sleep(0.05)
         assert not pids & {r[0] for r in c.execute("SELECT pid FROM pg_stat_activity")}
+
+
+def test_errors_have_one_shape_and_a_function_urls_double_slash_works(http: httpx.Client, server: str) -> None:
+    for method, path in (("GET", "/no/such/path"), ("DELETE", "/user_embeddings")):
+        body = http.request(method, path).json()
+        assert set(body) == {"error", "hint"} and body["hint"] == "see /docs for the endpoints"
+    zero = http.post("/items_from_user", json=[0.0] * 32).json()
+    assert "all-zero embedding" in zero["error"]
+    # what a client appending "/user_embeddings" to a Function URL (ending in "/") sends
+    assert httpx.post(server + "//user_embeddings", json=[{"city": "Nantes"}], timeout=30).status_code == 200
+
+
+def test_without_a_model_the_service_is_not_ready_rather_than_wrong(stack: Stack, tmp_path: Path) -> None:
+    from recpipe.api.app import create_app
+    from recpipe.api.background import serving
+    from recpipe.api.service import Service
+
+    settings = load_settings({"artifacts_url": str(tmp_path / "nothing-yet"), "vectors_url": stack.db.conninfo()},
+                             environ={"RECPIPE_HOME": str(tmp_path / "home")})
+    with serving(create_app(settings, service=Service(settings))) as url:
+        for path in ("/recommendations/103", "/ready"):
+            r = httpx.get(url + path, timeout=30)
+            assert r.status_code == 503 and r.headers["retry-after"] == "1", (path, r.text)
+        assert "recpipe train" in httpx.get(url + "/recommendations/103", timeout=30).json()["hint"]

@@ -9,20 +9,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Query, Request, Response
+from fastapi import Body, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recpipe import __version__
-from recpipe.api.limits import BodyLimit
+from recpipe.api.limits import BodyLimit, CollapseSlashes
 from recpipe.api.metrics import Metrics
 from recpipe.api.service import Service
 from recpipe.config import Settings, load_settings
 from recpipe.contracts.artifacts import EMBEDDING_DIM
 from recpipe.contracts.limits import MAX_BATCH, MAX_K
 from recpipe.contracts.vectors import Scored
-from recpipe.errors import InputError, RecpipeError, ServiceError
+from recpipe.errors import InputError, NotPublished, RecpipeError, ServiceError
 from recpipe.inference.recommend import NotFound, Recommendation, Rules
 
 GIL_SWITCH_SECONDS = 0.0003
@@ -32,9 +33,9 @@ class UserFeatures(BaseModel):
     """One user as the seed's Lambda sends it."""
 
     model_config = ConfigDict(extra="ignore")
-    city: str | None = None
-    country: str | None = None
-    creditlimit: float | None = Field(default=None, allow_inf_nan=False)
+    city: str | None = Field(None, strict=True)
+    country: str | None = Field(None, strict=True)
+    creditlimit: float | None = Field(default=None, allow_inf_nan=False, strict=True)  # a bool is not a number
 
     def record(self) -> dict[str, Any]:
         return {"city": self.city, "country": self.country, "creditLimit": self.creditlimit}
@@ -96,17 +97,25 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app = FastAPI(title="recpipe inference", version=__version__, lifespan=lifespan,
                   description="Recommendations from the two-tower model and pgvector.")
     app.add_middleware(BodyLimit, max_bytes=1_000_000)
+    app.add_middleware(CollapseSlashes)
     metrics.install(app)
 
     @app.exception_handler(RecpipeError)
     def _recpipe_error(request: Request, exc: RecpipeError) -> JSONResponse:
         if isinstance(exc, NotFound):
             return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=404)
-        if isinstance(exc, ServiceError):
+        if isinstance(exc, ServiceError | NotPublished):
             return JSONResponse({"error": exc.message, "hint": exc.hint or "retry shortly"}, status_code=503,
                                 headers={"Retry-After": "1"})
         status = 400 if isinstance(exc, InputError) else 500
         return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=status)
+
+    @app.exception_handler(StarletteHTTPException)
+    def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """404 (no such path) and 405 (wrong method) in the same shape as every other error."""
+        hint = "see /docs for the endpoints" if exc.status_code in (404, 405) else None
+        return JSONResponse({"error": str(exc.detail), "hint": hint}, status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -133,10 +142,14 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         return JSONResponse(embeddings, headers={"X-Model-Version": model.version})
 
     @app.post("/items_from_user", response_model=list[Scored], tags=["seed"])
-    async def items_from_user(embedding: Annotated[list[float], Body(min_length=EMBEDDING_DIM,
-                                                                     max_length=EMBEDDING_DIM)],
+    async def items_from_user(embedding: Annotated[list[Annotated[float, Field(strict=True, allow_inf_nan=False)]],
+                                                   Body(min_length=EMBEDDING_DIM, max_length=EMBEDDING_DIM)],
                               limit: Limit = 10) -> Response:
         """Items for one user embedding (one element of /user_embeddings' answer)."""
+        if not any(embedding):
+            raise RequestValidationError([{"loc": ("body",), "msg": "an all-zero embedding has no direction: "
+                                                                   "cosine similarity is undefined",
+                                           "type": "value_error"}])
         rec = await svc.run(svc.items_for_embedding, embedding, limit)
         return _json(rec.items, rec)
 
@@ -150,7 +163,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
 
     # -- the rich endpoint -----------------------------------------------------------------------
     @app.get("/recommendations/{customer_number}", response_model=Recommendations, tags=["recommendations"])
-    async def recommendations(customer_number: int, ask: Annotated[RecommendationQuery, Query()]) -> Response:
+    async def recommendations(customer_number: Annotated[int, Path(ge=0, le=2**31 - 1, description="A customerNumber.")],
+                              ask: Annotated[RecommendationQuery, Query()]) -> Response:
         """Recommendations for a customer, with the business rules as parameters."""
         rules = Rules(k=ask.k, exclude=tuple(ask.exclude), cart=tuple(ask.cart), exclude_bought=ask.exclude_bought,
                       in_stock=ask.in_stock, product_line=ask.product_line, max_per_line=ask.max_per_line)

@@ -1,9 +1,10 @@
-"""A request-body size limit as ASGI middleware: 413 with a JSON message, whether or not the
-client sends Content-Length."""
+"""ASGI middleware at the edge of the service: a request-body size limit (413 with a JSON
+message, whether or not the client sends Content-Length), and paths with repeated slashes."""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 
@@ -45,3 +46,17 @@ class BodyLimit:
 
 class _TooLarge(Exception):
     pass
+
+
+class CollapseSlashes:
+    """A Lambda Function URL ends in "/", so a client that appends "/user_embeddings" to it
+    calls "//user_embeddings": repeated slashes in a path are read as one."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and "//" in scope["path"]:
+            path = re.sub("/{2,}", "/", scope["path"])
+            scope = {**scope, "path": path, "raw_path": path.encode()}
+        await self.app(scope, receive, send)

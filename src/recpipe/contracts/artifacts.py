@@ -9,7 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from recpipe.contracts.dataset import DatasetManifest
-from recpipe.errors import InputError
+from recpipe.errors import InputError, NotPublished
 
 ITEM_EMBEDDINGS = "embeddings/item_embeddings.csv"
 USER_EMBEDDINGS = "embeddings/user_embeddings.csv"
@@ -61,7 +61,7 @@ class ModelManifest(BaseModel):
         where = f"{store.location(name).rstrip('/')}/{MANIFEST}"
         doc = store.read_json(artifact_path(name, MANIFEST))
         if doc is None:
-            raise InputError(f"no {MANIFEST} in the artifacts at {store.location(name)}",
+            raise NotPublished(f"no {MANIFEST} in the artifacts at {store.location(name)}",
                              hint="run `recpipe train` first, or point RECPIPE_ARTIFACTS_URL at the artifacts")
         try:
             return cls.model_validate(doc)

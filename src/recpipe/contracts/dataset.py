@@ -8,7 +8,7 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from recpipe.errors import InputError
+from recpipe.errors import InputError, NotPublished
 
 DATASET = "ratings_ml_training"
 QUARANTINE = "ratings_ml_training_quarantine"
@@ -123,6 +123,6 @@ class DatasetManifest(BaseModel):
         """The manifest of the dataset published in ``lake`` (a ``recpipe.adapters.Lake``)."""
         doc = lake.read_json(f"{DATASET}/{MANIFEST}")
         if doc is None:
-            raise InputError(f"no training dataset at {lake.location(DATASET)} (its {MANIFEST} is missing)",
+            raise NotPublished(f"no training dataset at {lake.location(DATASET)} (its {MANIFEST} is missing)",
                              hint="run `recpipe etl run` first, or point RECPIPE_LAKE_URL at the lake that has it")
         return cls.from_json(doc, f"{lake.location(DATASET)}/{MANIFEST}")
