@@ -187,7 +187,7 @@ class Delivery:
         closing = sorted(ended - set(self.state.finished))
         self.state.pending = {"ranges": ranges, "ok": stem, "failed": FAILED_PREFIX + stem, "closing": closing}
         self._save()  # the intent: a crash from here on is finished by _finish_pending
-        return self._write(batch)
+        return self._write(batch, finishing=False)
 
     def _finish_pending(self) -> int:
         """Deliver exactly the records of the intent a crash left behind."""
@@ -203,9 +203,12 @@ class Delivery:
                 keep = [r for r in records if int(r.sequence) <= int(last)]
                 batch += keep
                 position = records[-1].sequence
-        return self._write(batch)
+        return self._write(batch, finishing=True)
 
-    def _write(self, batch: list[StreamRecord]) -> int:
+    def _write(self, batch: list[StreamRecord], *, finishing: bool) -> int:
+        """Transform and write ``batch``, then move the positions past it. ``finishing`` a
+        crashed run's intent, an object it already wrote is not written again; a fresh
+        intent's names are new, so nothing is listed."""
         pending = self.state.pending or {}
         response, reasons, attempts, error = self._invoke(batch)
         ok, failed, dropped = [], [], 0
@@ -223,8 +226,10 @@ class Delivery:
                 else:
                     failed.append(_error_record(record, attempts, "Lambda.ProcessingFailed",
                                                 reasons.get(out["recordId"], "ProcessingFailed"), now_ms))
-        existing = set(self.sink.list_files(pending["ok"].rsplit("/", 1)[0])) | set(
-            self.sink.list_files(pending["failed"].rsplit("/", 1)[0]))
+        existing = set()
+        if finishing:
+            existing = set(self.sink.list_files(pending["ok"].rsplit("/", 1)[0])) | set(
+                self.sink.list_files(pending["failed"].rsplit("/", 1)[0]))
         if ok and pending["ok"] not in existing:
             self.sink.write_bytes(pending["ok"], b"".join(ok))
         if failed and pending["failed"] not in existing:
