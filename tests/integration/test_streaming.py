@@ -259,19 +259,31 @@ def test_killed_at_random_points_the_delivery_loses_and_repeats_nothing(stack: S
     sent = produced(8_000, "x")
     open_stream(str(tmp_path / "stream")).put(sent)
     rng = random.Random(7)
+    state = tmp_path / "recs" / "_recpipe" / "delivery" / "recpipe.json"
+
+    def objects() -> int:
+        try:
+            return json.loads(state.read_text())["counts"]["objects"]
+        except (OSError, ValueError):
+            return 0
+
     kills = 0
-    for attempt in range(6):
+    for attempt in range(4):
         proc = subprocess.Popen([sys.executable, "-m", "recpipe", "stream", "deliver", "--json", "--buffer-mb",
                                  "0.002", "--until-idle", "0.5"], env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-        try:  # three runs are killed at a random moment of their work, the last one finishes
-            out, err = proc.communicate(timeout=rng.uniform(1.5, 3.0) if attempt < 3 else 300)
-            assert proc.returncode == 0, err
-            break
-        except subprocess.TimeoutExpired:
+        if attempt < 3:  # killed mid-work: once a few more objects are out, at a random moment after that
+            target, deadline = objects() + rng.randint(2, 6), time.monotonic() + 120
+            while objects() < target and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.005)
+            time.sleep(rng.uniform(0, 0.03))
+            assert proc.poll() is None, "the delivery finished before it could be killed"
             proc.send_signal(signal.SIGKILL)
             proc.communicate()
             kills += 1
+            continue
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
     ok, failed = delivered(tmp_path / "recs")
     assert kills == 3 and 0 < json.loads(out)["delivered"] < len(sent)  # the kills landed mid-delivery
     assert sorted(r["session_id"] for r in ok) == sorted(json.loads(d)["session_id"] for _, d in sent
