@@ -34,7 +34,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from recpipe.adapters.base import Lake, Stream, StreamRecord
+from recpipe.adapters.base import Lake, Shard, Stream, StreamRecord
 from recpipe.contracts.limits import FIREHOSE_LAMBDA_RETRIES
 from recpipe.errors import InputError, ServiceError
 from recpipe.progress import SILENT, Progress
@@ -42,6 +42,7 @@ from recpipe.progress import SILENT, Progress
 Transform = Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, str]]]
 FAILED_PREFIX = "processing-failed/"
 STATE_PREFIX = "_recpipe/delivery/"
+SHARDS_EVERY_S = 10.0  # how often the shard list is refreshed (a resharding shows within this)
 _NAMESPACE = uuid.UUID("6f1c3c2e-5a0b-4c59-9a55-9d0e7c2f1b11")
 
 
@@ -81,6 +82,16 @@ class DeliveryState:
     def from_json(cls, doc: dict[str, Any]) -> DeliveryState:
         return cls(**doc)
 
+    @classmethod
+    def read(cls, sink: Lake, name: str) -> DeliveryState:
+        """Delivery ``name``'s saved state in ``sink`` (a fresh one if it never ran)."""
+        doc = sink.read_json(state_path(name))
+        return cls() if doc is None else cls.from_json(doc)
+
+
+def state_path(name: str) -> str:
+    return f"{STATE_PREFIX}{name}.json"
+
 
 @dataclass(frozen=True)
 class DeliveryResult:
@@ -105,14 +116,11 @@ class Delivery:
         options.check()
         self.stream, self.sink, self.transform = stream, sink, transform
         self.options, self.progress = options, progress
-        self.state_path = f"{STATE_PREFIX}{options.name}.json"
-        self.state = self.load_state()
+        self.state_path = state_path(options.name)
+        self.state = DeliveryState.read(sink, options.name)
         self.stopping = threading.Event()
-
-    # -- state ----------------------------------------------------------------------------------
-    def load_state(self) -> DeliveryState:
-        doc = self.sink.read_json(self.state_path)
-        return DeliveryState() if doc is None else DeliveryState.from_json(doc)
+        self._shards: list[Shard] = []
+        self._listed = float("-inf")
 
     def _save(self) -> None:
         self.sink.write_bytes(self.state_path, json.dumps(self.state.to_json(), indent=1).encode())
@@ -161,7 +169,7 @@ class Delivery:
         """One read of each shard that may be read now."""
         out: list[StreamRecord] = []
         done = set(self.state.finished) | ended
-        shards = self.stream.shards()
+        shards = self._current_shards(ended)
         present = {s.id for s in shards}
         for shard in shards:
             if shard.id in done or any(p in present and p not in done for p in shard.parents):
@@ -173,6 +181,13 @@ class Delivery:
                 ended.add(shard.id)
             out += records
         return out
+
+    def _current_shards(self, ended: set[str]) -> list[Shard]:
+        """The stream's shards, listed again every ``SHARDS_EVERY_S`` or once a shard has
+        ended (its children appear then), not on every read (ListShards is a call on Kinesis)."""
+        if time.monotonic() - self._listed >= SHARDS_EVERY_S or not ended <= {s.id for s in self._shards if s.closed}:
+            self._shards, self._listed = self.stream.shards(), time.monotonic()
+        return self._shards
 
     # -- one buffer -------------------------------------------------------------------------------
     def _deliver(self, batch: list[StreamRecord], ended: set[str]) -> int:

@@ -14,6 +14,7 @@ from recpipe.streaming.deliver import (
     Delivery,
     DeliveryOptions,
     DeliveryResult,
+    DeliveryState,
     Transform,
 )
 
@@ -29,8 +30,7 @@ def run(stream: Stream, sink: Lake, transform: Transform, options: DeliveryOptio
 
 def status(stream: Stream, sink: Lake, name: str = "recpipe") -> dict[str, Any]:
     """Per shard: the delivered position, the stream's head and the lag; the counts so far."""
-    delivery = Delivery(stream, sink, lambda e: ({}, {}), DeliveryOptions(name=name))
-    state = delivery.state
+    state = DeliveryState.read(sink, name)
     heads = stream.latest() if hasattr(stream, "latest") else {}
     shards = []
     for shard in stream.shards():

@@ -37,7 +37,7 @@ IN_CART = 0.3
 class ProduceResult:
     stream: str
     events: int
-    sessions: int
+    sessions: int  # sessions started by this run
     seconds: float
     preferences: str  # "choice model" (a synthetic shop) or "popularity"
 
@@ -99,7 +99,7 @@ class Shoppers:
             return self.choice.logits(np.array([self.rows[customer]]))[0]
         return self.log_pop
 
-    def _new_session(self, now: dt.datetime) -> dict[str, Any]:
+    def _new_session(self) -> dict[str, Any]:
         self.started += 1
         i = int(self.rng.integers(len(self.customers["number"])))
         known = self.rng.random() >= self.unknown
@@ -117,7 +117,7 @@ class Shoppers:
         out = []
         for _ in range(n):
             if len(self.sessions) < ACTIVE_SESSIONS or self.rng.random() < NEW_SESSION:
-                session = self._new_session(now)
+                session = self._new_session()
                 if len(self.sessions) >= ACTIVE_SESSIONS:
                     self.sessions[int(self.rng.integers(len(self.sessions)))] = session
                 else:
@@ -144,15 +144,15 @@ def run(stream: Stream, shoppers: Shoppers, *, rate: float, count: int | None = 
     started = time.monotonic()
     sent = 0
     progress.start("events", count)
-    sessions = {s["id"] for s in shoppers.sessions}
+    sessions_before = shoppers.started
     while (count is None or sent < count) and (duration is None or time.monotonic() - started < duration):
         n = batch if count is None else min(batch, count - sent)
         events = shoppers.next_events(n)
         stream.put([(e.session_id, e.to_bytes()) for e in events])
-        sessions |= {e.session_id for e in events}
         sent += n
         progress.advance("events", n)
         ahead = sent / rate - (time.monotonic() - started)
         if ahead > 0:
             time.sleep(ahead)
-    return ProduceResult(stream.url, sent, len(sessions), round(time.monotonic() - started, 3), shoppers.preferences)
+    return ProduceResult(stream.url, sent, shoppers.started - sessions_before, round(time.monotonic() - started, 3),
+                         shoppers.preferences)

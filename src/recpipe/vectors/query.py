@@ -99,7 +99,7 @@ class VectorQueries:
                            ) -> list[list[Scored] | None]:
         source = (f"unnest(%(keys)s::varchar[], %(each)s::text[]) WITH ORDINALITY AS u(key, skip, ord) "
                   f"JOIN {schema.ITEMS} q ON q.id = u.key")
-        sql, params = _lateral(source, filters, exclude, "AND e.id <> q.id")
+        sql, params = _lateral(source, filters, exclude, "AND e.id <> q.id", skip=skip_each is not None)
         return self._run(sql, params, [str(i) for i in item_ids], k, exclude, filters, skip_each)
 
     def items_for_users(self, customer_numbers: Sequence[int], k: int = 10, *, exclude: Sequence[str] = (),
@@ -107,7 +107,7 @@ class VectorQueries:
                         ) -> list[list[Scored] | None]:
         source = (f"unnest(%(keys)s::int[], %(each)s::text[]) WITH ORDINALITY AS u(key, skip, ord) "
                   f"JOIN {schema.USERS} q ON q.id = u.key")
-        sql, params = _lateral(source, filters, exclude)
+        sql, params = _lateral(source, filters, exclude, skip=skip_each is not None)
         return self._run(sql, params, [int(c) for c in customer_numbers], k, exclude, filters, skip_each)
 
     def items_for_embeddings(self, embeddings: Sequence[Sequence[float]] | np.ndarray, k: int = 10, *,
@@ -118,7 +118,7 @@ class VectorQueries:
         # parsed again for every candidate (20x slower at 190 items, EXPLAIN ANALYZE)
         source = ("unnest(%(keys)s::vector[], %(each)s::text[]) WITH ORDINALITY AS q(embedding, skip, ord) "
                   "CROSS JOIN LATERAL (SELECT q.ord, q.skip) u")
-        sql, params = _lateral(source, filters, exclude)
+        sql, params = _lateral(source, filters, exclude, skip=skip_each is not None)
         got = self._run(sql, params, texts, k, exclude, filters, skip_each)
         return [r or [] for r in got]
 
@@ -222,12 +222,14 @@ class VectorQueries:
             self._ef = ef
 
 
-def _lateral(source: str, filters: Filters, exclude: Sequence[str], not_self: str = "") -> tuple[str, dict[str, Any]]:
+def _lateral(source: str, filters: Filters, exclude: Sequence[str], not_self: str = "", *, skip: bool = False
+             ) -> tuple[str, dict[str, Any]]:
     """One statement for a batch: per row of ``source`` (ordinal ``u.ord``, embedding
     ``q.embedding``, codes to skip ``u.skip``), its top k by an index scan; rows of unknown keys do not appear. With
     the filters' parameters."""
     where, params = filters.sql("e", exclude=bool(exclude))
-    each = " AND e.id <> ALL(string_to_array(u.skip, E'\\x1f'))"  # the key's own codes to skip
+    # the key's own codes to skip, only when asked: the service's queries stay as they were
+    each = " AND e.id <> ALL(string_to_array(u.skip, E'\\x1f'))" if skip else ""
     return (f"SELECT u.ord, r.id, r.score FROM {source} "
             f"LEFT JOIN LATERAL (SELECT e.id, 1 - (e.embedding <=> q.embedding) AS score "
             f"FROM {schema.ITEMS} e WHERE true {not_self}{where}{each} "
