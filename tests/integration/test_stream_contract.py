@@ -181,3 +181,34 @@ def test_kinesis_lists_parent_shards_before_their_children(kinesis: Any) -> None
     assert all(parent["ShardId"] in s.parents for s in shards[1:]) and len(shards) == 3
     got = read_all(stream)
     assert [r.data for r in got] == [b"before"] * 20 + [b"after"] * 20  # parents read first
+
+
+def test_connections_opening_a_new_log_at_once_do_not_trip_over_each_other(tmp_path: Path) -> None:
+    """Switching a new log to WAL does not wait for a busy database: without the set-up lock,
+    about one fresh log in 40 failed "database is locked" when readers and writers opened it
+    together (a thread of `stream deliver` and a producer)."""
+    import threading
+
+    errors: list[Exception] = []
+    for attempt in range(60):
+        url = str(tmp_path / f"stream-{attempt}")
+        streams = [open_stream(url) for _ in range(8)]
+        together = threading.Barrier(len(streams))
+
+        def use(n: int, stream: Stream, together: threading.Barrier = together) -> None:
+            together.wait(30)
+            try:
+                if n % 2:
+                    stream.put([(f"k{n}", b"x")])
+                else:
+                    stream.read(stream.shards()[0].id, None, 10)
+            except Exception as exc:  # collected: an exception in a thread would otherwise vanish
+                errors.append(exc)
+
+        threads = [threading.Thread(target=use, args=(n, s)) for n, s in enumerate(streams)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(read_all(open_stream(url))) == 4
+    assert errors == []

@@ -219,9 +219,15 @@ def test_an_outage_of_the_vector_database_is_retried_then_delivered(stack: Stack
     stream = open_stream(str(tmp_path / "stream"))
     sink = open_recommendations(str(tmp_path / "recs"))
     results: list[Any] = []
-    worker = threading.Thread(target=lambda: results.append(deliver(
-        stream, sink, lambda e: transform_with_reasons(e, enricher),
-        DeliveryOptions(until_idle=6.0, retry_seconds=120, buffer_seconds=0.2))))
+
+    def work() -> None:
+        try:
+            results.append(deliver(stream, sink, lambda e: transform_with_reasons(e, enricher),
+                                   DeliveryOptions(until_idle=6.0, retry_seconds=120, buffer_seconds=0.2)))
+        except BaseException as exc:  # shown by the assertion below, not lost with the thread
+            results.append(exc)
+
+    worker = threading.Thread(target=work)
     assert stack.db.stop()
     try:
         worker.start()
@@ -229,8 +235,9 @@ def test_an_outage_of_the_vector_database_is_retried_then_delivered(stack: Stack
         time.sleep(2.0)  # the transformation fails and is retried meanwhile
     finally:
         stack.db.conninfo()  # the database comes back
-    worker.join(60)
-    assert results and results[0].counts["ok"] == 45 and results[0].counts["retries"] >= 1
+    worker.join(90)
+    assert results and not isinstance(results[0], BaseException), results
+    assert results[0].counts["ok"] == 45 and results[0].counts["retries"] >= 1
     assert len(delivered(tmp_path / "recs")[0]) == 45
 
 

@@ -10,6 +10,7 @@ when the log is created) and ``?retention_hours=H`` (default 24).
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import sqlite3
 import threading
@@ -30,7 +31,9 @@ CREATE TABLE IF NOT EXISTS records (
     shard INTEGER NOT NULL, seq INTEGER NOT NULL, partition_key TEXT NOT NULL, data BLOB NOT NULL,
     arrival_ms INTEGER NOT NULL, PRIMARY KEY (shard, seq)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS heads (shard INTEGER PRIMARY KEY, last_seq INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS records_arrival ON records (arrival_ms);
 """
+TRIM_EVERY_MS = 10_000  # records past the retention are deleted at most this often per process
 
 
 def shard_of(partition_key: str, shards: int) -> int:
@@ -60,6 +63,7 @@ class LocalStream:
         self.setting = setting
         self._local = threading.local()
         self._count: int | None = None
+        self._trimmed_ms = 0
 
     # -- connection ------------------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -68,9 +72,13 @@ class LocalStream:
             try:
                 self.root.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.root / "log.sqlite", timeout=30, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
+                # Switching to WAL does not wait for a busy database: connections opening at once
+                # (threads, producer processes) take turns through a file lock for the set-up.
+                with open(self.root / "log.lock", "a") as lock:
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    conn.executescript(_SCHEMA)
                 conn.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint of the WAL
-                conn.executescript(_SCHEMA)
             except (OSError, sqlite3.Error) as exc:
                 raise ServiceError(f"cannot open the stream log in {self.root}: {exc}",
                                    hint=f"check {self.setting} and that the directory is writable") from exc
@@ -96,6 +104,7 @@ class LocalStream:
         n, db = self.shard_count, self._db()
         now = int(time.time() * 1000)
         out: list[str] = []
+        trim = now - self._trimmed_ms >= TRIM_EVERY_MS
         db.execute("BEGIN IMMEDIATE")
         try:
             heads = dict(db.execute("SELECT shard, last_seq FROM heads").fetchall())
@@ -105,23 +114,27 @@ class LocalStream:
                 seq = heads.get(shard, 0) + 1
                 heads[shard] = seq
                 rows.append((shard, seq, key, data, now))
-                out.append(f"{shard}:{seq}")
+                out.append(str(seq))
             db.executemany("INSERT INTO records VALUES (?, ?, ?, ?, ?)", rows)
             db.executemany("INSERT OR REPLACE INTO heads VALUES (?, ?)", heads.items())
-            db.execute("DELETE FROM records WHERE arrival_ms < ?", (now - self.retention_ms,))
+            if trim:  # by the arrival index, not a scan of the log on every put
+                db.execute("DELETE FROM records WHERE arrival_ms < ?", (now - self.retention_ms,))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        return [s.split(":", 1)[1] for s in out]
+        if trim:
+            self._trimmed_ms = now
+        return out
 
     def shards(self) -> list[Shard]:
         return [Shard(str(i)) for i in range(self.shard_count)]
 
     def read(self, shard: str, after: str | None, limit: int) -> tuple[list[StreamRecord], bool]:
+        oldest = int(time.time() * 1000) - self.retention_ms  # past the retention even if not yet deleted
         rows = self._db().execute(
             "SELECT seq, partition_key, data, arrival_ms FROM records WHERE shard = ? AND seq > ? "
-            "ORDER BY seq LIMIT ?", (int(shard), int(after or 0), limit)).fetchall()
+            "AND arrival_ms >= ? ORDER BY seq LIMIT ?", (int(shard), int(after or 0), oldest, limit)).fetchall()
         return [StreamRecord(shard, str(seq), key, bytes(data), arrival) for seq, key, data, arrival in rows], False
 
     def latest(self) -> dict[str, str]:
