@@ -354,3 +354,19 @@ def test_the_seeds_set_up_asks_the_inference_service_over_http(stack: Stack, enr
         server.wait(10)
     with pytest.raises(ServiceError, match="cannot reach the inference service"):
         transform(doc, remote)
+
+
+def test_the_answer_stays_under_firehoses_limit(stack: Stack, enricher: Enricher) -> None:
+    """Enrichment makes small records several times larger: a request well under 6 MB can ask for more than
+    6 MB back. The last records then fail (their input kept) and the answer fits."""
+    from recpipe.contracts.limits import FIREHOSE_LAMBDA_MAX_BYTES
+
+    customer = shop(stack, "SELECT min(id) FROM user_emb")[0][0]
+    doc = invocation([json.dumps(event(f"s{n}", customer), separators=(",", ":")).encode() for n in range(8000)])
+    response, reasons = transform_with_reasons(doc, enricher)
+    results = [r["result"] for r in response["records"]]
+    assert len(json.dumps(doc)) < FIREHOSE_LAMBDA_MAX_BYTES / 1.5  # a request Firehose can send
+    assert len(json.dumps(response)) <= FIREHOSE_LAMBDA_MAX_BYTES
+    assert 0 < results.count("ProcessingFailed") < 4000 and results == sorted(results)  # a suffix, in order
+    assert all("exceed Firehose" in reasons[r["recordId"]] for r in response["records"]
+               if r["result"] == "ProcessingFailed")

@@ -108,13 +108,21 @@ def _failed(record_id: str, record: Any) -> dict[str, Any]:
 
 def _keep_under_limit(results: list[dict[str, Any]], records: list[Any], reasons: dict[str, str]) -> None:
     """Turn the last Ok records into ProcessingFailed (their input kept) while the response
-    would exceed Firehose's limit; Firehose then reports them under processing-failed/."""
-    size = len(json.dumps({"records": results}))
+    would exceed Firehose's limit; Firehose then reports them under processing-failed/.
+    Sizes are added up per record (ASCII JSON: the base64 data, the id, the fixed keys), not
+    measured by serialising the whole answer on every invocation."""
+    sizes = [_size(r) for r in results]
+    total = sum(sizes) + len('{"records": []}')
     for i in range(len(results) - 1, -1, -1):
-        if size <= FIREHOSE_LAMBDA_MAX_BYTES:
+        if total <= FIREHOSE_LAMBDA_MAX_BYTES:
             return
         if results[i]["result"] == "Ok":
-            before = len(json.dumps(results[i]))
             reasons[results[i]["recordId"]] = f"the response would exceed Firehose's {FIREHOSE_LAMBDA_MAX_BYTES:,} bytes"
             results[i] = _failed(results[i]["recordId"], records[i])
-            size += len(json.dumps(results[i])) - before
+            total += _size(results[i]) - sizes[i]
+
+
+def _size(record: dict[str, Any]) -> int:
+    """``len(json.dumps(record)) + 2`` (its separator) for an output record, without dumping it."""
+    return (len('{"recordId": "", "result": "", "data": ""}, ') + len(json.dumps(record["recordId"])) - 2
+            + len(record["result"]) + len(record["data"]))
