@@ -7,7 +7,9 @@ server and no account. The README's Configuration section lists them.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,7 @@ class Role:
     examples: str
     backends: Mapping[str, str | None] | None = None
     parse: Callable[[str], Any] | None = None  # a tuning option: how its text becomes a value
+    secret: bool = False  # never shown: `recpipe config` and errors print "***"
 
     @property
     def env(self) -> str:
@@ -56,6 +59,12 @@ def _positive_int(text: str) -> int:
 def _http_url(text: str) -> str:
     if url_scheme(text) not in ("http", "https"):
         raise ValueError("it must be an http:// or https:// URL")
+    return text
+
+
+def _api_key(text: str) -> str:
+    if len(text) < 16 or not text.isprintable() or " " in text:
+        raise ValueError("it must be at least 16 printable characters without spaces")
     return text
 
 
@@ -100,6 +109,9 @@ ROLES: dict[str, Role] = {
              "one per core, divided among workers", parse=_positive_int),
         Role("serve_reload_every", "seconds between checks for a new model (recpipe serve)", "10",
              parse=_positive_float),
+        Role("api_key", "API key clients of `recpipe serve` must send (Authorization: Bearer …)",
+             "a long random string, e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+             parse=_api_key, secret=True),
         Role("inference_url", "inference service the stream transformation asks instead of pgvector",
              "http://127.0.0.1:8000 or https://<id>.lambda-url.<region>.on.aws/", parse=_http_url),
     )
@@ -165,10 +177,12 @@ class Settings:
     serve_threads: int | None = None  # None: one per core, divided among the workers
     serve_reload_every: float = float(OPTION_DEFAULTS["serve_reload_every"])
     inference_url: str | None = None  # None: the transformation uses the model and pgvector in-process
+    api_key: str | None = dataclasses.field(default=None, repr=False)  # None: `recpipe serve` needs no key (loopback only)
 
     def masked(self) -> dict[str, str]:
         """Every setting as text, passwords hidden ("" for an unset option)."""
-        return {f: "" if getattr(self, f) is None else mask_url(str(getattr(self, f))) for f in ROLES}
+        return {f: "" if getattr(self, f) is None else "***" if r.secret else mask_url(str(getattr(self, f)))
+                for f, r in ROLES.items()}
 
     def environment(self) -> dict[str, str]:
         """These settings as RECPIPE_* variables (for child processes)."""
@@ -222,33 +236,36 @@ def load_settings(
     for field, role in ROLES.items():
         if field == "home":
             continue
+        # an error names where the value came from: the flag, the variable or the .env file
+        setting = f"--{field.replace('_', '-')}" if origins.get(field) == "command-line flag" else role.env
         if role.parse is not None:
             if field in values:
-                resolved[field] = _parse(role, values[field])
+                resolved[field] = _parse(role, values[field], setting)
             else:
                 origins[field] = "unset (recpipe chooses)"
             continue
-        _check(role, values[field])
+        _check(role, values[field], setting)
         resolved[field] = values[field]
     return Settings(home=home, origins=origins, **resolved)
 
 
-def _parse(role: Role, value: str) -> Any:
+def _parse(role: Role, value: str, setting: str) -> Any:
     try:
         return role.parse(value) if role.parse else value
     except ValueError as exc:
-        raise ConfigError(f"{role.env}={value!r} cannot be the {role.what}: {exc}",
+        shown = "the value given" if role.secret else repr(value)
+        raise ConfigError(f"{setting}={shown} cannot be the {role.what}: {exc}",
                           hint=f"use e.g. {role.examples}") from exc
 
 
-def _check(role: Role, value: str) -> None:
+def _check(role: Role, value: str, setting: str) -> None:
     if role.field == "engine":
         if value not in ENGINES:
             raise ConfigError(
-                f"{role.env}={value!r} is not an ETL engine", hint=f"use one of: {', '.join(ENGINES)}"
+                f"{setting}={value!r} is not an ETL engine", hint=f"use one of: {', '.join(ENGINES)}"
             )
         return
-    check_scheme(role, value, role.env)
+    check_scheme(role, value, setting)
 
 
 def check_scheme(role: Role, url: str, setting: str) -> str:
@@ -260,4 +277,10 @@ def check_scheme(role: Role, url: str, setting: str) -> str:
             f"{setting}={mask_url(url)!r}: {shown_scheme} is not accepted for the {role.what}",
             hint=f"use e.g. {role.examples}",
         )
+    if scheme == "sqlite" and not re.match(r"sqlite(\+\w+)?://", url):
+        raise ConfigError(f"{setting}={mask_url(url)!r} is not an SQLite URL: 'sqlite:' takes three slashes",
+                          hint="use sqlite:///relative/path.db or sqlite:////absolute/path.db")
+    if scheme and scheme not in ("sqlite", "pgserver") and "://" not in url:
+        raise ConfigError(f"{setting}={mask_url(url)!r} is not a URL: '{scheme}:' must be followed by '//'",
+                          hint=f"use e.g. {role.examples}")
     return scheme

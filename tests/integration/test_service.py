@@ -265,15 +265,55 @@ def test_errors_have_one_shape_and_a_function_urls_double_slash_works(http: http
     assert httpx.post(server + "//user_embeddings", json=[{"city": "Nantes"}], timeout=30).status_code == 200
 
 
-def test_without_a_model_the_service_is_not_ready_rather_than_wrong(stack: Stack, tmp_path: Path) -> None:
+def test_an_empty_vector_database_is_not_ready_rather_than_wrong(stack: Stack, tmp_path: Path) -> None:
     from recpipe.api.app import create_app
     from recpipe.api.background import serving
     from recpipe.api.service import Service
 
-    settings = load_settings({"artifacts_url": str(tmp_path / "nothing-yet"), "vectors_url": stack.db.conninfo()},
+    with psycopg.connect(stack.db.conninfo(), autocommit=True) as c:
+        c.execute("DROP DATABASE IF EXISTS nothing_loaded")
+        c.execute("CREATE DATABASE nothing_loaded")
+    empty = stack.db.conninfo().replace("/postgres?", "/nothing_loaded?")
+    assert "nothing_loaded" in empty
+    settings = load_settings({"artifacts_url": str(tmp_path / "nothing-yet"), "vectors_url": empty},
                              environ={"RECPIPE_HOME": str(tmp_path / "home")})
     with serving(create_app(settings, service=Service(settings))) as url:
         for path in ("/recommendations/103", "/ready"):
             r = httpx.get(url + path, timeout=30)
             assert r.status_code == 503 and r.headers["retry-after"] == "1", (path, r.text)
-        assert "recpipe train" in httpx.get(url + "/recommendations/103", timeout=30).json()["hint"]
+        assert "recpipe vectors load" in httpx.get(url + "/recommendations/103", timeout=30).json()["hint"]
+
+
+def test_the_loaded_vectors_carry_their_model_and_need_no_artifacts(stack: Stack, tmp_path: Path) -> None:
+    from recpipe.api.app import create_app
+    from recpipe.api.background import serving
+    from recpipe.api.service import Service
+
+    settings = load_settings({"artifacts_url": str(tmp_path / "not-here"), "vectors_url": stack.db.conninfo()},
+                             environ={"RECPIPE_HOME": str(tmp_path / "home")})
+    with serving(create_app(settings, service=Service(settings))) as url:
+        r = httpx.post(url + "/user_embeddings", json=[{"country": "France"}], timeout=30)
+        assert r.status_code == 200 and r.headers["x-model-version"] == stack.version
+        ready = httpx.get(url + "/ready", timeout=30).json()
+        assert ready == {"ready": True, "model_version": stack.version, "published_model_version": None}
+
+
+def test_a_trained_model_waits_for_vectors_load_instead_of_mixing_versions(http: httpx.Client, stack: Stack) -> None:
+    """Regression: the service hot-reloaded a newly trained model while pgvector still held the
+    old item vectors, pairing the new user tower with them."""
+    people = [{"country": "France"}, {"city": "Nantes", "creditlimit": 50000.0}]
+    before = http.post("/user_embeddings", json=people)
+    version = stack.train(seed=3)  # published, not loaded
+    time.sleep(0.5)  # the service checks every 0.2 s
+    during = http.post("/user_embeddings", json=people)
+    assert during.headers["x-model-version"] == stack.version != version
+    assert during.json() == before.json()
+    ready = http.get("/ready").json()
+    assert ready["model_version"] == stack.version and ready["published_model_version"] == version
+    assert "recpipe vectors load" in ready["waiting"]
+    stack.load()
+    time.sleep(0.5)
+    after = http.post("/user_embeddings", json=people)
+    assert after.headers["x-model-version"] == version and after.json() != before.json()
+    assert "waiting" not in http.get("/ready").json()
+    stack.version = version

@@ -58,7 +58,7 @@ def test_load_builds_the_tables_and_hnsw_indexes(vdb: object, tmp_path: Path) ->
     known = write_artifacts(tmp_path / "art")
     result = _load(vdb, tmp_path / "art")
     assert (result.items, result.users, result.model_version) == (300, 40, "v1")
-    assert _tables(vdb) == {"item_emb", "user_emb", "recpipe_vectors"}
+    assert _tables(vdb) == {"item_emb", "user_emb", "recpipe_vectors", "recpipe_model"}
     with psycopg.connect(vdb.conninfo()) as c:  # type: ignore[attr-defined]
         defs = {r[0]: r[1] for r in c.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname='public'")}
         row = c.execute("SELECT product_line, quantity_in_stock FROM item_emb WHERE id = %s", (known.items[7],)).fetchone()
@@ -67,7 +67,7 @@ def test_load_builds_the_tables_and_hnsw_indexes(vdb: object, tmp_path: Path) ->
     assert row == (known.lines[7], known.stock[7])
     assert loaded(vdb)["model_version"] == "v1"  # type: ignore[arg-type,index]
     again = _load(vdb, tmp_path / "art")  # repeatable
-    assert again.items == 300 and _tables(vdb) == {"item_emb", "user_emb", "recpipe_vectors"}
+    assert again.items == 300 and _tables(vdb) == {"item_emb", "user_emb", "recpipe_vectors", "recpipe_model"}
 
 
 def _ids(found: list) -> list:  # type: ignore[type-arg]
@@ -170,7 +170,7 @@ def test_a_running_query_keeps_the_old_data_and_a_failed_load_changes_nothing(
     with pytest.raises(psycopg.errors.UndefinedFunction):
         _load(vdb, tmp_path / "v1")
     assert loaded(vdb)["model_version"] == "v2"  # type: ignore[arg-type,index]
-    assert _tables(vdb) == {"item_emb", "user_emb", "recpipe_vectors"}
+    assert _tables(vdb) == {"item_emb", "user_emb", "recpipe_vectors", "recpipe_model"}
 
 
 @pytest.mark.parametrize("problem", ["dimension", "malformed", "duplicate"])

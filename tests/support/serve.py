@@ -20,12 +20,13 @@ def start(env: dict[str, str], *, workers: int = 1, args: tuple[str, ...] = ()) 
     return server, f"http://127.0.0.1:{port}"
 
 
-def wait_ready(url: str, seconds: float = 30) -> bool:
+def wait_ready(url: str, seconds: float = 30, *, key: str | None = None) -> bool:
     """Poll /ready until it answers 200 (True) or ``seconds`` pass (False)."""
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         try:
-            if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/ready", timeout=1, headers=headers).status_code == 200:
                 return True
         except httpx.HTTPError:
             pass

@@ -55,8 +55,14 @@ class Queries:
     def bought(self, customer: int) -> list[str]:
         return sorted(self.purchases.get(customer, set()))
 
-    def loaded_at(self) -> str:
-        return "load-1"
+    def loaded(self) -> tuple[str, str]:
+        return "load-1", "v-test"
+
+    def loaded_model(self) -> tuple[str, str, dict[str, bytes]]:
+        return "load-1", "v-test", {}  # no copy in the database: the published model, same version
+
+    def product_lines(self) -> list[str]:
+        return sorted({line for line, _, _ in CATALOG.values() if line})
 
     def popularity(self) -> list[tuple[str, str | None, int | None, int]]:
         return sorted(((p, line, stock, buyers) for p, (line, stock, buyers) in CATALOG.items()),
@@ -145,3 +151,29 @@ def test_similar_items_fall_back_to_the_product_line_and_unknown_ids_are_not_fou
     assert ids(r.similar_to_item(q, "N1", Rules(product_line="Planes"))) == []
     with pytest.raises(NotFound, match="'ZZ' is not in the catalog"):
         r.similar_to_item(q, "ZZ")
+
+
+def test_an_unknown_product_line_is_an_error_naming_the_known_ones() -> None:
+    from recpipe.errors import InputError
+    from recpipe.vectors.query import check_product_line
+
+    check_product_line("Planes", ["Planes", "Ships"])
+    check_product_line("Anything", [])  # nothing loaded to check against
+    with pytest.raises(InputError) as wrong_case:
+        check_product_line("planes", ["Planes", "Ships"])
+    assert "did you mean 'Planes'?" in str(wrong_case.value) and "Planes, Ships" in str(wrong_case.value)
+    with pytest.raises(InputError, match="'Rockets' is not in the catalog"):
+        Recommender(Models(), check_every=60).for_customer(Queries(), 7, rules=Rules(product_line="Rockets"))
+
+
+def test_a_model_of_another_version_than_the_loaded_vectors_is_never_served() -> None:
+    from recpipe.errors import NotPublished
+
+    class Newer:
+        def get(self) -> Model:
+            m = Model()
+            m.version = "v-newer"
+            return m
+
+    with pytest.raises(NotPublished, match="recpipe vectors load"):
+        Recommender(Newer(), check_every=60).for_customer(Queries(), 7)

@@ -9,19 +9,21 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import Body, FastAPI, Path, Query, Request, Response
+from fastapi import Body, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recpipe import __version__
-from recpipe.api.limits import BodyLimit, CollapseSlashes
+from recpipe.api.auth import ApiKey
+from recpipe.api.limits import MAX_BODY_BYTES, BodyLimit, CollapseSlashes
 from recpipe.api.metrics import Metrics
+from recpipe.api.schema import ERRORS, Ready, Recommendations, known_query_only, validation_error
 from recpipe.api.service import Service
 from recpipe.config import Settings, load_settings
 from recpipe.contracts.artifacts import EMBEDDING_DIM
-from recpipe.contracts.limits import MAX_BATCH, MAX_K
+from recpipe.contracts.limits import MAX_BATCH, MAX_CREDIT_LIMIT, MAX_CUSTOMER_NUMBER, MAX_K
 from recpipe.contracts.vectors import Scored
 from recpipe.errors import InputError, NotPublished, RecpipeError, ServiceError
 from recpipe.inference.recommend import NotFound, Recommendation, Rules
@@ -30,25 +32,26 @@ GIL_SWITCH_SECONDS = 0.0003
 
 
 class UserFeatures(BaseModel):
-    """One user as the seed's Lambda sends it."""
+    """One user as the seed's Lambda sends it; ``creditLimit`` (the source's spelling) is read as
+    ``creditlimit``; any other key is a 422 rather than silently ignored."""
 
-    model_config = ConfigDict(extra="ignore")
-    city: str | None = Field(None, strict=True)
-    country: str | None = Field(None, strict=True)
-    creditlimit: float | None = Field(default=None, allow_inf_nan=False, strict=True)  # a bool is not a number
+    model_config = ConfigDict(extra="forbid")
+    city: str | None = Field(None, strict=True, max_length=50)
+    country: str | None = Field(None, strict=True, max_length=50)
+    creditlimit: float | None = Field(None, allow_inf_nan=False, strict=True,  # a bool is not a number
+                                      ge=-MAX_CREDIT_LIMIT, le=MAX_CREDIT_LIMIT,
+                                      validation_alias=AliasChoices("creditlimit", "creditLimit"))
 
     def record(self) -> dict[str, Any]:
         return {"city": self.city, "country": self.country, "creditLimit": self.creditlimit}
 
 
-class Recommendations(BaseModel):
-    customer_number: int
-    recommendation_id: str
-    model_version: str
-    strategy: str = Field(description="stored | features | popular")
-    items: list[dict[str, Any]]
-
-
+# A product code (classicmodels: VARCHAR(15)); PostgreSQL text cannot hold NUL. Lists stay
+# short enough that a URL carrying them passes the HTTP server's request-line limit.
+NO_NUL = r"^[^\x00]*$"
+CODE_LENGTH = 32
+MAX_LISTED = 100
+Code = Annotated[str, Field(min_length=1, max_length=CODE_LENGTH, pattern=NO_NUL)]
 Limit = Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")]
 
 
@@ -57,16 +60,16 @@ class RecommendationQuery(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     k: int = Field(10, ge=1, le=MAX_K, description="How many items.")
-    exclude: list[str] = Field([], max_length=MAX_K, description="Product codes to leave out.")
-    cart: list[str] = Field([], max_length=MAX_K, description="Products in the cart (left out).")
+    exclude: list[Code] = Field([], max_length=MAX_LISTED, description="Product codes to leave out.")
+    cart: list[Code] = Field([], max_length=MAX_LISTED, description="Products in the cart (left out).")
     exclude_bought: bool = Field(True, description="Leave out what the customer already bought.")
     in_stock: bool = Field(True, description="Only items in stock.")
-    product_line: str | None = Field(None, max_length=50, description="Only this product line.")
+    product_line: str | None = Field(None, max_length=50, pattern=NO_NUL, description="Only this product line.")
     max_per_line: int | None = Field(None, ge=1, le=MAX_K, description="At most this many per product line.")
     city: str | None = Field(None, max_length=50, description="For a customer without a stored embedding.")
     country: str | None = Field(None, max_length=50, description="For a customer without a stored embedding.")
-    credit_limit: float | None = Field(None, allow_inf_nan=False, description="For a customer without a stored "
-                                                                               "embedding.")
+    credit_limit: float | None = Field(None, allow_inf_nan=False, ge=-MAX_CREDIT_LIMIT, le=MAX_CREDIT_LIMIT,
+                                       description="For a customer without a stored embedding.")
 
 
 def create_app_from_env() -> FastAPI:
@@ -94,11 +97,18 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
             sys.setswitchinterval(before)
 
 
-    app = FastAPI(title="recpipe inference", version=__version__, lifespan=lifespan,
-                  description="Recommendations from the two-tower model and pgvector.")
-    app.add_middleware(BodyLimit, max_bytes=1_000_000)
-    app.add_middleware(CollapseSlashes)
+    from fastapi_offline import FastAPIOffline  # /docs and /redoc from the package: no CDN
+
+    app = FastAPIOffline(title="recpipe inference", version=__version__, lifespan=lifespan,
+                         description="Recommendations from the two-tower model and pgvector.",
+                         dependencies=[Depends(known_query_only)])
+    # outermost last: slashes collapsed, then metrics and the request log, the key, the size limit
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    if settings.api_key:
+        app.add_middleware(ApiKey, key=settings.api_key)
     metrics.install(app)
+    app.add_middleware(CollapseSlashes)
+    declared = {code for code in ERRORS if code != 401 or settings.api_key}
 
     @app.exception_handler(RecpipeError)
     def _recpipe_error(request: Request, exc: RecpipeError) -> JSONResponse:
@@ -107,23 +117,26 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         if isinstance(exc, ServiceError | NotPublished):
             return JSONResponse({"error": exc.message, "hint": exc.hint or "retry shortly"}, status_code=503,
                                 headers={"Retry-After": "1"})
-        status = 400 if isinstance(exc, InputError) else 500
+        status = 422 if isinstance(exc, InputError) else 500
         return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=status)
 
     @app.exception_handler(StarletteHTTPException)
     def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         """404 (no such path) and 405 (wrong method) in the same shape as every other error."""
+        if exc.status_code == 400:  # FastAPI: a body it could not read at all (e.g. not UTF-8)
+            return JSONResponse(validation_error([{"loc": ("body",), "msg": f"{exc.detail}: send JSON in UTF-8"}]),
+                                status_code=422)
         hint = "see /docs for the endpoints" if exc.status_code in (404, 405) else None
         return JSONResponse({"error": str(exc.detail), "hint": hint}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))
 
     @app.exception_handler(RequestValidationError)
     def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [{"where": ".".join(str(p) for p in e.get("loc", ())), "problem": e.get("msg", "")}
-                    for e in exc.errors()]
-        first = problems[0] if problems else {"where": "request", "problem": "invalid"}
-        return JSONResponse({"error": f"invalid request: {first['where']}: {first['problem']}",
-                             "problems": problems}, status_code=422)
+        return JSONResponse(validation_error(exc.errors()), status_code=422)
+
+    def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+        """The error answers a route can give, declared in the OpenAPI document."""
+        return {code: ERRORS[code] for code in (401, 413, 422, *statuses) if code in declared}
 
     def _json(body: Any, rec: Recommendation) -> JSONResponse:
         """Built here, already valid: returning a Response skips FastAPI's re-validation of the
@@ -135,15 +148,17 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     # thread pool (see recpipe.api.service), the rest stays on the event loop.
 
     # -- the seed's endpoints ------------------------------------------------------------------
-    @app.post("/user_embeddings", response_model=list[list[float]], tags=["seed"])
+    @app.post("/user_embeddings", response_model=list[list[float]], tags=["seed"], responses=responses(503))
     async def user_embeddings(users: Annotated[list[UserFeatures], Body(max_length=MAX_BATCH)]) -> Response:
         """Embeddings for a list of ``{city, country, creditlimit}`` (the user tower, in numpy)."""
         model, embeddings = await svc.run(svc.user_embeddings, [u.record() for u in users])
         return JSONResponse(embeddings, headers={"X-Model-Version": model.version})
 
-    @app.post("/items_from_user", response_model=list[Scored], tags=["seed"])
+    @app.post("/items_from_user", response_model=list[Scored], tags=["seed"], responses=responses(503))
     async def items_from_user(embedding: Annotated[list[Annotated[float, Field(strict=True, allow_inf_nan=False)]],
-                                                   Body(min_length=EMBEDDING_DIM, max_length=EMBEDDING_DIM)],
+                                                   Body(min_length=EMBEDDING_DIM, max_length=EMBEDDING_DIM,
+                                                        json_schema_extra={"contains": {"not": {"const": 0}}},
+                                                        description="Not all zero: a direction.")],
                               limit: Limit = 10) -> Response:
         """Items for one user embedding (one element of /user_embeddings' answer)."""
         if not any(embedding):
@@ -153,8 +168,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         rec = await svc.run(svc.items_for_embedding, embedding, limit)
         return _json(rec.items, rec)
 
-    @app.get("/items_from_item", response_model=list[Scored], tags=["seed"])
-    async def items_from_item(item_id: Annotated[str, Query(min_length=1, max_length=64)],
+    @app.get("/items_from_item", response_model=list[Scored], tags=["seed"], responses=responses(404, 503))
+    async def items_from_item(item_id: Annotated[str, Query(min_length=1, max_length=CODE_LENGTH, pattern=NO_NUL)],
                               limit: Limit = 10) -> Response:
         """Items similar to a product (never itself). A catalog product without an embedding yet
         gets popular items of its product line; an unknown id is a 404."""
@@ -162,8 +177,10 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         return _json([{"id": i["id"], "score": i["score"]} for i in rec.items], rec)
 
     # -- the rich endpoint -----------------------------------------------------------------------
-    @app.get("/recommendations/{customer_number}", response_model=Recommendations, tags=["recommendations"])
-    async def recommendations(customer_number: Annotated[int, Path(ge=0, le=2**31 - 1, description="A customerNumber.")],
+    @app.get("/recommendations/{customer_number}", response_model=Recommendations, tags=["recommendations"],
+             responses=responses(503))
+    async def recommendations(customer_number: Annotated[int, Path(ge=0, le=MAX_CUSTOMER_NUMBER,
+                                                                   description="A customerNumber.")],
                               ask: Annotated[RecommendationQuery, Query()]) -> Response:
         """Recommendations for a customer, with the business rules as parameters."""
         rules = Rules(k=ask.k, exclude=tuple(ask.exclude), cart=tuple(ask.cart), exclude_bought=ask.exclude_bought,
@@ -174,22 +191,29 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         return _json({"customer_number": customer_number, **rec.to_json()}, rec)
 
     # -- operations --------------------------------------------------------------------------------
-    @app.get("/health", tags=["operations"])
+    @app.get("/health", tags=["operations"], responses=responses())
     async def health() -> dict[str, str]:
         """The process answers (nothing else is checked)."""
         return {"status": "ok"}
 
-    @app.get("/ready", tags=["operations"])
+    @app.get("/ready", tags=["operations"], response_model=Ready,
+             responses=responses() | {503: {"model": Ready, "description": "Not ready (yet): retry after a while"}})
     async def ready() -> JSONResponse:
-        """200 once the model is loaded and the vector database answers; 503 otherwise."""
+        """200 once the vector database answers and holds a load; 503 otherwise. The served
+        model is the one whose embeddings are loaded; ``published_model_version`` is the
+        artifacts' latest, served after the next ``recpipe vectors load``."""
         try:
-            model = await svc.run(svc.ready)
+            model, published = await svc.run(svc.ready)
         except Exception as exc:  # a RecpipeError, or e.g. no item_emb table yet
             error = exc.message if isinstance(exc, RecpipeError) else str(exc).strip().splitlines()[0]
             return JSONResponse({"ready": False, "error": error}, status_code=503, headers={"Retry-After": "1"})
-        return JSONResponse({"ready": True, "model_version": model.version})
+        body: dict[str, Any] = {"ready": True, "model_version": model.version, "published_model_version": published}
+        if published is not None and published != model.version:
+            body["waiting"] = (f"model {published} is published but not loaded: run `recpipe vectors load` "
+                               f"to serve it (model {model.version} is served until then)")
+        return JSONResponse(body)
 
-    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse, responses=responses())
     def prometheus() -> Response:
         """Prometheus text format: request counts and latency histograms per route."""
         body, content_type = metrics.render()

@@ -7,6 +7,8 @@ import json
 import re
 from typing import Any
 
+MAX_BODY_BYTES = 1_000_000  # 1,000 users per /user_embeddings fit in far less
+
 
 class BodyLimit:
     def __init__(self, app: Any, max_bytes: int) -> None:

@@ -1,4 +1,6 @@
-"""Prometheus metrics: requests by route, method and status; latency histograms by route.
+"""Prometheus metrics: requests by route, method and status; latency histograms by route; and
+the request log (logger ``recpipe.requests``, INFO: method, path, status, milliseconds and the
+recommendation_id, never a header or a body).
 
 A plain ASGI middleware (no per-request task or body copying). With several uvicorn worker
 processes, ``PROMETHEUS_MULTIPROC_DIR`` makes /metrics add up every worker's counts.
@@ -6,9 +8,12 @@ processes, ``PROMETHEUS_MULTIPROC_DIR`` makes /metrics add up every worker's cou
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
+
+log = logging.getLogger("recpipe.requests")
 
 BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -24,7 +29,7 @@ class Metrics:
                                  ("method", "route"), buckets=BUCKETS, registry=self.registry)
 
     def install(self, app: Any) -> None:
-        app.add_middleware(_Measure, metrics=self)
+        app.add_middleware(_Measure, metrics=self, routes=app.router.routes)
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -39,8 +44,17 @@ class Metrics:
 
 
 class _Measure:
-    def __init__(self, app: Any, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: Any, metrics: Metrics, routes: list[Any]) -> None:
+        self.app, self.metrics, self.routes = app, metrics, routes
+
+    def _route(self, scope: dict[str, Any]) -> str:
+        """The route's template; answers given before routing (413, 401) are matched here."""
+        route = scope.get("route")
+        if route is None:
+            from starlette.routing import Match
+
+            route = next((r for r in self.routes if r.matches(scope)[0] == Match.FULL), None)
+        return getattr(route, "path", "unmatched")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -48,16 +62,21 @@ class _Measure:
             return
         start = time.perf_counter()
         status = [500]
+        rec_id = [b"-"]
 
         async def send_status(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
+                rec_id[0] = dict(message.get("headers") or ()).get(b"x-recommendation-id", b"-")
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route = getattr(scope.get("route"), "path", "unmatched")
-            method = scope.get("method", "")
+            seconds = time.perf_counter() - start
+            route, method = self._route(scope), scope.get("method", "")
             self.metrics.requests.labels(method, route, str(status[0])).inc()
-            self.metrics.latency.labels(method, route).observe(time.perf_counter() - start)
+            self.metrics.latency.labels(method, route).observe(seconds)
+            if log.isEnabledFor(logging.INFO):
+                log.info("%s %s %d %.1fms recommendation_id=%s", method, scope["path"], status[0], seconds * 1000,
+                         rec_id[0].decode("latin-1"))

@@ -63,12 +63,15 @@ class Service:
 
     # -- blocking work, run through run() -------------------------------------------------------
     def user_embeddings(self, records: list[dict[str, Any]]) -> tuple[Model, list[list[float]]]:
-        model = self.models.get()
+        """The user tower of the model whose item vectors are loaded: its answers go back into
+        /items_from_user."""
+        with self.queries() as q:
+            model = self.recommender.model(q)
         return model, (model.user_embeddings(records)[0].tolist() if records else [])
 
     def items_for_embedding(self, embedding: list[float], limit: int) -> Recommendation:
-        model = self.models.get()
         with self.queries() as q:  # a non-finite value is an InputError (400) there
+            model = self.recommender.model(q)
             found = q.items_for_embedding(embedding, limit)
         return Recommendation(model.version, "embedding", [s.to_json() for s in found])
 
@@ -80,19 +83,22 @@ class Service:
         with self.queries() as q:
             return self.recommender.for_customer(q, customer_number, features, rules)
 
-    def ready(self) -> Model:
-        """The model, once it is loaded and the vector database answers; raises otherwise."""
-        model = self.models.get()
+    def ready(self) -> tuple[Model, str | None]:
+        """The served model, once the vector database answers and holds a load, and the latest
+        published version (None if the artifacts cannot be read); raises otherwise."""
         with self.queries() as q:
+            model = self.recommender.model(q)
             q.conn.execute(f"SELECT 1 FROM {schema.ITEMS} LIMIT 1").fetchall()
-        return model
+        try:
+            published = self.models.get().version
+        except Exception:  # the artifacts are not needed to serve what is loaded
+            published = None
+        return model, published
 
     def warm(self) -> None:
         """Load the model and the catalog cache now; a failure is left for /ready to report."""
-        with contextlib.suppress(Exception):
-            self.models.get()
-            with self.queries() as q:
-                self.recommender.shop(q)
+        with contextlib.suppress(Exception), self.queries() as q:
+            self.recommender.model(q)
 
     # -- connections -------------------------------------------------------------------------------
     def queries(self) -> AbstractContextManager[VectorQueries]:

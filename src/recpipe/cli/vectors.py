@@ -95,9 +95,11 @@ def similar(item_id: Annotated[str, typer.Argument(help="A product code, e.g. S1
             exclude: Exclude = None, in_stock: InStock = False, product_line: Line = None,
             ef_search: Ef = None, vectors_url: VectorsUrl = None, as_json: Json = False) -> None:
     """Items most similar to ITEM_ID (never itself), best first."""
-    from recpipe.vectors.query import Filters
+    from recpipe.vectors.query import Filters, check_product_line
 
     with _queries(vectors_url, ef_search) as q:
+        if product_line is not None:
+            check_product_line(product_line, q.product_lines())
         found = q.similar_items(item_id, k, exclude=exclude or (), filters=Filters(in_stock, product_line))
     _show(f"items similar to {item_id}", found, f"product {item_id!r} has no embedding", as_json)
 
@@ -107,9 +109,11 @@ def for_user(customer_number: Annotated[int, typer.Argument(help="A customerNumb
              exclude: Exclude = None, in_stock: InStock = False, product_line: Line = None,
              ef_search: Ef = None, vectors_url: VectorsUrl = None, as_json: Json = False) -> None:
     """Items for a customer, from their stored embedding, best first."""
-    from recpipe.vectors.query import Filters
+    from recpipe.vectors.query import Filters, check_product_line
 
     with _queries(vectors_url, ef_search) as q:
+        if product_line is not None:
+            check_product_line(product_line, q.product_lines())
         found = q.items_for_user(customer_number, k, exclude=exclude or (), filters=Filters(in_stock, product_line))
     _show(f"items for customer {customer_number}", found, f"customer {customer_number} has no embedding", as_json)
 

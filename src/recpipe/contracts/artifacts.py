@@ -19,6 +19,9 @@ TOWERS = "model/towers.npz"
 MANIFEST = "model/manifest.json"
 LOSS_PLOT = "model/loss.png"
 SCALERS = {"user": "scalers/user_features.json", "item": "scalers/item_features.json"}
+# what serving runs (the numpy towers and the encoders): `vectors load` copies these into the
+# vector database with the embeddings, so a service always runs the model whose vectors it queries
+SERVING_FILES = (TOWERS, *SCALERS.values())
 EMBEDDING_DIM = 32  # the towers' output, and vector(32) in the vector tables
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from recpipe.contracts.limits import KINESIS_MAX_RECORD_BYTES
+from recpipe.contracts.limits import KINESIS_MAX_RECORD_BYTES, MAX_CREDIT_LIMIT, MAX_CUSTOMER_NUMBER
 from recpipe.errors import InputError
 
 
@@ -33,10 +33,10 @@ class BrowsedProduct(BaseModel):
 class Event(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     session_id: str = Field(min_length=1, max_length=256)
-    customer_number: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    customer_number: int | None = Field(default=None, ge=0, le=MAX_CUSTOMER_NUMBER)
     city: str | None = Field(default=None, max_length=50)
     country: str | None = Field(default=None, max_length=50)
-    credit_limit: float | None = Field(default=None, allow_inf_nan=False)
+    credit_limit: float | None = Field(default=None, allow_inf_nan=False, ge=-MAX_CREDIT_LIMIT, le=MAX_CREDIT_LIMIT)
     event_time: AwareDatetime = Field(strict=False)  # ISO 8601 text with a time zone
     browse_history: list[BrowsedProduct] = Field(max_length=1000)
 

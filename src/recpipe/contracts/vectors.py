@@ -1,7 +1,8 @@
 """Tables and indexes of the vector database, defined once.
 
 ``item_emb``/``user_emb`` keep the seed's columns (``id``, ``embedding vector(32)``);
-``item_emb`` adds what filters need. ``recpipe_vectors`` records what is loaded.
+``item_emb`` adds what filters need. ``recpipe_vectors`` records what is loaded and
+``recpipe_model`` holds the serving files of that model version.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from recpipe.contracts.artifacts import EMBEDDING_DIM
 ITEMS = "item_emb"
 USERS = "user_emb"
 META = "recpipe_vectors"
+MODEL = "recpipe_model"  # the serving files of the model whose embeddings are loaded
 CATALOG = "catalog"  # every product of the source, with or without an embedding
 PURCHASES = "purchases"  # who bought what (orders ⋈ orderdetails), for "already bought"
 # pgvector's default m; ef_construction 128 instead of 64: at 1M items the build takes 1.8×
@@ -38,6 +40,10 @@ def create_purchases(name: str = PURCHASES) -> str:
     return f"CREATE TABLE {name} (customer_number integer, product_code varchar, PRIMARY KEY (customer_number, product_code))"
 
 
+def create_model(name: str = MODEL) -> str:
+    return f"CREATE TABLE {name} (file varchar PRIMARY KEY, data bytea NOT NULL)"
+
+
 def hnsw_index(table: str, index: str) -> str:
     params = ", ".join(f"{k} = {v}" for k, v in HNSW.items())
     return f"CREATE INDEX {index} ON {table} USING hnsw (embedding vector_cosine_ops) WITH ({params})"
@@ -52,7 +58,8 @@ CREATE_META = (f"CREATE TABLE IF NOT EXISTS {META} (singleton boolean PRIMARY KE
 
 # canonical index names once a load is switched in
 INDEXES = {ITEMS: {"hnsw": "item_emb_embedding_hnsw", "line": "item_emb_product_line"},
-           USERS: {"hnsw": "user_emb_embedding_hnsw"}, CATALOG: {"line": "catalog_product_line"}, PURCHASES: {}}
+           USERS: {"hnsw": "user_emb_embedding_hnsw"}, CATALOG: {"line": "catalog_product_line"}, PURCHASES: {},
+           MODEL: {}}
 
 
 @dataclass(frozen=True)

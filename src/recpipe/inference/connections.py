@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from recpipe.adapters.base import VectorDatabase
-from recpipe.errors import ServiceError
+from recpipe.errors import InputError, ServiceError
 from recpipe.vectors.query import VectorQueries
 
 
@@ -41,6 +41,9 @@ class Connections:
         except ServiceError:
             self._drop()
             raise
+        except psycopg.DataError as exc:  # a value the database cannot hold: the caller's input
+            raise InputError(f"the vector database refused a value: {str(exc).strip().splitlines()[0]}",
+                             hint="check the ids and text sent") from exc
 
     def close(self) -> None:
         """Close every thread's connection."""

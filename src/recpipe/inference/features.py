@@ -25,6 +25,9 @@ ITEM_NUMERIC = ("quantityInStock", "buyPrice", "MSRP")
 Columns = Mapping[str, Sequence[Any] | np.ndarray | pa.Array | pa.ChunkedArray]
 
 
+MAX_STANDARDISED = 1e4
+
+
 @dataclass(frozen=True)
 class Encoder:
     """One tower's preprocessing: a vocabulary per categorical column, mean/std per number."""
@@ -71,7 +74,8 @@ class Encoder:
         for name, s in self.scalers.items():
             x = _floats(columns[name])
             x = np.where(np.isnan(x), s["mean"], x)
-            out[:, offset] = (x - s["mean"]) / s["std"]
+            # bounded: a value far outside anything trained on must not overflow float32
+            out[:, offset] = np.clip((x - s["mean"]) / s["std"], -MAX_STANDARDISED, MAX_STANDARDISED)
             offset += 1
         return out
 

@@ -1,6 +1,7 @@
 """The published model, as serving uses it: the numpy towers, the encoders and the version,
-read from the artifacts (a directory or ``s3://…``). Loaded once per process; ``ModelSource``
-looks at ``model/manifest.json`` every few seconds and swaps in a newly published version."""
+read from the artifacts (a directory or ``s3://…``) or from the vector database, which holds a
+copy of the model whose embeddings it serves. ``ModelSource`` looks at ``model/manifest.json``
+every few seconds and swaps in a newly published version."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import io
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,23 +40,32 @@ class Model:
 
     @classmethod
     def load(cls, store: Lake, name: str, manifest: ModelManifest | None = None) -> Model:
-        """``manifest``: model/manifest.json if the caller has already read it."""
-        def read(rel: str) -> bytes:
-            data = store.read_bytes(artifact_path(name, rel))
+        """The model published in the artifacts; ``manifest``: model/manifest.json if the caller
+        has already read it."""
+        manifest = manifest or ModelManifest.read(store, name)
+        return cls.from_files(manifest.model_version, lambda rel: store.read_bytes(artifact_path(name, rel)),
+                              f"the artifacts at {store.location(name)}")
+
+    @classmethod
+    def from_files(cls, version: str, read: Callable[[str], bytes | None], where: str) -> Model:
+        """The model from its serving files (``SERVING_FILES``), read by relative path."""
+        def need(rel: str) -> bytes:
+            data = read(rel)
             if data is None:
-                raise InputError(f"no {rel} in the artifacts at {store.location(name)}",
-                                 hint="run `recpipe train` first, or set RECPIPE_ARTIFACTS_URL")
+                raise InputError(f"no {rel} in {where}",
+                                 hint="run `recpipe train` then `recpipe vectors load`")
             return data
 
-        manifest = manifest or ModelManifest.read(store, name)
-        towers = Towers.load(io.BytesIO(read(TOWERS)))
-        encoders = {k: Encoder.from_json(json.loads(read(path))) for k, path in SCALERS.items()}
-        return cls(manifest.model_version, towers, encoders["user"], encoders["item"])
+        towers = Towers.load(io.BytesIO(need(TOWERS)))
+        encoders = {k: Encoder.from_json(json.loads(need(path))) for k, path in SCALERS.items()}
+        return cls(version, towers, encoders["user"], encoders["item"])
 
 
 class ModelSource:
-    """The current model; checks for a newly published version at most every ``check_every``
-    seconds (one small read of the manifest) and loads it without a restart."""
+    """The latest published model; checks for a newly published version at most every
+    ``check_every`` seconds (one small read of the manifest) and loads it without a restart.
+    Serving runs the model whose embeddings are loaded (``Recommender.model``); this one is
+    what the next ``vectors load`` will switch in."""
 
     def __init__(self, store: Lake, name: str, *, check_every: float = 10.0) -> None:
         self.store, self.name, self.check_every = store, name, check_every

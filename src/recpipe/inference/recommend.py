@@ -21,9 +21,9 @@ from typing import Any
 
 from recpipe.contracts.limits import MAX_K
 from recpipe.contracts.vectors import Scored
-from recpipe.errors import InputError
-from recpipe.inference.model import ModelSource
-from recpipe.vectors.query import Filters, VectorQueries
+from recpipe.errors import InputError, NotPublished
+from recpipe.inference.model import Model, ModelSource
+from recpipe.vectors.query import Filters, VectorQueries, check_product_line
 
 MAX_FETCH = MAX_K  # candidates per query at most (the vector API's k limit)
 
@@ -72,11 +72,17 @@ class _Shop:
     popular: list[tuple[str, str | None, int | None, int]] = field(default_factory=list)
     line: dict[str, str | None] = field(default_factory=dict)
     checked: float = 0.0
+    lines: list[str] = field(default_factory=list)  # every product line
+    version: str | None = None  # the model whose embeddings are loaded
+    model: Model | None = None  # its copy in the vector database
 
 
 class Recommender:
-    def __init__(self, models: ModelSource, *, check_every: float = 10.0) -> None:
-        self.models = models
+    """``published``: the artifacts' latest model, used only when the vector database holds no
+    copy of its model (loaded by an older recpipe) and the versions agree."""
+
+    def __init__(self, published: ModelSource, *, check_every: float = 10.0) -> None:
+        self.published = published
         self.check_every = check_every
         self._shop = _Shop()
         self._lock = threading.Lock()
@@ -84,8 +90,9 @@ class Recommender:
     # -- customers -------------------------------------------------------------------------
     def for_customer(self, q: VectorQueries, customer_number: int | None,
                      features: Mapping[str, Any] | None = None, rules: Rules = Rules()) -> Recommendation:
-        model = self.models.get()
         shop = self.shop(q)
+        model = self.model(q)
+        check_product_line(rules.product_line, shop.lines)
         skip = set(rules.exclude) | set(rules.cart)
         filters = rules.filters
         if rules.exclude_bought and customer_number is not None and shop.popular:
@@ -110,8 +117,9 @@ class Recommender:
 
     # -- items ---------------------------------------------------------------------------------
     def similar_to_item(self, q: VectorQueries, item_id: str, rules: Rules = Rules()) -> Recommendation:
-        model = self.models.get()
         shop = self.shop(q)
+        model = self.model(q)
+        check_product_line(rules.product_line, shop.lines)
         skip = set(rules.exclude) | set(rules.cart)
         items = self._collect(lambda n: q.similar_items(item_id, n, exclude=sorted(skip), filters=rules.filters),
                               shop, rules)
@@ -127,17 +135,38 @@ class Recommender:
         same_line = replace(rules, product_line=line)
         return Recommendation(model.version, "product_line", self._popular(shop, same_line, skip | {item_id}))
 
-    # -- helpers ---------------------------------------------------------------------------------
+    # -- the loaded state ----------------------------------------------------------------------
+    def model(self, q: VectorQueries) -> Model:
+        """The model whose embeddings the vector database serves: a user tower and item vectors
+        of different versions are never paired, whatever training has published since."""
+        shop = self.shop(q)
+        if shop.model is not None:
+            return shop.model
+        if shop.version is None:
+            raise NotPublished(f"nothing is loaded in the vector database {q.db.url}",
+                               hint="run `recpipe vectors load`")
+        published = self.published.get()
+        if published.version != shop.version:
+            raise NotPublished(f"the vector database holds the embeddings of model {shop.version} but no copy of "
+                               f"that model (loaded by an older recpipe); the artifacts hold model {published.version}",
+                               hint="run `recpipe vectors load` to serve the published model")
+        return published
+
     def shop(self, q: VectorQueries) -> _Shop:
+        """The catalog, popularity and model of the current load, checked every ``check_every`` s."""
         now = time.monotonic()
         if now - self._shop.checked < self.check_every:
             return self._shop
         with self._lock:
             if now - self._shop.checked >= self.check_every:
-                loaded_at = q.loaded_at()
+                loaded_at, _ = q.loaded()
                 if loaded_at != self._shop.loaded_at or not self._shop.checked:
+                    loaded_at, version, files = q.loaded_model()
+                    model = Model.from_files(version, files.get, f"the vector database {q.db.url}") \
+                        if files and version else None
                     popular = q.popularity()
-                    self._shop = _Shop(loaded_at, popular, {r[0]: r[1] for r in popular})
+                    self._shop = _Shop(loaded_at, popular, {r[0]: r[1] for r in popular}, version=version,
+                                       model=model, lines=q.product_lines())
                 self._shop.checked = now
         return self._shop
 

@@ -42,9 +42,8 @@ class Enricher:
     a session's events repeat the same questions."""
 
     def __init__(self, models: ModelSource, connections: Connections, *, k: int = K) -> None:
-        self.models = models
         self.connections = connections
-        self.recommender = Recommender(models)
+        self.recommender = Recommender(models, check_every=models.check_every)
         self.k = k
         self._cache: dict[tuple[str, Any], Ranked | None] = {}
         self._version: tuple[str, Any] | None = None
@@ -54,10 +53,10 @@ class Enricher:
         """One enriched record per event, in order. A database outage raises ServiceError."""
         if not events:
             return []
-        model = self.models.get()
         stock = Filters(in_stock=True)
         with self.connections.queries() as q:
             shop = self.recommender.shop(q)
+            model = self.recommender.model(q)  # the one whose item vectors are loaded
             if self._version != (model.version, shop.loaded_at) or len(self._cache) > CACHE_ENTRIES:
                 self._cache.clear()  # its entries hold no cycles: freed at once, frozen or not
                 self._version = (model.version, shop.loaded_at)

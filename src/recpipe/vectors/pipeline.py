@@ -24,6 +24,7 @@ from recpipe.contracts import vectors as schema
 from recpipe.contracts.artifacts import (
     ITEM_ATTRIBUTES,
     ITEM_EMBEDDINGS,
+    SERVING_FILES,
     USER_EMBEDDINGS,
     ModelManifest,
     artifact_path,
@@ -49,6 +50,14 @@ def read_artifacts(store: Lake, name: str) -> dict[str, Any]:
     attributes = store.read_bytes(artifact_path(name, ITEM_ATTRIBUTES))
     files["attributes"] = None if attributes is None else parse_attributes(attributes, f"{where}/{ITEM_ATTRIBUTES}")
     files["manifest"] = ModelManifest.read(store, name)
+    # the serving files go into the database with the embeddings; artifacts with embeddings
+    # only (made by other tools) load without them, and serving then reads the artifacts' model
+    model = {path: store.read_bytes(artifact_path(name, path)) for path in SERVING_FILES}
+    missing = [path for path, data in model.items() if data is None]
+    if missing and len(missing) < len(model):
+        raise InputError(f"the artifacts at {where} have {', '.join(p for p in model if p not in missing)} "
+                         f"but no {', '.join(missing)}", hint="publish the model again with `recpipe train`")
+    files["model"] = {} if missing else model
     return files
 
 
@@ -94,13 +103,17 @@ def run(db: VectorDatabase, store: Lake, name: str, *, source: SourceDatabase | 
         ensure_vector_extension(conn, db.url)
         conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
         suffix = uuid.uuid4().hex[:8]
-        new = {schema.ITEMS: f"{schema.ITEMS}__new_{suffix}", schema.USERS: f"{schema.USERS}__new_{suffix}"}
+        new = {schema.ITEMS: f"{schema.ITEMS}__new_{suffix}", schema.USERS: f"{schema.USERS}__new_{suffix}",
+               schema.MODEL: f"{schema.MODEL}__new_{suffix}"}
         if catalog is not None:
             new |= {schema.CATALOG: f"{schema.CATALOG}__new_{suffix}", schema.PURCHASES: f"{schema.PURCHASES}__new_{suffix}"}
         try:
             _drop_leftovers(conn)
             conn.execute(schema.create_items(new[schema.ITEMS]))
             conn.execute(schema.create_users(new[schema.USERS]))
+            conn.execute(schema.create_model(new[schema.MODEL]))
+            _copy(conn, new[schema.MODEL], file=("varchar", list(files["model"])),
+                  data=("bytea", list(files["model"].values())))
             if catalog is not None and purchases is not None:  # read together above
                 conn.execute(schema.create_catalog(new[schema.CATALOG]))
                 conn.execute(schema.create_purchases(new[schema.PURCHASES]))
@@ -150,7 +163,7 @@ def run(db: VectorDatabase, store: Lake, name: str, *, source: SourceDatabase | 
 def _drop_leftovers(conn: Any) -> None:
     """Tables left by a load that was killed (we hold the load lock, so none is in use)."""
     rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND "
-                        "tablename ~ '^(item_emb|user_emb|catalog|purchases)__new_[0-9a-f]+$'").fetchall()
+                        "tablename ~ '^(item_emb|user_emb|catalog|purchases|recpipe_model)__new_[0-9a-f]+$'").fetchall()
     for (table,) in rows:
         conn.execute(f'DROP TABLE IF EXISTS "{table}"')
 

@@ -141,6 +141,12 @@ class VectorQueries:
             f"FROM {schema.CATALOG} c LEFT JOIN {schema.PURCHASES} p ON p.product_code = c.id "
             f"GROUP BY c.id ORDER BY buyers DESC, c.id", ())]
 
+    def product_lines(self) -> list[str]:
+        """Every product line the loaded items or the catalog have."""
+        lines = {r[0] for table in (schema.ITEMS, schema.CATALOG) for r in self._shop_rows(
+            f"SELECT DISTINCT product_line FROM {table} WHERE product_line IS NOT NULL", ())}
+        return sorted(lines)
+
     def _shop_rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         from psycopg import errors
 
@@ -149,10 +155,20 @@ class VectorQueries:
         except errors.UndefinedTable:
             return []
 
-    def loaded_at(self) -> Any:
-        """When the current data was switched in (changes with every `vectors load`)."""
-        row = self.conn.execute(f"SELECT loaded_at FROM {schema.META}").fetchone()
-        return None if row is None else row[0]
+    def loaded(self) -> tuple[Any, str | None]:
+        """When the current data was switched in (changes with every `vectors load`) and the
+        version of the model whose embeddings they are; (None, None) before any load."""
+        row = self._shop_rows(f"SELECT loaded_at, model_version FROM {schema.META}", ())
+        return (row[0][0], row[0][1]) if row else (None, None)
+
+    def loaded_model(self) -> tuple[Any, str | None, dict[str, bytes]]:
+        """``loaded()`` and the serving files of that model, read in one statement (one
+        snapshot); no files if the load was made by a recpipe that kept none."""
+        rows = self._shop_rows(f"SELECT v.loaded_at, v.model_version, m.file, m.data FROM {schema.META} v "
+                               f"CROSS JOIN {schema.MODEL} m", ())
+        if not rows:
+            return (*self.loaded(), {})
+        return rows[0][0], rows[0][1], {file: bytes(data) for _, _, file, data in rows}
 
     # -- the one query -------------------------------------------------------------------
     def _run(self, sql: str, params: dict[str, Any], keys: list[Any], k: int, exclude: Sequence[str],
@@ -240,10 +256,27 @@ _SEP = "\x1f"  # joins a key's codes to skip into one text (the unit separator: 
 
 
 def _vectors(embeddings: Any) -> np.ndarray:
-    vectors = np.asarray(embeddings, dtype=np.float32)
+    """Query vectors as float32, each scaled by its largest value: the cosine is the same, and
+    the database's float4 arithmetic cannot overflow whatever the caller's magnitudes."""
+    vectors = np.asarray(embeddings, dtype=np.float64)
     if vectors.ndim != 2 or vectors.shape[1] != EMBEDDING_DIM or not np.isfinite(vectors).all():
         raise InputError(f"an embedding must be {EMBEDDING_DIM} finite numbers (got shape {vectors.shape[1:]})")
-    return vectors
+    scale = np.abs(vectors).max(axis=1, keepdims=True)
+    if not scale.all():
+        raise InputError("an all-zero embedding has no direction: cosine similarity is undefined")
+    return (vectors / scale).astype(np.float32)
+
+
+def check_product_line(line: str | None, known: Sequence[str]) -> None:
+    """A product line nobody has is an error naming the known ones, not an empty answer."""
+    if line is None or not known or line in known:
+        return
+    import difflib
+
+    close = [k for k in known if k.casefold() == line.casefold()] or difflib.get_close_matches(line, known, 1)
+    guess = f"did you mean {close[0]!r}? " if close else ""
+    raise InputError(f"product line {line!r} is not in the catalog",
+                     hint=f"{guess}known product lines: {', '.join(known)}")
 
 
 def _check_k(k: int) -> int:

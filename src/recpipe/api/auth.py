@@ -1,0 +1,52 @@
+"""The API key: when ``RECPIPE_API_KEY`` is set, every request but ``/health`` must carry
+``Authorization: Bearer <key>`` (compared in constant time). The key is never logged, shown by
+``recpipe config`` or put in an error. ``recpipe serve`` refuses to listen on an address that
+is not loopback without a key, unless told ``--insecure``."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+from typing import Any
+
+OPEN_PATHS = frozenset({"/health"})
+
+
+def is_loopback(host: str) -> bool:
+    """Whether only this machine can reach ``host`` ("localhost", 127.0.0.0/8, ::1)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a name: it may resolve to anything
+
+
+class ApiKey:
+    """ASGI middleware; a wrong or missing key is a 401 in the service's error shape."""
+
+    def __init__(self, app: Any, key: str) -> None:
+        self.app = app
+        self._expected = f"Bearer {key}".encode()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+            await self.app(scope, receive, send)
+            return
+        given = b""
+        for name, value in scope.get("headers") or ():
+            if name == b"authorization":
+                given = value
+                break
+        if hmac.compare_digest(given, self._expected):
+            await self.app(scope, receive, send)
+            return
+        problem = "wrong API key" if given else "no API key"
+        body = json.dumps({"error": f"{problem}: this service needs one",
+                           "hint": "send the header 'Authorization: Bearer <key>' with the key the service was "
+                                   "started with (RECPIPE_API_KEY)"}).encode()
+        await send({"type": "http.response.start", "status": 401,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                                (b"www-authenticate", b"Bearer")]})
+        await send({"type": "http.response.body", "body": body})
