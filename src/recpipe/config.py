@@ -184,9 +184,18 @@ class Settings:
         return {f: "" if getattr(self, f) is None else "***" if r.secret else mask_url(str(getattr(self, f)))
                 for f, r in ROLES.items()}
 
+    def setting(self, field: str) -> str:
+        """What to name in an error about ``field``: its flag if it came from one, else its variable."""
+        return setting_name(field, self.origins.get(field, ""))
+
     def environment(self) -> dict[str, str]:
         """These settings as RECPIPE_* variables (for child processes)."""
         return {r.env: str(getattr(self, f)) for f, r in ROLES.items() if getattr(self, f) is not None}
+
+
+def setting_name(field: str, origin: str) -> str:
+    """An error names where the value came from: the flag, or the variable (environment or .env)."""
+    return f"--{field.replace('_', '-')}" if origin == "command-line flag" else ROLES[field].env
 
 
 def load_settings(
@@ -236,8 +245,7 @@ def load_settings(
     for field, role in ROLES.items():
         if field == "home":
             continue
-        # an error names where the value came from: the flag, the variable or the .env file
-        setting = f"--{field.replace('_', '-')}" if origins.get(field) == "command-line flag" else role.env
+        setting = setting_name(field, origins.get(field, ""))
         if role.parse is not None:
             if field in values:
                 resolved[field] = _parse(role, values[field], setting)

@@ -50,8 +50,36 @@ class S3Lake:
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = _boto3().client("s3")
+            from botocore.config import Config
+
+            # throttling (503 SlowDown), 500s and dropped connections are retried with backoff
+            self._client = _boto3().client("s3", config=Config(retries={"mode": "standard", "max_attempts": 6},
+                                                               connect_timeout=10, read_timeout=60))
         return self._client
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """Any S3 failure while ``doing`` as one clear RecpipeError (after the client's retries)."""
+        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+        try:
+            yield
+        except NoCredentialsError as exc:
+            raise ServiceError(f"no AWS credentials for {self.url} ({doing})",
+                               hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from exc
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in ("NoSuchBucket",) or (code == "404" and doing.startswith("checking")):
+                raise InputError(f"the S3 bucket {self.bucket!r} of {self.url} does not exist",
+                                 hint=f"create it, or set {self.setting} to an existing bucket") from exc
+            if code in ("403", "AccessDenied"):
+                raise ServiceError(f"access to the S3 bucket {self.bucket!r} is denied ({doing})",
+                                   hint="grant s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject") from exc
+            raise ServiceError(f"S3 error {doing} at {self.url}: {code or exc}",
+                               hint="retry; check the bucket, the credentials and the permissions") from exc
+        except BotoCoreError as exc:
+            raise ServiceError(f"cannot reach S3 for {self.url} ({doing}): {exc}",
+                               hint="check AWS_ENDPOINT_URL and the network, then retry") from exc
 
     def _key(self, *parts: str) -> str:
         return "/".join(p.strip("/") for p in (self.prefix, *parts) if p)
@@ -60,25 +88,8 @@ class S3Lake:
         return f"s3://{self.bucket}/{self._key(name)}"
 
     def check_writable(self) -> None:
-        from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-
-        try:
+        with self._errors("checking the bucket"):
             self.client.head_bucket(Bucket=self.bucket)
-        except NoCredentialsError as exc:
-            raise ServiceError(f"no AWS credentials to reach the lake {self.url}",
-                               hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from exc
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in ("404", "NoSuchBucket"):
-                raise InputError(f"the S3 bucket {self.bucket!r} of the lake {self.url} does not exist",
-                                 hint=f"create it, or set {self.setting} to an existing bucket") from exc
-            if code in ("403", "AccessDenied"):
-                raise ServiceError(f"access to the S3 bucket {self.bucket!r} is denied",
-                                   hint="grant s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject") from exc
-            raise ServiceError(f"S3 error on {self.url}: {exc}") from exc
-        except BotoCoreError as exc:
-            raise ServiceError(f"cannot reach S3 for the lake {self.url}: {exc}",
-                               hint="check AWS_ENDPOINT_URL and the network") from exc
 
     @contextmanager
     def stage(self, name: str, *, remote: bool = False) -> Iterator[Staged]:
@@ -111,21 +122,28 @@ class S3Lake:
             def put(r: str) -> None:
                 self.client.copy_object(Bucket=self.bucket, Key=keys[r],
                                         CopySource={"Bucket": staged.bucket, "Key": f"{staged.prefix}/{r}"})
-        with ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(put, rel))
-        if manifest in staged.files():
-            put(manifest)  # last: it names the version that is now whole
-        else:
-            keys.pop(manifest)
-        self._delete(sorted(old - set(keys.values())))
+        with self._errors(f"publishing {name or 'the artifacts'}"):
+            with ThreadPoolExecutor(max_workers=16) as pool:
+                list(pool.map(put, rel))
+            if manifest in staged.files():
+                put(manifest)  # last: it names the version that is now whole
+            else:
+                keys.pop(manifest)
+            self._delete(sorted(old - set(keys.values())))
 
     def _delete(self, keys: list[str]) -> None:
+        with self._errors("deleting old objects"):
+            self._delete_batches(keys)
+
+    def _delete_batches(self, keys: list[str]) -> None:
         for i in range(0, len(keys), S3_DELETE_BATCH):
             self.client.delete_objects(Bucket=self.bucket, Delete={
                 "Objects": [{"Key": k} for k in keys[i:i + S3_DELETE_BATCH]], "Quiet": True})
 
     def _list(self, prefix: str) -> Iterator[str]:
-        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+        with self._errors(f"listing {prefix or '/'}"):
+            pages = list(self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix))
+        for page in pages:
             for obj in page.get("Contents", []):
                 yield obj["Key"]
 
@@ -152,22 +170,18 @@ class S3Lake:
     def read_bytes(self, relpath: str) -> bytes | None:
         from botocore.exceptions import ClientError
 
-        try:
-            return self.client.get_object(Bucket=self.bucket, Key=self._key(relpath))["Body"].read()
-        except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code", "")) in ("NoSuchKey", "404"):
-                return None
-            raise ServiceError(f"S3 error reading {relpath} from {self.url}: {exc}") from exc
+        with self._errors(f"reading {relpath}"):
+            try:
+                return self.client.get_object(Bucket=self.bucket, Key=self._key(relpath))["Body"].read()
+            except ClientError as exc:
+                if str(exc.response.get("Error", {}).get("Code", "")) in ("NoSuchKey", "404"):
+                    return None
+                raise
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
         """Write one object (S3 puts are atomic)."""
-        from botocore.exceptions import BotoCoreError, ClientError
-
-        try:
+        with self._errors(f"writing {relpath}"):
             self.client.put_object(Bucket=self.bucket, Key=self._key(relpath), Body=data)
-        except (BotoCoreError, ClientError) as exc:
-            raise ServiceError(f"S3 error writing {relpath} to {self.url}: {exc}",
-                               hint="check the bucket, the credentials and the permissions") from exc
 
     def list_files(self, prefix: str = "") -> list[str]:
         """Keys under ``prefix``, relative to this lake's prefix."""

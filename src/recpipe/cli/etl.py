@@ -26,8 +26,8 @@ Json = Annotated[bool, typer.Option("--json", help="Print the manifest as JSON i
 def etl_stage(settings: Settings, *, engine: str | None = None, max_quarantine_fraction: float = 0.05,
                  quiet: bool = False) -> DatasetManifest:
     """``etl.pipeline.run`` with the settings and progress bars (the CLI and the demo)."""
-    db = open_source(settings.source_url)
-    lake = open_lake(settings.lake_url)
+    db = open_source(settings.source_url, setting=settings.setting("source_url"))
+    lake = open_lake(settings.lake_url, setting=settings.setting("lake_url"))
     engine = engine or settings.engine
     generator = read_sidecar(sidecar_path(settings.home, db))
     spark = None
@@ -72,7 +72,7 @@ def run(
 def show(lake_url: LakeUrl = None, as_json: Json = False) -> None:
     """Print the manifest of the published training dataset."""
     settings = load_settings({"lake_url": lake_url})
-    manifest = DatasetManifest.read(open_lake(settings.lake_url))
+    manifest = DatasetManifest.read(open_lake(settings.lake_url, setting=settings.setting("lake_url")))
     if as_json:
         emit_json(manifest.to_json())
     else:

@@ -29,10 +29,10 @@ def produce_stage(settings: Settings, *, rate: float, count: int | None, duratio
     from recpipe.source.load import read_sidecar, sidecar_path
     from recpipe.streaming.produce import Shoppers, run
 
-    db = open_source(settings.source_url)
+    db = open_source(settings.source_url, setting=settings.setting("source_url"))
     shoppers = Shoppers.from_source(db, read_sidecar(sidecar_path(settings.home, db)), unknown=unknown, seed=seed)
     with bars(quiet=quiet, transient=True) as progress:
-        return run(open_stream(settings.stream_url), shoppers, rate=rate, count=count, duration=duration,
+        return run(open_stream(settings.stream_url, setting=settings.setting("stream_url")), shoppers, rate=rate, count=count, duration=duration,
                    progress=progress)
 
 
@@ -45,7 +45,7 @@ def deliver_stage(settings: Settings, options: Any, *, quiet: bool = False) -> A
     enricher = enricher_from_settings(settings)
     with bars(quiet=quiet, transient=True) as progress:
         progress.start("delivered")
-        return run(open_stream(settings.stream_url), open_recommendations(settings.recommendations_url),
+        return run(open_stream(settings.stream_url, setting=settings.setting("stream_url")), open_recommendations(settings.recommendations_url, setting=settings.setting("recommendations_url")),
                    lambda event: transform_with_reasons(event, enricher), options, progress)
 
 
@@ -121,7 +121,7 @@ def status(name: Name = "recpipe", stream_url: StreamUrl = None, recommendations
     from recpipe.streaming.pipeline import status as read_status
 
     settings = load_settings({"stream_url": stream_url, "recommendations_url": recommendations_url})
-    doc = read_status(open_stream(settings.stream_url), open_recommendations(settings.recommendations_url), name)
+    doc = read_status(open_stream(settings.stream_url, setting=settings.setting("stream_url")), open_recommendations(settings.recommendations_url, setting=settings.setting("recommendations_url")), name)
     if as_json:
         emit_json(doc)
         return
@@ -141,7 +141,7 @@ def tail(n: Annotated[int, typer.Option("-n", min=1, max=1000, help="How many re
     from recpipe.streaming.pipeline import tail as read_tail
 
     settings = load_settings({"recommendations_url": recommendations_url})
-    records = read_tail(open_recommendations(settings.recommendations_url), n)
+    records = read_tail(open_recommendations(settings.recommendations_url, setting=settings.setting("recommendations_url")), n)
     if as_json:
         emit_json(records)
         return

@@ -77,8 +77,8 @@ def training_stage(settings: Settings, options: Any = None, *, quiet: bool = Fal
     from recpipe.adapters import open_artifacts, open_lake
     from recpipe.training.pipeline import run
 
-    lake = open_lake(settings.lake_url)
-    store, name = open_artifacts(settings.artifacts_url)
+    lake = open_lake(settings.lake_url, setting=settings.setting("lake_url"))
+    store, name = open_artifacts(settings.artifacts_url, setting=settings.setting("artifacts_url"))
     with bars(quiet=quiet, transient=True) as progress:
         return run(lake, store, name, options, progress)
 

@@ -33,9 +33,9 @@ def vectors_stage(settings: Settings, *, catalog: bool = True, quiet: bool = Fal
     from recpipe.adapters import open_artifacts, open_source, open_vectors
     from recpipe.vectors.pipeline import run
 
-    db = open_vectors(settings.vectors_url)
-    store, name = open_artifacts(settings.artifacts_url)
-    source = open_source(settings.source_url) if catalog else None
+    db = open_vectors(settings.vectors_url, setting=settings.setting("vectors_url"))
+    store, name = open_artifacts(settings.artifacts_url, setting=settings.setting("artifacts_url"))
+    source = open_source(settings.source_url, setting=settings.setting("source_url")) if catalog else None
     try:
         with bars(quiet=quiet, transient=True) as progress:
             return run(db, store, name, source=source, progress=progress)
@@ -76,7 +76,7 @@ def _queries(vectors_url: str | None, ef_search: int | None) -> Any:
     from recpipe.vectors.query import VectorQueries
 
     settings = load_settings({"vectors_url": vectors_url})
-    return VectorQueries(open_vectors(settings.vectors_url), ef_search=ef_search)
+    return VectorQueries(open_vectors(settings.vectors_url, setting=settings.setting("vectors_url")), ef_search=ef_search)
 
 
 def _show(title: str, found: list[Any] | None, missing: str, as_json: bool) -> None:
@@ -125,7 +125,7 @@ def status(vectors_url: VectorsUrl = None, as_json: Json = False) -> None:
     from recpipe.vectors.pipeline import loaded
 
     settings = load_settings({"vectors_url": vectors_url})
-    info = loaded(open_vectors(settings.vectors_url))
+    info = loaded(open_vectors(settings.vectors_url, setting=settings.setting("vectors_url")))
     if as_json:
         emit_json(info)
     elif info is None:
@@ -140,5 +140,5 @@ def stop(vectors_url: VectorsUrl = None) -> None:
     from recpipe.adapters import open_vectors
 
     settings = load_settings({"vectors_url": vectors_url})
-    db = open_vectors(settings.vectors_url)
+    db = open_vectors(settings.vectors_url, setting=settings.setting("vectors_url"))
     console.print(f"stopped {db.url}" if db.stop() else f"nothing to stop at {db.url}")

@@ -10,7 +10,7 @@ from sqlalchemy import types as sqltypes
 
 from recpipe.adapters.base import SourceDatabase
 from recpipe.contracts.dataset import SOURCE_COLUMNS
-from recpipe.errors import InputError
+from recpipe.errors import InputError, ServiceError
 from recpipe.progress import SILENT, Progress
 
 # SQLite types are suggestions: cast in the query so every batch has the same Arrow type.
@@ -28,9 +28,19 @@ def _family(kind: sqltypes.TypeEngine) -> str:
 
 
 def check_source(db: SourceDatabase) -> None:
-    """Every table and column the ETL reads exists with a usable type; else one clear error."""
-    inspector = inspect(db.engine())
-    tables = {t.lower(): t for t in inspector.get_table_names()}
+    """Every table and column the ETL reads exists with a usable type; else one clear error
+    (an unreachable server is a ServiceError naming the setting, as the source commands say)."""
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        inspector = inspect(db.engine())
+        tables = {t.lower(): t for t in inspector.get_table_names()}
+    except OperationalError as exc:
+        explain = getattr(db, "explain", None)
+        if explain is not None:
+            raise explain(exc.orig) from exc
+        raise ServiceError(f"cannot read the source database {db.url}: {str(exc.orig).strip().splitlines()[0]}",
+                           hint="check RECPIPE_SOURCE_URL") from exc
     missing = [t for t in SOURCE_COLUMNS if t.lower() not in tables]
     if missing:
         raise InputError(f"source database {db.url} has no table(s) {', '.join(missing)}",
