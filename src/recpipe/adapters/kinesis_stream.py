@@ -29,7 +29,7 @@ BACKOFF_CAP_S = 2.0
 
 def backoff(attempt: int) -> float:
     """Seconds to wait before retry ``attempt`` (1, 2, …): full jitter, capped."""
-    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt))
+    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt))  # noqa: S311 (jitter)
 
 
 class KinesisStream:

@@ -38,7 +38,7 @@ TRIM_EVERY_MS = 10_000  # records past the retention are deleted at most this of
 
 def shard_of(partition_key: str, shards: int) -> int:
     """The shard owning the key's MD5 when the 128-bit hash space is split evenly."""
-    return (int.from_bytes(hashlib.md5(partition_key.encode()).digest(), "big") * shards) >> 128
+    return (int.from_bytes(hashlib.md5(partition_key.encode(), usedforsecurity=False).digest(), "big") * shards) >> 128
 
 
 class LocalStream:

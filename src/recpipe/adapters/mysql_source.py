@@ -179,9 +179,10 @@ class _MySQLLoader:
                          - set(self.created))
         if not parents:
             return None
-        rows = self.query(
-            "SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-            f"AND TABLE_NAME IN ({', '.join(repr(p) for p in parents)})")
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT TABLE_COLLATION FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+                        "AND TABLE_NAME IN %s", (parents,))
+            rows = cur.fetchall()
         return rows[0][0] if rows and rows[0][0] else None
 
     def bulk_insert(self, name: str, data: pa.Table, progress: Progress = SILENT) -> None:

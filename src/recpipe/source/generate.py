@@ -38,7 +38,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from recpipe.contracts.source import TABLE_ORDER
-from recpipe.errors import InputError
+from recpipe.errors import InputError, InternalError
 from recpipe.source import catalog, choices
 
 EPOCH_2003 = 12053  # 2003-01-01 as days since 1970-01-01
@@ -135,7 +135,8 @@ def generate_shop(spec: ShopSpec) -> Shop:
         "employees": employees, "customers": customers, "orders": orders,
         "orderdetails": orderdetails, "payments": payments, "ratings": ratings,
     }
-    assert tuple(tables) == TABLE_ORDER
+    if tuple(tables) != TABLE_ORDER:
+        raise InternalError(f"generated tables {tuple(tables)} are not in the order {TABLE_ORDER}")
     params = {
         "generator": "recpipe.source.generate",
         "spec": asdict(spec),

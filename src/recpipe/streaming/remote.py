@@ -32,20 +32,21 @@ SIMILAR_ROUNDS = 3
 
 
 class RemoteEnricher:
-    def __init__(self, url: str, *, k: int = K, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, k: int = K, timeout: float = 10.0, api_key: str | None = None) -> None:
         self.url = url.rstrip("/")  # a Function URL ends in "/"
         self.k = k
         self.timeout = timeout
+        self._auth = {"Authorization": f"Bearer {api_key}"} if api_key else {}  # the service's RECPIPE_API_KEY
 
     def _call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None
               ) -> tuple[Any, dict[str, str]]:
         """The JSON answer and its headers; None for a 404 (an id the service does not know)."""
         url = f"{self.url}{path}" + (f"?{urllib.parse.urlencode(query, doseq=True)}" if query else "")
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(url, data=data, method=method,
-                                         headers={"Content-Type": "application/json"} if data else {})
+        headers = {**self._auth, **({"Content-Type": "application/json"} if data else {})}
+        request = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 (http(s) only)
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as answer:
+            with urllib.request.urlopen(request, timeout=self.timeout) as answer:  # noqa: S310 (http(s) only)
                 return json.loads(answer.read()), dict(answer.headers.items())
         except urllib.error.HTTPError as exc:
             if exc.code == 404:

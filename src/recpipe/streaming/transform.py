@@ -53,7 +53,7 @@ def enricher_from_settings(settings: Any = None) -> Enricher:
     if settings.inference_url:
         from recpipe.streaming.remote import RemoteEnricher
 
-        return RemoteEnricher(settings.inference_url)  # type: ignore[return-value]
+        return RemoteEnricher(settings.inference_url, api_key=settings.api_key)  # type: ignore[return-value]
     store, name = open_artifacts(settings.artifacts_url)
     return Enricher(ModelSource(store, name, check_every=settings.serve_reload_every),
                     Connections(open_vectors(settings.vectors_url), ef_search=settings.serve_ef_search))

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from recpipe import ranking
+from recpipe.errors import InternalError
 
 EASE_MAX_ITEMS = 10_000  # P is n_items² float64: 800 MB at this size
 EASE_LAMBDAS = (1.0, 10.0, 50.0, 200.0, 500.0, 1000.0)
@@ -84,7 +85,8 @@ def ease(train_user: np.ndarray, train_item: np.ndarray, n_users: int, n_items: 
         tried[str(lam)] = recall
         if best is None or recall > best[0]:
             best_lam, best = lam, (recall, b)
-    assert best is not None
+    if best is None:
+        raise InternalError("EASE: no regularisation strength was tried")
     weights = best[1]
     return (lambda hu, hi: history_scorer(weights, hu, hi, n_users)), {"lambda": best_lam,
                                                                        "validation_recall_by_lambda": tried}
