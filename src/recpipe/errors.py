@@ -66,8 +66,19 @@ class MissingDependencyError(RecpipeError):
     def __init__(self, module: str, extra: str, purpose: str) -> None:
         super().__init__(
             f"{purpose} needs the Python package '{module}', which is not installed",
-            hint=f"install it with: pip install 'recpipe[{extra}]'",
+            hint=f"install it with: {install_command(extra)}",
         )
+
+
+def install_command(extra: str) -> str:
+    """The pip command that adds ``extra``: into this checkout when recpipe runs from one
+    (an editable install), else from the package index."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]  # src/recpipe/errors.py -> the checkout
+    if (root / "pyproject.toml").is_file() and (root / "src" / "recpipe").is_dir():
+        return f"pip install -e '{root}[{extra}]'"
+    return f"pip install 'recpipe[{extra}]'"
 
 
 def require(module: str, extra: str, purpose: str) -> Any:

@@ -88,6 +88,16 @@ def test_config_json_masks_secrets_and_names_origins(tmp_path: Path) -> None:
     (("source", "init"), {"RECPIPE_SOURCE_URL": "mysql+pymysql://u:pw@127.0.0.1:1/db"}, "cannot reach"),
     (("source", "load-dump", "missing.sql"), {}, "cannot read dump"),
     (("source", "add-ratings"), {}, "has no table(s) customers"),
+    # regressions: tracebacks and errors that blamed the wrong setting
+    (("config",), {"RECPIPE_SOURCE_URL": "sqlite:/relative.db"}, "'sqlite:' takes three slashes"),
+    (("etl", "run", "--source-url", "mysql+pymysql://u:pw@127.0.0.1:1/db"), {}, "cannot reach MySQL/MariaDB"),
+    (("etl", "run", "--source-url", "postgresql://u:pw@127.0.0.1:1/db"), {}, "(--source-url)"),
+    (("etl", "run", "--lake-url", "oracle://x"), {"RECPIPE_LAKE_URL": "/tmp/fine"}, "--lake-url='oracle://x'"),
+    (("etl", "show", "--lake-url", "s3://no-such-bucket/x"),
+     {"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": "", "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent",
+      "AWS_CONFIG_FILE": "/nonexistent", "AWS_ENDPOINT_URL": ""}, "no AWS credentials"),
+    (("etl", "run", "--max-quarantine-fraction", "2"), {}, "--max-quarantine-fraction must be within 0 and 1"),
+    (("config",), {"RECPIPE_API_KEY": "short secret"}, "RECPIPE_API_KEY=the value given"),
 ])
 def test_bad_input_is_one_line_and_non_zero(tmp_path: Path, args, env, needle) -> None:
     text = one_line_error(run(*args, home=tmp_path / "home", env=env))

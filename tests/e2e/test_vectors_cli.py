@@ -50,3 +50,9 @@ def test_unknown_ids_and_missing_artifacts_are_one_line_errors(home: Path) -> No
     assert unknown.returncode == 2 and "product 'NOPE' has no embedding" in one_line_error(unknown)
     bad_url = run("vectors", "status", "--vectors-url", "mongodb://x", home=home)
     assert bad_url.returncode == 2 and "is not accepted for the vector store" in one_line_error(bad_url)
+    # regression: a wrong-case or made-up product line was an empty answer with success
+    for wrong in ("planes", "Rockets"):
+        text = one_line_error(run("vectors", "similar", "S10_1000", "--product-line", wrong, home=home))
+        assert f"product line {wrong!r} is not in the catalog" in text and "Planes" in text, text
+    assert "did you mean 'Planes'?" in one_line_error(run("vectors", "for-user", "103", "--product-line", "planes",
+                                                          home=home))
