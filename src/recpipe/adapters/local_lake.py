@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import contextlib
 import fcntl
 import json
 import os
@@ -64,8 +65,8 @@ class LocalLake:
 
     def check_writable(self) -> None:
         try:
-            (self.root / "_staging").mkdir(parents=True, exist_ok=True)
-            probe = self.root / "_staging" / f".probe-{uuid.uuid4().hex}"
+            self.root.mkdir(parents=True, exist_ok=True)
+            probe = self.root / f".probe-{uuid.uuid4().hex}"
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
@@ -74,10 +75,12 @@ class LocalLake:
 
     @contextmanager
     def stage(self, name: str, *, remote: bool = False) -> Iterator[LocalStaged]:
-        """A staging directory beside the datasets (``remote`` changes nothing here)."""
+        """A staging directory beside the datasets (``remote`` changes nothing here). One run
+        per dataset at a time (a lock file, hidden in the lake's root); ``_staging`` is removed
+        once no run uses it, whether this one succeeded or not."""
         self.check_writable()
         staging = self.root / "_staging"
-        with open(staging / f".{name}.lock", "w") as lock:
+        with open(self.root / f".{name}.lock", "w") as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
@@ -86,11 +89,13 @@ class LocalLake:
             for stale in staging.glob(f"{name}-*"):  # left by a run that was killed
                 shutil.rmtree(stale, ignore_errors=True)
             path = staging / f"{name}-{uuid.uuid4().hex[:12]}"
-            path.mkdir()
+            path.mkdir(parents=True)
             try:
                 yield LocalStaged(path)
             finally:
                 shutil.rmtree(path, ignore_errors=True)
+                with contextlib.suppress(OSError):  # not empty: another dataset's run is staging
+                    staging.rmdir()
 
     def publish(self, name: str, staged: Staged, *, manifest: str = MANIFEST) -> None:
         if not isinstance(staged, LocalStaged):
