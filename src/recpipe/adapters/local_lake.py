@@ -92,6 +92,12 @@ class LocalLake:
             path.mkdir(parents=True)
             try:
                 yield LocalStaged(path)
+            except Exception as exc:
+                if _out_of_space(exc):
+                    raise ServiceError(f"no space left on the disk of {self.root}",
+                                       hint=f"free some space, or set {self.setting} to a bigger disk, and run again; "
+                                            "nothing was published") from exc
+                raise
             finally:
                 shutil.rmtree(path, ignore_errors=True)
                 with contextlib.suppress(OSError):  # not empty: another dataset's run is staging
@@ -154,3 +160,10 @@ class LocalLake:
     def read_json(self, relpath: str) -> dict[str, Any] | None:
         data = self.read_bytes(relpath)
         return None if data is None else json.loads(data.decode("utf-8"))
+
+
+def _out_of_space(exc: BaseException) -> bool:
+    """A full disk or quota, as an OSError or as the text of an engine's own error (DuckDB)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "No space left on device" in str(exc) or "Disk quota exceeded" in str(exc)
