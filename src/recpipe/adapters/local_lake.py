@@ -7,9 +7,9 @@ never nothing. Staging lives in ``<lake>/_staging`` (same filesystem, never unde
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
-import contextlib
 import fcntl
 import json
 import os

@@ -10,10 +10,11 @@ during a publish may briefly see files of both.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,7 +24,7 @@ from recpipe.adapters.staged import LocalStaged, S3Staged, Staged
 from recpipe.config import mask_url
 from recpipe.contracts.dataset import MANIFEST
 from recpipe.contracts.limits import S3_DELETE_BATCH
-from recpipe.errors import ConfigError, InputError, ServiceError, require
+from recpipe.errors import ConfigError, InputError, RecpipeError, ServiceError, require
 
 
 def _boto3() -> Any:
@@ -53,13 +54,20 @@ class S3Lake:
             from botocore.config import Config
 
             # throttling (503 SlowDown), 500s and dropped connections are retried with backoff
-            self._client = _boto3().client("s3", config=Config(retries={"mode": "standard", "max_attempts": 6},
+            self._client = _boto3().client("s3", config=Config(retries={"mode": "standard",
+                                                                        "max_attempts": self._attempts()},
                                                                connect_timeout=10, read_timeout=60))
         return self._client
+
+    @staticmethod
+    def _attempts() -> int:
+        """Tries per S3 request, for boto3 and Arrow alike: AWS_MAX_ATTEMPTS, else 6."""
+        return int(os.environ.get("AWS_MAX_ATTEMPTS") or 6)
 
     @contextmanager
     def _errors(self, doing: str) -> Iterator[None]:
         """Any S3 failure while ``doing`` as one clear RecpipeError (after the client's retries)."""
+        from boto3.exceptions import S3UploadFailedError
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         try:
@@ -75,6 +83,11 @@ class S3Lake:
             if code in ("403", "AccessDenied"):
                 raise ServiceError(f"access to the S3 bucket {self.bucket!r} is denied ({doing})",
                                    hint="grant s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject") from exc
+            raise ServiceError(f"S3 error {doing} at {self.url}: {code or exc}",
+                               hint="retry; check the bucket, the credentials and the permissions") from exc
+        except S3UploadFailedError as exc:  # upload_file's wrapper around the error above
+            cause = exc.__cause__ if isinstance(exc.__cause__, ClientError) else None
+            code = str(cause.response.get("Error", {}).get("Code", "")) if cause is not None else ""
             raise ServiceError(f"S3 error {doing} at {self.url}: {code or exc}",
                                hint="retry; check the bucket, the credentials and the permissions") from exc
         except BotoCoreError as exc:
@@ -110,26 +123,60 @@ class S3Lake:
             shutil.rmtree(path, ignore_errors=True)
 
     def publish(self, name: str, staged: Staged, *, manifest: str = MANIFEST) -> None:
+        """S3 has no rename: the new objects are written over the old ones, the manifest last.
+        The objects about to be overwritten are copied aside first (server-side), so that a
+        publish that fails midway (after the client's retries) puts the previous version back
+        and removes what it added: readers never keep a mix."""
         base = self._key(name)
         staging = self._key("_staging") + "/"
         old = {k for k in self._list(f"{base}/" if base else "") if not k.startswith(staging)}
         rel = [r for r in staged.files() if r != manifest]
         keys = {r: self._key(name, r) for r in [*rel, manifest]}
+        if manifest not in staged.files():
+            keys.pop(manifest)
         if isinstance(staged, LocalStaged):
             def put(r: str) -> None:
                 self.client.upload_file(str(staged.path / r), self.bucket, keys[r])
         else:
             def put(r: str) -> None:
-                self.client.copy_object(Bucket=self.bucket, Key=keys[r],
-                                        CopySource={"Bucket": staged.bucket, "Key": f"{staged.prefix}/{r}"})
-        with self._errors(f"publishing {name or 'the artifacts'}"):
-            with ThreadPoolExecutor(max_workers=16) as pool:
-                list(pool.map(put, rel))
-            if manifest in staged.files():
-                put(manifest)  # last: it names the version that is now whole
-            else:
-                keys.pop(manifest)
-            self._delete(sorted(old - set(keys.values())))
+                self._copy(f"{staged.prefix}/{r}", keys[r], bucket=staged.bucket)
+        doing = f"publishing {name or 'the artifacts'}"
+        aside = self._key("_staging", f"{name or 'artifacts'}-previous-{uuid.uuid4().hex[:12]}")
+        overwritten = sorted(old & set(keys.values()))
+        try:
+            with self._errors(doing):
+                self._each(lambda k: self._copy(k, f"{aside}/{k}"), overwritten)
+            try:
+                with self._errors(doing):
+                    self._each(put, rel)
+                    if manifest in keys:
+                        put(manifest)  # last: it names the version that is now whole
+            except BaseException as failed:
+                self._roll_back(aside, overwritten, sorted(set(keys.values()) - old), failed)
+                raise
+        finally:
+            self._delete(list(self._list(f"{aside}/")))
+        self._delete(sorted(old - set(keys.values())))
+
+    def _copy(self, source: str, target: str, *, bucket: str | None = None) -> None:
+        self.client.copy_object(Bucket=self.bucket, Key=target, CopySource={"Bucket": bucket or self.bucket,
+                                                                            "Key": source})
+
+    @staticmethod
+    def _each(fn: Callable[[str], None], items: list[str]) -> None:
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(fn, items))
+
+    def _roll_back(self, aside: str, overwritten: list[str], added: list[str], failed: BaseException) -> None:
+        """Put the overwritten objects back and delete the added ones; if that fails too, say so."""
+        try:
+            with self._errors("putting the previous version back"):
+                self._each(lambda k: self._copy(f"{aside}/{k}", k), overwritten)
+                self._delete_batches(added)
+        except RecpipeError as exc:
+            raise ServiceError(f"{failed}; putting the previous version back failed too ({exc.message}): "
+                               f"{self.url} may hold a mix of versions",
+                               hint="run the stage again once S3 answers: it publishes a whole version") from failed
 
     def _delete(self, keys: list[str]) -> None:
         with self._errors("deleting old objects"):
@@ -156,7 +203,8 @@ class S3Lake:
         creds = session.get_credentials()
         frozen = creds.get_frozen_credentials() if creds else None
         endpoint = self.client.meta.endpoint_url
-        options: dict[str, Any] = {"region": self.client.meta.region_name or "us-east-1"}
+        options: dict[str, Any] = {"region": self.client.meta.region_name or "us-east-1",
+                                   "retry_strategy": fs.AwsStandardS3RetryStrategy(max_attempts=self._attempts())}
         if frozen is not None:
             options.update(access_key=frozen.access_key, secret_key=frozen.secret_key,
                            session_token=frozen.token)

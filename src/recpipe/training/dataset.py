@@ -16,7 +16,7 @@ import pyarrow.dataset as ds
 
 from recpipe.adapters.base import Lake
 from recpipe.contracts.dataset import DATASET, PARTITION_KEY, TRAINING_SCHEMA, DatasetManifest
-from recpipe.errors import InputError
+from recpipe.errors import InputError, ServiceError
 from recpipe.inference.features import (
     ITEM_CATEGORICAL,
     ITEM_NUMERIC,
@@ -68,6 +68,9 @@ def read_ratings(lake: Lake) -> Ratings:
         table = dataset.to_table(columns=[c for c in COLUMNS if c != PARTITION_KEY] + [PARTITION_KEY])
     except (pa.ArrowInvalid, FileNotFoundError, OSError) as exc:
         message = str(exc).splitlines()[0]
+        if "AWS Error" in message:  # S3 failed (after its retries): not the data's fault
+            raise ServiceError(f"cannot read the training dataset at {location}: {message}",
+                               hint="retry once S3 answers") from exc
         if "No match for FieldRef" in message:
             raise InputError(f"the training dataset at {location} lacks a column the model needs: {message}",
                              hint=FIX) from exc
