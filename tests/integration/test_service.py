@@ -197,6 +197,45 @@ def test_an_outage_is_a_503_and_the_service_recovers(http: httpx.Client, stack: 
     assert http.get("/recommendations/999999").status_code == 200 and http.get("/ready").status_code == 200
 
 
+def test_a_database_restart_under_load_gives_503s_only_while_it_is_down(server: str, stack: Stack) -> None:
+    """8 clients keep asking while the vector database stops and starts again: every answer is a
+    200 or a 503 with Retry-After, 503s come only from the outage, and the service recovers."""
+    import threading
+
+    answers: list[tuple[float, int]] = []
+    no_retry_after: list[int] = []
+    stop = threading.Event()
+
+    def client() -> None:
+        with httpx.Client(base_url=server, timeout=30) as c:
+            while not stop.is_set():
+                r = c.get("/recommendations/999999", params={"k": 5})
+                if r.status_code == 503 and r.headers.get("retry-after") != "1":
+                    no_retry_after.append(r.status_code)
+                answers.append((time.monotonic(), r.status_code))
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(1.0)
+    down_at = time.monotonic()
+    assert stack.db.stop()
+    time.sleep(1.0)
+    stack.db.conninfo()  # back
+    up_at = time.monotonic()
+    time.sleep(3.0)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    statuses = {s for _, s in answers}
+    assert statuses <= {200, 503} and not no_retry_after, statuses
+    assert all(down_at <= at for at, s in answers if s == 503), "a 503 before the outage"
+    assert any(s == 503 for _, s in answers), "the outage was not seen"
+    late = [s for at, s in answers if at > up_at + 1.5]
+    assert late and set(late) == {200}, "not recovered 1.5 s after the database came back"
+    print(f"restart under load: {len(answers)} requests, {sum(s == 503 for _, s in answers)} 503s, no 5xx else")
+
+
 def test_a_new_model_is_picked_up_without_a_restart(http: httpx.Client, stack: Stack) -> None:
     before = http.post("/user_embeddings", json=[{}])
     assert before.headers["x-model-version"] == stack.version
