@@ -60,6 +60,7 @@ bench: system-deps $(VENV)/.dev
 	$(BIN)/python bench/vectors.py
 	$(BIN)/python bench/stream.py
 	$(BIN)/python bench/serve.py
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) .recpipe

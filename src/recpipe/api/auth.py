@@ -28,7 +28,7 @@ class ApiKey:
 
     def __init__(self, app: Any, key: str) -> None:
         self.app = app
-        self._expected = f"Bearer {key}".encode()
+        self._key = key.encode()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
@@ -39,7 +39,9 @@ class ApiKey:
             if name == b"authorization":
                 given = value
                 break
-        if hmac.compare_digest(given, self._expected):
+        scheme, _, token = given.partition(b" ")
+        # the scheme is case-insensitive (RFC 7235); the token is compared in constant time
+        if hmac.compare_digest(token.strip(), self._key) and scheme.lower() == b"bearer":
             await self.app(scope, receive, send)
             return
         problem = "wrong API key" if given else "no API key"
