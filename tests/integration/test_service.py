@@ -304,6 +304,33 @@ def test_errors_have_one_shape_and_a_function_urls_double_slash_works(http: http
     assert httpx.post(server + "//user_embeddings", json=[{"city": "Nantes"}], timeout=30).status_code == 200
 
 
+def test_regressions_of_the_fuzzed_and_hand_found_defects(http: httpx.Client) -> None:
+    # the OpenAPI page works offline: its assets come from the package, not a CDN
+    page = http.get("/docs").text
+    assert "cdn.jsdelivr" not in page and "/static-offline-docs/swagger-ui-bundle.js" in page
+    bundle = http.get("/static-offline-docs/swagger-ui-bundle.js")
+    assert bundle.status_code == 200 and len(bundle.content) > 100_000
+    # a JSON error says where it breaks
+    broken = http.post("/user_embeddings", content=b'[{"city": "Nantes",}]', headers={"content-type": "application/json"})
+    assert broken.status_code == 422 and "not valid JSON" in broken.json()["error"] and "(character" in broken.text
+    # creditLimit (the source's spelling) is read; an unknown key is a 422 naming the known ones
+    spelt = [http.post("/user_embeddings", json=[{"country": "France", key: 90000.0}]).json()[0]
+             for key in ("creditlimit", "creditLimit")]
+    assert spelt[0] == spelt[1] != http.post("/user_embeddings", json=[{"country": "France"}]).json()[0]
+    assert "creditlimit (or creditLimit)" in http.post("/user_embeddings", json=[{"credit": 1}]).json()["error"]
+    assert http.post("/user_embeddings", json=[{"creditlimit": False}]).status_code == 422  # a bool is no number
+    assert http.post("/user_embeddings", json=[{"creditlimit": 1e300}]).status_code == 422  # past DECIMAL(10,2)
+    # unknown query parameters on the seed's endpoints
+    assert "known: item_id, limit" in http.get("/items_from_item", params={"item_id": "S10_1678", "k": 3}).text
+    # an embedding of huge (finite) values: the same direction, not an overflow
+    assert http.post("/items_from_user", json=[1e38] * 32).status_code == 200
+    # 413 and /docs are counted under their routes, not "unmatched"
+    assert http.post("/user_embeddings", content=b"[" + b"{}," * 400_000 + b"{}]",
+                     headers={"content-type": "application/json"}).status_code == 413
+    metrics = http.get("/metrics").text
+    assert 'route="/user_embeddings",status="413"' in metrics and 'route="/docs",status="200"' in metrics
+
+
 def test_an_empty_vector_database_is_not_ready_rather_than_wrong(stack: Stack, tmp_path: Path) -> None:
     from recpipe.api.app import create_app
     from recpipe.api.background import serving

@@ -177,3 +177,19 @@ def test_a_model_of_another_version_than_the_loaded_vectors_is_never_served() ->
 
     with pytest.raises(NotPublished, match="recpipe vectors load"):
         Recommender(Newer(), check_every=60).for_customer(Queries(), 7)
+
+
+def test_a_capped_single_line_stops_at_the_cap_instead_of_fetching_the_catalog() -> None:
+    """Regression (bench/soak.py): product_line plus max_per_line=2 can give 2 items at most; the
+    refill loop asked for 50, 200, 800 and 1000 candidates trying to reach k=10."""
+    many = {f"Q{i:02}": ("Ships", 5, 100 - i) for i in range(60)}
+    CATALOG.update(many)
+    try:
+        q = Queries(ranked={7: list(many)})
+        rec = Recommender(Models(), check_every=60).for_customer(
+            q, 7, rules=Rules(k=10, product_line="Ships", max_per_line=2, exclude_bought=False))
+        assert ids(rec) == ["Q00", "Q01"]
+        assert [n for kind, n, _, _ in q.calls if kind == "user"] == [50]  # one fetch
+    finally:
+        for key in many:
+            CATALOG.pop(key)

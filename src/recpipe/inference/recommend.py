@@ -47,6 +47,14 @@ class Rules:
         return Filters(in_stock=self.in_stock, product_line=self.product_line)
 
     @property
+    def reachable(self) -> int:
+        """How many items the rules can give at most: one product line capped at
+        ``max_per_line`` gives no more than the cap, however many candidates are fetched."""
+        if self.product_line is not None and self.max_per_line is not None:
+            return min(self.k, self.max_per_line)
+        return self.k
+
+    @property
     def fetch(self) -> int:
         """Candidates to ask for: more when a per-line cap will drop some."""
         return min(MAX_FETCH, self.k * 5) if self.max_per_line else self.k
@@ -180,7 +188,7 @@ class Recommender:
             if found is None:
                 return None
             items = self._finish(found, shop, rules)
-            if len(items) >= rules.k or len(found) < n or n >= MAX_FETCH:
+            if len(items) >= rules.reachable or len(found) < n or n >= MAX_FETCH:
                 return items
             n = min(MAX_FETCH, n * 4)
 
