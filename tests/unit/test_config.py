@@ -81,7 +81,8 @@ def test_a_missing_optional_dependency_names_the_extra() -> None:
 
     with pytest.raises(MissingDependencyError) as err:
         require("recpipe_no_such_module", "aws", "An s3:// lake")
-    assert "pip install 'recpipe[aws]'" in str(err.value) and "An s3:// lake" in str(err.value)
+    # this checkout is an editable install: the hint installs the extra into it
+    assert "[aws]'" in str(err.value) and "pip install -e '" in str(err.value) and "An s3:// lake" in str(err.value)
     assert require("json", "x", "y").dumps([]) == "[]"
 
 

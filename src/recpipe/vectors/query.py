@@ -256,15 +256,17 @@ _SEP = "\x1f"  # joins a key's codes to skip into one text (the unit separator: 
 
 
 def _vectors(embeddings: Any) -> np.ndarray:
-    """Query vectors as float32, each scaled by its largest value: the cosine is the same, and
-    the database's float4 arithmetic cannot overflow whatever the caller's magnitudes."""
+    """Query vectors as float32. A vector whose magnitude float4 arithmetic cannot square (or
+    that would underflow) is scaled by its largest value: the cosine is the same. Others are
+    sent as they are, so a stored vector and the same vector sent by value score alike."""
     vectors = np.asarray(embeddings, dtype=np.float64)
     if vectors.ndim != 2 or vectors.shape[1] != EMBEDDING_DIM or not np.isfinite(vectors).all():
         raise InputError(f"an embedding must be {EMBEDDING_DIM} finite numbers (got shape {vectors.shape[1:]})")
     scale = np.abs(vectors).max(axis=1, keepdims=True)
     if not scale.all():
         raise InputError("an all-zero embedding has no direction: cosine similarity is undefined")
-    return (vectors / scale).astype(np.float32)
+    extreme = (scale > 1e15) | (scale < 1e-15)
+    return np.where(extreme, vectors / scale, vectors).astype(np.float32)
 
 
 def check_product_line(line: str | None, known: Sequence[str]) -> None:
