@@ -5,14 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-import pyarrow as pa
-from sqlalchemy.engine import URL, Engine, make_url
+from typing import TYPE_CHECKING, Any, Protocol
 
 from recpipe.adapters.staged import Staged
 from recpipe.contracts.dataset import MANIFEST
 from recpipe.progress import SILENT, Progress
+
+if TYPE_CHECKING:  # serving (the Lambdas) imports this module: no Arrow or SQLAlchemy at import
+    import pyarrow as pa
+    from sqlalchemy.engine import URL, Engine
 
 
 class Loader(Protocol):
@@ -170,6 +171,8 @@ class VectorDatabase(Protocol):
 
 def server_url(url: str, setting: str, *, aliases: tuple[str, ...], driver: str, example: str) -> URL:
     """Parse a server database URL: known driver aliases become ``driver``; a database is required."""
+    from sqlalchemy.engine import make_url
+
     from recpipe.config import mask_url
     from recpipe.errors import ConfigError
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
-
-import pyarrow as pa
-import pyarrow.parquet as pq
+from typing import TYPE_CHECKING, Any, Protocol
 
 from recpipe.contracts.dataset import MANIFEST
 from recpipe.contracts.limits import S3_DELETE_BATCH
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 @dataclass(frozen=True)
@@ -59,10 +59,14 @@ class LocalStaged:
 
     def describe(self, relpath: str) -> WrittenFile:
         data = (self.path / relpath).read_bytes()
+        import pyarrow.parquet as pq
+
         rows = pq.read_metadata(self.path / relpath).num_rows
         return WrittenFile(relpath, rows, len(data), hashlib.sha256(data).hexdigest())
 
     def read_schema(self, relpath: str) -> pa.Schema:
+        import pyarrow.parquet as pq
+
         return pq.read_schema(self.path / relpath)
 
     def write_text(self, relpath: str, text: str) -> None:
@@ -103,6 +107,9 @@ class S3Staged:
 
     def read_schema(self, relpath: str) -> pa.Schema:
         body = self.client.get_object(Bucket=self.bucket, Key=f"{self.prefix}/{relpath}")["Body"].read()
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         return pq.read_schema(pa.BufferReader(body))
 
     def write_text(self, relpath: str, text: str) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from recpipe.errors import InputError, NotPublished
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 DATASET = "ratings_ml_training"
 QUARANTINE = "ratings_ml_training_quarantine"
@@ -17,29 +19,33 @@ PARTITION_KEY = "customerNumber"
 ENGINES = ("duckdb", "spark")  # what can build it: DuckDB locally, Spark (the AWS Glue job)
 
 # The dataset's columns, in this order. customerNumber is the Hive partition key (customerNumber=<n>/).
-TRAINING_SCHEMA = pa.schema([
-    pa.field("customerNumber", pa.int32(), nullable=False),
-    pa.field("city", pa.string(), nullable=False),
-    pa.field("state", pa.string()),
-    pa.field("postalCode", pa.string()),
-    pa.field("country", pa.string(), nullable=False),
-    pa.field("creditLimit", pa.float64()),
-    pa.field("productCode", pa.string(), nullable=False),
-    pa.field("productLine", pa.string(), nullable=False),
-    pa.field("productScale", pa.string(), nullable=False),
-    pa.field("quantityInStock", pa.int32(), nullable=False),
-    pa.field("buyPrice", pa.float64(), nullable=False),
-    pa.field("MSRP", pa.float64(), nullable=False),
-    pa.field("productRating", pa.int32(), nullable=False),
-])
-FILE_COLUMNS = [f.name for f in TRAINING_SCHEMA if f.name != PARTITION_KEY]
+# (name, Arrow type, nullable); TRAINING_SCHEMA / QUARANTINE_SCHEMA are the Arrow schemas, built on
+# first use so that serving, which never reads the dataset, does not import Arrow.
+TRAINING_COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("customerNumber", "int32", False), ("city", "string", False), ("state", "string", True),
+    ("postalCode", "string", True), ("country", "string", False), ("creditLimit", "float64", True),
+    ("productCode", "string", False), ("productLine", "string", False), ("productScale", "string", False),
+    ("quantityInStock", "int32", False), ("buyPrice", "float64", False), ("MSRP", "float64", False),
+    ("productRating", "int32", False),
+)
+FILE_COLUMNS = [name for name, _, _ in TRAINING_COLUMNS if name != PARTITION_KEY]
+QUARANTINE_COLUMNS: tuple[tuple[str, str, bool], ...] = (
+    ("customerNumber", "int32", True), ("productCode", "string", True), ("productRating", "int32", True),
+    ("reason", "string", False),
+)
+_SCHEMAS = {"TRAINING_SCHEMA": TRAINING_COLUMNS, "QUARANTINE_SCHEMA": QUARANTINE_COLUMNS}
 
-QUARANTINE_SCHEMA = pa.schema([
-    pa.field("customerNumber", pa.int32()),
-    pa.field("productCode", pa.string()),
-    pa.field("productRating", pa.int32()),
-    pa.field("reason", pa.string(), nullable=False),
-])
+
+def __getattr__(name: str) -> Any:
+    """``TRAINING_SCHEMA`` and ``QUARANTINE_SCHEMA`` as ``pyarrow.Schema`` (PEP 562)."""
+    if name in _SCHEMAS:
+        import pyarrow as pa
+
+        schema = pa.schema([pa.field(n, getattr(pa, t)(), nullable=null) for n, t, null in _SCHEMAS[name]])
+        globals()[name] = schema
+        return schema
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 # Why a rating row is set aside, checked in this order (the first that applies is recorded).
 REASONS: dict[str, str] = {

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
+
+if TYPE_CHECKING:  # training passes Arrow columns; serving passes lists and never imports Arrow
+    import pyarrow as pa
 
 # What each tower sees, in the order its input vector is laid out.
 USER_CATEGORICAL = ("city", "country")
@@ -22,7 +23,7 @@ USER_NUMERIC = ("creditLimit",)
 ITEM_CATEGORICAL = ("productLine", "productScale")
 ITEM_NUMERIC = ("quantityInStock", "buyPrice", "MSRP")
 
-Columns = Mapping[str, Sequence[Any] | np.ndarray | pa.Array | pa.ChunkedArray]
+Columns = Mapping[str, "Sequence[Any] | np.ndarray | pa.Array | pa.ChunkedArray"]
 
 
 MAX_STANDARDISED = 1e4
@@ -37,6 +38,8 @@ class Encoder:
 
     @classmethod
     def fit(cls, columns: Columns, categorical: Sequence[str], numeric: Sequence[str]) -> Encoder:
+        import pyarrow.compute as pc
+
         vocab = {}
         for name in categorical:
             values = pc.unique(pc.drop_null(_arrow(columns[name]))).to_pylist()
@@ -66,10 +69,8 @@ class Encoder:
         offset = 0
         rows = np.arange(n)
         for name, vocab in self.vocabularies.items():
-            idx = pc.index_in(_arrow(columns[name]).cast(pa.string()), value_set=pa.array(vocab, pa.string()))
-            idx = idx.to_numpy(zero_copy_only=False)
-            known = ~np.isnan(idx) if idx.dtype.kind == "f" else np.ones(n, bool)
-            out[rows[known], offset + idx[known].astype(np.int64)] = 1.0
+            known, idx = _positions(columns[name], vocab)
+            out[rows[known], offset + idx[known]] = 1.0
             offset += len(vocab)
         for name, s in self.scalers.items():
             x = _floats(columns[name])
@@ -88,7 +89,13 @@ class Encoder:
                    {k: {"mean": float(v["mean"]), "std": float(v["std"])} for k, v in doc["numeric"].items()})
 
 
+def _is_arrow(values: Any) -> bool:
+    return type(values).__module__.startswith("pyarrow")
+
+
 def _arrow(values: Any) -> pa.Array:
+    import pyarrow as pa
+
     if isinstance(values, pa.ChunkedArray):
         return values.combine_chunks()
     if isinstance(values, pa.Array):
@@ -96,9 +103,35 @@ def _arrow(values: Any) -> pa.Array:
     return pa.array(list(values) if not isinstance(values, np.ndarray) else values)
 
 
+def _positions(values: Any, vocab: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Per value: whether the vocabulary has it (as text), and its position there. Arrow
+    columns (training) go through Arrow; lists (serving) through a dict, with the same result."""
+    if _is_arrow(values):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        found = pc.index_in(_arrow(values).cast(pa.string()), value_set=pa.array(vocab, pa.string()))
+        known = found.is_valid().to_numpy(zero_copy_only=False)
+        return known, found.fill_null(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    where = {v: i for i, v in enumerate(vocab)}
+    found_list = [None if v is None else where.get(v if isinstance(v, str) else _as_text(v)) for v in values]
+    known = np.array([i is not None for i in found_list], dtype=bool)
+    return known, np.array([i or 0 for i in found_list], dtype=np.int64)
+
+
+def _as_text(value: Any) -> str:
+    """A non-text category as Arrow's cast to string writes it."""
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    return str(value)
+
+
 def _floats(values: Any) -> np.ndarray:
     """float64 with NaN for missing values."""
-    if isinstance(values, pa.ChunkedArray | pa.Array):
+    if _is_arrow(values):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         return pc.cast(values, pa.float64()).to_numpy(zero_copy_only=False).astype(np.float64)
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
