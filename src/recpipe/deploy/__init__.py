@@ -1,0 +1,1 @@
+"""Deployment: building what AWS runs (``package``); Terraform in ``terraform/`` points at it."""

@@ -1,0 +1,168 @@
+"""What AWS runs, built from this checkout into one folder that Terraform points at:
+
+- ``lambda.zip``: the package and what its Lambda handlers import (numpy, no torch), as Linux
+  wheels for the chosen runtime and architecture (pip's ``--platform``/``--only-binary``).
+  boto3 is left out: the Lambda runtime has it. One zip serves every function; Terraform
+  gives each its own handler (``HANDLERS``).
+- ``glue/recpipe-<version>-py3-none-any.whl`` and ``glue/glue_etl.py``: the package as a
+  wheel for Glue's ``--additional-python-modules`` and the job's entry script.
+- ``manifest.json``: every file with its size (zipped and unzipped) and SHA-256.
+
+Versions are the ones installed here (``pyproject.toml``'s pins), so the zip runs what the
+tests ran. Zips are reproducible: fixed timestamps, sorted entries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from dataclasses import asdict, dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from recpipe.errors import InputError, ServiceError
+from recpipe.progress import SILENT, Progress
+
+# Lambda handlers, by function (Terraform's `handler` strings; a test imports each from the zip)
+HANDLERS = {
+    "transform": "recpipe.streaming.transform.handler",  # the Firehose transformation
+    "inference": "recpipe.api.lambda_handler.handler",  # the HTTP service behind a Function URL
+}
+# What the handlers import, by distribution, pinned to the installed versions; pip adds what
+# these depend on. The package itself goes in without its own dependencies (no DuckDB, no torch).
+LAMBDA_DISTRIBUTIONS = (
+    "numpy", "pyarrow", "pydantic", "python-dotenv", "sqlalchemy", "psycopg", "psycopg-binary", "pgvector",
+    "fastapi", "mangum", "prometheus-client", "fastapi-offline",
+)
+LAMBDA_MAX_ZIPPED = 50 * 1024 * 1024  # a direct upload; Terraform uses S3, but keep within it
+LAMBDA_MAX_UNZIPPED = 250 * 1024 * 1024
+# Wheels for glibc 2.28 and older: numpy and pyarrow at these pins ship manylinux_2_28 wheels
+# only, which need Amazon Linux 2023 (Lambda's python3.12+ runtimes, or a container image);
+# Lambda's python3.11 runtime is Amazon Linux 2 (glibc 2.26).
+ARCHITECTURES = {a: [f"manylinux_2_{v}_{m}" for v in (28, 27, 26, 17)] + [f"manylinux2014_{m}"]
+                 for a, m in (("x86_64", "x86_64"), ("arm64", "aarch64"))}
+_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class Built:
+    path: str
+    bytes: int
+    unzipped_bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class PackageResult:
+    output: str
+    python: str
+    architecture: str
+    handlers: dict[str, str]
+    files: dict[str, Built] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def checkout_root() -> Path:
+    """The source tree this recpipe runs from; packaging needs it."""
+    root = Path(__file__).resolve().parents[3]
+    if not (root / "pyproject.toml").is_file() or not (root / "src" / "recpipe").is_dir():
+        raise InputError(f"recpipe runs from {root}, which is not a source checkout",
+                         hint="run `recpipe package` from a clone of the repository (pip install -e .)")
+    return root
+
+
+def pins(distributions: tuple[str, ...] = LAMBDA_DISTRIBUTIONS) -> list[str]:
+    """``name==version`` for each distribution, as installed here."""
+    out = []
+    for name in distributions:
+        try:
+            out.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError as exc:
+            raise InputError(f"{name} is not installed here, so its version for the Lambda zip is unknown",
+                             hint="install the serving extras first: pip install -e '.[serve,vectors]'") from exc
+    return out
+
+
+def build(output: Path, *, python: str = "3.11", architecture: str = "x86_64",
+          progress: Progress = SILENT) -> PackageResult:
+    """Build the Lambda zip and the Glue files into ``output`` (replaced) and describe them."""
+    if architecture not in ARCHITECTURES:
+        raise InputError(f"unknown architecture {architecture!r}", hint=f"use one of: {', '.join(ARCHITECTURES)}")
+    root = checkout_root()
+    output.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="recpipe-package-") as tmp:
+        work = Path(tmp)
+        progress.status("building the recpipe wheel")
+        wheel = _wheel(root, work / "wheel")
+        progress.status(f"fetching Linux wheels for Python {python} on {architecture}")
+        site = work / "site"
+        platforms = [arg for tag in ARCHITECTURES[architecture] for arg in ("--platform", tag)]
+        linux = ("--target", str(site), *platforms, "--implementation", "cp", "--python-version", python,
+                 "--only-binary=:all:", "--no-compile")
+        _pip("install", *linux, *pins())
+        _pip("install", *linux, "--no-deps", str(wheel))
+        for junk in [*site.glob("*.dist-info"), *site.rglob("__pycache__"), site / "bin"]:
+            shutil.rmtree(junk, ignore_errors=True)
+        progress.status("writing lambda.zip")
+        files = {"lambda.zip": _zip(site, output / "lambda.zip")}
+        glue = output / "glue"
+        shutil.rmtree(glue, ignore_errors=True)
+        glue.mkdir()
+        shutil.copy2(wheel, glue / wheel.name)
+        shutil.copy2(root / "src" / "recpipe" / "jobs" / "glue_etl.py", glue / "glue_etl.py")
+        for path in sorted(glue.iterdir()):
+            files[f"glue/{path.name}"] = _describe(path, path.stat().st_size)
+    too_big = files["lambda.zip"]
+    if too_big.bytes > LAMBDA_MAX_ZIPPED or too_big.unzipped_bytes > LAMBDA_MAX_UNZIPPED:
+        raise InputError(f"lambda.zip is {too_big.bytes / 2**20:.0f} MiB zipped, {too_big.unzipped_bytes / 2**20:.0f} "
+                         "MiB unzipped: past Lambda's 50/250 MiB", hint="leave a dependency out of the Lambda zip")
+    result = PackageResult(str(output), python, architecture, dict(HANDLERS), files)
+    (output / "manifest.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
+    return result
+
+
+def _pip(*args: str) -> None:
+    done = subprocess.run([sys.executable, "-m", "pip", "--disable-pip-version-check", "-q", *args],  # noqa: S603 (our args)
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
+        raise ServiceError(f"pip could not fetch what the Lambda needs: {last}",
+                           hint="check the network or the package index (pip config list)")
+
+
+def _wheel(root: Path, into: Path) -> Path:
+    _pip("wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(into), str(root))
+    wheels = sorted(into.glob("recpipe-*.whl"))
+    if not wheels:
+        raise ServiceError(f"pip built no recpipe wheel from {root}")
+    return wheels[-1]
+
+
+def _zip(site: Path, target: Path) -> Built:
+    """A reproducible zip of ``site``: sorted entries, fixed timestamps, deflated."""
+    unzipped = 0
+    tmp = target.with_name(f".{target.name}.tmp")
+    with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as zf:
+        for path in sorted(p for p in site.rglob("*") if p.is_file()):
+            info = zipfile.ZipInfo(str(path.relative_to(site)), date_time=_EPOCH)
+            info.external_attr = (0o755 if path.stat().st_mode & 0o111 else 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            data = path.read_bytes()
+            unzipped += len(data)
+            zf.writestr(info, data)
+    tmp.replace(target)
+    return _describe(target, unzipped)
+
+
+def _describe(path: Path, unzipped: int) -> Built:
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    return Built(path.name if path.parent.name != "glue" else f"glue/{path.name}", path.stat().st_size, unzipped,
+                 digest)
