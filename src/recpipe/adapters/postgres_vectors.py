@@ -1,16 +1,29 @@
-"""A vector database at a URL: any PostgreSQL with pgvector (RDS, a local server)."""
+"""A vector database at a URL: any PostgreSQL with pgvector (RDS, a local server). The URL is
+checked by libpq's own parser (through psycopg): serving needs no SQLAlchemy."""
 
 from __future__ import annotations
 
-from recpipe.adapters.base import server_url
 from recpipe.config import mask_url
+from recpipe.errors import ConfigError, require
+
+EXAMPLE = "postgresql://user:pass@host:5432/db"
 
 
 class ServerPostgres:
     def __init__(self, url: str, *, setting: str = "RECPIPE_VECTORS_URL") -> None:
-        parsed = server_url(url, setting, aliases=("postgresql", "postgres", "postgresql+psycopg"),
-                            driver="postgresql", example="postgresql://user:pass@host:5432/db")
-        self._conninfo = parsed.render_as_string(hide_password=False)
+        scheme, sep, rest = url.partition("://")
+        if not sep or scheme.lower() not in ("postgresql", "postgres", "postgresql+psycopg"):
+            raise ConfigError(f"{setting}={mask_url(url)!r}: driver {scheme!r} is not supported", hint=f"use {EXAMPLE}")
+        conninfo = f"postgresql://{rest}"
+        psycopg = require("psycopg", "vectors", "The vector database")
+        try:
+            params = psycopg.conninfo.conninfo_to_dict(conninfo)
+        except psycopg.ProgrammingError as exc:
+            raise ConfigError(f"{setting}={mask_url(url)!r} is not a PostgreSQL URL: "
+                              f"{str(exc).strip().splitlines()[0]}", hint=f"use {EXAMPLE}") from exc
+        if not params.get("dbname"):
+            raise ConfigError(f"{setting}={mask_url(url)!r} names no database", hint=f"add it: {EXAMPLE}")
+        self._conninfo = conninfo
         self.url = mask_url(url)
 
     def conninfo(self) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from recpipe import __version__
-from recpipe.cli import demo, etl, serve, source, stream, train, vectors
+from recpipe.cli import demo, etl, package, serve, source, stream, train, vectors
 from recpipe.cli.output import console, emit_json, table
 from recpipe.config import ROLES, load_settings
 
@@ -27,6 +27,7 @@ app.add_typer(vectors.app, name="vectors")
 app.command("serve")(serve.serve)
 app.add_typer(stream.app, name="stream")
 app.command("demo")(demo.demo)
+app.command("package")(package.package)
 
 
 def _version(value: bool) -> None:

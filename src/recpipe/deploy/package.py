@@ -37,7 +37,7 @@ HANDLERS = {
 # What the handlers import, by distribution, pinned to the installed versions; pip adds what
 # these depend on. The package itself goes in without its own dependencies (no DuckDB, no torch).
 LAMBDA_DISTRIBUTIONS = (
-    "numpy", "pyarrow", "pydantic", "python-dotenv", "sqlalchemy", "psycopg", "psycopg-binary", "pgvector",
+    "numpy", "pydantic", "python-dotenv", "psycopg", "psycopg-binary", "pgvector",
     "fastapi", "mangum", "prometheus-client", "fastapi-offline",
 )
 LAMBDA_MAX_ZIPPED = 50 * 1024 * 1024  # a direct upload; Terraform uses S3, but keep within it
@@ -111,6 +111,14 @@ def build(output: Path, *, python: str = "3.11", architecture: str = "x86_64",
         _pip("install", *linux, "--no-deps", str(wheel))
         for junk in [*site.glob("*.dist-info"), *site.rglob("__pycache__"), site / "bin"]:
             shutil.rmtree(junk, ignore_errors=True)
+        if python == f"{sys.version_info.major}.{sys.version_info.minor}":
+            # Lambda's code is read-only: without bytecode in the zip, every cold start compiles
+            import compileall
+            import py_compile
+
+            progress.status("compiling bytecode")
+            compileall.compile_dir(site, quiet=1, workers=0,
+                                   invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
         progress.status("writing lambda.zip")
         files = {"lambda.zip": _zip(site, output / "lambda.zip")}
         glue = output / "glue"
@@ -139,7 +147,12 @@ def _pip(*args: str) -> None:
 
 
 def _wheel(root: Path, into: Path) -> Path:
-    _pip("wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(into), str(root))
+    """The package as a wheel, built from a copy (setuptools leaves build/ in the tree it builds)."""
+    tree = into.parent / "tree"
+    shutil.copytree(root / "src", tree / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(root / name, tree / name)
+    _pip("wheel", "--no-deps", "--no-build-isolation", "--wheel-dir", str(into), str(tree))
     wheels = sorted(into.glob("recpipe-*.whl"))
     if not wheels:
         raise ServiceError(f"pip built no recpipe wheel from {root}")

@@ -1,0 +1,102 @@
+"""`recpipe package` for real: the Lambda zip is built from Linux wheels, stays within
+Lambda's limits, and its handlers run from a clean directory (only the zip and the standard
+library: `python -I -S`) on a Firehose test event and a Function URL event, against the test
+stack's PostgreSQL + pgvector."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from tests.support.stack import Stack
+
+pytestmark = pytest.mark.integration
+
+RUN = """
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+started = time.perf_counter()
+module, name = sys.argv[2].rsplit(".", 1)
+handler = getattr(__import__(module, fromlist=[name]), name)
+imported = time.perf_counter() - started
+print(json.dumps({"answer": handler(json.loads(sys.argv[3]), None), "import_seconds": imported,
+                  "torch_or_arrow": sorted(m for m in ("torch", "pyarrow", "duckdb") if m in sys.modules)}))
+"""
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("dist") / "aws"
+    done = subprocess.run([sys.executable, "-m", "recpipe", "package", "--output", str(out), "--json"],
+                          capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr
+    manifest = json.loads(done.stdout)
+    assert manifest == json.loads((out / "manifest.json").read_text())
+    site = out.parent / "site"
+    with zipfile.ZipFile(out / "lambda.zip") as zf:
+        zf.extractall(site)
+    return site, manifest
+
+
+def _call(site: Path, handler: str, event: dict, stack: Stack) -> dict:
+    settings = stack.settings()
+    env = {"PATH": os.environ["PATH"], "HOME": str(site.parent), "RECPIPE_VECTORS_URL": settings.vectors_url,
+           "RECPIPE_ARTIFACTS_URL": settings.artifacts_url, "RECPIPE_HOME": str(site.parent / "home")}
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", RUN, str(site), handler, json.dumps(event)],
+                          capture_output=True, text=True, env=env, timeout=300, cwd=site.parent)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_the_zip_stays_within_lambdas_limits_and_is_described(built: tuple[Path, dict]) -> None:
+    site, manifest = built
+    out = Path(manifest["output"])
+    entry = manifest["files"]["lambda.zip"]
+    assert entry["bytes"] <= 50 * 2**20 and entry["unzipped_bytes"] <= 250 * 2**20
+    assert hashlib.sha256((out / "lambda.zip").read_bytes()).hexdigest() == entry["sha256"]
+    assert not (site / "torch").exists() and not (site / "pyarrow").exists() and (site / "recpipe").is_dir()
+    assert (out / "glue" / "glue_etl.py").is_file() and list((out / "glue").glob("recpipe-*.whl"))
+    print(f"lambda.zip: {entry['bytes'] / 2**20:.1f} MiB zipped, {entry['unzipped_bytes'] / 2**20:.1f} MiB unzipped")
+
+
+def test_the_transformation_runs_from_the_zip(built: tuple[Path, dict], stack: Stack) -> None:
+    site, manifest = built
+    event = {"session_id": "s1", "customer_number": 103, "event_time": "2026-11-28T10:00:00Z",
+             "browse_history": [], "country": "France"}
+    firehose = {"invocationId": "i", "deliveryStreamArn": "arn:aws:firehose:us-east-1:1:deliverystream/x",
+                "region": "us-east-1", "records": [
+                    {"recordId": "r1", "approximateArrivalTimestamp": 1,
+                     "data": base64.b64encode(json.dumps(event).encode()).decode()},
+                    {"recordId": "r2", "approximateArrivalTimestamp": 1, "data": "!!"}]}
+    run = _call(site, manifest["handlers"]["transform"], firehose, stack)
+    records = run["answer"]["records"]
+    assert [r["result"] for r in records] == ["Ok", "ProcessingFailed"]
+    enriched = json.loads(base64.b64decode(records[0]["data"]))
+    assert enriched["model_version"] == stack.version and enriched["recommended_items"]
+    assert run["torch_or_arrow"] == []
+    print(f"transform handler import: {run['import_seconds']:.2f} s")
+
+
+def test_the_inference_service_runs_from_the_zip(built: tuple[Path, dict], stack: Stack) -> None:
+    site, manifest = built
+    event = {"version": "2.0", "routeKey": "$default", "rawPath": "/recommendations/103", "rawQueryString": "k=3",
+             "headers": {"host": "abc.lambda-url.us-east-1.on.aws"},
+             "requestContext": {"http": {"method": "GET", "path": "/recommendations/103", "protocol": "HTTP/1.1",
+                                         "sourceIp": "127.0.0.1", "userAgent": "test"},
+                                "domainName": "abc.lambda-url.us-east-1.on.aws", "stage": "$default",
+                                "requestId": "id", "accountId": "anonymous", "apiId": "abc",
+                                "domainPrefix": "abc", "time": "28/Nov/2026:10:00:00 +0000", "timeEpoch": 0},
+             "isBase64Encoded": False}
+    run = _call(site, manifest["handlers"]["inference"], event, stack)
+    assert run["answer"]["statusCode"] == 200, run["answer"]
+    body = json.loads(run["answer"]["body"])
+    assert body["model_version"] == stack.version and len(body["items"]) == 3
+    print(f"inference handler import: {run['import_seconds']:.2f} s")
