@@ -22,8 +22,8 @@ def package(
     entry script), with manifest.json listing each file's size and SHA-256. Run it from a
     checkout; it fetches wheels from the package index pip is configured with.
 
-    The wheels need glibc 2.28 (numpy and psycopg at recpipe's pins): Amazon Linux 2023, i.e.
-    a container image or a newer Lambda runtime; Lambda's python3.11 runtime is Amazon Linux 2."""
+    numpy at recpipe's pin ships wheels for glibc 2.27+ only: the zip needs Amazon Linux 2023
+    (a container image or a newer Lambda runtime); Lambda's python3.11 runtime is Amazon Linux 2."""
     from recpipe.deploy.package import build
 
     with bars(quiet=as_json) as progress:

@@ -42,9 +42,9 @@ LAMBDA_DISTRIBUTIONS = (
 )
 LAMBDA_MAX_ZIPPED = 50 * 1024 * 1024  # a direct upload; Terraform uses S3, but keep within it
 LAMBDA_MAX_UNZIPPED = 250 * 1024 * 1024
-# Wheels for glibc 2.28 and older: numpy and pyarrow at these pins ship manylinux_2_28 wheels
-# only, which need Amazon Linux 2023 (Lambda's python3.12+ runtimes, or a container image);
-# Lambda's python3.11 runtime is Amazon Linux 2 (glibc 2.26).
+# Wheels for glibc 2.28 and older. numpy at its pin ships manylinux_2_27/2_28 wheels only, which
+# need Amazon Linux 2023 (Lambda's python3.12+ runtimes, or a container image); Lambda's
+# python3.11 runtime is Amazon Linux 2 (glibc 2.26).
 ARCHITECTURES = {a: [f"manylinux_2_{v}_{m}" for v in (28, 27, 26, 17)] + [f"manylinux2014_{m}"]
                  for a, m in (("x86_64", "x86_64"), ("arm64", "aarch64"))}
 _EPOCH = (1980, 1, 1, 0, 0, 0)
