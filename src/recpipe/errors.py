@@ -8,6 +8,7 @@ else should reach a user as a bare traceback.
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 from typing import Any
 
 
@@ -70,15 +71,17 @@ class MissingDependencyError(RecpipeError):
         )
 
 
-def install_command(extra: str) -> str:
-    """The pip command that adds ``extra``: into this checkout when recpipe runs from one
-    (an editable install), else from the package index."""
-    from pathlib import Path
-
+def checkout() -> Path | None:
+    """The source tree recpipe runs from (an editable install), or None for an installed package."""
     root = Path(__file__).resolve().parents[2]  # src/recpipe/errors.py -> the checkout
-    if (root / "pyproject.toml").is_file() and (root / "src" / "recpipe").is_dir():
-        return f"pip install -e '{root}[{extra}]'"
-    return f"pip install 'recpipe[{extra}]'"
+    return root if (root / "pyproject.toml").is_file() and (root / "src" / "recpipe").is_dir() else None
+
+
+def install_command(extra: str) -> str:
+    """The pip command that adds ``extra``: into this checkout when recpipe runs from one,
+    else from the package index."""
+    root = checkout()
+    return f"pip install -e '{root}[{extra}]'" if root else f"pip install 'recpipe[{extra}]'"
 
 
 def require(module: str, extra: str, purpose: str) -> Any:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_cli import one_line_error, run
-from tests.e2e.test_kill import _tree
+from tests.support.files import tree_fingerprint
 
 pytestmark = pytest.mark.e2e
 
@@ -47,12 +47,12 @@ def test_etl_run_on_a_full_lake_publishes_nothing(tmp_path: Path, tmpfs: Callabl
     env = {"RECPIPE_LAKE_URL": str(lake)}
     assert run("source", "init", "--scale", "tiny", home=home, env=env).returncode == 0
     assert run("etl", "run", home=home, env=env).returncode == 0
-    before = _tree(lake)
+    before = tree_fingerprint(lake)
     assert run("source", "init", "--customers", "20000", "--products", "500", "--replace", home=home,
                env=env).returncode == 0
     full = run("etl", "run", home=home, env=env)
     assert full.returncode == 3 and f"no space left on the disk of {lake}" in one_line_error(full)
-    assert _tree(lake) == before and not (lake / "_staging").exists()
+    assert tree_fingerprint(lake) == before and not (lake / "_staging").exists()
     assert run("etl", "show", home=home, env=env).returncode == 0
 
 
@@ -62,7 +62,7 @@ def test_train_on_full_artifacts_publishes_nothing(tmp_path: Path, tmpfs: Callab
     assert run("source", "init", "--scale", "tiny", home=home, env=env).returncode == 0
     assert run("etl", "run", home=home, env=env).returncode == 0
     assert run("train", "--max-epochs", "1", home=home, env=env).returncode == 0
-    before = _tree(artifacts)
+    before = tree_fingerprint(artifacts)
     assert run("source", "init", "--customers", "20000", "--products", "500", "--replace", home=home,
                env=env).returncode == 0
     assert run("etl", "run", home=home, env=env).returncode == 0
@@ -70,4 +70,4 @@ def test_train_on_full_artifacts_publishes_nothing(tmp_path: Path, tmpfs: Callab
     last = full.stderr.strip().splitlines()[-1]  # after the epochs' progress lines
     assert full.returncode == 3 and last.startswith("error: no space left on the disk of"), full.stderr
     assert "Traceback" not in full.stderr
-    assert _tree(artifacts) == before and not (artifacts.parent / "_staging").exists()
+    assert tree_fingerprint(artifacts) == before and not (artifacts.parent / "_staging").exists()

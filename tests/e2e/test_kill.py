@@ -4,7 +4,6 @@ next run succeeds. Each stage is timed once, then killed at several points of it
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import signal
@@ -17,19 +16,11 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_cli import run
+from tests.support.files import tree_fingerprint
 
 pytestmark = pytest.mark.e2e
 
 FRACTIONS = (0.15, 0.35, 0.55, 0.75, 0.95)  # of the stage's measured duration
-
-
-def _tree(root: Path) -> str:
-    """A fingerprint of every file under ``root`` (names and bytes; hidden lock files aside)."""
-    h = hashlib.sha256()
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and not p.name.startswith(".") and "_staging" not in p.parts:
-            h.update(str(p.relative_to(root)).encode() + b"\0" + p.read_bytes())
-    return h.hexdigest()
 
 
 def _source(home: Path) -> str:
@@ -79,8 +70,8 @@ def _whole(stage: str, home: Path) -> None:
 STAGES: dict[str, tuple[tuple[str, ...], Callable[[Path], str]]] = {
     "source init": (("source", "init", "--customers", "1500", "--products", "200", "--replace", "--seed", "5"),
                     _source),
-    "etl run": (("etl", "run"), lambda home: _tree(home / "lake" / "ratings_ml_training")),
-    "train": (("train", "--max-epochs", "2"), lambda home: _tree(home / "lake" / "ml-artifacts")),
+    "etl run": (("etl", "run"), lambda home: tree_fingerprint(home / "lake" / "ratings_ml_training")),
+    "train": (("train", "--max-epochs", "2"), lambda home: tree_fingerprint(home / "lake" / "ml-artifacts")),
     "vectors load": (("vectors", "load"), _vectors),
 }
 

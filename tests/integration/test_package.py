@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.lambda_events import function_url_event
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -87,14 +88,7 @@ def test_the_transformation_runs_from_the_zip(built: tuple[Path, dict], stack: S
 
 def test_the_inference_service_runs_from_the_zip(built: tuple[Path, dict], stack: Stack) -> None:
     site, manifest = built
-    event = {"version": "2.0", "routeKey": "$default", "rawPath": "/recommendations/103", "rawQueryString": "k=3",
-             "headers": {"host": "abc.lambda-url.us-east-1.on.aws"},
-             "requestContext": {"http": {"method": "GET", "path": "/recommendations/103", "protocol": "HTTP/1.1",
-                                         "sourceIp": "127.0.0.1", "userAgent": "test"},
-                                "domainName": "abc.lambda-url.us-east-1.on.aws", "stage": "$default",
-                                "requestId": "id", "accountId": "anonymous", "apiId": "abc",
-                                "domainPrefix": "abc", "time": "28/Nov/2026:10:00:00 +0000", "timeEpoch": 0},
-             "isBase64Encoded": False}
+    event = function_url_event("/recommendations/103", "k=3")
     run = _call(site, manifest["handlers"]["inference"], event, stack)
     assert run["answer"]["statusCode"] == 200, run["answer"]
     body = json.loads(run["answer"]["body"])

@@ -20,6 +20,7 @@ from recpipe.adapters import open_artifacts
 from recpipe.config import load_settings
 from recpipe.inference.model import Model
 from recpipe.vectors.query import VectorQueries
+from tests.support.lambda_events import function_url_event
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
@@ -256,14 +257,7 @@ def test_the_lambda_handler_serves_a_function_url_event(stack: Stack, monkeypatc
         monkeypatch.setenv(key, value)
     monkeypatch.setattr(lambda_handler, "_handler", None)
     item = _shop(stack, "SELECT id FROM item_emb ORDER BY id LIMIT 1")[0][0]
-    event = {"version": "2.0", "routeKey": "$default", "rawPath": "/items_from_item",
-             "rawQueryString": f"item_id={item}&limit=3", "headers": {"host": "abc.lambda-url.us-east-1.on.aws"},
-             "requestContext": {"http": {"method": "GET", "path": "/items_from_item", "protocol": "HTTP/1.1",
-                                         "sourceIp": "127.0.0.1", "userAgent": "test"},
-                                "domainName": "abc.lambda-url.us-east-1.on.aws", "stage": "$default",
-                                "requestId": "id", "accountId": "anonymous", "apiId": "abc",
-                                "domainPrefix": "abc", "time": "25/Nov/2026:20:00:00 +0000", "timeEpoch": 0},
-             "isBase64Encoded": False}
+    event = function_url_event("/items_from_item", f"item_id={item}&limit=3")
     for _ in range(2):  # a warm execution environment serves the next invocation with the same app
         response = lambda_handler.handler(event, None)
         assert response["statusCode"] == 200, response

@@ -75,19 +75,15 @@ class S3Lake:
         except NoCredentialsError as exc:
             raise ServiceError(f"no AWS credentials for {self.url} ({doing})",
                                hint="set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY") from exc
-        except ClientError as exc:
-            code = str(exc.response.get("Error", {}).get("Code", ""))
-            if code in ("NoSuchBucket",) or (code == "404" and doing.startswith("checking")):
+        except (ClientError, S3UploadFailedError) as exc:  # upload_file wraps the ClientError
+            answer = exc if isinstance(exc, ClientError) else exc.__cause__
+            code = str(answer.response.get("Error", {}).get("Code", "")) if isinstance(answer, ClientError) else ""
+            if code == "NoSuchBucket" or (code == "404" and doing.startswith("checking")):
                 raise InputError(f"the S3 bucket {self.bucket!r} of {self.url} does not exist",
                                  hint=f"create it, or set {self.setting} to an existing bucket") from exc
             if code in ("403", "AccessDenied"):
                 raise ServiceError(f"access to the S3 bucket {self.bucket!r} is denied ({doing})",
                                    hint="grant s3:ListBucket, s3:GetObject, s3:PutObject and s3:DeleteObject") from exc
-            raise ServiceError(f"S3 error {doing} at {self.url}: {code or exc}",
-                               hint="retry; check the bucket, the credentials and the permissions") from exc
-        except S3UploadFailedError as exc:  # upload_file's wrapper around the error above
-            cause = exc.__cause__ if isinstance(exc.__cause__, ClientError) else None
-            code = str(cause.response.get("Error", {}).get("Code", "")) if cause is not None else ""
             raise ServiceError(f"S3 error {doing} at {self.url}: {code or exc}",
                                hint="retry; check the bucket, the credentials and the permissions") from exc
         except BotoCoreError as exc:

@@ -161,10 +161,6 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
                                                         description="Not all zero: a direction.")],
                               limit: Limit = 10) -> Response:
         """Items for one user embedding (one element of /user_embeddings' answer)."""
-        if not any(embedding):
-            raise RequestValidationError([{"loc": ("body",), "msg": "an all-zero embedding has no direction: "
-                                                                   "cosine similarity is undefined",
-                                           "type": "value_error"}])
         rec = await svc.run(svc.items_for_embedding, embedding, limit)
         return _json(rec.items, rec)
 

@@ -62,12 +62,12 @@ class _Measure:
             return
         start = time.perf_counter()
         status = [500]
-        rec_id = [b"-"]
+        headers: list[Any] = []
 
         async def send_status(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 status[0] = message["status"]
-                rec_id[0] = dict(message.get("headers") or ()).get(b"x-recommendation-id", b"-")
+                headers[:] = message.get("headers") or ()
             await send(message)
 
         try:
@@ -77,6 +77,7 @@ class _Measure:
             route, method = self._route(scope), scope.get("method", "")
             self.metrics.requests.labels(method, route, str(status[0])).inc()
             self.metrics.latency.labels(method, route).observe(seconds)
-            if log.isEnabledFor(logging.INFO):
+            if log.isEnabledFor(logging.INFO):  # the headers are read only for the log
+                rec_id = dict(headers).get(b"x-recommendation-id", b"-").decode("latin-1")
                 log.info("%s %s %d %.1fms recommendation_id=%s", method, scope["path"], status[0], seconds * 1000,
-                         rec_id[0].decode("latin-1"))
+                         rec_id)

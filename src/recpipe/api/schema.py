@@ -90,7 +90,6 @@ def _query_names(route: Any) -> frozenset[str]:
     return frozenset(names)
 
 
-_KNOWN: dict[int, frozenset[str]] = {}
 
 
 async def known_query_only(request: Request) -> None:
@@ -98,9 +97,10 @@ async def known_query_only(request: Request) -> None:
     route = request.scope.get("route")
     if route is None or not request.query_params:
         return
-    known = _KNOWN.get(id(route))
-    if known is None:
-        known = _KNOWN[id(route)] = _query_names(route)
+    known = getattr(route, "_recpipe_query_names", None)
+    if known is None:  # worked out once per route and kept on it (routes are not hashable)
+        known = _query_names(route)
+        route._recpipe_query_names = known
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         what = f"known: {', '.join(sorted(known))}" if known else "this endpoint takes none"

@@ -70,7 +70,7 @@ class Service:
         return model, (model.user_embeddings(records)[0].tolist() if records else [])
 
     def items_for_embedding(self, embedding: list[float], limit: int) -> Recommendation:
-        with self.queries() as q:  # a non-finite value is an InputError (400) there
+        with self.queries() as q:  # an all-zero vector is an InputError (422) there
             model = self.recommender.model(q)
             found = q.items_for_embedding(embedding, limit)
         return Recommendation(model.version, "embedding", [s.to_json() for s in found])
@@ -90,7 +90,7 @@ class Service:
             model = self.recommender.model(q)
             q.conn.execute(f"SELECT 1 FROM {schema.ITEMS} LIMIT 1").fetchall()
         try:
-            published = self.models.get().version
+            published = self.models.version()  # the manifest only
         except Exception:  # the artifacts are not needed to serve what is loaded
             published = None
         return model, published

@@ -78,17 +78,18 @@ def serve(
     key = "API key required" if settings.api_key else "no API key"
     err_console.print(f"serving on http://{host}:{port} with {workers} process(es) × {threads} database thread(s), "
                       f"{key} (OpenAPI: http://{host}:{port}/docs)", highlight=False)
-    logs, log_level = _log_config(log_level.value), log_level.value
+    level = log_level.value
+    logs = _log_config(level)
     if workers == 1:
         service = Service(settings)
-        uvicorn.run(create_app(settings, service=service), host=host, port=port, log_level=log_level,
+        uvicorn.run(create_app(settings, service=service), host=host, port=port, log_level=level,
                     access_log=False, log_config=logs, **fast)
         return
     # several processes: each builds its own app from the environment; metrics are summed
     with tempfile.TemporaryDirectory(prefix="recpipe-metrics-") as metrics_dir:
         os.environ.update({"PROMETHEUS_MULTIPROC_DIR": metrics_dir, **settings.environment()})
         uvicorn.run("recpipe.api.app:create_app_from_env", factory=True, host=host, port=port, workers=workers,
-                    log_level=log_level, access_log=False, log_config=logs, **fast)
+                    log_level=level, access_log=False, log_config=logs, **fast)
 
 
 def _check_port_free(host: str, port: int) -> None:

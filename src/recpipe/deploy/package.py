@@ -26,7 +26,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from recpipe.errors import InputError, ServiceError
+from recpipe.errors import InputError, ServiceError, checkout
 from recpipe.progress import SILENT, Progress
 
 # Lambda handlers, by function (Terraform's `handler` strings; a test imports each from the zip)
@@ -72,9 +72,9 @@ class PackageResult:
 
 def checkout_root() -> Path:
     """The source tree this recpipe runs from; packaging needs it."""
-    root = Path(__file__).resolve().parents[3]
-    if not (root / "pyproject.toml").is_file() or not (root / "src" / "recpipe").is_dir():
-        raise InputError(f"recpipe runs from {root}, which is not a source checkout",
+    root = checkout()
+    if root is None:
+        raise InputError(f"recpipe runs from {Path(__file__).resolve().parents[2]}, not a source checkout",
                          hint="run `recpipe package` from a clone of the repository (pip install -e .)")
     return root
 
@@ -127,10 +127,10 @@ def build(output: Path, *, python: str = "3.11", architecture: str = "x86_64",
         shutil.copy2(wheel, glue / wheel.name)
         shutil.copy2(root / "src" / "recpipe" / "jobs" / "glue_etl.py", glue / "glue_etl.py")
         for path in sorted(glue.iterdir()):
-            files[f"glue/{path.name}"] = _describe(path, path.stat().st_size)
-    too_big = files["lambda.zip"]
-    if too_big.bytes > LAMBDA_MAX_ZIPPED or too_big.unzipped_bytes > LAMBDA_MAX_UNZIPPED:
-        raise InputError(f"lambda.zip is {too_big.bytes / 2**20:.0f} MiB zipped, {too_big.unzipped_bytes / 2**20:.0f} "
+            files[f"glue/{path.name}"] = _describe(path, f"glue/{path.name}", path.stat().st_size)
+    zipped = files["lambda.zip"]
+    if zipped.bytes > LAMBDA_MAX_ZIPPED or zipped.unzipped_bytes > LAMBDA_MAX_UNZIPPED:
+        raise InputError(f"lambda.zip is {zipped.bytes / 2**20:.0f} MiB zipped, {zipped.unzipped_bytes / 2**20:.0f} "
                          "MiB unzipped: past Lambda's 50/250 MiB", hint="leave a dependency out of the Lambda zip")
     result = PackageResult(str(output), python, architecture, dict(HANDLERS), files)
     (output / "manifest.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
@@ -172,10 +172,9 @@ def _zip(site: Path, target: Path) -> Built:
             unzipped += len(data)
             zf.writestr(info, data)
     tmp.replace(target)
-    return _describe(target, unzipped)
+    return _describe(target, target.name, unzipped)
 
 
-def _describe(path: Path, unzipped: int) -> Built:
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    return Built(path.name if path.parent.name != "glue" else f"glue/{path.name}", path.stat().st_size, unzipped,
-                 digest)
+def _describe(path: Path, name: str, unzipped: int) -> Built:
+    """``path`` as the manifest lists it, under ``name`` (relative to the output folder)."""
+    return Built(name, path.stat().st_size, unzipped, hashlib.sha256(path.read_bytes()).hexdigest())

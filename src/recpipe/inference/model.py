@@ -69,18 +69,30 @@ class ModelSource:
 
     def __init__(self, store: Lake, name: str, *, check_every: float = 10.0) -> None:
         self.store, self.name, self.check_every = store, name, check_every
+        self._manifest: ModelManifest | None = None
         self._model: Model | None = None
         self._checked = 0.0
         self._lock = threading.Lock()
 
+    def version(self) -> str:
+        """The latest published version: the manifest only, the towers are not loaded."""
+        return self._latest().model_version
+
     def get(self) -> Model:
-        now = time.monotonic()
-        if self._model is not None and now - self._checked < self.check_every:
-            return self._model
-        with self._lock:
-            if self._model is None or now - self._checked >= self.check_every:
-                self._checked = now
-                manifest = ModelManifest.read(self.store, self.name)
-                if self._model is None or manifest.model_version != self._model.version:
+        manifest = self._latest()
+        model = self._model
+        if model is None or model.version != manifest.model_version:
+            with self._lock:
+                if self._model is None or self._model.version != manifest.model_version:
                     self._model = Model.load(self.store, self.name, manifest)
-        return self._model
+                model = self._model
+        return model
+
+    def _latest(self) -> ModelManifest:
+        now = time.monotonic()
+        if self._manifest is not None and now - self._checked < self.check_every:
+            return self._manifest
+        with self._lock:
+            if self._manifest is None or now - self._checked >= self.check_every:
+                self._manifest, self._checked = ModelManifest.read(self.store, self.name), now
+            return self._manifest

@@ -153,12 +153,12 @@ class Recommender:
         if shop.version is None:
             raise NotPublished(f"nothing is loaded in the vector database {q.db.url}",
                                hint="run `recpipe vectors load`")
-        published = self.published.get()
-        if published.version != shop.version:
+        published = self.published.version()
+        if published != shop.version:
             raise NotPublished(f"the vector database holds the embeddings of model {shop.version} but no copy of "
-                               f"that model (loaded by an older recpipe); the artifacts hold model {published.version}",
+                               f"that model (loaded by an older recpipe); the artifacts hold model {published}",
                                hint="run `recpipe vectors load` to serve the published model")
-        return published
+        return self.published.get()
 
     def shop(self, q: VectorQueries) -> _Shop:
         """The catalog, popularity and model of the current load, checked every ``check_every`` s."""
