@@ -88,11 +88,15 @@ ROLES: dict[str, Role] = {
              {"sqlite": "sqlite_source:SQLiteSource", "mysql": "mysql_source:MySQLSource",
               "mariadb": "mysql_source:MySQLSource", "postgresql": "postgres_source:PostgresSource",
               "postgres": "postgres_source:PostgresSource"}),
+        Role("source_secret", "Secrets Manager secret with the source database's username and password",
+             "an ARN or name; its JSON {username, password} completes RECPIPE_SOURCE_URL", parse=str),
         Role("lake_url", "lake (training data)", "/path/lake or s3://bucket/prefix", _LAKES),
         Role("artifacts_url", "model artifacts", "/path/ml-artifacts or s3://bucket/prefix", _LAKES),
         Role("vectors_url", "vector store", "pgserver:///path/pg (embedded) or postgresql://user:pass@host:5432/db",
              {"pgserver": "pgserver_vectors:EmbeddedPostgres", "postgresql": "postgres_vectors:ServerPostgres",
               "postgres": "postgres_vectors:ServerPostgres"}),
+        Role("vectors_secret", "Secrets Manager secret with the vector database's username and password",
+             "an ARN or name, e.g. RDS's managed master secret; completes RECPIPE_VECTORS_URL", parse=str),
         Role("stream_url", "event stream", "/path/stream or kinesis://stream-name",
              {"": "local_stream:LocalStream", "file": "local_stream:LocalStream",
               "kinesis": "kinesis_stream:KinesisStream"}),
@@ -170,6 +174,8 @@ class Settings:
     recommendations_url: str
     engine: str
     origins: Mapping[str, str]
+    source_secret: str | None = None  # None: the URL carries its own credentials
+    vectors_secret: str | None = None
     spark_master: str = OPTION_DEFAULTS["spark_master"]
     spark_driver_memory: str = OPTION_DEFAULTS["spark_driver_memory"]
     spark_jars: str | None = None  # None: Debian's JDBC drivers where installed
@@ -254,6 +260,13 @@ def load_settings(
             continue
         _check(role, values[field], setting)
         resolved[field] = values[field]
+    for field in ("source_url", "vectors_url"):
+        secret = field.replace("_url", "_secret")
+        if resolved.get(secret):  # on AWS: the password comes from Secrets Manager, not a variable
+            from recpipe.adapters.secrets_manager import with_credentials
+
+            resolved[field] = with_credentials(resolved[field], resolved[secret],
+                                               setting_name(secret, origins[secret]))
     return Settings(home=home, origins=origins, **resolved)
 
 

@@ -1,7 +1,8 @@
-"""`recpipe package` for real: the Lambda zip is built from Linux wheels, stays within
-Lambda's limits, and its handlers run from a clean directory (only the zip and the standard
-library: `python -I -S`) on a Firehose test event and a Function URL event, against the test
-stack's PostgreSQL + pgvector."""
+"""`recpipe package` for real: the Lambda zip and its layer are built from Linux wheels (the
+versions Lambda's python3.11 runtime can run), stay within Lambda's limits, and every handler
+runs from a clean directory (only the zips and the standard library: `python -I -S`): the
+transformation on a Firehose test event, the service on a Function URL event, and the vectors
+loader on an S3 notification, against real PostgreSQL + pgvector."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.integration
 
 RUN = """
 import json, sys, time
-sys.path.insert(0, sys.argv[1])
+sys.path[:0] = sys.argv[1].split(":")
 started = time.perf_counter()
 module, name = sys.argv[2].rsplit(".", 1)
 handler = getattr(__import__(module, fromlist=[name]), name)
@@ -44,28 +45,35 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     site = out.parent / "site"
     with zipfile.ZipFile(out / "lambda.zip") as zf:
         zf.extractall(site)
+    with zipfile.ZipFile(out / "arrow-layer.zip") as zf:  # as Lambda unpacks a layer: under /opt
+        zf.extractall(out.parent / "opt")
     return site, manifest
 
 
-def _call(site: Path, handler: str, event: dict, stack: Stack) -> dict:
+def _call(site: Path, handler: str, event: dict, stack: Stack, *, layer: bool = False, **env: str) -> dict:
     settings = stack.settings()
     env = {"PATH": os.environ["PATH"], "HOME": str(site.parent), "RECPIPE_VECTORS_URL": settings.vectors_url,
-           "RECPIPE_ARTIFACTS_URL": settings.artifacts_url, "RECPIPE_HOME": str(site.parent / "home")}
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", RUN, str(site), handler, json.dumps(event)],
+           "RECPIPE_ARTIFACTS_URL": settings.artifacts_url, "RECPIPE_HOME": str(site.parent / "home"), **env}
+    path = f"{site}:{site.parent / 'opt' / 'python'}" if layer else str(site)
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", RUN, path, handler, json.dumps(event)],
                           capture_output=True, text=True, env=env, timeout=300, cwd=site.parent)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def test_the_zip_stays_within_lambdas_limits_and_is_described(built: tuple[Path, dict]) -> None:
+def test_the_zips_stay_within_lambdas_limits_and_are_described(built: tuple[Path, dict]) -> None:
     site, manifest = built
     out = Path(manifest["output"])
-    entry = manifest["files"]["lambda.zip"]
-    assert entry["bytes"] <= 50 * 2**20 and entry["unzipped_bytes"] <= 250 * 2**20
-    assert hashlib.sha256((out / "lambda.zip").read_bytes()).hexdigest() == entry["sha256"]
+    zipped = {name: manifest["files"][name] for name in ("lambda.zip", "arrow-layer.zip")}
+    for name, entry in zipped.items():
+        assert entry["bytes"] <= 50 * 2**20
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == entry["sha256"]
+        print(f"{name}: {entry['bytes'] / 2**20:.1f} MiB zipped, {entry['unzipped_bytes'] / 2**20:.1f} MiB unzipped")
+    assert sum(entry["unzipped_bytes"] for entry in zipped.values()) <= 250 * 2**20  # the loader: zip + layer
+    assert manifest["layers"] == {"vectors_load": ["arrow-layer.zip"]}
     assert not (site / "torch").exists() and not (site / "pyarrow").exists() and (site / "recpipe").is_dir()
+    assert (out.parent / "opt" / "python" / "pyarrow").is_dir()
     assert (out / "glue" / "glue_etl.py").is_file() and list((out / "glue").glob("recpipe-*.whl"))
-    print(f"lambda.zip: {entry['bytes'] / 2**20:.1f} MiB zipped, {entry['unzipped_bytes'] / 2**20:.1f} MiB unzipped")
 
 
 def test_the_transformation_runs_from_the_zip(built: tuple[Path, dict], stack: Stack) -> None:
@@ -94,3 +102,22 @@ def test_the_inference_service_runs_from_the_zip(built: tuple[Path, dict], stack
     body = json.loads(run["answer"]["body"])
     assert body["model_version"] == stack.version and len(body["items"]) == 3
     print(f"inference handler import: {run['import_seconds']:.2f} s")
+
+
+def test_the_vectors_loader_runs_from_the_zip_and_its_layer(built: tuple[Path, dict], stack: Stack,
+                                                            pg_url: str) -> None:
+    """An S3 notification for the model's manifest loads the artifacts (and the catalog from
+    the source) into an empty database; a notification for another object loads nothing."""
+    site, manifest = built
+    handler = manifest["handlers"]["vectors_load"]
+    other = {"Records": [{"eventSource": "aws:s3", "s3": {"object": {"key": "ml-artifacts/model/loss.png"}}}]}
+    run = _call(site, handler, other, stack, layer=True, RECPIPE_VECTORS_URL=pg_url)
+    assert run["answer"] == {"loaded": False, "keys": ["ml-artifacts/model/loss.png"]}
+    notification = {"Records": [{"eventSource": "aws:s3", "s3": {
+        "bucket": {"name": "artifacts"}, "object": {"key": "ml-artifacts/model/manifest.json"}}}]}
+    run = _call(site, handler, notification, stack, layer=True, RECPIPE_VECTORS_URL=pg_url,
+                RECPIPE_SOURCE_URL=f"sqlite:///{stack.root / 'source.db'}")
+    answer = run["answer"]
+    assert answer["loaded"] and answer["model_version"] == stack.version
+    assert answer["items"] > 0 and answer["users"] > 0 and answer["catalog"] == 60
+    print(f"vectors loader import: {run['import_seconds']:.2f} s")

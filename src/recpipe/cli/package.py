@@ -17,13 +17,15 @@ def package(
     architecture: Annotated[str, typer.Option(help="Lambda architecture: x86_64 or arm64.")] = "x86_64",
     as_json: Annotated[bool, typer.Option("--json", help="Print the manifest as JSON.")] = False,
 ) -> None:
-    """Build dist/aws/lambda.zip (the package and what its Lambda handlers import, as Linux
-    wheels; no torch, no Arrow) and dist/aws/glue/ (the package as a wheel and the Glue job's
-    entry script), with manifest.json listing each file's size and SHA-256. Run it from a
-    checkout; it fetches wheels from the package index pip is configured with.
+    """Build what terraform/ deploys: dist/aws/lambda.zip (the package and what its Lambda
+    handlers import, as Linux wheels; no torch, no Arrow), dist/aws/arrow-layer.zip (the Lambda
+    layer the vectors loader adds: Arrow, SQLAlchemy, PyMySQL) and dist/aws/glue/ (the package
+    as a wheel and the Glue job's entry script), with manifest.json listing each file's size
+    and SHA-256. Run it from a checkout; it fetches wheels from the package index pip is
+    configured with.
 
-    numpy at recpipe's pin ships wheels for glibc 2.27+ only: the zip needs Amazon Linux 2023
-    (a container image or a newer Lambda runtime); Lambda's python3.11 runtime is Amazon Linux 2."""
+    The wheels are for Lambda's python3.11 runtime (Amazon Linux 2, glibc 2.26): numpy and
+    Arrow come at their newest releases that still ship such wheels."""
     from recpipe.deploy.package import build
 
     with bars(quiet=as_json) as progress:

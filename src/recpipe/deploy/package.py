@@ -1,9 +1,11 @@
 """What AWS runs, built from this checkout into one folder that Terraform points at:
 
-- ``lambda.zip``: the package and what its Lambda handlers import (numpy, no torch), as Linux
-  wheels for the chosen runtime and architecture (pip's ``--platform``/``--only-binary``).
-  boto3 is left out: the Lambda runtime has it. One zip serves every function; Terraform
-  gives each its own handler (``HANDLERS``).
+- ``lambda.zip``: the package and what the serving handlers import (numpy, no torch, no Arrow),
+  as Linux wheels for the chosen runtime and architecture (pip's ``--platform``/``--only-binary``).
+  boto3 is left out: the Lambda runtime has it. The stream transformation and the inference
+  service run from it, each with its own handler (``HANDLERS``).
+- ``arrow-layer.zip``: a Lambda layer with Arrow and SQLAlchemy, which the function that runs
+  ``vectors load`` adds to ``lambda.zip`` (one zip would pass Lambda's 50 MiB).
 - ``glue/recpipe-<version>-py3-none-any.whl`` and ``glue/glue_etl.py``: the package as a
   wheel for Glue's ``--additional-python-modules`` and the job's entry script.
 - ``manifest.json``: every file with its size (zipped and unzipped) and SHA-256.
@@ -29,24 +31,36 @@ from typing import Any
 from recpipe.errors import InputError, ServiceError, checkout
 from recpipe.progress import SILENT, Progress
 
-# Lambda handlers, by function (Terraform's `handler` strings; a test imports each from the zip)
+# Lambda handlers, by function (Terraform's `handler` strings; a test imports each from its zip)
 HANDLERS = {
     "transform": "recpipe.streaming.transform.handler",  # the Firehose transformation
     "inference": "recpipe.api.lambda_handler.handler",  # the HTTP service behind a Function URL
+    "vectors_load": "recpipe.vectors.lambda_handler.handler",  # `vectors load` on new artifacts
 }
+LAMBDA_ZIP, LAYER_ZIP = "lambda.zip", "arrow-layer.zip"
+LAYERS = {"vectors_load": [LAYER_ZIP]}  # the functions that need the layer too
 # What the handlers import, by distribution, pinned to the installed versions; pip adds what
 # these depend on. The package itself goes in without its own dependencies (no DuckDB, no torch).
 LAMBDA_DISTRIBUTIONS = (
     "numpy", "pydantic", "python-dotenv", "psycopg", "psycopg-binary", "pgvector",
     "fastapi", "mangum", "prometheus-client", "fastapi-offline",
 )
+LAYER_DISTRIBUTIONS = ("pyarrow", "sqlalchemy", "pymysql")  # CSVs by Arrow; the catalog from MySQL
 LAMBDA_MAX_ZIPPED = 50 * 1024 * 1024  # a direct upload; Terraform uses S3, but keep within it
 LAMBDA_MAX_UNZIPPED = 250 * 1024 * 1024
-# Wheels for glibc 2.28 and older. numpy at its pin ships manylinux_2_27/2_28 wheels only, which
-# need Amazon Linux 2023 (Lambda's python3.12+ runtimes, or a container image); Lambda's
-# python3.11 runtime is Amazon Linux 2 (glibc 2.26).
-ARCHITECTURES = {a: [f"manylinux_2_{v}_{m}" for v in (28, 27, 26, 17)] + [f"manylinux2014_{m}"]
+# Lambda's python3.11 runtime is Amazon Linux 2 (glibc 2.26): only wheels for glibc 2.26 and
+# older run there. numpy and pyarrow at recpipe's pins ship glibc 2.27+/2.28 wheels only, so the
+# zips take their newest releases with manylinux2014 wheels instead. The package tests run every
+# handler from its zip, so these versions are the ones tested for Lambda.
+RUNTIME_PINS = {"numpy": "2.2.6", "pyarrow": "19.0.1"}
+ARCHITECTURES = {a: [f"manylinux_2_{v}_{m}" for v in (26, 17)] + [f"manylinux2014_{m}"]
                  for a, m in (("x86_64", "x86_64"), ("arm64", "aarch64"))}
+# Not needed at run time: metadata, Arrow's C++ headers, Cython sources and Flight (RPC), and
+# the two unversioned copies of libarrow_python (wheels hold symlinks as copies). Without them
+# the loader (lambda.zip + the layer) fits Lambda's 250 MiB; a test runs it from the two zips.
+PRUNE = ("*.dist-info", "__pycache__", "bin", "pyarrow/include", "pyarrow/tests", "pyarrow/src",
+         "**/*.pyx", "**/*.pxd", "**/*.pxi", "pyarrow/*flight*", "pyarrow/libarrow_python.so",
+         "pyarrow/libarrow_python.so.*.*.*")
 _EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
@@ -64,6 +78,7 @@ class PackageResult:
     python: str
     architecture: str
     handlers: dict[str, str]
+    layers: dict[str, list[str]]
     files: dict[str, Built] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -83,6 +98,9 @@ def pins(distributions: tuple[str, ...] = LAMBDA_DISTRIBUTIONS) -> list[str]:
     """``name==version`` for each distribution, as installed here."""
     out = []
     for name in distributions:
+        if name in RUNTIME_PINS:
+            out.append(f"{name}=={RUNTIME_PINS[name]}")
+            continue
         try:
             out.append(f"{name}=={metadata.version(name)}")
         except metadata.PackageNotFoundError as exc:
@@ -93,7 +111,7 @@ def pins(distributions: tuple[str, ...] = LAMBDA_DISTRIBUTIONS) -> list[str]:
 
 def build(output: Path, *, python: str = "3.11", architecture: str = "x86_64",
           progress: Progress = SILENT) -> PackageResult:
-    """Build the Lambda zip and the Glue files into ``output`` (replaced) and describe them."""
+    """Build the Lambda zip, its layer and the Glue files into ``output`` (replaced) and describe them."""
     if architecture not in ARCHITECTURES:
         raise InputError(f"unknown architecture {architecture!r}", hint=f"use one of: {', '.join(ARCHITECTURES)}")
     root = checkout_root()
@@ -102,25 +120,29 @@ def build(output: Path, *, python: str = "3.11", architecture: str = "x86_64",
         work = Path(tmp)
         progress.status("building the recpipe wheel")
         wheel = _wheel(root, work / "wheel")
-        progress.status(f"fetching Linux wheels for Python {python} on {architecture}")
-        site = work / "site"
         platforms = [arg for tag in ARCHITECTURES[architecture] for arg in ("--platform", tag)]
-        linux = ("--target", str(site), *platforms, "--implementation", "cp", "--python-version", python,
+        linux = (*platforms, "--implementation", "cp", "--python-version", python,
                  "--only-binary=:all:", "--no-compile")
-        _pip("install", *linux, *pins())
-        _pip("install", *linux, "--no-deps", str(wheel))
-        for junk in [*site.glob("*.dist-info"), *site.rglob("__pycache__"), site / "bin"]:
-            shutil.rmtree(junk, ignore_errors=True)
-        if python == f"{sys.version_info.major}.{sys.version_info.minor}":
-            # Lambda's code is read-only: without bytecode in the zip, every cold start compiles
-            import compileall
-            import py_compile
+        serving, layer = work / "serving", work / "layer"
+        progress.status(f"fetching Linux wheels for Python {python} on {architecture}")
+        _pip("install", "--target", str(serving), *linux, *pins())
+        _pip("install", "--target", str(serving), *linux, "--no-deps", str(wheel))
+        # a layer's python/ is on the runtime's sys.path, beside the function's own code
+        _pip("install", "--target", str(layer / "python"), *linux, "--no-deps", *pins(LAYER_DISTRIBUTIONS))
+        files: dict[str, Built] = {}
+        for site in (serving, layer / "python"):
+            _prune(site)
+            if python == f"{sys.version_info.major}.{sys.version_info.minor}":
+                # Lambda's code is read-only: without bytecode in the zip, every cold start compiles
+                import compileall
+                import py_compile
 
-            progress.status("compiling bytecode")
-            compileall.compile_dir(site, quiet=1, workers=0,
-                                   invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
-        progress.status("writing lambda.zip")
-        files = {"lambda.zip": _zip(site, output / "lambda.zip")}
+                progress.status(f"compiling bytecode in {site.name}")
+                compileall.compile_dir(site, quiet=1, workers=0,
+                                       invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+        for name, site in ((LAMBDA_ZIP, serving), (LAYER_ZIP, layer)):
+            progress.status(f"writing {name}")
+            files[name] = _zip(site, output / name)
         glue = output / "glue"
         shutil.rmtree(glue, ignore_errors=True)
         glue.mkdir()
@@ -128,11 +150,14 @@ def build(output: Path, *, python: str = "3.11", architecture: str = "x86_64",
         shutil.copy2(root / "src" / "recpipe" / "jobs" / "glue_etl.py", glue / "glue_etl.py")
         for path in sorted(glue.iterdir()):
             files[f"glue/{path.name}"] = _describe(path, f"glue/{path.name}", path.stat().st_size)
-    zipped = files["lambda.zip"]
-    if zipped.bytes > LAMBDA_MAX_ZIPPED or zipped.unzipped_bytes > LAMBDA_MAX_UNZIPPED:
-        raise InputError(f"lambda.zip is {zipped.bytes / 2**20:.0f} MiB zipped, {zipped.unzipped_bytes / 2**20:.0f} "
-                         "MiB unzipped: past Lambda's 50/250 MiB", hint="leave a dependency out of the Lambda zip")
-    result = PackageResult(str(output), python, architecture, dict(HANDLERS), files)
+    for function in HANDLERS:
+        zips = [files[name] for name in (LAMBDA_ZIP, *LAYERS.get(function, []))]
+        zipped, unzipped = max(z.bytes for z in zips), sum(z.unzipped_bytes for z in zips)
+        if zipped > LAMBDA_MAX_ZIPPED or unzipped > LAMBDA_MAX_UNZIPPED:
+            raise InputError(f"the {function} function's code is {zipped / 2**20:.0f} MiB zipped (its largest zip), "
+                             f"{unzipped / 2**20:.0f} MiB unzipped: past Lambda's 50/250 MiB",
+                             hint="leave a dependency out of the Lambda zip")
+    result = PackageResult(str(output), python, architecture, dict(HANDLERS), dict(LAYERS), files)
     (output / "manifest.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
     return result
 
@@ -144,6 +169,15 @@ def _pip(*args: str) -> None:
         last = (done.stderr.strip().splitlines() or ["pip failed"])[-1]
         raise ServiceError(f"pip could not fetch what the Lambda needs: {last}",
                            hint="check the network or the package index (pip config list)")
+
+
+def _prune(site: Path) -> None:
+    for pattern in PRUNE:
+        for path in list(site.glob(pattern)):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink()
 
 
 def _wheel(root: Path, into: Path) -> Path:

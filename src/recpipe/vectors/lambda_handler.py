@@ -1,0 +1,53 @@
+"""``recpipe vectors load`` as an AWS Lambda: ``handler(event, context)``.
+
+The artifacts bucket invokes it when ``model/manifest.json`` is written: ``recpipe train``
+publishes that file last, so the model is whole by then. Any other event (``aws lambda invoke
+--function-name <name> out.json``) loads on demand. The answer is ``vectors load --json``'s.
+
+Settings come from the function's environment, as the CLI reads them: ``RECPIPE_ARTIFACTS_URL``,
+``RECPIPE_VECTORS_URL`` with ``RECPIPE_VECTORS_SECRET`` (the password stays in Secrets
+Manager), and optionally ``RECPIPE_SOURCE_URL`` (+ ``RECPIPE_SOURCE_SECRET``) to load the
+catalog and purchases too. A failed load raises, so the invocation fails and is retried (S3's
+asynchronous invocation retries twice); the database keeps serving the previous load.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from recpipe.contracts.artifacts import MANIFEST
+
+log = logging.getLogger("recpipe.vectors.lambda")
+
+
+def handler(event: dict[str, Any] | None, context: Any = None) -> dict[str, Any]:
+    from recpipe.adapters import open_artifacts, open_source, open_vectors
+    from recpipe.config import load_settings
+    from recpipe.vectors.pipeline import run
+
+    keys = published_keys(event or {})
+    if keys is not None and not any(key.endswith(MANIFEST) for key in keys):
+        log.info("not a model manifest, nothing to load: %s", keys)
+        return {"loaded": False, "keys": keys}
+    settings = load_settings(env_file=None)
+    store, name = open_artifacts(settings.artifacts_url, setting=settings.setting("artifacts_url"))
+    with_catalog = settings.origins["source_url"].startswith("environment")
+    source = open_source(settings.source_url, setting=settings.setting("source_url")) if with_catalog else None
+    try:
+        result = run(open_vectors(settings.vectors_url, setting=settings.setting("vectors_url")), store, name,
+                     source=source)
+    finally:
+        if source is not None:
+            source.close()
+    log.info("loaded model %s: %d items, %d users", result.model_version, result.items, result.users)
+    return {"loaded": True, **result.to_json()}
+
+
+def published_keys(event: dict[str, Any]) -> list[str] | None:
+    """The object keys of an S3 notification (None: not one, a load on demand)."""
+    records = event.get("Records")
+    if not isinstance(records, list):
+        return None
+    return [r["s3"]["object"]["key"] for r in records
+            if isinstance(r, dict) and isinstance(r.get("s3"), dict) and "key" in r["s3"].get("object", {})]
