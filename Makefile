@@ -47,10 +47,17 @@ system-deps:
 	  else echo "missing system packages: sudo apt-get install $$missing"; fi; \
 	fi
 
+# checkov scans terraform/ from its own virtualenv: it pins an older boto3 than recpipe's
+CHECKOV := .venv-checkov
+$(CHECKOV)/.ok: | $(BIN)/python
+	$(PYTHON) -m venv $(CHECKOV)
+	$(CHECKOV)/bin/python -m pip --disable-pip-version-check -q install checkov==3.3.30
+	@touch $@
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
 
-test: system-deps $(VENV)/.dev lint
+test: system-deps $(VENV)/.dev $(CHECKOV)/.ok lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 bench: system-deps $(VENV)/.dev

@@ -79,6 +79,7 @@ class PackageResult:
     architecture: str
     handlers: dict[str, str]
     layers: dict[str, list[str]]
+    dataset: dict[str, Any]  # the training set as the Glue catalog declares it (terraform/ reads it)
     files: dict[str, Built] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -157,9 +158,19 @@ def build(output: Path, *, python: str = "3.11", architecture: str = "x86_64",
             raise InputError(f"the {function} function's code is {zipped / 2**20:.0f} MiB zipped (its largest zip), "
                              f"{unzipped / 2**20:.0f} MiB unzipped: past Lambda's 50/250 MiB",
                              hint="leave a dependency out of the Lambda zip")
-    result = PackageResult(str(output), python, architecture, dict(HANDLERS), dict(LAYERS), files)
+    result = PackageResult(str(output), python, architecture, dict(HANDLERS), dict(LAYERS), glue_table(), files)
     (output / "manifest.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
     return result
+
+
+def glue_table() -> dict[str, Any]:
+    """``ratings_ml_training`` in the Glue catalog's (Hive's) types, from the dataset contract."""
+    from recpipe.contracts.dataset import DATASET, PARTITION_KEY, TRAINING_COLUMNS
+
+    hive = {"int32": "int", "string": "string", "float64": "double"}
+    types = {name: hive[arrow] for name, arrow, _ in TRAINING_COLUMNS}
+    return {"name": DATASET, "partition_key": {"name": PARTITION_KEY, "type": types[PARTITION_KEY]},
+            "columns": [{"name": n, "type": t} for n, t in types.items() if n != PARTITION_KEY]}
 
 
 def _pip(*args: str) -> None:
