@@ -83,10 +83,12 @@ class MySQLSource(CachedEngine):
         return read_arrow(self._url.set(drivername="mysql").render_as_string(hide_password=False), query, shown_url=self.url,
                           schema=schema, batch_rows=batch_rows)
 
+    jdbc_driver = "org.mariadb.jdbc.Driver"  # Debian's libmariadb-java; the Glue job sets Connector/J
+
     def jdbc(self) -> dict[str, str]:
         u = self._url
         return {"url": f"jdbc:mysql://{u.host or '127.0.0.1'}:{u.port or 3306}/{u.database}",
-                "driver": "org.mariadb.jdbc.Driver", "user": u.username or "", "password": u.password or ""}
+                "driver": self.jdbc_driver, "user": u.username or "", "password": u.password or ""}
 
     def existing_tables(self) -> set[str]:
         conn = self.connect()

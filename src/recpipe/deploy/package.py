@@ -46,6 +46,7 @@ LAMBDA_DISTRIBUTIONS = (
     "fastapi", "mangum", "prometheus-client", "fastapi-offline",
 )
 LAYER_DISTRIBUTIONS = ("pyarrow", "sqlalchemy", "pymysql")  # CSVs by Arrow; the catalog from MySQL
+GLUE_DISTRIBUTIONS = ("pymysql",)  # the wheel's own dependencies Glue resolves from PyPI
 LAMBDA_MAX_ZIPPED = 50 * 1024 * 1024  # a direct upload; Terraform uses S3, but keep within it
 LAMBDA_MAX_UNZIPPED = 250 * 1024 * 1024
 # Lambda's python3.11 runtime is Amazon Linux 2 (glibc 2.26): only wheels for glibc 2.26 and
@@ -80,6 +81,7 @@ class PackageResult:
     handlers: dict[str, str]
     layers: dict[str, list[str]]
     dataset: dict[str, Any]  # the training set as the Glue catalog declares it (terraform/ reads it)
+    glue_modules: list[str]  # what the Glue job installs beside the wheel (its extras for a MySQL source)
     files: dict[str, Built] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -158,7 +160,8 @@ def build(output: Path, *, python: str = "3.11", architecture: str = "x86_64",
             raise InputError(f"the {function} function's code is {zipped / 2**20:.0f} MiB zipped (its largest zip), "
                              f"{unzipped / 2**20:.0f} MiB unzipped: past Lambda's 50/250 MiB",
                              hint="leave a dependency out of the Lambda zip")
-    result = PackageResult(str(output), python, architecture, dict(HANDLERS), dict(LAYERS), glue_table(), files)
+    result = PackageResult(str(output), python, architecture, dict(HANDLERS), dict(LAYERS), glue_table(),
+                           pins(GLUE_DISTRIBUTIONS), files)
     (output / "manifest.json").write_text(json.dumps(result.to_json(), indent=2) + "\n")
     return result
 

@@ -7,6 +7,8 @@ Job arguments (``getResolvedOptions``)::
     --source_url URL             a source URL as RECPIPE_SOURCE_URL takes it
     --lake_url s3://bucket/lake  where ratings_ml_training is published
     --max_quarantine_fraction F  optional, default 0.05
+    --jdbc_driver CLASS          optional; on Glue the MySQL Connector/J Glue ships
+                                 (com.mysql.cj.jdbc.Driver), locally MariaDB's
 
 Locally the same script runs under ``spark-submit`` (``awsglue`` is then absent and the
 arguments are parsed with argparse under the same names)::
@@ -28,7 +30,8 @@ if TYPE_CHECKING:
     from recpipe.contracts.dataset import DatasetManifest
 
 REQUIRED = ["JOB_NAME", "lake_url"]
-OPTIONAL = ["connection_name", "source_url", "max_quarantine_fraction"]
+OPTIONAL = ["connection_name", "source_url", "max_quarantine_fraction", "jdbc_driver"]
+GLUE_MYSQL_DRIVER = "com.mysql.cj.jdbc.Driver"  # on Glue's class path; MariaDB's driver is not
 _DRIVERS = {"mysql": "mysql+pymysql", "mariadb": "mysql+pymysql", "postgresql": "postgresql",
             "sqlite": "sqlite"}
 
@@ -90,7 +93,10 @@ def main(argv: list[str] | None = None) -> DatasetManifest:
     if "source_url" not in args:
         raise InputError("the Glue job needs --connection_name or --source_url",
                          hint="set one of them in the job's default arguments")
-    manifest = run_etl(open_source(args["source_url"], setting="--source_url"),
+    source = open_source(args["source_url"], setting="--source_url")
+    if hasattr(source, "jdbc_driver") and (job is not None or "jdbc_driver" in args):
+        source.jdbc_driver = args.get("jdbc_driver", GLUE_MYSQL_DRIVER)
+    manifest = run_etl(source,
                        open_lake(args["lake_url"], setting="--lake_url"), engine="spark",
                        max_quarantine_fraction=float(args.get("max_quarantine_fraction", 0.05)),
                        spark=spark, remote_staging=job is not None and args["lake_url"].startswith("s3://"))

@@ -7,7 +7,6 @@
 locals {
   code     = var.shared.code
   data     = var.shared.bucket_arns["data"]
-  lake     = "${var.shared.lake_url}/"
   dataset  = var.shared.manifest.dataset
   location = "${var.shared.lake_url}/${local.dataset.name}/"
   account  = var.shared.account
@@ -15,6 +14,7 @@ locals {
   arn      = var.shared.partition
   glue_arn = "arn:${local.arn}:glue:${local.region}:${local.account}"
   log_arn  = "arn:${local.arn}:logs:${local.region}:${local.account}:log-group:/aws-glue/*"
+  wheel    = "s3://${local.code[var.shared.glue_wheel].bucket}/${local.code[var.shared.glue_wheel].key}"
 }
 
 data "aws_subnet" "job" {
@@ -132,7 +132,7 @@ resource "aws_glue_job" "etl" {
     script_location = "s3://${local.code["glue/glue_etl.py"].bucket}/${local.code["glue/glue_etl.py"].key}"
   }
   default_arguments = {
-    "--additional-python-modules"        = "s3://${local.code[var.shared.glue_wheel].bucket}/${local.code[var.shared.glue_wheel].key}"
+    "--additional-python-modules"        = join(",", concat([local.wheel], var.shared.manifest.glue_modules))
     "--connection_name"                  = aws_glue_connection.source.name
     "--lake_url"                         = var.shared.lake_url
     "--continuous-log-logGroup"          = aws_cloudwatch_log_group.job.name
