@@ -21,6 +21,7 @@ locals {
     logs = "${var.name}-logs-${local.account}-${local.region}"
   }
   logged     = { for k, v in local.buckets : k => v if k != "logs" }
+  artifacts  = "lake/ml-artifacts" # RECPIPE_ARTIFACTS_URL's default under the lake
   glue_wheel = one([for path, _ in var.manifest.files : path if startswith(path, "glue/recpipe-")])
   code_files = toset(concat(["lambda.zip", "arrow-layer.zip", "glue/glue_etl.py"], [local.glue_wheel]))
 }
@@ -174,6 +175,25 @@ data "aws_iam_policy_document" "bucket" {
         variable = "aws:SourceAccount"
         values   = [local.account]
       }
+    }
+  }
+}
+
+# what reads the model: the vectors loader and both serving Lambdas
+data "aws_iam_policy_document" "read_artifacts" {
+  statement {
+    sid       = "ReadArtifacts"
+    actions   = ["s3:GetObject"]
+    resources = ["${aws_s3_bucket.this["data"].arn}/${local.artifacts}/*"]
+  }
+  statement {
+    sid       = "ListArtifacts"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.this["data"].arn]
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["${local.artifacts}/*"]
     }
   }
 }

@@ -35,12 +35,17 @@ output "lake_url" {
 
 output "artifacts_prefix" {
   description = "Key prefix of the model artifacts in the data bucket."
-  value       = "lake/ml-artifacts"
+  value       = local.artifacts
 }
 
 output "artifacts_url" {
   description = "RECPIPE_ARTIFACTS_URL."
-  value       = "s3://${aws_s3_bucket.this["data"].id}/lake/ml-artifacts"
+  value       = "s3://${aws_s3_bucket.this["data"].id}/${local.artifacts}"
+}
+
+output "read_artifacts_policy" {
+  description = "IAM policy JSON that reads the model artifacts."
+  value       = data.aws_iam_policy_document.read_artifacts.json
 }
 
 output "recommendations_url" {

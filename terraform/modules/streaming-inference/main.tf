@@ -6,7 +6,6 @@
 locals {
   stream_arn = var.stream_arn != "" ? var.stream_arn : aws_kinesis_stream.events[0].arn
   stream     = element(split("/", local.stream_arn), 1)
-  artifacts  = "${var.shared.bucket_arns["data"]}/${var.shared.artifacts_prefix}"
   recs       = var.shared.bucket_arns["recs"]
   environment = {
     RECPIPE_ARTIFACTS_URL  = var.shared.artifacts_url
@@ -64,21 +63,7 @@ resource "aws_lambda_function_url" "inference" {
 }
 
 data "aws_iam_policy_document" "serving" {
-  statement {
-    sid       = "ReadArtifacts"
-    actions   = ["s3:GetObject"]
-    resources = ["${local.artifacts}/*"]
-  }
-  statement {
-    sid       = "ListArtifacts"
-    actions   = ["s3:ListBucket"]
-    resources = [var.shared.bucket_arns["data"]]
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["${var.shared.artifacts_prefix}/*"]
-    }
-  }
+  source_policy_documents = [var.shared.read_artifacts_policy]
   statement {
     sid       = "VectorsSecret"
     actions   = ["secretsmanager:GetSecretValue"]

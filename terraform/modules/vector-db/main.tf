@@ -5,7 +5,6 @@
 locals {
   database    = "recpipe"
   vectors_url = "postgresql://${aws_db_instance.this.address}:${aws_db_instance.this.port}/${local.database}?sslmode=require"
-  artifacts   = "${var.shared.bucket_arns["data"]}/${var.shared.artifacts_prefix}"
   catalog     = var.load_catalog && var.source_url != "" && var.source_secret_arn != ""
 }
 
@@ -127,21 +126,7 @@ module "loader" {
 }
 
 data "aws_iam_policy_document" "loader" {
-  statement {
-    sid       = "ReadArtifacts"
-    actions   = ["s3:GetObject"]
-    resources = ["${local.artifacts}/*"]
-  }
-  statement {
-    sid       = "ListArtifacts"
-    actions   = ["s3:ListBucket"]
-    resources = [var.shared.bucket_arns["data"]]
-    condition {
-      test     = "StringLike"
-      variable = "s3:prefix"
-      values   = ["${var.shared.artifacts_prefix}/*"]
-    }
-  }
+  source_policy_documents = [var.shared.read_artifacts_policy]
   statement {
     sid       = "Secrets"
     actions   = ["secretsmanager:GetSecretValue"]
