@@ -32,13 +32,14 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 	$(PIP) install -e '.[train,vectors,serve,mysql,postgres,aws,spark,dev]'
 	@touch $@ $(VENV)/.base
 
+# at a terminal the service then stays up for the page until Ctrl-C; elsewhere the demo ends
 demo: $(VENV)/.base
-	$(BIN)/recpipe demo --scale $(SCALE)
+	$(BIN)/recpipe demo --scale $(SCALE) $$([ -t 0 ] && [ -t 1 ] && echo --serve)
 
 # System packages the tests use: MariaDB (a private server is started by the tests), Java and
 # the JDBC drivers for the Spark engine.
 SYSTEM_PACKAGES := mariadb-server mariadb-client openjdk-17-jre-headless libmariadb-java \
-                   libxerial-sqlite-jdbc-java libpostgresql-jdbc-java postgresql-15 wrk
+                   libxerial-sqlite-jdbc-java libpostgresql-jdbc-java postgresql-15 wrk chromium
 system-deps:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

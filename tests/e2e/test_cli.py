@@ -47,14 +47,54 @@ def test_demo_builds_and_summarises_a_source(tmp_path: Path) -> None:
     assert metrics["recall_at_10"] > metrics["baselines"]["popularity"]["recall_at_10"]
     floors = summary["rmse_floor"]
     assert floors["identity"] < floors["features"]
-    # running it again rebuilds rather than failing, reusing the running embedded PostgreSQL
+    # running it again rebuilds rather than failing, reusing the running embedded PostgreSQL;
+    # with --serve it then serves the page on the demo's data until Ctrl-C
     try:
-        again = run("demo", "--scale", "tiny", home=home)
-        assert again.returncode == 0, again.stderr
-        assert "recpipe demo: done" in again.stdout and "500 events → 500 enriched records" in again.stdout
+        out = _demo_serving(home)
+        assert "recpipe demo: done" in out and "500 events → 500 enriched records" in out
     finally:
         stopped = run("vectors", "stop", home=home)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
+
+
+def _demo_serving(home: Path) -> str:
+    """``recpipe demo --serve``: wait for the page's address, open it, Ctrl-C; the output."""
+    import signal
+
+    import httpx
+
+    from tests.support.mariadb import free_port
+
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RECPIPE_")}, "RECPIPE_HOME": str(home),
+           "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+    child = subprocess.Popen([sys.executable, "-m", "recpipe", "demo", "--scale", "tiny", "--serve", "--port", str(port)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=home.parent)
+    lines: list[str] = []
+    try:
+        assert child.stdout is not None
+        for line in child.stdout:
+            lines.append(line)
+            if line.startswith("the page: open "):
+                break
+        page = lines[-1].split()[3]
+        assert page.startswith(f"http://127.0.0.1:{port}/#/customers/"), lines[-5:]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                answer = httpx.get(page.split("#")[0], timeout=2)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert answer.status_code == 200 and "<title>recpipe</title>" in answer.text
+        customer = page.rsplit("/", 1)[1]
+        assert httpx.get(f"http://127.0.0.1:{port}/recommendations/{customer}").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{port}/customers/{customer}").status_code == 200
+    finally:
+        child.send_signal(signal.SIGINT)
+        rest, _ = child.communicate(timeout=60)
+    assert child.returncode == 0, "".join(lines) + rest
+    return "".join(lines) + rest
 
 
 def test_source_init_table_output_and_sidecar(tmp_path: Path) -> None:

@@ -25,7 +25,8 @@ HOSTILE = ["x'); DROP TABLE item_emb; --", "' OR '1'='1", "S10_1678' --", "\\'",
 def _counts(stack: Stack) -> dict[str, int]:
     with psycopg.connect(stack.db.conninfo()) as c:
         return {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-                for t in ("item_emb", "user_emb", "catalog", "purchases", "recpipe_vectors", "recpipe_model")}
+                for t in ("item_emb", "user_emb", "catalog", "purchases", "customers", "recpipe_vectors",
+                          "recpipe_model")}
 
 
 @pytest.fixture(scope="module")
@@ -49,10 +50,20 @@ def test_hostile_values_are_data_in_every_service_input(url: str, stack: Stack) 
             httpx.get(f"{url}/recommendations/999999", params={"city": value, "country": value}),
             httpx.post(f"{url}/user_embeddings", json=[{"city": value, "country": value}]),
         ]
+        page = [  # what the page at / reads
+            httpx.get(f"{url}/customers", params={"q": value}),
+            httpx.get(f"{url}/products", params={"q": value}),
+            httpx.get(f"{url}/products", params={"ids": [value, "S10_1678"]}),
+            httpx.get(f"{url}/products/{value}"),
+        ]
         statuses = [a.status_code for a in answers]
         assert statuses[0] == 404, answers[0].text  # an unknown product, not "every product"
         assert statuses[1] == 200 and statuses[3] == 200 and statuses[4] == 200, [a.text for a in answers]
         assert statuses[2] == 422 and "not in the catalog" in answers[2].json()["error"]
+        assert [a.status_code for a in page] == [200, 200, 200, 404], [a.text for a in page]
+        assert page[0].json() == [] and page[1].json() == []  # nothing matches: not "every customer"
+        assert [p["id"] for p in page[2].json()] == [p["id"] for p in httpx.get(
+            f"{url}/products", params={"ids": "S10_1678"}).json()]
     assert _counts(stack) == before
 
 

@@ -1,4 +1,5 @@
-"""The API key: when ``RECPIPE_API_KEY`` is set, every request but ``/health`` must carry
+"""The API key: when ``RECPIPE_API_KEY`` is set, every request but ``/health`` and the page's
+files (``/``, ``/static/…``) must carry
 ``Authorization: Bearer <key>`` (compared in constant time). The key is never logged, shown by
 ``recpipe config`` or put in an error. ``recpipe serve`` refuses to listen on an address that
 is not loopback without a key, unless told ``--insecure``."""
@@ -10,7 +11,8 @@ import ipaddress
 import json
 from typing import Any
 
-OPEN_PATHS = frozenset({"/health"})
+OPEN_PATHS = frozenset({"/health", "/"})  # the page's HTML and static files hold no data: it asks for the key
+OPEN_PREFIXES = ("/static/",)
 
 
 def is_loopback(host: str) -> bool:
@@ -31,7 +33,7 @@ class ApiKey:
         self._key = key.encode()
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
+        if scope["type"] != "http" or scope["path"] in OPEN_PATHS or scope["path"].startswith(OPEN_PREFIXES):
             await self.app(scope, receive, send)
             return
         given = b""

@@ -22,6 +22,7 @@ class Metrics:
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Histogram
 
+        self.started = time.monotonic()
         self.registry = CollectorRegistry()  # one per app: no clashes between apps in a process
         self.requests = Counter("recpipe_http_requests_total", "HTTP requests", ("method", "route", "status"),
                                 registry=self.registry)
@@ -30,6 +31,33 @@ class Metrics:
 
     def install(self, app: Any) -> None:
         app.add_middleware(_Measure, metrics=self, routes=app.router.routes)
+
+    def uptime(self) -> float:
+        return round(time.monotonic() - self.started, 1)
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per route and method: requests, 4xx and 5xx answers, and the latency quantiles the
+        histogram bounds (p50, p99: the upper edge of the bucket they fall in, in ms)."""
+        counts: dict[tuple[str, str], dict[str, Any]] = {}
+        buckets: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        for family in self.registry.collect():
+            for s in family.samples:
+                key = (s.labels.get("method", ""), s.labels.get("route", ""))
+                if s.name == "recpipe_http_requests_total":
+                    row = counts.setdefault(key, {"method": key[0], "route": key[1], "requests": 0, "4xx": 0, "5xx": 0})
+                    row["requests"] += int(s.value)
+                    status = s.labels["status"][:1]
+                    if status in "45":
+                        row[f"{status}xx"] += int(s.value)
+                elif s.name == "recpipe_http_request_duration_seconds_bucket":
+                    buckets.setdefault(key, []).append((float(s.labels["le"]), s.value))
+        for key, row in counts.items():
+            edges = sorted(buckets.get(key, []))
+            total = edges[-1][1] if edges else 0
+            for name, q in (("p50_ms", 0.5), ("p99_ms", 0.99)):
+                edge = next((le for le, n in edges if total and n >= q * total), None)
+                row[name] = None if edge is None or edge == float("inf") else edge * 1000
+        return sorted(counts.values(), key=lambda r: -r["requests"])
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest

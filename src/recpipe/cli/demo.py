@@ -19,6 +19,9 @@ def demo(
     scale: Annotated[str, typer.Option(help=f"Shop size preset: {', '.join(PRESETS)}.")] = "small",
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON summary.")] = False,
+    serve: Annotated[bool, typer.Option("--serve", help="Then keep the service running for the page at / "
+                                                         "until Ctrl-C.")] = False,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port of the service with --serve.")] = 8000,
 ) -> None:
     """Run the whole pipeline end to end on the embedded defaults and summarise it.
 
@@ -29,7 +32,8 @@ def demo(
     `recpipe vectors stop` stops it), serve (the inference service, started on a free local
     port for one request over HTTP, then stopped) and stream (500 simulated shoppers' events on
     the embedded stream, delivered with their recommendations into hour-partitioned objects).
-    The demo always rebuilds its data.
+    The demo always rebuilds its data. At the end it prints the page's address; with --serve
+    it keeps the service running there (on 127.0.0.1) until Ctrl-C.
     """
     from recpipe.cli.etl import etl_stage
     from recpipe.cli.source import source_stage
@@ -73,10 +77,19 @@ def demo(
         return
     table(f"recpipe demo: done in {total:.1f} s (home {settings.home})", ("stage", "seconds", "result"),
           [(s["stage"], f"{s['seconds']:.2f}", s["result"]) for s in stages.done])
-    console.print(f"try: recpipe serve, then curl 'localhost:8000/recommendations/{served['customer_number']}?k=5'"
+    console.print(f"try: curl 'localhost:{port}/recommendations/{served['customer_number']}?k=5'"
                   " (OpenAPI page at /docs) · recpipe vectors similar <productCode> -k 5 · recpipe stream produce "
                   "--count 1000, then recpipe stream deliver --until-idle 1 · recpipe stream tail · "
-                  "recpipe vectors stop (stops the embedded PostgreSQL)")
+                  "recpipe vectors stop (stops the embedded PostgreSQL)", highlight=False)
+    page = f"http://127.0.0.1:{port}/#/customers/{served['customer_number']}"
+    if not serve:
+        console.print(f"the page: run `recpipe serve --port {port}` (or `recpipe demo --serve`), then open {page}",
+                      highlight=False)
+        return
+    from recpipe.cli.serve import serve as run_service
+
+    console.print(f"the page: open {page} (Ctrl-C stops the service)", highlight=False)
+    run_service(host="127.0.0.1", port=port)
 
 
 class _Stages:

@@ -50,8 +50,8 @@ def serve(
                            "can query it).")] = False,
 ) -> None:
     """Serve recommendations: the seed's /user_embeddings, /items_from_user, /items_from_item,
-    the rich /recommendations/{customer_number}, /health, /ready and /metrics; the OpenAPI page
-    is at /docs. Queries RECPIPE_VECTORS_URL and serves the model whose embeddings are loaded
+    the rich /recommendations/{customer_number}, /health, /ready and /metrics; the page (customers,
+    products, the live stream, the pipeline) at /, and the OpenAPI page at /docs. Queries RECPIPE_VECTORS_URL and serves the model whose embeddings are loaded
     there (RECPIPE_ARTIFACTS_URL tells it when a newer one waits for `vectors load`); the
     RECPIPE_SERVE_* settings give the defaults of the tuning flags.
 
@@ -77,7 +77,7 @@ def serve(
     fast = {"loop": "uvloop", "http": "httptools"} if _have("uvloop") and _have("httptools") else {}
     key = "API key required" if settings.api_key else "no API key"
     err_console.print(f"serving on http://{host}:{port} with {workers} process(es) × {threads} database thread(s), "
-                      f"{key} (OpenAPI: http://{host}:{port}/docs)", highlight=False)
+                      f"{key} (the page: http://{host}:{port}/, OpenAPI: http://{host}:{port}/docs)", highlight=False)
     level = log_level.value
     logs = _log_config(level)
     if workers == 1:

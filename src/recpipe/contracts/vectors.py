@@ -17,6 +17,7 @@ USERS = "user_emb"
 META = "recpipe_vectors"
 MODEL = "recpipe_model"  # the serving files of the model whose embeddings are loaded
 CATALOG = "catalog"  # every product of the source, with or without an embedding
+CUSTOMERS = "customers"  # every customer of the source: who the page and the API can look up
 PURCHASES = "purchases"  # who bought what (orders ⋈ orderdetails), for "already bought"
 # pgvector's default m; ef_construction 128 instead of 64: at 1M items the build takes 1.8×
 # as long and recall@10 at ef_search 40 goes from 0.94 to 0.996 (bench/vectors.py).
@@ -33,7 +34,13 @@ def create_users(name: str = USERS) -> str:
 
 
 def create_catalog(name: str = CATALOG) -> str:
-    return f"CREATE TABLE {name} (id varchar PRIMARY KEY, product_line varchar, quantity_in_stock integer)"
+    return (f"CREATE TABLE {name} (id varchar PRIMARY KEY, product_line varchar, quantity_in_stock integer, "
+            "name varchar, scale varchar, vendor varchar, msrp double precision)")
+
+
+def create_customers(name: str = CUSTOMERS) -> str:
+    return (f"CREATE TABLE {name} (id integer PRIMARY KEY, name varchar, city varchar, country varchar, "
+            "credit_limit double precision)")
 
 
 def create_purchases(name: str = PURCHASES) -> str:
@@ -59,7 +66,7 @@ CREATE_META = (f"CREATE TABLE IF NOT EXISTS {META} (singleton boolean PRIMARY KE
 # canonical index names once a load is switched in
 INDEXES = {ITEMS: {"hnsw": "item_emb_embedding_hnsw", "line": "item_emb_product_line"},
            USERS: {"hnsw": "user_emb_embedding_hnsw"}, CATALOG: {"line": "catalog_product_line"}, PURCHASES: {},
-           MODEL: {}}
+           CUSTOMERS: {}, MODEL: {}}
 
 
 @dataclass(frozen=True)

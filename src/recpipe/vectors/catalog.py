@@ -1,6 +1,6 @@
-"""The shop's catalog and purchase history, read from the source database for serving:
-products that have no embedding yet (added after training) and what each customer has
-already bought."""
+"""The shop's catalog, customers and purchase history, read from the source database for
+serving: products that have no embedding yet (added after training), what each customer has
+already bought, and who the customers are (the page looks them up)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,38 @@ from recpipe.etl.extract import check_source, stream
 PURCHASES_SCHEMA = pa.schema([("customerNumber", pa.int32()), ("productCode", pa.string())])
 
 
+CATALOG_COLUMNS = {"productCode": "id", "productLine": "product_line", "quantityInStock": "quantity_in_stock",
+                   "productScale": "scale", "MSRP": "msrp"}
+CUSTOMER_COLUMNS = {"customerNumber": "id", "city": "city", "country": "country", "creditLimit": "credit_limit"}
+
+
 def read_catalog(db: SourceDatabase) -> pa.Table:
-    """Every product as ``id, product_line, quantity_in_stock`` (the item attributes' columns)."""
+    """Every product as ``id, product_line, quantity_in_stock`` (the item attributes' columns)
+    and what a person reads: ``name, scale, vendor, msrp``."""
     check_source(db)
-    return (stream(db, "products").read_all().select(["productCode", "productLine", "quantityInStock"])
-            .rename_columns(["id", "product_line", "quantity_in_stock"]))
+    table = stream(db, "products").read_all().select(list(CATALOG_COLUMNS)).rename_columns(list(CATALOG_COLUMNS.values()))
+    return _with_names(db, table, "products", "productCode", pa.string(), ("productName", "productVendor"),
+                       ("name", "vendor"))
+
+
+def read_customers(db: SourceDatabase) -> pa.Table:
+    """Every customer as ``id, city, country, credit_limit, name``."""
+    table = stream(db, "customers").read_all().select(list(CUSTOMER_COLUMNS)).rename_columns(list(CUSTOMER_COLUMNS.values()))
+    return _with_names(db, table, "customers", "customerNumber", pa.int64(), ("customerName",), ("name",))
+
+
+def _with_names(db: SourceDatabase, table: pa.Table, source: str, key: str, key_type: pa.DataType,
+                columns: tuple[str, ...], names: tuple[str, ...]) -> pa.Table:
+    """``table`` (keyed by ``id``) with text columns the ETL contract does not read."""
+    q = "`" if db.dialect == "mysql" else '"'
+    sql = f"SELECT {', '.join(f'{q}{c}{q}' for c in (key, *columns))} FROM {q}{source}{q}"
+    extra = db.read_arrow(sql, schema=pa.schema([(key, key_type), *((c, pa.string()) for c in columns)])).read_all()
+    rows = {k: i for i, k in enumerate(extra[key].to_pylist())}
+    at = [rows.get(k) for k in table["id"].to_pylist()]
+    for column, name in zip(columns, names, strict=True):
+        values = extra[column].to_pylist()
+        table = table.append_column(name, pa.array([None if i is None else values[i] for i in at], pa.string()))
+    return table
 
 
 def read_purchases(db: SourceDatabase) -> pa.Table:

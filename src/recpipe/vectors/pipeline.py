@@ -91,12 +91,12 @@ def run(db: VectorDatabase, store: Lake, name: str, *, source: SourceDatabase | 
     step(f"reading the embeddings from {store.location(name)}")
     files = read_artifacts(store, name)
     items, users = files["items"], files["users"]
-    catalog = purchases = None
+    catalog = purchases = customers = None
     if source is not None:
-        from recpipe.vectors.catalog import read_catalog, read_purchases
+        from recpipe.vectors.catalog import read_catalog, read_customers, read_purchases
 
-        step(f"reading the catalog and purchases from {source.url}")
-        catalog, purchases = read_catalog(source), read_purchases(source)
+        step(f"reading the catalog, customers and purchases from {source.url}")
+        catalog, purchases, customers = read_catalog(source), read_purchases(source), read_customers(source)
     version = files["manifest"].model_version
     seconds: dict[str, float] = {}
     with connect(db) as conn:
@@ -106,7 +106,7 @@ def run(db: VectorDatabase, store: Lake, name: str, *, source: SourceDatabase | 
         new = {schema.ITEMS: f"{schema.ITEMS}__new_{suffix}", schema.USERS: f"{schema.USERS}__new_{suffix}",
                schema.MODEL: f"{schema.MODEL}__new_{suffix}"}
         if catalog is not None:
-            new |= {schema.CATALOG: f"{schema.CATALOG}__new_{suffix}", schema.PURCHASES: f"{schema.PURCHASES}__new_{suffix}"}
+            new |= {table: f"{table}__new_{suffix}" for table in (schema.CATALOG, schema.PURCHASES, schema.CUSTOMERS)}
         try:
             _drop_leftovers(conn)
             conn.execute(schema.create_items(new[schema.ITEMS]))
@@ -114,12 +114,16 @@ def run(db: VectorDatabase, store: Lake, name: str, *, source: SourceDatabase | 
             conn.execute(schema.create_model(new[schema.MODEL]))
             _copy(conn, new[schema.MODEL], file=("varchar", list(files["model"])),
                   data=("bytea", list(files["model"].values())))
-            if catalog is not None and purchases is not None:  # read together above
+            if catalog is not None and purchases is not None and customers is not None:  # read together above
                 conn.execute(schema.create_catalog(new[schema.CATALOG]))
                 conn.execute(schema.create_purchases(new[schema.PURCHASES]))
-                _copy(conn, new[schema.CATALOG], id=("varchar", catalog["id"].to_pylist()),
-                      product_line=("varchar", catalog["product_line"].to_pylist()),
-                      quantity_in_stock=("int4", catalog["quantity_in_stock"].to_pylist()))
+                conn.execute(schema.create_customers(new[schema.CUSTOMERS]))
+                text, ints, floats = ("varchar", "int4", "float8")
+                _copy(conn, new[schema.CATALOG], **{c: (t, catalog[c].to_pylist()) for c, t in (
+                    ("id", text), ("product_line", text), ("quantity_in_stock", ints), ("name", text),
+                    ("scale", text), ("vendor", text), ("msrp", floats))})
+                _copy(conn, new[schema.CUSTOMERS], **{c: (t, customers[c].to_pylist()) for c, t in (
+                    ("id", ints), ("name", text), ("city", text), ("country", text), ("credit_limit", floats))})
                 _copy(conn, new[schema.PURCHASES], customer_number=("int4", purchases["customerNumber"].to_pylist()),
                       product_code=("varchar", purchases["productCode"].to_pylist()))
             t0 = time.perf_counter()
@@ -163,7 +167,7 @@ def run(db: VectorDatabase, store: Lake, name: str, *, source: SourceDatabase | 
 def _drop_leftovers(conn: Any) -> None:
     """Tables left by a load that was killed (we hold the load lock, so none is in use)."""
     rows = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND "
-                        "tablename ~ '^(item_emb|user_emb|catalog|purchases|recpipe_model)__new_[0-9a-f]+$'").fetchall()
+                        "tablename ~ '^(item_emb|user_emb|catalog|purchases|customers|recpipe_model)__new_[0-9a-f]+$'").fetchall()
     for (table,) in rows:
         conn.execute(f'DROP TABLE IF EXISTS "{table}"')
 
