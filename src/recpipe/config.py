@@ -263,7 +263,7 @@ def load_settings(
     for field in ("source_url", "vectors_url"):
         secret = field.replace("_url", "_secret")
         if resolved.get(secret):  # on AWS: the password comes from Secrets Manager, not a variable
-            from recpipe.adapters.secrets_manager import with_credentials
+            from recpipe.credentials import with_credentials
 
             resolved[field] = with_credentials(resolved[field], resolved[secret],
                                                setting_name(secret, origins[secret]))

@@ -14,7 +14,7 @@ import recpipe
 
 ROOT = Path(recpipe.__file__).parent
 LAYERS: dict[str, float] = {
-    "errors": 0, "__init__": 0, "progress": 0, "contracts": 0.5,
+    "errors": 0, "__init__": 0, "progress": 0, "contracts": 0.5, "credentials": 0.75,
     "config": 1,
     "adapters": 2,
     "source": 3, "etl": 3, "ranking": 3, "vectors": 3, "inference": 3, "training": 3, "streaming": 3,

@@ -1,5 +1,5 @@
 """The FastAPI app: the seed's endpoints (``recpipe.contracts``' docstring says what the seed is), the rich recommendation endpoint,
-/health, /ready and /metrics, and the page at / (``recpipe.web``). Errors are JSON with a clear message: 4xx for bad input, 404 for
+/health, /ready and /metrics, and the page at / (``recpipe.api.page``). Errors are JSON with a clear message: 4xx for bad input, 404 for
 unknown ids, 503 with Retry-After while the vector database is down; never a bare 500."""
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         body, content_type = metrics.render()
         return Response(body, media_type=content_type)
 
-    from recpipe.web.routes import install
+    from recpipe.api.page.routes import install
 
     install(app, svc, settings, metrics, responses)  # the page at / and what only it reads
 
