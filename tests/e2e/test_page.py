@@ -117,6 +117,9 @@ def test_a_customer_looked_up_shows_exactly_the_apis_recommendations(site: tuple
                     params={"k": 10, "exclude_bought": "true", "in_stock": "true"}).json()
     assert _codes(page) == [item["id"] for item in api["items"]] and len(api["items"]) == 10
     assert f"strategy {api['strategy']}" in page.inner_text("#recommendations")
+    page.wait_for_function("!document.querySelector('#recommendations').textContent.includes('…')")  # the names
+    first = httpx.get(f"{url}/products", params={"ids": api["items"][0]["id"]}).json()[0]
+    assert page.inner_text("#recommendations tbody tr td:nth-child(3)") == first["name"]
     assert page.inner_text("h1").endswith(f"({customer['id']})")
 
 

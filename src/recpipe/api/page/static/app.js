@@ -143,6 +143,9 @@ function recommendationParams(rules) {
 
 async function customerView(id, params) {
   const rules = Object.fromEntries(Object.entries(RULES).map(([k, v]) => [k, params.get(k) ?? v]));
+  // the first list is asked for at once, beside the profile: the rules are in the address
+  let first = api(`/recommendations/${encodeURIComponent(id)}`, recommendationParams(rules));
+  first.catch(() => {});  // reported by show()
   const [profile, lines] = await Promise.all([api(`/customers/${encodeURIComponent(id)}`), api("/product_lines")]);
   const c = profile.customer;
   const results = el("section", { id: "recommendations", "aria-live": "polite" });
@@ -160,28 +163,40 @@ async function customerView(id, params) {
       el("button", { type: "submit" }, "Recommend")));
   form.addEventListener("change", () => show());
 
+  let names = null;
   async function show() {
+    names = null;
     const data = new FormData(form);
     const chosen = { k: data.get("k") || "10", exclude_bought: String(data.has("exclude_bought")), in_stock: String(data.has("in_stock")),
                      product_line: data.get("product_line") || "", max_per_line: data.get("max_per_line") || "" };
     const query = recommendationParams(chosen);
     history.replaceState(null, "", `#/customers/${c.id}?${query}`);
+    performance.mark("recpipe:rules");  // bench/page.py measures from here (a rule change) or from navigation
     results.setAttribute("aria-busy", "true");
     try {
-      const rec = await api(`/recommendations/${c.id}`, query);
-      const named = rec.items.length ? await api("/products", new URLSearchParams(rec.items.map((i) => ["ids", i.id]))) : [];
-      const names = Object.fromEntries(named.map((p) => [p.id, p.name]));
+      const rec = await (first ?? api(`/recommendations/${c.id}`, query));
+      first = null;
+      names = Object.fromEntries(rec.items.map((item) => [item.id, el("span", { class: "muted" }, "…")]));
       results.replaceChildren(
         el("h2", {}, "Recommendations"),
         el("p", { class: "muted" }, `strategy ${rec.strategy} · model ${rec.model_version} · recommendation ${rec.recommendation_id}`),
         rec.items.length ? table(["#", "product", "name", "product line", "score"], rec.items.map((item, i) => [
-          i + 1, el("a", { href: `#/products/${encodeURIComponent(item.id)}`, "data-product": item.id }, item.id), names[item.id] ?? "–",
+          i + 1, el("a", { href: `#/products/${encodeURIComponent(item.id)}`, "data-product": item.id }, item.id), names[item.id],
           item.product_line ?? "–", fmt.score(item.score)]), { numeric: [0, 4] })
           : el("p", { class: "muted" }, "Nothing passes these rules."));
     } catch (error) {
       results.replaceChildren(problem(error));
     }
     results.removeAttribute("aria-busy");
+    performance.mark("recpipe:recommendations-shown");
+    // the names follow in one more call; the list is on screen meanwhile
+    const pending = names ?? {};  // this list's name cells (a newer list has its own)
+    const shown = Object.keys(pending);
+    if (shown.length) {
+      const named = await api("/products", new URLSearchParams(shown.map((code) => ["ids", code]))).catch(() => []);
+      for (const p of named) if (pending[p.id]?.isConnected) pending[p.id].replaceWith(p.name ?? "–");
+      for (const code of shown) if (pending[code].isConnected) pending[code].replaceWith("–");
+    }
   }
 
   show();
