@@ -73,6 +73,7 @@ def test_the_zips_stay_within_lambdas_limits_and_are_described(built: tuple[Path
     assert sum(entry["unzipped_bytes"] for entry in zipped.values()) <= 250 * 2**20  # the loader: zip + layer
     assert manifest["layers"] == {"vectors_load": ["arrow-layer.zip"]}
     assert not (site / "torch").exists() and not (site / "pyarrow").exists() and (site / "recpipe").is_dir()
+    assert (site / "recpipe" / "api" / "page" / "static" / "app.js").is_file()  # the page, served by the Lambda too
     assert (out.parent / "opt" / "python" / "pyarrow").is_dir()
     assert (out / "glue" / "glue_etl.py").is_file() and list((out / "glue").glob("recpipe-*.whl"))
 

@@ -55,7 +55,8 @@ def demo(
     if not as_json:
         print_evaluation(model)
     stages.run("vectors", "embeddings into PostgreSQL + pgvector", lambda: vectors_stage(settings, quiet=as_json),
-               lambda v: f"{v.items:,} item and {v.users:,} user embeddings with HNSW indexes in {v.vectors}")
+               lambda v: f"{v.items:,} item and {v.users:,} user embeddings with HNSW indexes"
+                         f"{f', {v.catalog:,} catalog products' if v.catalog is not None else ''} in {v.vectors}")
     served = stages.run("serve", "recommendations over HTTP", lambda: ask_the_service(settings),
                         lambda r: f"GET /recommendations/{r['customer_number']} → "
                                   f"{', '.join(i['id'] for i in r['items'])} (model {r['model_version']})")
