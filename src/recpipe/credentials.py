@@ -3,7 +3,9 @@
 On AWS no password sits in an environment variable: ``RECPIPE_VECTORS_SECRET`` (or
 ``RECPIPE_SOURCE_SECRET``) names a secret whose JSON holds ``username`` and ``password`` (the
 shape RDS keeps for a master user it manages), and the URL of the same role is completed with
-them when the settings are read. boto3 is imported only then.
+them when the settings are read. boto3 is imported only then. A server vector database reads
+the secret again for each new connection (``current``), so a rotated password is picked up
+without a restart.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import json
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from recpipe.errors import ConfigError, ServiceError, require
+
+_FROM_SECRET: dict[str, tuple[str, str]] = {}  # a URL completed here -> (secret id, setting)
 
 
 def with_credentials(url: str, secret_id: str, setting: str) -> str:
@@ -23,7 +27,16 @@ def with_credentials(url: str, secret_id: str, setting: str) -> str:
     username, password = credentials(secret_id, setting)
     host = parts.netloc.rpartition("@")[2]
     user = quote(username or parts.username or "", safe="")
-    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+    full = urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+    _FROM_SECRET[full] = (secret_id, setting)
+    return full
+
+
+def current(url: str) -> str:
+    """``url`` with its secret's password as it is now, if ``with_credentials`` completed it
+    (RDS rotates the password it manages, every 7 days by default); other URLs unchanged."""
+    source = _FROM_SECRET.get(url)
+    return url if source is None else with_credentials(url, *source)
 
 
 def credentials(secret_id: str, setting: str) -> tuple[str | None, str]:

@@ -8,6 +8,7 @@ error. Every test saves a screenshot in its temporary folder."""
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -104,7 +105,7 @@ def _customer(url: str) -> dict[str, Any]:
 
 
 def test_a_customer_looked_up_shows_exactly_the_apis_recommendations(site: tuple[str, Stack], page: Any) -> None:
-    url, _ = site
+    url, stack = site
     customer = _customer(url)
     started = time.perf_counter()
     page.goto(f"{url}/#/customers")
@@ -121,6 +122,13 @@ def test_a_customer_looked_up_shows_exactly_the_apis_recommendations(site: tuple
     first = httpx.get(f"{url}/products", params={"ids": api["items"][0]["id"]}).json()[0]
     assert page.inner_text("#recommendations tbody tr td:nth-child(3)") == first["name"]
     assert page.inner_text("h1").endswith(f"({customer['id']})")
+    # what they bought, with their ratings as the source has them
+    bought = {b["id"]: b["rating"] for b in httpx.get(f"{url}/customers/{customer['id']}").json()["bought"]}
+    with sqlite3.connect(stack.root / "source.db") as db:
+        truth = dict(db.execute("SELECT productCode, MAX(productRating) FROM ratings WHERE customerNumber = ? "
+                                "GROUP BY productCode", (customer["id"],)))
+    assert {code: r for code, r in bought.items() if r is not None} == {c: r for c, r in truth.items() if c in bought}
+    assert truth and f"Bought and rated ({len(bought)})" in page.inner_text("main")
 
 
 def test_changing_a_rule_changes_the_list_as_the_api_does(site: tuple[str, Stack], page: Any) -> None:

@@ -64,3 +64,19 @@ def test_a_bad_secret_is_one_clear_error(secrets, value: str | None, error: type
 def test_a_secret_for_the_embedded_database_is_refused() -> None:
     with pytest.raises(ConfigError, match="without a host"):
         _settings(RECPIPE_VECTORS_URL="pgserver:///tmp/pg", RECPIPE_VECTORS_SECRET="anything")
+
+
+def test_a_rotated_password_reaches_the_next_connection(secrets) -> None:  # type: ignore[no-untyped-def]
+    """RDS rotates the password it manages: each new connection reads the secret again."""
+    import boto3
+
+    from recpipe.adapters import open_vectors
+
+    arn = secrets(json.dumps({"username": "recpipe", "password": "first-password"}))
+    s = _settings(RECPIPE_VECTORS_URL="postgresql://rds.example:5432/recpipe", RECPIPE_VECTORS_SECRET=arn)
+    db = open_vectors(s.vectors_url)
+    assert "first-password" in db.conninfo()
+    boto3.client("secretsmanager").put_secret_value(
+        SecretId=arn, SecretString=json.dumps({"username": "recpipe", "password": "second-password"}))
+    assert "second-password" in db.conninfo() and "first-password" not in db.conninfo()
+    assert open_vectors("postgresql://u:p@other.example/db").conninfo() == "postgresql://u:p@other.example/db"

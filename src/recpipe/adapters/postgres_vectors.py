@@ -23,11 +23,15 @@ class ServerPostgres:
                               f"{str(exc).strip().splitlines()[0]}", hint=f"use {EXAMPLE}") from exc
         if not params.get("dbname"):
             raise ConfigError(f"{setting}={mask_url(url)!r} names no database", hint=f"add it: {EXAMPLE}")
-        self._conninfo = conninfo
+        self._url = url
         self.url = mask_url(url)
 
     def conninfo(self) -> str:
-        return self._conninfo
+        """For a new connection. A password from Secrets Manager is read again each time (RDS
+        rotates it), so new connections use the current one."""
+        from recpipe.credentials import current
+
+        return f"postgresql://{current(self._url).partition('://')[2]}"
 
     def stop(self) -> bool:
         return False

@@ -44,7 +44,8 @@ def create_customers(name: str = CUSTOMERS) -> str:
 
 
 def create_purchases(name: str = PURCHASES) -> str:
-    return f"CREATE TABLE {name} (customer_number integer, product_code varchar, PRIMARY KEY (customer_number, product_code))"
+    return (f"CREATE TABLE {name} (customer_number integer, product_code varchar, rating integer, "
+            "PRIMARY KEY (customer_number, product_code))")
 
 
 def create_model(name: str = MODEL) -> str:

@@ -9,7 +9,8 @@ import pyarrow as pa
 from recpipe.adapters.base import SourceDatabase
 from recpipe.etl.extract import check_source, stream
 
-PURCHASES_SCHEMA = pa.schema([("customerNumber", pa.int32()), ("productCode", pa.string())])
+PURCHASES_SCHEMA = pa.schema([("customerNumber", pa.int32()), ("productCode", pa.string()),
+                              ("productRating", pa.int32())])
 
 
 CATALOG_COLUMNS = {"productCode": "id", "productLine": "product_line", "quantityInStock": "quantity_in_stock",
@@ -47,8 +48,13 @@ def _with_names(db: SourceDatabase, table: pa.Table, source: str, key: str, key_
 
 
 def read_purchases(db: SourceDatabase) -> pa.Table:
-    """Distinct (customerNumber, productCode) pairs ever ordered."""
+    """Distinct (customerNumber, productCode) pairs ever ordered, with the customer's rating of
+    the product (the highest if rated twice; null if not rated)."""
     q = "`" if db.dialect == "mysql" else '"'
-    sql = (f"SELECT DISTINCT o.{q}customerNumber{q} AS {q}customerNumber{q}, d.{q}productCode{q} AS {q}productCode{q} "
-           f"FROM {q}orders{q} o JOIN {q}orderdetails{q} d ON d.{q}orderNumber{q} = o.{q}orderNumber{q}")
+    customer, product = f"o.{q}customerNumber{q}", f"d.{q}productCode{q}"
+    sql = (f"SELECT {customer} AS {q}customerNumber{q}, {product} AS {q}productCode{q}, "
+           f"MAX(r.{q}productRating{q}) AS {q}productRating{q} "
+           f"FROM {q}orders{q} o JOIN {q}orderdetails{q} d ON d.{q}orderNumber{q} = o.{q}orderNumber{q} "
+           f"LEFT JOIN {q}ratings{q} r ON r.{q}customerNumber{q} = {customer} AND r.{q}productCode{q} = {product} "
+           f"GROUP BY {customer}, {product}")
     return db.read_arrow(sql, schema=PURCHASES_SCHEMA).read_all()

@@ -125,7 +125,8 @@ def run(db: VectorDatabase, store: Lake, name: str, *, source: SourceDatabase | 
                 _copy(conn, new[schema.CUSTOMERS], **{c: (t, customers[c].to_pylist()) for c, t in (
                     ("id", ints), ("name", text), ("city", text), ("country", text), ("credit_limit", floats))})
                 _copy(conn, new[schema.PURCHASES], customer_number=("int4", purchases["customerNumber"].to_pylist()),
-                      product_code=("varchar", purchases["productCode"].to_pylist()))
+                      product_code=("varchar", purchases["productCode"].to_pylist()),
+                      rating=("int4", purchases["productRating"].to_pylist()))
             t0 = time.perf_counter()
             step(f"copying {len(items):,} item and {len(users):,} user embeddings")
             # the source's catalog is fresher than the training snapshot in the artifacts

@@ -47,9 +47,13 @@ class Product(BaseModel):
     embedded: bool
 
 
+class Bought(Product):
+    rating: int | None  # the customer's rating of it (null: not rated)
+
+
 class CustomerProfile(BaseModel):
     customer: Customer
-    bought: list[Product]
+    bought: list[Bought]
 
 
 class Similar(BaseModel):
@@ -109,7 +113,8 @@ def install(app: FastAPI, svc: Service, settings: Settings, metrics: Metrics,
     @app.get("/customers/{customer_number}", response_model=CustomerProfile, tags=["console"],
              responses=responses(404, 503))
     async def customer(customer_number: Annotated[int, Path(ge=0, le=MAX_CUSTOMER_NUMBER)]) -> Any:
-        """A customer's profile and what they bought (from the source, as `vectors load` read it)."""
+        """A customer's profile, what they bought and how they rated it (from the source, as
+        `vectors load` read it)."""
         found = await svc.run(on_db, shop.customer, customer_number)
         if found is None:
             raise NotFound(f"no customer {customer_number} in the vector database",

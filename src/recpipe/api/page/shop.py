@@ -48,12 +48,12 @@ def customer(conn: Any, number: int) -> dict[str, Any] | None:
                        (number,)).fetchone()
     if row is None:
         return None
-    bought = conn.execute(f"SELECT {PRODUCT}, i.id IS NOT NULL FROM {schema.PURCHASES} p "
+    bought = conn.execute(f"SELECT {PRODUCT}, i.id IS NOT NULL, p.rating FROM {schema.PURCHASES} p "
                           f"JOIN {schema.CATALOG} c ON c.id = p.product_code "
                           f"LEFT JOIN {schema.ITEMS} i ON i.id = c.id WHERE p.customer_number = %s ORDER BY c.id",
                           (number,)).fetchall()
     return {"customer": dict(zip(CUSTOMER_FIELDS, row, strict=True)),
-            "bought": [dict(zip(PRODUCT_FIELDS, r, strict=True)) for r in bought]}
+            "bought": [dict(zip((*PRODUCT_FIELDS, "rating"), r, strict=True)) for r in bought]}
 
 
 def find_products(conn: Any, q: str | None, ids: list[str], limit: int) -> list[dict[str, Any]]:

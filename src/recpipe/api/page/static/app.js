@@ -207,9 +207,10 @@ async function customerView(id, params) {
       el("section", { class: "card" }, el("h2", {}, "Profile"), facts([
         ["city", c.city], ["country", c.country], ["credit limit", fmt.num(c.credit_limit)],
         ["stored embedding", c.stored_embedding ? "yes: recommended from their history" : "no: from their features"]])),
-      el("section", { class: "card" }, el("h2", {}, `Bought (${profile.bought.length})`),
+      el("section", { class: "card" }, el("h2", {}, `Bought and rated (${profile.bought.length})`),
         profile.bought.length ? el("ul", { class: "results" }, profile.bought.map((p) => el("li", {},
-          el("a", { href: `#/products/${encodeURIComponent(p.id)}` }, p.id), ` ${p.name ?? ""} · ${p.product_line ?? ""}`)))
+          el("a", { href: `#/products/${encodeURIComponent(p.id)}` }, p.id), ` ${p.name ?? ""} · ${p.product_line ?? ""}`,
+          el("span", { class: "muted" }, p.rating == null ? " · not rated" : ` · rated ${p.rating}/5`))))
           : el("p", { class: "muted" }, "Nothing yet.")),
       el("section", { class: "card wide" }, form, results)),
   ];
