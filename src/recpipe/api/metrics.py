@@ -75,13 +75,14 @@ class _Measure:
     def __init__(self, app: Any, metrics: Metrics, routes: list[Any]) -> None:
         self.app, self.metrics, self.routes = app, metrics, routes
 
-    def _route(self, scope: dict[str, Any]) -> str:
-        """The route's template; answers given before routing (413, 401) are matched here."""
+    def _route(self, scope: dict[str, Any], before: dict[str, Any]) -> str:
+        """The route's template; answers given before routing (413, 401) and mounts (the page's
+        static files: routing changes their scope's root_path) are matched on the scope as it came."""
         route = scope.get("route")
         if route is None:
             from starlette.routing import Match
 
-            route = next((r for r in self.routes if r.matches(scope)[0] == Match.FULL), None)
+            route = next((r for r in self.routes if r.matches(before)[0] == Match.FULL), None)
         return getattr(route, "path", "unmatched")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -89,6 +90,8 @@ class _Measure:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
+        before = {"type": "http", "path": scope["path"], "root_path": scope.get("root_path", ""),
+                  "method": scope.get("method", "")}
         status = [500]
         headers: list[Any] = []
 
@@ -102,7 +105,7 @@ class _Measure:
             await self.app(scope, receive, send_status)
         finally:
             seconds = time.perf_counter() - start
-            route, method = self._route(scope), scope.get("method", "")
+            route, method = self._route(scope, before), scope.get("method", "")
             self.metrics.requests.labels(method, route, str(status[0])).inc()
             self.metrics.latency.labels(method, route).observe(seconds)
             if log.isEnabledFor(logging.INFO):  # the headers are read only for the log
