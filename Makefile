@@ -37,7 +37,8 @@ demo: $(VENV)/.base
 	$(BIN)/recpipe demo --scale $(SCALE) $$([ -t 0 ] && [ -t 1 ] && echo --serve)
 
 # System packages the tests use: MariaDB (a private server is started by the tests), Java and
-# the JDBC drivers for the Spark engine.
+# the JDBC drivers for the Spark engine, PostgreSQL 15 without pgvector (an error case), wrk
+# (bench/serve.py) and chromium (the page's browser tests; playwright drives it, never downloads one).
 SYSTEM_PACKAGES := mariadb-server mariadb-client openjdk-17-jre-headless libmariadb-java \
                    libxerial-sqlite-jdbc-java libpostgresql-jdbc-java postgresql-15 wrk chromium
 system-deps:
