@@ -34,7 +34,8 @@ $(VENV)/.dev: pyproject.toml | $(BIN)/python
 
 # at a terminal the service then stays up for the page until Ctrl-C; elsewhere the demo ends
 demo: $(VENV)/.base
-	$(BIN)/recpipe demo --scale $(SCALE) $$([ -t 0 ] && [ -t 1 ] && echo --serve)
+	@serve=; if [ -t 0 ] && [ -t 1 ]; then serve=--serve; fi; \
+	echo "$(BIN)/recpipe demo --scale $(SCALE) $$serve"; $(BIN)/recpipe demo --scale $(SCALE) $$serve
 
 # System packages the tests use: MariaDB (a private server is started by the tests), Java and
 # the JDBC drivers for the Spark engine, PostgreSQL 15 without pgvector (an error case), wrk
