@@ -19,15 +19,9 @@ _FROM_SECRET: dict[str, tuple[str, str]] = {}  # a URL completed here -> (secret
 
 
 def with_credentials(url: str, secret_id: str, setting: str) -> str:
-    """``url`` with the user and password of the secret ``secret_id`` (named by ``setting``)."""
-    parts = urlsplit(url)
-    if not parts.hostname:
-        raise ConfigError(f"{setting} names a secret for a database without a host ({url.split(':')[0]}:)",
-                          hint="a secret completes a server URL such as postgresql://host:5432/db; unset it here")
-    username, password = credentials(secret_id, setting)
-    host = parts.netloc.rpartition("@")[2]
-    user = quote(username or parts.username or "", safe="")
-    full = urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
+    """``url`` with the user and password of the secret ``secret_id`` (named by ``setting``);
+    ``current`` completes it again later."""
+    full = _complete(url, secret_id, setting)
     _FROM_SECRET[full] = (secret_id, setting)
     return full
 
@@ -36,7 +30,18 @@ def current(url: str) -> str:
     """``url`` with its secret's password as it is now, if ``with_credentials`` completed it
     (RDS rotates the password it manages, every 7 days by default); other URLs unchanged."""
     source = _FROM_SECRET.get(url)
-    return url if source is None else with_credentials(url, *source)
+    return url if source is None else _complete(url, *source)
+
+
+def _complete(url: str, secret_id: str, setting: str) -> str:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        raise ConfigError(f"{setting} names a secret for a database without a host ({url.split(':')[0]}:)",
+                          hint="a secret completes a server URL such as postgresql://host:5432/db; unset it here")
+    username, password = credentials(secret_id, setting)
+    host = parts.netloc.rpartition("@")[2]
+    user = quote(username or parts.username or "", safe="")
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))
 
 
 def credentials(secret_id: str, setting: str) -> tuple[str | None, str]:

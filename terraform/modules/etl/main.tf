@@ -252,7 +252,7 @@ data "aws_iam_policy_document" "job" {
   statement {
     sid       = "Lake"
     actions   = ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]
-    resources = ["${local.data}/lake/*", "${local.data}/glue-temp/*"]
+    resources = ["${local.data}/${var.shared.lake_prefix}/*", "${local.data}/glue-temp/*"]
   }
   statement {
     sid       = "ListLake"
@@ -261,7 +261,7 @@ data "aws_iam_policy_document" "job" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = ["lake/*", "glue-temp/*"]
+      values   = ["${var.shared.lake_prefix}/*", "glue-temp/*"]
     }
   }
   statement {

@@ -21,7 +21,8 @@ locals {
     logs = "${var.name}-logs-${local.account}-${local.region}"
   }
   logged     = { for k, v in local.buckets : k => v if k != "logs" }
-  artifacts  = "lake/ml-artifacts" # RECPIPE_ARTIFACTS_URL's default under the lake
+  lake       = "lake"
+  artifacts  = "${local.lake}/ml-artifacts" # RECPIPE_ARTIFACTS_URL's default under the lake
   glue_wheel = one([for path, _ in var.manifest.files : path if startswith(path, "glue/recpipe-")])
   code_files = toset(concat(["lambda.zip", "arrow-layer.zip", "glue/glue_etl.py"], [local.glue_wheel]))
 }

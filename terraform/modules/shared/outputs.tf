@@ -28,9 +28,14 @@ output "bucket_arns" {
   value       = { for k, b in aws_s3_bucket.this : k => b.arn }
 }
 
+output "lake_prefix" {
+  description = "Key prefix of the lake in the data bucket."
+  value       = local.lake
+}
+
 output "lake_url" {
   description = "RECPIPE_LAKE_URL."
-  value       = "s3://${aws_s3_bucket.this["data"].id}/lake"
+  value       = "s3://${aws_s3_bucket.this["data"].id}/${local.lake}"
 }
 
 output "artifacts_prefix" {

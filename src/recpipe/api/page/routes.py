@@ -141,19 +141,19 @@ def install(app: FastAPI, svc: Service, settings: Settings, metrics: Metrics,
     async def product(code: Annotated[str, Path(min_length=1, max_length=32, pattern=NO_NUL)],
                       k: Annotated[int, Query(ge=1, le=50, description="How many similar items.")] = 10) -> Any:
         """A product's attributes and the items most like it, with their names."""
-        def read(conn: Any) -> Any:
-            found = shop.find_products(conn, None, [code], 1)
+        def read() -> dict[str, Any]:  # on one of the service's threads, start to end
+            found = on_db(shop.find_products, None, [code], 1)
             if not found:
                 raise NotFound(f"no product {code!r} in the catalog",
                                hint="search with /products?q=…; the catalog comes from `recpipe vectors load`")
-            return found[0]
+            rec = svc.similar_to_item(code, Rules(k=k, in_stock=False, exclude_bought=False))
+            names = {p["id"]: p for p in on_db(shop.find_products, None, [i["id"] for i in rec.items], k)}
+            similar = [{"id": i["id"], "score": i["score"], "name": names.get(i["id"], {}).get("name"),
+                        "product_line": names.get(i["id"], {}).get("product_line")} for i in rec.items]
+            return {"product": found[0], "model_version": rec.model_version, "strategy": rec.strategy,
+                    "similar": similar}
 
-        detail = await svc.run(on_db, read)
-        rec = await svc.run(svc.similar_to_item, code, Rules(k=k, in_stock=False, exclude_bought=False))
-        names = {p["id"]: p for p in await svc.run(on_db, shop.find_products, None, [i["id"] for i in rec.items], k)}
-        similar = [{"id": i["id"], "score": i["score"], "name": names.get(i["id"], {}).get("name"),
-                    "product_line": names.get(i["id"], {}).get("product_line")} for i in rec.items]
-        return {"product": detail, "model_version": rec.model_version, "strategy": rec.strategy, "similar": similar}
+        return await svc.run(read)
 
     @app.get("/live", response_model=Live, tags=["console"], responses=responses())
     async def live(n: Annotated[int, Query(ge=1, le=100, description="How many records.")] = 20) -> Any:
