@@ -164,7 +164,9 @@ async function customerView(id, params) {
   form.addEventListener("change", () => show());
 
   let names = null;
+  let latest = 0;  // rule changes can overlap: only the newest answer is shown
   async function show() {
+    const mine = ++latest;
     names = null;
     const data = new FormData(form);
     const chosen = { k: data.get("k") || "10", exclude_bought: String(data.has("exclude_bought")), in_stock: String(data.has("in_stock")),
@@ -174,8 +176,10 @@ async function customerView(id, params) {
     performance.mark("recpipe:rules");  // bench/page.py measures from here (a rule change) or from navigation
     results.setAttribute("aria-busy", "true");
     try {
-      const rec = await (first ?? api(`/recommendations/${c.id}`, query));
+      const asked = first ?? api(`/recommendations/${c.id}`, query);
       first = null;
+      const rec = await asked;
+      if (mine !== latest) return;  // a newer change was made meanwhile
       names = Object.fromEntries(rec.items.map((item) => [item.id, el("span", { class: "muted" }, "…")]));
       results.replaceChildren(
         el("h2", {}, "Recommendations"),
@@ -185,6 +189,7 @@ async function customerView(id, params) {
           item.product_line ?? "–", fmt.score(item.score)]), { numeric: [0, 4] })
           : el("p", { class: "muted" }, "Nothing passes these rules."));
     } catch (error) {
+      if (mine !== latest) return;
       results.replaceChildren(problem(error));
     }
     results.removeAttribute("aria-busy");
