@@ -71,6 +71,13 @@ class MissingDependencyError(RecpipeError):
         )
 
 
+def said(exc: BaseException, limit: int = 300) -> str:
+    """What an exception from a library says, on one line: every line of its text (libpq puts
+    the cause on the first and the advice on the next), or its type if it says nothing."""
+    text = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return (text or type(exc).__name__)[:limit]
+
+
 def checkout() -> Path | None:
     """The source tree recpipe runs from (an editable install), or None for an installed package."""
     root = Path(__file__).resolve().parents[2]  # src/recpipe/errors.py -> the checkout

@@ -71,3 +71,18 @@ def test_train_on_full_artifacts_publishes_nothing(tmp_path: Path, tmpfs: Callab
     assert full.returncode == 3 and last.startswith("error: no space left on the disk of"), full.stderr
     assert "Traceback" not in full.stderr
     assert tree_fingerprint(artifacts) == before and not (artifacts.parent / "_staging").exists()
+
+
+def test_stream_produce_on_a_full_disk_is_one_line_and_keeps_what_was_put(
+        tmp_path: Path, tmpfs: Callable[[str, str], Path]) -> None:
+    home, stream = tmp_path / "home", tmpfs("stream", "2m")
+    env = {"RECPIPE_STREAM_URL": str(stream)}
+    assert run("source", "init", "--scale", "tiny", home=home, env=env).returncode == 0
+    assert run("stream", "produce", "--count", "200", "--rate", "100000", home=home, env=env).returncode == 0
+    full = run("stream", "produce", "--count", "50000", "--rate", "100000", home=home, env=env)
+    assert full.returncode == 3 and "cannot append to the stream log" in one_line_error(full)
+    from recpipe.adapters import open_stream
+
+    log = open_stream(str(stream))
+    kept = sum(len(log.read(s.id, None, 100_000)[0]) for s in log.shards())
+    assert kept >= 200 and kept == sum(int(v) for v in log.latest().values())  # what was put stays put

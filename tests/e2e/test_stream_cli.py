@@ -28,17 +28,17 @@ def test_produce_deliver_status_tail(home: Path) -> None:
     produced = run("stream", "produce", "--count", "300", "--rate", "5000", "--json", home=home)
     assert produced.returncode == 0, produced.stderr
     assert json.loads(produced.stdout)["events"] == 300
-    delivered = run("stream", "deliver", "--until-idle", "0.5", "--name", "cli", "--json", home=home)
+    delivered = run("stream", "deliver", "--until-idle", "0.5", "--json", home=home)
     assert delivered.returncode == 0, delivered.stderr
     doc = json.loads(delivered.stdout)
-    assert doc["delivered"] == 800 and doc["counts"]["ok"] == 800  # the demo's 500 and these 300
-    status = json.loads(run("stream", "status", "--name", "cli", "--json", home=home).stdout)
+    assert doc["delivered"] == 300 and doc["counts"]["ok"] == 800  # the demo delivered its 500 already
+    status = json.loads(run("stream", "status", "--json", home=home).stdout)
     assert all(s["lag"] == 0 for s in status["shards"]) and status["counts"]["ok"] == 800
     tail = json.loads(run("stream", "tail", "-n", "3", "--json", home=home).stdout)
     assert len(tail) == 3 and all(len(r["recommended_items"]) == 10 for r in tail)
     table = run("stream", "tail", "-n", "2", home=home)
     assert table.returncode == 0 and "enriched records" in table.stdout
-    shown = run("stream", "status", "--name", "cli", home=home)
+    shown = run("stream", "status", home=home)
     assert shown.returncode == 0 and "delivered up to" in shown.stdout
 
 
@@ -57,8 +57,9 @@ def test_bad_input_is_one_line(home: Path) -> None:
 def test_sigterm_delivers_what_is_buffered_and_exits(home: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECPIPE_")}
     env.update({"RECPIPE_HOME": str(home)})
+    sink = str(home.parent / "term-recs")  # a sink of its own: the demo's is written by delivery 'recpipe'
     proc = subprocess.Popen([sys.executable, "-m", "recpipe", "stream", "deliver", "--name", "term", "--json",
-                             "--buffer-seconds", "30"], env=env, cwd=home.parent, stdout=subprocess.PIPE,
+                             "--recommendations-url", sink, "--buffer-seconds", "30"], env=env, cwd=home.parent, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         time.sleep(3.0)  # started and reading; the 30 s buffer is still open
@@ -70,7 +71,8 @@ def test_sigterm_delivers_what_is_buffered_and_exits(home: Path) -> None:
         proc.kill()
     assert proc.returncode == 0, err
     doc = json.loads(out)
-    status = json.loads(run("stream", "status", "--name", "term", "--json", home=home).stdout)
+    status = json.loads(run("stream", "status", "--name", "term", "--recommendations-url", sink, "--json",
+                            home=home).stdout)
     assert doc["counts"]["ok"] == status["counts"]["ok"] > 0 and all(s["lag"] == 0 for s in status["shards"])
 
 

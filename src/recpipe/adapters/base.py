@@ -145,6 +145,11 @@ class Stream(Protocol):
         refuses); return their sequence numbers in order."""
         ...
 
+    def identity(self) -> str:
+        """What tells this stream from another made later at the same URL (a deleted and
+        re-created log or Kinesis stream): readers keep it beside their positions."""
+        ...
+
     def shards(self) -> list[Shard]:
         """Every shard still holding records, parents before children."""
         ...

@@ -111,6 +111,14 @@ class KinesisStream:
         raise ServiceError(f"Kinesis refused {len(pending)} record(s) {RETRIES} times on {self.name!r}",
                            hint="the stream is throttled: add shards or lower the rate")
 
+    def identity(self) -> str:
+        """The stream's ARN and when it was created: a stream deleted and made again under the
+        same name is another stream, whose sequence numbers a reader's positions do not fit."""
+        summary = self._call("DescribeStreamSummary", self.client.describe_stream_summary,
+                             StreamName=self.name)["StreamDescriptionSummary"]
+        created = summary.get("StreamCreationTimestamp")
+        return f"{summary.get('StreamARN', self.url)}@{created.isoformat() if created is not None else '?'}"
+
     def shards(self) -> list[Shard]:
         found: list[Shard] = []
         kwargs: dict[str, Any] = {"StreamName": self.name}

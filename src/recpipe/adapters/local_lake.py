@@ -161,6 +161,31 @@ class LocalLake:
         data = self.read_bytes(relpath)
         return None if data is None else json.loads(data.decode("utf-8"))
 
+    @contextmanager
+    def hold(self, relpath: str, what: str) -> Iterator[None]:
+        """Hold the lock file ``relpath`` while ``what`` runs; another holder is refused at once,
+        naming its process. The system drops the lock when the process ends, however it ends."""
+        path = self.root / relpath
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            f = open(path, "a+")  # noqa: SIM115 (held for the block)
+        except OSError as exc:
+            raise ServiceError(f"cannot open {path}: {exc}", hint=f"check {self.setting} and the disk") from exc
+        try:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                f.seek(0)
+                raise InputError(f"{what} is already running ({f.read().strip() or 'another process'}) "
+                                 f"into {self.url}", hint="wait for it to end or stop it; one at a time keeps "
+                                                          "the objects and the counts exact") from None
+            f.truncate(0)
+            f.write(f"pid {os.getpid()} on {os.uname().nodename}")
+            f.flush()
+            yield
+        finally:
+            f.close()
+
 
 def _out_of_space(exc: BaseException) -> bool:
     """A full disk or quota, as an OSError or as the text of an engine's own error (DuckDB)."""

@@ -15,6 +15,7 @@ import hashlib
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -93,6 +94,14 @@ class LocalStream:
             self._count = int(db.execute("SELECT value FROM meta WHERE key = 'shards'").fetchone()[0])
         return self._count
 
+    def identity(self) -> str:
+        """This log's own id, made when the log is created: a log deleted (or emptied) and made
+        again has another, so a reader's saved positions are never applied to it."""
+        db = self._db()
+        db.execute("INSERT OR IGNORE INTO meta VALUES ('id', ?)", (uuid.uuid4().hex,))
+        made = db.execute("SELECT value FROM meta WHERE key = 'id'").fetchone()[0]
+        return f"{self.url}#{made}"
+
     # -- the Stream protocol ---------------------------------------------------------------
     def put(self, records: Sequence[tuple[str, bytes]]) -> list[str]:
         for key, data in records:
@@ -105,6 +114,19 @@ class LocalStream:
         now = int(time.time() * 1000)
         out: list[str] = []
         trim = now - self._trimmed_ms >= TRIM_EVERY_MS
+        try:
+            self._append(db, records, n, now, trim, out)
+        except sqlite3.Error as exc:
+            raise ServiceError(f"cannot append to the stream log in {self.root}: {exc}",
+                               hint="free space on its disk (nothing of this batch was put), "
+                                    f"or point {self.setting} elsewhere") from exc
+        if trim:
+            self._trimmed_ms = now
+        return out
+
+    def _append(self, db: sqlite3.Connection, records: Sequence[tuple[str, bytes]], n: int, now: int,
+                trim: bool, out: list[str]) -> None:
+        """One transaction: the batch gets its numbers and lands whole, or not at all."""
         db.execute("BEGIN IMMEDIATE")
         try:
             heads = dict(db.execute("SELECT shard, last_seq FROM heads").fetchall())
@@ -121,11 +143,9 @@ class LocalStream:
                 db.execute("DELETE FROM records WHERE arrival_ms < ?", (now - self.retention_ms,))
             db.execute("COMMIT")
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # a failed COMMIT (a full disk) has already rolled back
+                db.execute("ROLLBACK")
             raise
-        if trim:
-            self._trimmed_ms = now
-        return out
 
     def shards(self) -> list[Shard]:
         return [Shard(str(i)) for i in range(self.shard_count)]

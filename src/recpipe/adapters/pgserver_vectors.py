@@ -51,10 +51,15 @@ class EmbeddedPostgres:
 
     def conninfo(self) -> str:
         server = self._server()
-        server.ensure_postgres_running()  # pgserver caches a handle per process: it may have been stopped since
-        uri = server.get_uri()
-        if not self._tuned:
-            self._tune(server, uri)
+        try:
+            server.ensure_postgres_running()  # pgserver caches a handle per process: it may have been stopped since
+            uri = server.get_uri()
+            if not self._tuned:
+                self._tune(server, uri)
+        except Exception as exc:
+            raise ServiceError(f"the embedded PostgreSQL in {self.path} is not running (stopping or starting: "
+                               f"{type(exc).__name__})", hint="retry shortly; `recpipe vectors load` or any "
+                                                              "command that needs it starts it") from exc
         return uri
 
     _tuned = False

@@ -13,10 +13,12 @@ import json
 import os
 import shutil
 import tempfile
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ from recpipe.config import mask_url
 from recpipe.contracts.dataset import MANIFEST
 from recpipe.contracts.limits import S3_DELETE_BATCH
 from recpipe.errors import ConfigError, InputError, RecpipeError, ServiceError, require
+
+LEASE_SECONDS = 60.0  # how long a lease outlives its holder's last renewal
 
 
 def _boto3() -> Any:
@@ -235,3 +239,52 @@ class S3Lake:
     def read_json(self, relpath: str) -> dict[str, Any] | None:
         data = self.read_bytes(relpath)
         return None if data is None else json.loads(data)
+
+    @contextmanager
+    def hold(self, relpath: str, what: str, *, ttl: float = LEASE_SECONDS) -> Iterator[None]:
+        """A lease on ``relpath`` while ``what`` runs: created only if absent (a conditional
+        put), renewed every ``ttl / 3`` seconds, deleted at the end. Another holder is refused
+        at once; a lease left by a killed process is taken over once it has expired."""
+        from botocore.exceptions import ClientError
+
+        me = f"pid {os.getpid()} on {os.uname().nodename}, {uuid.uuid4().hex[:8]}"
+
+        def lease() -> bytes:
+            return json.dumps({"holder": me, "expires": time.time() + ttl}).encode()
+
+        for attempt in range(2):
+            try:
+                with self._errors(f"taking the lease {relpath}"):
+                    try:
+                        self.client.put_object(Bucket=self.bucket, Key=self._key(relpath), Body=lease(),
+                                               IfNoneMatch="*")
+                        break
+                    except ClientError as exc:
+                        if str(exc.response.get("Error", {}).get("Code", "")) not in ("PreconditionFailed", "412"):
+                            raise
+                held = json.loads(self.read_bytes(relpath) or b"{}")
+            except ValueError:
+                held = {}
+            if attempt == 0 and float(held.get("expires", 0)) < time.time():
+                with self._errors(f"taking over the expired lease {relpath}"):
+                    self.client.delete_object(Bucket=self.bucket, Key=self._key(relpath))
+                continue
+            raise InputError(f"{what} is already running ({held.get('holder', 'another process')}) into {self.url}",
+                             hint="wait for it to end or stop it; one at a time keeps the objects and the "
+                                  f"counts exact (a killed one's lease expires within {ttl:.0f} s)")
+        stop = threading.Event()
+
+        def renew() -> None:
+            while not stop.wait(ttl / 3):
+                with suppress(RecpipeError):
+                    self.write_bytes(relpath, lease())
+
+        renewer = threading.Thread(target=renew, name="s3-lease", daemon=True)
+        renewer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            renewer.join()
+            with suppress(RecpipeError), self._errors(f"releasing the lease {relpath}"):
+                self.client.delete_object(Bucket=self.bucket, Key=self._key(relpath))

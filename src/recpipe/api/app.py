@@ -19,13 +19,20 @@ from recpipe import __version__
 from recpipe.api.auth import ApiKey
 from recpipe.api.limits import MAX_BODY_BYTES, BodyLimit, CollapseSlashes
 from recpipe.api.metrics import Metrics
-from recpipe.api.schema import ERRORS, Ready, Recommendations, known_query_only, validation_error
+from recpipe.api.schema import (
+    ERRORS,
+    Ready,
+    Recommendations,
+    known_query_only,
+    public,
+    validation_error,
+)
 from recpipe.api.service import Service
 from recpipe.config import Settings, load_settings
 from recpipe.contracts.artifacts import EMBEDDING_DIM
-from recpipe.contracts.limits import MAX_BATCH, MAX_CREDIT_LIMIT, MAX_CUSTOMER_NUMBER, MAX_K
+from recpipe.contracts.limits import MAX_BATCH, MAX_CREDIT_LIMIT, MAX_CUSTOMER_NUMBER, MAX_K, NO_NUL
 from recpipe.contracts.vectors import Scored
-from recpipe.errors import InputError, NotPublished, RecpipeError, ServiceError
+from recpipe.errors import InputError, NotPublished, RecpipeError, ServiceError, said
 from recpipe.inference.recommend import NotFound, Recommendation, Rules
 
 GIL_SWITCH_SECONDS = 0.0003
@@ -48,7 +55,6 @@ class UserFeatures(BaseModel):
 
 # A product code (classicmodels: VARCHAR(15)); PostgreSQL text cannot hold NUL. Lists stay
 # short enough that a URL carrying them passes the HTTP server's request-line limit.
-NO_NUL = r"^[^\x00]*$"
 CODE_LENGTH = 32
 MAX_LISTED = 100
 Code = Annotated[str, Field(min_length=1, max_length=CODE_LENGTH, pattern=NO_NUL)]
@@ -115,8 +121,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         if isinstance(exc, NotFound):
             return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=404)
         if isinstance(exc, ServiceError | NotPublished):
-            return JSONResponse({"error": exc.message, "hint": exc.hint or "retry shortly"}, status_code=503,
-                                headers={"Retry-After": "1"})
+            return JSONResponse({"error": public(exc.message), "hint": public(exc.hint) or "retry shortly"},
+                                status_code=503, headers={"Retry-After": "1"})
         status = 422 if isinstance(exc, InputError) else 500
         return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=status)
 
@@ -200,9 +206,10 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         artifacts' latest, served after the next ``recpipe vectors load``."""
         try:
             model, published = await svc.run(svc.ready)
-        except Exception as exc:  # a RecpipeError, or e.g. no item_emb table yet
-            error = exc.message if isinstance(exc, RecpipeError) else str(exc).strip().splitlines()[0]
-            return JSONResponse({"ready": False, "error": error}, status_code=503, headers={"Retry-After": "1"})
+        except Exception as exc:
+            error = exc.message if isinstance(exc, RecpipeError) else said(exc)
+            return JSONResponse({"ready": False, "error": public(error)}, status_code=503,
+                                headers={"Retry-After": "1"})
         body: dict[str, Any] = {"ready": True, "model_version": model.version, "published_model_version": published}
         if published is not None and published != model.version:
             body["waiting"] = (f"model {published} is published but not loaded: run `recpipe vectors load` "

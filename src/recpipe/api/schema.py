@@ -4,12 +4,21 @@ error that says where)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
+
+_PATH = re.compile(r"(?:(?<=[\s'\"(=])|^)(?:pgserver://)?/[^\s'\")]*")
+
+
+def public(text: str | None) -> str | None:
+    """An error's text as the service may answer it: the machine's paths (a data directory, a
+    socket, the command that failed) left out; the CLI still prints them."""
+    return None if text is None else _PATH.sub("…", text)
 
 
 class Problem(BaseModel):

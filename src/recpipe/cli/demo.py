@@ -124,7 +124,8 @@ def stream_some(settings: Settings, *, quiet: bool) -> dict[str, Any]:
         if "://" not in url and path.resolve().is_relative_to(settings.home):
             shutil.rmtree(path, ignore_errors=True)
     produced = produce_stage(settings, rate=2_000, count=500, duration=None, quiet=quiet)
-    result = deliver_stage(settings, DeliveryOptions(name="demo", until_idle=0.5), quiet=quiet)
+    # the default delivery name: `recpipe stream deliver` goes on from where the demo stopped
+    result = deliver_stage(settings, DeliveryOptions(until_idle=0.5), quiet=quiet)
     sink = open_recommendations(settings.recommendations_url)
     objects = [f for f in sink.list_files() if f[:4].isdigit()]
     return {"produced": produced.events, "counts": result.counts, "sink": sink.url, "objects": len(objects),

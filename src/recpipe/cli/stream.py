@@ -89,6 +89,9 @@ def deliver(
     retry_seconds: Annotated[float, typer.Option(min=0.0, help="Keep retrying a failing transformation this long "
                                                                "before its records go to processing-failed/.")] = 60.0,
     name: Name = "recpipe",
+    reset: Annotated[bool, typer.Option("--reset", help="Give up saved positions that cannot be used (a damaged "
+                                                        "state file, a stream made anew) and read the stream "
+                                                        "from its oldest record.")] = False,
     stream_url: StreamUrl = None,
     recommendations_url: SinkUrl = None,
     as_json: Json = False,
@@ -101,7 +104,7 @@ def deliver(
 
     settings = load_settings({"stream_url": stream_url, "recommendations_url": recommendations_url})
     options = DeliveryOptions(name=name, buffer_bytes=int(buffer_mb * 1_000_000), buffer_seconds=buffer_seconds,
-                              until_idle=until_idle, retry_seconds=retry_seconds)
+                              until_idle=until_idle, retry_seconds=retry_seconds, reset=reset)
     options.check()
     result = deliver_stage(settings, options, quiet=as_json)
     if as_json:
@@ -125,6 +128,10 @@ def status(name: Name = "recpipe", stream_url: StreamUrl = None, recommendations
     if as_json:
         emit_json(doc)
         return
+    if doc["stream_replaced"]:
+        console.print(f"the stream was made anew since delivery {doc['delivery']!r} last read it: its saved "
+                      "positions do not apply (`recpipe stream deliver --reset` reads it from the start)",
+                      highlight=False, markup=False)
     table(f"stream {doc['stream']} → {doc['sink']} (delivery {doc['delivery']})",
           ("shard", "delivered up to", "head", "lag", "finished"),
           [(s["shard"], s["position"], s["head"], s["lag"], s["finished"]) for s in doc["shards"]])

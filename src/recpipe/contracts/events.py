@@ -19,23 +19,28 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from recpipe.contracts.limits import KINESIS_MAX_RECORD_BYTES, MAX_CREDIT_LIMIT, MAX_CUSTOMER_NUMBER
+from recpipe.contracts.limits import (
+    KINESIS_MAX_RECORD_BYTES,
+    MAX_CREDIT_LIMIT,
+    MAX_CUSTOMER_NUMBER,
+    NO_NUL,
+)
 from recpipe.errors import InputError
 
 
 class BrowsedProduct(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    product_code: str = Field(min_length=1, max_length=50)
+    product_code: str = Field(min_length=1, max_length=50, pattern=NO_NUL)
     quantity: int = Field(ge=0, le=1_000_000)
     in_shopping_cart: bool
 
 
 class Event(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    session_id: str = Field(min_length=1, max_length=256)
+    session_id: str = Field(min_length=1, max_length=256, pattern=NO_NUL)
     customer_number: int | None = Field(default=None, ge=0, le=MAX_CUSTOMER_NUMBER)
-    city: str | None = Field(default=None, max_length=50)
-    country: str | None = Field(default=None, max_length=50)
+    city: str | None = Field(default=None, max_length=50, pattern=NO_NUL)
+    country: str | None = Field(default=None, max_length=50, pattern=NO_NUL)
     credit_limit: float | None = Field(default=None, allow_inf_nan=False, ge=-MAX_CREDIT_LIMIT, le=MAX_CREDIT_LIMIT)
     event_time: AwareDatetime = Field(strict=False)  # ISO 8601 text with a time zone
     browse_history: list[BrowsedProduct] = Field(max_length=1000)
@@ -68,6 +73,10 @@ def parse_event(data: bytes) -> Event:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"the record is not JSON: {exc}") from None
+    except RecursionError:
+        raise InputError("the record's JSON nests too deeply to be an event") from None
+    except ValueError as exc:  # e.g. a number of more digits than Python converts
+        raise InputError(f"the record's JSON cannot be read: {str(exc)[:120]}") from None
     if not isinstance(doc, dict):
         raise InputError(f"the record is a JSON {type(doc).__name__}, not an object")
     try:

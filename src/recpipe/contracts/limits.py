@@ -8,6 +8,7 @@ MAX_EF_SEARCH = 1000  # pgvector's limit on hnsw.ef_search
 DEFAULT_EF_SEARCH = 40  # pgvector's default
 MAX_CUSTOMER_NUMBER = 2**31 - 1  # customerNumber is an INT in the source and in user_emb
 MAX_CREDIT_LIMIT = 99_999_999.99  # creditLimit is DECIMAL(10,2) in the source
+NO_NUL = r"^[^\x00]*$"  # text PostgreSQL can store: no NUL character
 S3_DELETE_BATCH = 1000  # keys per S3 DeleteObjects call (the API's limit)
 
 # AWS limits the streaming path keeps (Kinesis Data Streams and Firehose)

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from recpipe.adapters.base import VectorDatabase
-from recpipe.errors import InputError, ServiceError
+from recpipe.errors import InputError, ServiceError, said
 from recpipe.vectors.query import VectorQueries
 
 
@@ -36,13 +36,13 @@ class Connections:
             yield q
         except (psycopg.OperationalError, psycopg.errors.AdminShutdown, psycopg.InterfaceError) as exc:
             self._drop()
-            raise ServiceError(f"the vector database {self.db.url} is unavailable: {str(exc).strip().splitlines()[0]}",
+            raise ServiceError(f"the vector database {self.db.url} is unavailable: {said(exc)}",
                                hint="retry shortly") from exc
         except ServiceError:
             self._drop()
             raise
         except psycopg.DataError as exc:  # a value the database cannot hold: the caller's input
-            raise InputError(f"the vector database refused a value: {str(exc).strip().splitlines()[0]}",
+            raise InputError(f"the vector database refused a value: {said(exc)}",
                              hint="check the ids and text sent") from exc
 
     def close(self) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 import signal
 import threading
 import time
@@ -57,6 +58,7 @@ class DeliveryOptions:
     until_idle: float | None = None  # stop once nothing has arrived for this long (None: run until stopped)
     retry_seconds: float = 60.0  # how long a failing invocation is retried before its records fail
     read_limit: int = 1000  # records per read of a shard
+    reset: bool = False  # give up saved positions that cannot be used (damaged, another stream)
 
     def check(self) -> None:
         if not 1 <= len(self.name) <= 64 or not all(c.isalnum() or c in "-_." for c in self.name):
@@ -67,30 +69,83 @@ class DeliveryOptions:
             raise InputError(f"buffer interval {self.buffer_seconds} s: Firehose's range is 0-900 s")
 
 
+COUNTS = ("ok", "failed", "dropped", "objects", "invocations", "retries")
+
+
 @dataclass
 class DeliveryState:
     positions: dict[str, str] = field(default_factory=dict)  # shard -> last delivered sequence
     finished: list[str] = field(default_factory=list)  # closed shards read to their end
     pending: dict[str, Any] | None = None  # the intent of the buffer being delivered
-    counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0, "dropped": 0, "objects": 0,
-                                                             "invocations": 0, "retries": 0})
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
+    stream: str | None = None  # the identity of the stream the positions belong to
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any]) -> DeliveryState:
-        return cls(**doc)
+    def from_json(cls, doc: Any, where: str = "the delivery state") -> DeliveryState:
+        """A saved state, checked whole: a damaged one is an error naming the file, never a
+        fresh start (that would deliver everything again) nor a traceback."""
+        from pydantic import TypeAdapter, ValidationError
+
+        required = {"positions", "finished", "pending", "counts"}
+        if not isinstance(doc, dict) or not required <= set(doc) or set(doc) - {*required, "stream"}:
+            got = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
+            raise DamagedState(f"{where} is damaged: expected the keys {sorted(required)}, found {got}")
+        try:
+            state = TypeAdapter(cls).validate_python(doc)  # lax: yet a number is no sequence
+        except ValidationError as exc:
+            problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].lower()}" for e in exc.errors()[:3])
+            raise DamagedState(f"{where} is damaged: {problem}") from None
+        if set(state.counts) != set(COUNTS) or (state.pending is not None and not _intent_ok(state.pending)):
+            raise DamagedState(f"{where} is damaged: its counts or its pending buffer are not complete")
+        return state
 
     @classmethod
-    def read(cls, sink: Lake, name: str) -> DeliveryState:
-        """Delivery ``name``'s saved state in ``sink`` (a fresh one if it never ran)."""
-        doc = sink.read_json(state_path(name))
-        return cls() if doc is None else cls.from_json(doc)
+    def read(cls, sink: Lake, name: str) -> DeliveryState | None:
+        """Delivery ``name``'s saved state in ``sink``, or None if there is none."""
+        where = f"{sink.url}/{state_path(name)}"
+        data = sink.read_bytes(state_path(name))
+        if data is None:
+            return None
+        try:
+            doc = json.loads(data)
+        except (UnicodeDecodeError, ValueError):
+            raise DamagedState(f"{where} is damaged: not JSON ({len(data):,} bytes)") from None
+        return cls.from_json(doc, where)
+
+
+class DamagedState(InputError):
+    """The delivery's saved positions cannot be read: delivering would lose or repeat records."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, hint="restore the file, or give up its positions with `recpipe stream deliver "
+                                       "--reset` (records delivered since it was last good may then repeat)")
+
+
+def _intent_ok(pending: dict[str, Any]) -> bool:
+    ranges = pending.get("ranges")
+    return (isinstance(pending.get("ok"), str) and isinstance(pending.get("failed"), str)
+            and isinstance(ranges, dict) and all(isinstance(r, list) and len(r) == 2 for r in ranges.values()))
 
 
 def state_path(name: str) -> str:
     return f"{STATE_PREFIX}{name}.json"
+
+
+_OBJECT = re.compile(r"^(?:processing-failed/)?\d{4}/\d\d/\d\d/\d\d/(.+)-1-\d{4}(?:-\d\d){5}-[0-9a-f-]{36}$")
+
+
+def delivery_names(files: list[str]) -> set[str]:
+    """The deliveries that wrote these objects of a sink (their names are in the object names)."""
+    return {m.group(1) for f in files if (m := _OBJECT.match(f))}
+
+
+def _another_delivery(sink: str, other: str, name: str) -> InputError:
+    return InputError(f"{sink} is written by delivery {other!r}: delivery {name!r} would write the same "
+                      "events into it again", hint=f"deliver with --name {other}, or into another "
+                                                   "RECPIPE_RECOMMENDATIONS_URL")
 
 
 @dataclass(frozen=True)
@@ -117,7 +172,7 @@ class Delivery:
         self.stream, self.sink, self.transform = stream, sink, transform
         self.options, self.progress = options, progress
         self.state_path = state_path(options.name)
-        self.state = DeliveryState.read(sink, options.name)
+        self.state = DeliveryState()  # read in run(), once this delivery holds the sink
         self.stopping = threading.Event()
         self._shards: list[Shard] = []
         self._listed = float("-inf")
@@ -129,10 +184,48 @@ class Delivery:
     def run(self) -> DeliveryResult:
         started = time.monotonic()
         delivered = 0
-        with suppress(Interrupted):
-            delivered = self._loop()
+        with self.sink.hold(f"{STATE_PREFIX}{self.options.name}.lock", f"delivery {self.options.name!r}"):
+            self.state = self._checked_state()
+            with suppress(Interrupted):
+                delivered = self._loop()
         return DeliveryResult(self.options.name, self.stream.url, self.sink.url, dict(self.state.counts),
                               delivered, round(time.monotonic() - started, 3))
+
+    def _checked_state(self) -> DeliveryState:
+        """The saved state, if it belongs to this stream and this sink: a sink written by another
+        delivery, objects without the state that wrote them, or positions in a stream that was
+        made anew are refused (delivering would repeat or skip records), unless ``reset``."""
+        name, reset = self.options.name, self.options.reset
+        others = sorted({f.removeprefix(STATE_PREFIX).removesuffix(".json") for f in self.sink.list_files(STATE_PREFIX)
+                         if f.endswith(".json")} - {name})
+        if others:
+            raise _another_delivery(self.sink.url, others[0], name)
+        identity = self.stream.identity()
+        try:
+            state = DeliveryState.read(self.sink, name)
+        except DamagedState:
+            if not reset:
+                raise
+            state = None
+        if state is None:
+            writers = delivery_names(self.sink.list_files())
+            if writers - {name}:
+                raise _another_delivery(self.sink.url, sorted(writers - {name})[0], name)
+            if writers and not reset:
+                raise DamagedState(f"{self.sink.url} holds objects of delivery {name!r} but not its saved "
+                                   f"positions ({self.state_path})")
+            state = DeliveryState(stream=identity)
+        elif state.stream not in (None, identity):
+            if not reset:
+                raise InputError(f"the stream {self.stream.url} is not the one delivery {name!r} read: it was made "
+                                 "anew since, and the saved positions would skip or repeat its records",
+                                 hint="if it was replaced on purpose, `recpipe stream deliver --reset` delivers it "
+                                      "from its oldest record")
+            state = DeliveryState(counts=state.counts, stream=identity)
+        if reset:
+            self.progress.status(f"delivery {name!r}: saved positions given up (--reset)")
+        state.stream = identity
+        return state
 
     def _loop(self) -> int:
         delivered = 0

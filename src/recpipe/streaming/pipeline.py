@@ -30,7 +30,10 @@ def run(stream: Stream, sink: Lake, transform: Transform, options: DeliveryOptio
 
 def status(stream: Stream, sink: Lake, name: str = "recpipe") -> dict[str, Any]:
     """Per shard: the delivered position, the stream's head and the lag; the counts so far."""
-    state = DeliveryState.read(sink, name)
+    state = DeliveryState.read(sink, name) or DeliveryState()
+    replaced = state.stream is not None and state.stream != stream.identity()
+    if replaced:  # positions in another stream say nothing about this one
+        state.positions, state.finished = {}, []
     heads = stream.latest() if hasattr(stream, "latest") else {}
     shards = []
     for shard in stream.shards():
@@ -42,7 +45,7 @@ def status(stream: Stream, sink: Lake, name: str = "recpipe") -> dict[str, Any]:
     return {"stream": stream.url, "sink": sink.url, "delivery": name, "shards": shards, "counts": state.counts,
             "objects": sum(not f.startswith(FAILED_PREFIX) for f in objects),
             "failed_objects": sum(f.startswith(FAILED_PREFIX) for f in objects),
-            "pending": state.pending is not None}
+            "pending": state.pending is not None, "stream_replaced": replaced}
 
 
 def tail(sink: Lake, n: int = 10) -> list[dict[str, Any]]:

@@ -6,7 +6,7 @@ import contextlib
 from typing import Any
 
 from recpipe.adapters.base import VectorDatabase
-from recpipe.errors import ServiceError, require
+from recpipe.errors import ServiceError, require, said
 
 PGVECTOR_HINT = ("install pgvector on that server (Debian/Ubuntu: apt-get install postgresql-16-pgvector; "
                  "RDS: it is built in), or use the embedded default (unset RECPIPE_VECTORS_URL)")
@@ -19,8 +19,7 @@ def connect(db: VectorDatabase, *, register: bool = True) -> Any:
     try:
         conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as exc:
-        detail = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise ServiceError(f"cannot connect to the vector database {db.url}: {detail}",
+        raise ServiceError(f"cannot connect to the vector database {db.url}: {said(exc)}",
                            hint="check RECPIPE_VECTORS_URL and that the server is up") from exc
     if register:
         # before CREATE EXTENSION the type does not exist yet; ensure_vector_extension registers it then

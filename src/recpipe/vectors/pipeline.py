@@ -12,6 +12,7 @@ embeddings into PostgreSQL + pgvector, atomically.
 from __future__ import annotations
 
 import datetime as dt
+import random
 import time
 import uuid
 from dataclasses import asdict, dataclass
@@ -29,7 +30,7 @@ from recpipe.contracts.artifacts import (
     ModelManifest,
     artifact_path,
 )
-from recpipe.errors import InputError
+from recpipe.errors import InputError, ServiceError
 from recpipe.progress import SILENT, Progress
 from recpipe.vectors.connect import connect, ensure_vector_extension
 from recpipe.vectors.files import Embeddings, parse_attributes, parse_embeddings
@@ -193,13 +194,39 @@ def _attributes(items: Embeddings, attributes: pa.Table | None) -> tuple[list[An
     return [p[0] for p in pairs], [p[1] for p in pairs]
 
 
+SWITCH_LOCK_TIMEOUT = "200ms"  # below PostgreSQL's deadlock_timeout (1 s): the switch yields first
+SWITCH_TRIES_S = 120.0  # how long the switch keeps trying while queries hold the tables
+
+
 def _switch(conn: Any, new: dict[str, str], **meta: Any) -> None:
+    """Switch the new tables in, in one transaction. Queries take their table locks one at a
+    time, so a switch that waits for one table while holding another can deadlock with them:
+    the switch takes every lock in one statement and gives up after a short wait (before
+    PostgreSQL's deadlock detector would cancel a query), then tries again after a pause."""
+    import psycopg
+
+    deadline, attempt = time.monotonic() + SWITCH_TRIES_S, 0
+    while True:
+        attempt += 1
+        try:
+            return _switch_once(conn, new, **meta)
+        except psycopg.errors.LockNotAvailable:
+            if time.monotonic() >= deadline:
+                raise ServiceError(f"the vector tables stayed busy for {SWITCH_TRIES_S:.0f} s: the new "
+                                   "embeddings were not switched in (the old ones still serve)",
+                                   hint="run `recpipe vectors load` again") from None
+            time.sleep(min(1.0, 0.02 * 2 ** min(attempt, 6)) * random.random())  # noqa: S311 (jitter)
+
+
+def _switch_once(conn: Any, new: dict[str, str], **meta: Any) -> None:
     with conn.transaction():
+        conn.execute(f"SET LOCAL lock_timeout = '{SWITCH_LOCK_TIMEOUT}'")
         conn.execute(schema.CREATE_META)
+        existing = [t for t in new if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0]]
+        if existing:
+            conn.execute(f"LOCK TABLE {', '.join(existing)} IN ACCESS EXCLUSIVE MODE")
         for table, staged in new.items():
-            exists = conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0]
-            if exists:
-                conn.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
+            if table in existing:
                 conn.execute(f"DROP TABLE {table}")
             conn.execute(f"ALTER TABLE {staged} RENAME TO {table}")
             names = schema.INDEXES[table]

@@ -18,11 +18,10 @@ from recpipe.api.metrics import Metrics
 from recpipe.api.page import shop, status
 from recpipe.api.service import Service
 from recpipe.config import Settings
-from recpipe.contracts.limits import MAX_CUSTOMER_NUMBER
+from recpipe.contracts.limits import MAX_CUSTOMER_NUMBER, NO_NUL
 from recpipe.inference.recommend import NotFound, Rules
 
 STATIC = resources.files("recpipe.api.page") / "static"
-NO_NUL = r"^[^\x00]*$"
 Search = Annotated[str, Query(max_length=100, pattern=NO_NUL, description="Text to look for.")]
 Many = Annotated[int, Query(ge=1, le=100, description="How many at most.")]
 
