@@ -160,3 +160,40 @@ def test_duplicate_customer_keys_are_refused(source: str, tmp_path: Path) -> Non
     conn.close()
     with pytest.raises(InputError, match=r"customers repeats the key\(s\) \[103\]"):
         run_etl(open_source(source), open_lake(str(tmp_path / "lake")))
+
+
+def _hostile(db: Path, shop) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    """Rows no typed column would hold, as a typeless (SQLite) or a loose source keeps them."""
+    customer = shop.tables["customers"]["customerNumber"][0].as_py()
+    codes = shop.tables["products"]["productCode"].to_pylist()
+    with sqlite3.connect(db) as c:
+        c.execute("DELETE FROM ratings WHERE customerNumber = ?", (customer,))
+        c.executemany("INSERT INTO ratings VALUES (?, ?, ?)", [
+            (customer, codes[0], 10**12), (customer, codes[1], 3.7), (customer, codes[2], "4 stars"),
+            ("112abc", codes[3], 4), (3_000_000_000, codes[4], 4), (customer, "S10\x00_1", 4)])
+        c.execute("UPDATE products SET quantityInStock = ? WHERE productCode = ?", (10**12, codes[5]))
+        c.execute("INSERT INTO ratings VALUES (?, ?, 5)", (customer, codes[5]))
+        raters = sorted(set(shop.tables["ratings"]["customerNumber"].to_pylist()) - {customer})
+        other, third = raters[0], raters[1]
+        c.execute("UPDATE customers SET creditLimit = -1e300 WHERE customerNumber = ?", (other,))
+        c.execute("UPDATE customers SET creditLimit = 'lots' WHERE customerNumber = ?", (third,))
+    return str(other), str(third)
+
+
+def test_values_no_column_of_the_contract_holds_are_quarantined_with_the_sources_own_value(
+        source: str, tmp_path: Path, shop) -> None:  # type: ignore[no-untyped-def]
+    other, third = _hostile(Path(source.removeprefix("sqlite:///")), shop)
+    lake = open_lake(str(tmp_path / "lake"))
+    manifest = run_etl(open_source(source), lake, max_quarantine_fraction=0.5)
+    q = pq.read_table(tmp_path / "lake" / QUARANTINE / "part-0.parquet").to_pylist()
+    details = {(r["reason"], r["detail"]) for r in q}
+    assert {("rating_out_of_range", "productRating = 1000000000000"), ("not_a_number", "productRating = 3.7"),
+            ("not_a_number", "productRating = 4 stars"), ("not_a_number", "customerNumber = 112abc"),
+            ("value_out_of_range", "customerNumber = 3000000000"), ("invalid_text", "productCode = S10\x00_1"),
+            ("value_out_of_range", "quantityInStock = 1000000000000"),
+            ("value_out_of_range", "creditLimit = -1e+300"), ("not_a_number", "creditLimit = lots")} <= details, details
+    published = read_training(tmp_path / "lake" / DATASET)
+    assert published.num_rows == manifest.rows
+    customers = set(published["customerNumber"].to_pylist())
+    assert int(other) not in customers and int(third) not in customers  # every rating of theirs set aside
+    assert all(abs(v) <= 99_999_999.99 for v in published["creditLimit"].to_pylist() if v is not None)

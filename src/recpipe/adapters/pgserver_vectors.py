@@ -9,6 +9,7 @@ processes, reuse the running server; ``recpipe vectors stop`` stops it. Everythi
 from __future__ import annotations
 
 import os
+import time
 import warnings
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from recpipe.errors import ServiceError, require
 
 # Server settings of the embedded PostgreSQL (a real server is configured by its owner).
 SETTINGS = {"shared_buffers": "1GB"}
+STOP_SECONDS = 60.0  # pg_ctl's own wait
 
 
 _UNITS = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024**2, "GB": 1024**3}
@@ -81,16 +83,47 @@ class EmbeddedPostgres:
         self._tuned = True
 
     def stop(self) -> bool:
-        """Stop the server (fast shutdown: open sessions are ended) whoever started it."""
-        if not (self.path / "postmaster.pid").exists():
+        """Stop the server (fast shutdown: open sessions are ended) whoever started it. A
+        process still using it (``recpipe serve``) may start a new one at once: the one asked
+        to stop did stop, and that is what is reported."""
+        before = self._postmaster()
+        if before is None:
             return False
-        self._pg_ctl("stop")
-        return not (self.path / "postmaster.pid").exists()
+        try:
+            self._pg_ctl("stop", wait=False)  # pg_ctl's own wait mistakes a server started meanwhile for this one
+        except Exception as exc:  # noqa: BLE001 (pgserver raises AssertionError with pg_ctl's output)
+            if _alive(before):
+                raise ServiceError(f"the embedded PostgreSQL in {self.path} (pid {before}) did not stop: "
+                                   f"{type(exc).__name__}", hint=f"see {self.path / 'log'}") from exc
+        deadline = time.monotonic() + STOP_SECONDS
+        while _alive(before):
+            if time.monotonic() > deadline:
+                raise ServiceError(f"the embedded PostgreSQL in {self.path} (pid {before}) did not stop within "
+                                   f"{STOP_SECONDS:.0f} s", hint=f"see {self.path / 'log'}; retry")
+            time.sleep(0.05)
+        return True
 
-    def _pg_ctl(self, action: str) -> None:
+    def _postmaster(self) -> int | None:
+        """The pid in postmaster.pid, or None when no server runs here."""
+        try:
+            return int((self.path / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
+
+    def _pg_ctl(self, action: str, *, wait: bool = True) -> None:
         """pg_ctl as the OS user pgserver runs the server as (``pgserver`` when we are root)."""
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             from pgserver import postgres_server
         user = "pgserver" if os.name == "posix" and os.geteuid() == 0 else None
-        postgres_server.pg_ctl(["-w", "-m", "fast", action], pgdata=self.path, user=user)
+        postgres_server.pg_ctl(["-w" if wait else "-W", "-m", "fast", action], pgdata=self.path, user=user)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, as another user
+        return True
+    return True

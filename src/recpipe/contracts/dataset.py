@@ -32,6 +32,7 @@ FILE_COLUMNS = [name for name, _, _ in TRAINING_COLUMNS if name != PARTITION_KEY
 QUARANTINE_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("customerNumber", "int32", True), ("productCode", "string", True), ("productRating", "int32", True),
     ("reason", "string", False),
+    ("detail", "string", True),  # the column to blame and the source's own value, e.g. "productRating = 4 stars"
 )
 _SCHEMAS = {"TRAINING_SCHEMA": TRAINING_COLUMNS, "QUARANTINE_SCHEMA": QUARANTINE_COLUMNS}
 
@@ -47,9 +48,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-# Why a rating row is set aside, checked in this order (the first that applies is recorded).
+# Why a rating row is set aside: the first check that fails is recorded (the keys, the rating, the
+# joins, then the features; etl/transform.py holds the checks in their order).
 REASONS: dict[str, str] = {
+    "not_a_number": "a number column holds text or a fraction where the source has no types (SQLite)",
     "null_key": "customerNumber or productCode is NULL",
+    "value_out_of_range": "customerNumber or quantityInStock outside int32, or creditLimit, buyPrice or MSRP "
+                          "outside DECIMAL(10,2) (or not finite)",
+    "invalid_text": "a text column holds a NUL character (PostgreSQL cannot store it)",
     "rating_out_of_range": "productRating is NULL or outside 1-5",
     "unknown_customer": "customerNumber is not in customers",
     "unknown_product": "productCode is not in products",

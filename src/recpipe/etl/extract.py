@@ -13,8 +13,14 @@ from recpipe.contracts.dataset import SOURCE_COLUMNS
 from recpipe.errors import InputError, ServiceError
 from recpipe.progress import SILENT, Progress
 
-# SQLite types are suggestions: cast in the query so every batch has the same Arrow type.
-_SQLITE_CASTS = {"integer": "INTEGER", "number": "REAL", "string": "TEXT"}
+# SQLite types are suggestions: a value of another storage class is kept apart (as text in
+# ``<column>__raw``, NULL in the column) instead of being coerced ('4 stars' would become 4).
+_SQLITE_VALUES = {"integer": ("CASE WHEN typeof({c}) = 'integer' THEN {c} END", ("integer", "null")),
+                  "number": ("CASE WHEN typeof({c}) IN ('integer', 'real') THEN CAST({c} AS REAL) END",
+                             ("integer", "real", "null")),
+                  "string": ("CASE WHEN typeof({c}) IN ('text', 'integer', 'real') THEN CAST({c} AS TEXT) END",
+                             ("text", "integer", "real", "null"))}
+RAW = "__raw"  # suffix of the column that holds a value of the wrong kind, as the source wrote it
 
 
 def _family(kind: sqltypes.TypeEngine) -> str:
@@ -67,20 +73,34 @@ _ARROW = {"integer": pa.int64(), "number": pa.float64(), "string": pa.string()}
 
 
 def source_schema(table: str) -> pa.Schema:
-    """The Arrow types a source table is read as (wide ints: the transform narrows them)."""
-    return pa.schema([(col, _ARROW[family]) for col, family in SOURCE_COLUMNS[table].items()])
+    """The Arrow types a source table is read as (wide ints: the transform narrows them), and
+    for each number column its ``__raw`` text: a value of the wrong kind, as the source has it."""
+    columns = SOURCE_COLUMNS[table]
+    return pa.schema([(col, _ARROW[family]) for col, family in columns.items()]
+                     + [(col + RAW, pa.string()) for col, family in columns.items() if family != "string"])
 
 
 def source_query(db: SourceDatabase, table: str) -> str:
-    """The SELECT that reads ``table``'s contract columns, in the source's own dialect."""
+    """The SELECT that reads ``table``'s contract columns, in the source's own dialect. Servers
+    keep their column types (a value of the wrong kind cannot be there: ``__raw`` is NULL);
+    SQLite does not, so there it is checked per value."""
     quote = "`" if db.dialect == "mysql" else '"'
-    parts = []
+    parts, raws = [], []
     for col, family in SOURCE_COLUMNS[table].items():
         ref = f"{quote}{col}{quote}"
+        raw = "NULL"
         if db.dialect == "sqlite":
-            ref = f"CAST({ref} AS {_SQLITE_CASTS[family]})"
+            value, kinds = _SQLITE_VALUES[family]
+            raw = f"CASE WHEN typeof({ref}) NOT IN ({', '.join(repr(k) for k in kinds)}) THEN CAST({ref} AS TEXT) END"
+            ref = value.format(c=ref)
+        elif db.dialect == "mysql":
+            raw = "CAST(NULL AS CHAR)"
+        elif db.dialect == "postgresql":
+            raw = "CAST(NULL AS TEXT)"
         parts.append(f"{ref} AS {quote}{col}{quote}")
-    return f"SELECT {', '.join(parts)} FROM {quote}{table}{quote}"
+        if family != "string":
+            raws.append(f"{raw} AS {quote}{col}{RAW}{quote}")
+    return f"SELECT {', '.join(parts + raws)} FROM {quote}{table}{quote}"
 
 
 def stream(db: SourceDatabase, table: str, *, batch_rows: int = 100_000,

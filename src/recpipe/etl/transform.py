@@ -9,9 +9,44 @@ and keep the camelCase.
 
 from __future__ import annotations
 
-CLASSIFY = """
+INT32 = "BETWEEN -2147483648 AND 2147483647"
+DECIMAL_10_2 = 99_999_999.99  # the source's DECIMAL(10,2); NaN and infinities compare above it in both engines
+NUL = "chr(0)"
+
+
+def _first(cases: list[tuple[str, str]]) -> str:
+    return "CASE " + " ".join(f"WHEN {when} THEN {then}" for when, then in cases) + " END"
+
+
+def _value(column: str) -> str:
+    """``column = 'value'``, the source's own value as text (for the quarantine)."""
+    return f"concat('{column.split('.')[-1].removesuffix('__raw')} = ', coalesce(CAST({column} AS STRING), 'NULL'))"
+
+
+# The first check that fails gives the reason and, where one column is to blame, what it held.
+_CHECKS: list[tuple[str, str, str | None]] = [
+    *((f"{c}__raw IS NOT NULL", "not_a_number", f"{c}__raw") for c in ("r.customerNumber", "r.productRating")),
+    ("r.customerNumber IS NULL OR r.productCode IS NULL", "null_key", None),
+    (f"r.customerNumber NOT {INT32}", "value_out_of_range", "r.customerNumber"),
+    (f"instr(r.productCode, {NUL}) > 0", "invalid_text", "r.productCode"),
+    ("r.productRating IS NULL OR r.productRating < 1 OR r.productRating > 5", "rating_out_of_range",
+     "r.productRating"),
+    ("c.customerNumber IS NULL", "unknown_customer", None),
+    ("p.productCode IS NULL", "unknown_product", None),
+    ("COUNT(*) OVER (PARTITION BY r.customerNumber, r.productCode) > 1", "duplicate_pair", None),
+    *((f"{c}__raw IS NOT NULL", "not_a_number", f"{c}__raw")
+      for c in ("c.creditLimit", "p.quantityInStock", "p.buyPrice", "p.MSRP")),
+    ("c.city IS NULL OR c.country IS NULL OR p.productLine IS NULL OR p.productScale IS NULL "
+     "OR p.quantityInStock IS NULL OR p.buyPrice IS NULL OR p.MSRP IS NULL", "missing_feature", None),
+    (f"p.quantityInStock NOT {INT32}", "value_out_of_range", "p.quantityInStock"),
+    *((f"abs({c}) > {DECIMAL_10_2}", "value_out_of_range", c) for c in ("c.creditLimit", "p.buyPrice", "p.MSRP")),
+    *((f"instr({c}, {NUL}) > 0", "invalid_text", c)
+      for c in ("c.city", "c.state", "c.postalCode", "c.country", "p.productLine", "p.productScale")),
+]
+
+CLASSIFY = f"""
 SELECT
-  r.customerNumber AS customerNumber,
+  TRY_CAST(r.customerNumber AS INT) AS customerNumber,
   c.city AS city,
   c.state AS state,
   c.postalCode AS postalCode,
@@ -20,20 +55,12 @@ SELECT
   r.productCode AS productCode,
   p.productLine AS productLine,
   p.productScale AS productScale,
-  CAST(p.quantityInStock AS INT) AS quantityInStock,
+  TRY_CAST(p.quantityInStock AS INT) AS quantityInStock,
   CAST(p.buyPrice AS DOUBLE) AS buyPrice,
   CAST(p.MSRP AS DOUBLE) AS MSRP,
-  CAST(r.productRating AS INT) AS productRating,
-  CASE
-    WHEN r.customerNumber IS NULL OR r.productCode IS NULL THEN 'null_key'
-    WHEN r.productRating IS NULL OR r.productRating < 1 OR r.productRating > 5
-      THEN 'rating_out_of_range'
-    WHEN c.customerNumber IS NULL THEN 'unknown_customer'
-    WHEN p.productCode IS NULL THEN 'unknown_product'
-    WHEN COUNT(*) OVER (PARTITION BY r.customerNumber, r.productCode) > 1 THEN 'duplicate_pair'
-    WHEN c.city IS NULL OR c.country IS NULL OR p.productLine IS NULL OR p.productScale IS NULL
-      OR p.quantityInStock IS NULL OR p.buyPrice IS NULL OR p.MSRP IS NULL THEN 'missing_feature'
-  END AS reason
+  TRY_CAST(r.productRating AS INT) AS productRating,
+  {_first([(when, f"'{reason}'") for when, reason, _ in _CHECKS])} AS reason,
+  {_first([(when, _value(column) if column else "NULL") for when, _, column in _CHECKS])} AS detail
 FROM ratings r
 LEFT JOIN customers c ON c.customerNumber = r.customerNumber
 LEFT JOIN products p ON p.productCode = r.productCode
@@ -43,7 +70,7 @@ TRAINING_COLUMNS = ("customerNumber, city, state, postalCode, country, creditLim
                     "productLine, productScale, quantityInStock, buyPrice, MSRP, productRating")
 
 TRAINING = f"SELECT {TRAINING_COLUMNS} FROM classified WHERE reason IS NULL"
-QUARANTINED = ("SELECT customerNumber, productCode, productRating, reason FROM classified "
+QUARANTINED = ("SELECT customerNumber, productCode, productRating, reason, detail FROM classified "
                "WHERE reason IS NOT NULL")
 REASON_COUNTS = "SELECT reason, COUNT(*) AS n FROM classified WHERE reason IS NOT NULL GROUP BY reason"
 
