@@ -40,6 +40,7 @@ class Role:
     backends: Mapping[str, str | None] | None = None
     parse: Callable[[str], Any] | None = None  # a tuning option: how its text becomes a value
     secret: bool = False  # never shown: `recpipe config` and errors print "***"
+    unset: str = "unset (recpipe chooses)"  # what leaving it unset means, as `recpipe config` says it
 
     @property
     def env(self) -> str:
@@ -89,14 +90,16 @@ ROLES: dict[str, Role] = {
               "mariadb": "mysql_source:MySQLSource", "postgresql": "postgres_source:PostgresSource",
               "postgres": "postgres_source:PostgresSource"}),
         Role("source_secret", "Secrets Manager secret with the source database's username and password",
-             "an ARN or name; its JSON {username, password} completes RECPIPE_SOURCE_URL", parse=str),
+             "an ARN or name; its JSON {username, password} completes RECPIPE_SOURCE_URL", parse=str,
+             unset="unset: the URL carries its own credentials"),
         Role("lake_url", "lake (training data)", "/path/lake or s3://bucket/prefix", _LAKES),
         Role("artifacts_url", "model artifacts", "/path/ml-artifacts or s3://bucket/prefix", _LAKES),
         Role("vectors_url", "vector store", "pgserver:///path/pg (embedded) or postgresql://user:pass@host:5432/db",
              {"pgserver": "pgserver_vectors:EmbeddedPostgres", "postgresql": "postgres_vectors:ServerPostgres",
               "postgres": "postgres_vectors:ServerPostgres"}),
         Role("vectors_secret", "Secrets Manager secret with the vector database's username and password",
-             "an ARN or name, e.g. RDS's managed master secret; completes RECPIPE_VECTORS_URL", parse=str),
+             "an ARN or name, e.g. RDS's managed master secret; completes RECPIPE_VECTORS_URL", parse=str,
+             unset="unset: the URL carries its own credentials"),
         Role("stream_url", "event stream", "/path/stream or kinesis://stream-name",
              {"": "local_stream:LocalStream", "file": "local_stream:LocalStream",
               "kinesis": "kinesis_stream:KinesisStream"}),
@@ -115,9 +118,10 @@ ROLES: dict[str, Role] = {
              parse=_positive_float),
         Role("api_key", "API key clients of `recpipe serve` must send (Authorization: Bearer …)",
              "a long random string, e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
-             parse=_api_key, secret=True),
+             parse=_api_key, secret=True, unset="unset: no key (the service answers anyone who reaches it)"),
         Role("inference_url", "inference service the stream transformation asks instead of pgvector",
-             "http://127.0.0.1:8000 or https://<id>.lambda-url.<region>.on.aws/", parse=_http_url),
+             "http://127.0.0.1:8000 or https://<id>.lambda-url.<region>.on.aws/", parse=_http_url,
+             unset="unset: the transformation queries pgvector itself"),
     )
 }
 # tuning options with a default; the rest default to "unset" (the code chooses)
@@ -256,7 +260,7 @@ def load_settings(
             if field in values:
                 resolved[field] = _parse(role, values[field], setting)
             else:
-                origins[field] = "unset (recpipe chooses)"
+                origins[field] = role.unset
             continue
         _check(role, values[field], setting)
         resolved[field] = values[field]

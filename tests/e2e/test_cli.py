@@ -52,6 +52,10 @@ def test_demo_builds_and_summarises_a_source(tmp_path: Path) -> None:
     try:
         out = _demo_serving(home)
         assert "recpipe demo: done" in out and "500 events → 500 enriched records" in out
+        lines = out.splitlines()  # piped (no COLUMNS): no section is empty, no table broken at 80 columns
+        rules = [i for i, line in enumerate(lines) if line.startswith("───") and ". " in line]
+        assert len(rules) == 6 and all(not lines[i + 1].startswith("───") for i in rules), lines
+        assert any(len(line) > 100 for line in lines)
     finally:
         stopped = run("vectors", "stop", home=home)
     assert stopped.returncode == 0 and "stopped" in stopped.stdout
@@ -66,8 +70,8 @@ def _demo_serving(home: Path) -> str:
     from tests.support.mariadb import free_port
 
     port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RECPIPE_")}, "RECPIPE_HOME": str(home),
-           "COLUMNS": "200", "PYTHONUNBUFFERED": "1"}
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("RECPIPE_") and k != "COLUMNS"},
+           "RECPIPE_HOME": str(home), "PYTHONUNBUFFERED": "1"}
     child = subprocess.Popen([sys.executable, "-m", "recpipe", "demo", "--scale", "tiny", "--serve", "--port", str(port)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=home.parent)
     lines: list[str] = []
@@ -89,6 +93,11 @@ def _demo_serving(home: Path) -> str:
         assert answer.status_code == 200 and "<title>recpipe</title>" in answer.text
         customer = page.rsplit("/", 1)[1]
         assert httpx.get(f"http://127.0.0.1:{port}/recommendations/{customer}").status_code == 200
+        # the curl the demo suggests answers the very list its summary shows
+        suggested = next(line for line in lines if line.startswith("try: curl ")).split("'")[1]
+        shown = next(line for line in lines if f"GET /recommendations/{customer} → " in line)
+        listed = shown.split(" → ")[1].split(" (model")[0].split(", ")
+        assert [i["id"] for i in httpx.get(f"http://{suggested}").json()["items"]] == listed
         assert httpx.get(f"http://127.0.0.1:{port}/customers/{customer}").status_code == 200
     finally:
         child.send_signal(signal.SIGINT)

@@ -133,3 +133,35 @@ def test_a_load_never_deadlocks_with_a_reader_that_takes_the_tables_in_another_o
             reader.execute("SELECT count(*) FROM user_emb").fetchone()  # used to deadlock here
         loader.join(120)
     assert not failures, failures
+
+
+@pytest.fixture(scope="module")
+def http(stack: Stack) -> Iterator[httpx.Client]:
+    with _serve(stack.settings()) as url, httpx.Client(base_url=url, timeout=30) as client:
+        yield client
+
+
+def test_a_known_customer_without_an_embedding_is_served_from_their_features(http: httpx.Client,
+                                                                              stack: Stack) -> None:
+    with psycopg.connect(stack.db.conninfo()) as c:
+        number = c.execute("SELECT id FROM customers WHERE id NOT IN (SELECT id FROM user_emb) AND city IS NOT NULL "
+                           "ORDER BY id LIMIT 1").fetchone()[0]
+    answer = http.get(f"/recommendations/{number}", params={"k": 5}).json()
+    assert answer["strategy"] == "features" and len(answer["items"]) == 5
+    assert http.get("/recommendations/999999", params={"k": 5}).json()["strategy"] == "popular"  # unknown: popular
+
+
+def test_the_fuzzed_and_hand_found_request_defects(http: httpx.Client, stack: Stack) -> None:
+    empty = http.get("/recommendations/0", params={"product_line": ""})
+    assert empty.status_code == 200, empty.text  # an empty product line means any line
+    with psycopg.connect(stack.db.conninfo(), autocommit=True) as c:
+        code = c.execute("SELECT id FROM catalog ORDER BY id LIMIT 1").fetchone()[0]
+        c.execute("UPDATE catalog SET id = 'S10/1' WHERE id = %s", (code,))
+        try:
+            slashed = http.get("/products/S10%2F1")
+            assert slashed.status_code == 200 and slashed.json()["product"]["id"] == "S10/1", slashed.text
+        finally:
+            c.execute("UPDATE catalog SET id = %s WHERE id = 'S10/1'", (code,))
+    for body in (b"[" * 100_000 + b"]" * 100_000, b'{"city": ' + b"9" * 500_000 + b"}"):
+        r = http.post("/user_embeddings", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 422 and "nested" in r.text and "UTF-8" in r.text

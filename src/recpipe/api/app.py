@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import Body, Depends, FastAPI, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recpipe import __version__
@@ -65,12 +65,18 @@ class RecommendationQuery(BaseModel):
     """The rich endpoint's query parameters: the business rules (one model, validated at once)."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("product_line", mode="after")
+    @classmethod
+    def _empty_is_any(cls, line: str | None) -> str | None:
+        return line or None  # ?product_line= (as a form with nothing chosen sends it) means any line
     k: int = Field(10, ge=1, le=MAX_K, description="How many items.")
     exclude: list[Code] = Field([], max_length=MAX_LISTED, description="Product codes to leave out.")
     cart: list[Code] = Field([], max_length=MAX_LISTED, description="Products in the cart (left out).")
     exclude_bought: bool = Field(True, description="Leave out what the customer already bought.")
     in_stock: bool = Field(True, description="Only items in stock.")
-    product_line: str | None = Field(None, max_length=50, pattern=NO_NUL, description="Only this product line.")
+    product_line: str | None = Field(None, max_length=50, pattern=NO_NUL,
+                                     description="Only this product line (empty: any).")
     max_per_line: int | None = Field(None, ge=1, le=MAX_K, description="At most this many per product line.")
     city: str | None = Field(None, max_length=50, description="For a customer without a stored embedding.")
     country: str | None = Field(None, max_length=50, description="For a customer without a stored embedding.")
@@ -130,8 +136,9 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         """404 (no such path) and 405 (wrong method) in the same shape as every other error."""
         if exc.status_code == 400:  # FastAPI: a body it could not read at all (e.g. not UTF-8)
-            return JSONResponse(validation_error([{"loc": ("body",), "msg": f"{exc.detail}: send JSON in UTF-8"}]),
-                                status_code=422)
+            why = ("the body is not JSON this service reads: it must be UTF-8, nested at most a few hundred "
+                   "levels deep, with numbers of at most 4,300 digits")
+            return JSONResponse(validation_error([{"loc": ("body",), "msg": why}]), status_code=422)
         hint = "see /docs for the endpoints" if exc.status_code in (404, 405) else None
         return JSONResponse({"error": str(exc.detail), "hint": hint}, status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))

@@ -5,12 +5,23 @@ from __future__ import annotations
 import sys
 
 from rich.markup import escape
+from typer.core import TyperOption
 
 from recpipe.cli.app import app
 from recpipe.cli.output import err_console
 from recpipe.errors import RecpipeError
 
 __all__ = ["app", "main"]
+
+_type_shown = TyperOption.display_type_rich
+
+
+def _no_type_for_flags(self: TyperOption, ctx: object) -> str | None:
+    """typer 0.29 shows every on/off flag as ``--json <bool>``, as if it took a value: it does not."""
+    return None if self.is_flag else _type_shown(self, ctx)  # type: ignore[arg-type]
+
+
+TyperOption.display_type_rich = _no_type_for_flags  # type: ignore[method-assign]
 
 
 def main() -> None:

@@ -78,7 +78,7 @@ def demo(
         return
     table(f"recpipe demo: done in {total:.1f} s (home {settings.home})", ("stage", "seconds", "result"),
           [(s["stage"], f"{s['seconds']:.2f}", s["result"]) for s in stages.done])
-    console.print(f"try: curl 'localhost:{port}/recommendations/{served['customer_number']}?k=5'"
+    console.print(f"try: curl 'localhost:{port}/recommendations/{served['customer_number']}?{ASKED}'"
                   " (OpenAPI page at /docs) · recpipe vectors similar <productCode> -k 5 · recpipe stream produce "
                   "--count 1000, then recpipe stream deliver --until-idle 1 · recpipe stream tail · "
                   "recpipe vectors stop (stops the embedded PostgreSQL)", highlight=False)
@@ -91,6 +91,9 @@ def demo(
 
     console.print(f"the page: open {page} (Ctrl-C stops the service)", highlight=False)
     run_service(host="127.0.0.1", port=port)
+
+
+ASKED = "k=5&max_per_line=2"  # the rules of the list the demo shows, and of the curl it suggests
 
 
 class _Stages:
@@ -106,6 +109,8 @@ class _Stages:
         t0 = time.perf_counter()
         result = work()
         self.done.append({"stage": name, "seconds": round(time.perf_counter() - t0, 2), "result": summary(result)})
+        if not self.quiet:  # what it did, where its output is: a section is never empty, piped or not
+            console.print(self.done[-1]["result"], highlight=False, markup=False)
         return result
 
 
@@ -161,6 +166,6 @@ def ask_the_service(settings: Settings) -> dict[str, Any]:
     with service.queries() as q:
         customer = q.conn.execute(f"SELECT min(id) FROM {schema.USERS}").fetchone()[0]
     with serving(create_app(settings, service=service)) as url, \
-            urllib.request.urlopen(f"{url}/recommendations/{customer}?k=5&max_per_line=2",  # noqa: S310 (ours)
+            urllib.request.urlopen(f"{url}/recommendations/{customer}?{ASKED}",  # noqa: S310 (ours)
                                    timeout=30) as answer:
         return json.loads(answer.read())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -23,8 +24,16 @@ from rich.table import Table
 from recpipe.progress import SILENT
 from recpipe.progress import Progress as ProgressReport
 
-console = Console()
-err_console = Console(stderr=True)
+PIPED_WIDTH = 240  # Rich wraps at 80 columns when it cannot ask a terminal: tables then break mid-word
+
+
+def _width(stream: Any) -> int | None:
+    """The terminal's width (None: Rich asks it), else COLUMNS, else ``PIPED_WIDTH``."""
+    return None if stream.isatty() or os.environ.get("COLUMNS") else PIPED_WIDTH
+
+
+console = Console(width=_width(sys.stdout))
+err_console = Console(stderr=True, width=_width(sys.stderr))
 
 
 def emit_json(document: Any) -> None:

@@ -28,15 +28,15 @@ def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port to listen on.")] = 8000,
     ef_search: Annotated[int | None, typer.Option(min=1, max=MAX_EF_SEARCH, show_default=False,
-                                                  help="HNSW candidates per query [default: "
+                                                  help="HNSW candidates per query \\[default: "
                                                        "RECPIPE_SERVE_EF_SEARCH, else 40].")] = None,
     reload_every: Annotated[float | None, typer.Option(min=0.1, show_default=False,
                                                        help="Seconds between checks for a newly published model or "
-                                                            "vectors load [default: RECPIPE_SERVE_RELOAD_EVERY, "
+                                                            "vectors load \\[default: RECPIPE_SERVE_RELOAD_EVERY, "
                                                             "else 10].")] = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Processes (more use more cores for Python).")] = 1,
     threads: Annotated[int | None, typer.Option(min=1, max=256, help="Database threads (and connections) per process "
-                                                                     "[default: RECPIPE_SERVE_THREADS, else cores ÷ "
+                                                                     "\\[default: RECPIPE_SERVE_THREADS, else cores ÷ "
                                                                      "workers, at least 1]. More "
                                                                      "when the database runs on other machines.")] = None,
     log_level: Annotated[LogLevel, typer.Option(help="info logs one line per request.")] = LogLevel.warning,

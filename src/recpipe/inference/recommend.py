@@ -1,7 +1,7 @@
 """The recommendation rules, on top of the model and the vector queries (numpy, no torch).
 
-* Who: a customer with a stored embedding uses it; otherwise their features go through the
-  user tower; with no usable features (nothing the model knows), popular items.
+* Who: a customer with a stored embedding uses it; otherwise their features (given, or the
+  loaded customers table's) go through the user tower; with no usable features (nothing the model knows), popular items.
 * What: candidates from pgvector, minus the cart, what the customer already bought and an
   explicit exclude list; out-of-stock items dropped unless asked for; an optional product
   line; at most N per product line; exactly k when the catalog has k that qualify.
@@ -111,6 +111,8 @@ class Recommender:
         if customer_number is not None:
             items = self._collect(lambda n: q.items_for_user(customer_number, n, exclude=sorted(skip),
                                                              filters=filters), shop, rules)
+        if items is None and not features and customer_number is not None:
+            features = q.customer_features(customer_number)  # known to the shop, but not at training time
         if items is None and features:
             embedding, usable = model.user_embeddings([features])
             if usable[0]:

@@ -21,7 +21,7 @@ from recpipe.contracts import vectors as schema
 from recpipe.contracts.artifacts import EMBEDDING_DIM
 from recpipe.contracts.limits import DEFAULT_EF_SEARCH, MAX_EF_SEARCH, MAX_K
 from recpipe.contracts.vectors import Scored
-from recpipe.errors import InputError
+from recpipe.errors import InputError, NotPublished
 from recpipe.vectors.connect import connect
 
 
@@ -130,6 +130,12 @@ class VectorQueries:
                                (item_id,))
         return (rows[0][0], rows[0][1]) if rows else None
 
+    def customer_features(self, customer_number: int) -> dict[str, Any] | None:
+        """What the user tower reads of a loaded customer (None if the shop does not know them)."""
+        rows = self._shop_rows(f"SELECT city, country, credit_limit FROM {schema.CUSTOMERS} WHERE id = %s",
+                               (customer_number,))
+        return dict(zip(("city", "country", "creditLimit"), rows[0], strict=True)) if rows else None
+
     def bought(self, customer_number: int) -> list[str]:
         return [r[0] for r in self._shop_rows(
             f"SELECT product_code FROM {schema.PURCHASES} WHERE customer_number = %s", (customer_number,))]
@@ -209,6 +215,16 @@ class VectorQueries:
     def _fetch(self, sql: str, params: dict[str, Any], ef: int | None, binary: bool = False
                ) -> list[list[Scored] | None]:
         """``ef=None``: exact search (the index is not used) for this query only."""
+        from psycopg import errors
+
+        try:
+            return self._fetch_loaded(sql, params, ef, binary)
+        except errors.UndefinedTable:
+            raise NotPublished(f"no embeddings are loaded in {self.db.url}",
+                               hint="run `recpipe vectors load` first (after `recpipe train`)") from None
+
+    def _fetch_loaded(self, sql: str, params: dict[str, Any], ef: int | None, binary: bool
+                      ) -> list[list[Scored] | None]:
         out: list[list[Scored] | None] = [None] * len(params["keys"])
         if ef is None:
             self.conn.execute("SET enable_indexscan = off")

@@ -136,7 +136,7 @@ def install(app: FastAPI, svc: Service, settings: Settings, metrics: Metrics,
 
         return await svc.run(read)
 
-    @app.get("/products/{code}", response_model=ProductDetail, tags=["console"], responses=responses(404, 503))
+    @app.get("/products/{code:path}", response_model=ProductDetail, tags=["console"], responses=responses(404, 503))
     async def product(code: Annotated[str, Path(min_length=1, max_length=32, pattern=NO_NUL)],
                       k: Annotated[int, Query(ge=1, le=50, description="How many similar items.")] = 10) -> Any:
         """A product's attributes and the items most like it, with their names."""

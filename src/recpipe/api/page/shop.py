@@ -74,6 +74,8 @@ def find_products(conn: Any, q: str | None, ids: list[str], limit: int) -> list[
 
 def item_map(conn: Any, limit: int) -> dict[str, Any]:
     """The item embeddings projected on their two main axes (PCA), with product lines."""
+    if not _has(conn, schema.ITEMS):
+        return {"items": 0, "variance": [], "points": []}
     rows = conn.execute(f"SELECT id, product_line, embedding::real[] FROM {schema.ITEMS} ORDER BY id LIMIT %s",
                         (limit,)).fetchall()
     if len(rows) < 3:
