@@ -4,9 +4,6 @@ load (only 503 with Retry-After and the JSON error, no path or command in any an
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,7 +13,6 @@ import httpx
 import psycopg
 import pytest
 
-from recpipe.config import load_settings
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration

@@ -91,7 +91,7 @@ class EmbeddedPostgres:
             return False
         try:
             self._pg_ctl("stop", wait=False)  # pg_ctl's own wait mistakes a server started meanwhile for this one
-        except Exception as exc:  # noqa: BLE001 (pgserver raises AssertionError with pg_ctl's output)
+        except Exception as exc:
             if _alive(before):
                 raise ServiceError(f"the embedded PostgreSQL in {self.path} (pid {before}) did not stop: "
                                    f"{type(exc).__name__}", hint=f"see {self.path / 'log'}") from exc
