@@ -38,6 +38,10 @@ class InputError(RecpipeError):
     exit_code = 2
 
 
+class NotFound(InputError):
+    """An id or name that is nowhere: not embedded and not in the catalog (HTTP 404)."""
+
+
 class NotPublished(InputError):
     """What a stage reads has not been published yet (no dataset, no model): run the stage
     before it. A command exits 2; the service answers 503 with Retry-After, as while starting."""

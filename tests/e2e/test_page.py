@@ -216,3 +216,105 @@ def test_the_page_works_from_the_keyboard_and_on_a_phone(site: tuple[str, Stack]
     page.keyboard.press("Enter")
     page.wait_for_selector("h1:text('Live')")
     assert page.evaluate("document.documentElement.scrollWidth") <= 390  # no sideways scrolling
+
+
+# -- what trying to break it found (issue: hardening) --------------------------------------------
+def test_a_keyed_services_docs_authorize_and_a_wrong_key_is_said_to_be_wrong(
+        site: tuple[str, Stack], page: Any, request: pytest.FixtureRequest) -> None:
+    _, stack = site
+    server, keyed = _serve(stack, RECPIPE_API_KEY=KEY)
+    try:
+        spec = httpx.get(f"{keyed}/openapi.json").json()  # documentation needs no key, data does
+        assert spec["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+        assert httpx.get(f"{keyed}/customers").status_code == 401
+        page.goto(f"{keyed}/docs")
+        page.wait_for_selector("button.authorize")  # Swagger's Authorize, from the declared scheme
+        page.goto(f"{keyed}/#/customers")
+        page.wait_for_selector("#key-dialog[open]")
+        assert page.is_hidden("#key-refused")
+        page.fill("#key-input", "a-wrong-key-0123456789")
+        page.click("#key-form button")
+        page.wait_for_selector("#key-dialog[open] #key-refused:visible")
+        page.fill("#key-input", KEY)
+        page.click("#key-form button")
+        page.wait_for_selector("main table")
+        errors = request.node.console_errors
+        errors[:] = [e for e in errors if "status of 401" not in e]
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_a_customer_number_opens_the_customer_and_an_unknown_one_is_no_dead_end(
+        site: tuple[str, Stack], page: Any, request: pytest.FixtureRequest) -> None:
+    url, _ = site
+    customer = _customer(url)
+    page.goto(f"{url}/#/customers")
+    page.fill("#q", str(customer["id"]))
+    page.press("#q", "Enter")
+    page.wait_for_selector("#recommendations a[data-product]")
+    assert page.url.endswith(f"#/customers/{customer['id']}") or f"#/customers/{customer['id']}?" in page.url
+    page.goto(f"{url}/#/customers/999999")
+    page.wait_for_selector("#recommendations a[data-product]")
+    api = httpx.get(f"{url}/recommendations/999999", params={"k": 10}).json()
+    assert _codes(page) == [i["id"] for i in api["items"]] and api["strategy"] == "popular"
+    text = page.inner_text("main")
+    assert "No customer 999999" in text and "`" not in text
+    assert page.query_selector("main a[href='#/customers']") is not None
+    request.node.console_errors[:] = [e for e in request.node.console_errors if "status of 404" not in e]
+
+
+def test_k_above_its_bound_is_refused_with_a_word_not_sent(site: tuple[str, Stack], page: Any) -> None:
+    url, _ = site
+    customer = _customer(url)
+    asked: list[str] = []
+    page.on("request", lambda r: asked.append(r.url) if "/recommendations/" in r.url else None)
+    page.goto(f"{url}/#/customers/{customer['id']}")
+    page.wait_for_selector("#recommendations a[data-product]")
+    page.fill("#rule-k", "500")
+    page.dispatch_event("#rule-k", "change")
+    page.wait_for_selector("#recommendations .error")
+    assert "not valid" in page.inner_text("#recommendations")
+    assert not [u for u in asked if "k=500" in u]
+
+
+def test_an_older_view_finishing_last_is_not_drawn_and_the_live_timer_stops(site: tuple[str, Stack], page: Any) -> None:
+    url, _ = site
+    customer = _customer(url)
+    live: list[float] = []
+    page.on("request", lambda r: live.append(time.monotonic()) if r.url.endswith("/live?n=25") else None)
+    page.route("**/pipeline", lambda route: (time.sleep(1.5), route.continue_()))  # a slow view
+    page.goto(f"{url}/#/pipeline")
+    page.evaluate(f"location.hash = '#/customers/{customer['id']}'")
+    page.wait_for_selector("#recommendations a[data-product]")
+    page.wait_for_timeout(2500)  # the slow pipeline answer has arrived meanwhile
+    assert page.query_selector("#pipeline-model-version") is None and page.query_selector("#rules")
+    page.evaluate("location.hash = '#/live'")
+    page.evaluate("location.hash = '#/products'")  # left before the live view's first answer
+    page.wait_for_timeout(4000)
+    left = time.monotonic()
+    page.wait_for_timeout(3500)
+    assert not [t for t in live if t > left], "the live view's timer outlived it"
+
+
+def test_on_a_phone_nothing_scrolls_sideways_and_the_charts_have_epochs(site: tuple[str, Stack], page: Any) -> None:
+    url, _ = site
+    customer = _customer(url)
+    page.set_viewport_size({"width": 375, "height": 800})
+    for view, ready in ((f"#/customers/{customer['id']}", "#recommendations a[data-product]"),
+                        ("#/live", "main table"), ("#/pipeline", "svg circle")):
+        page.goto(f"{url}/{view}")
+        page.wait_for_selector(ready)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 375, view
+        overflowing = page.evaluate("[...document.querySelectorAll('main .card, main td, main p')]"
+                                    ".filter(e => e.scrollWidth > e.clientWidth + 1).length")
+        assert overflowing == 0, view
+    score = page.evaluate("document.querySelector('main h2') && 0")  # (the pipeline view is last)
+    assert score == 0
+    ticks = page.evaluate("[...document.querySelectorAll('svg[aria-label$=\"by epoch\"] text')].map(t => t.textContent)")
+    assert "1" in ticks and "epoch" in ticks
+    page.goto(f"{url}/#/customers/{customer['id']}")
+    page.wait_for_selector("#recommendations a[data-product]")
+    right = page.evaluate("Math.max(...[...document.querySelectorAll('#recommendations th, #recommendations td')]"
+                          ".map(e => e.getBoundingClientRect().right))")
+    assert right <= 375  # the score column is on screen

@@ -17,6 +17,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    positive_data_acceptance,
     response_headers_conformance,
     response_schema_conformance,
     status_code_conformance,
@@ -33,7 +34,7 @@ EXAMPLES = int(os.environ.get("RECPIPE_FUZZ_EXAMPLES", "100"))  # per operation 
 # A schema-valid id or product line need not exist (404/422), and an invalid query value can
 # serialise to a valid one ("null"): the checks are about what the service answers.
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
-          response_headers_conformance]
+          response_headers_conformance, positive_data_acceptance]  # a schema-valid request is answered 2xx or 404
 
 
 @pytest.fixture(scope="module")

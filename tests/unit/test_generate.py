@@ -198,3 +198,15 @@ def test_the_oracle_is_recorded_and_made_again_from_the_spec_alone(shop) -> None
     assert again["recall_at_10"] > 1.3 * popular["recall_at_10"]
     unsold = ~model.sellable
     assert unsold.any() and not np.isin(np.flatnonzero(unsold), item).any()  # nobody buys them
+
+
+def test_product_names_belong_to_their_line() -> None:
+    """A plane is named like a plane: the make and kind come from the product's own line."""
+    from recpipe.source import catalog
+    from recpipe.source.generate import ShopSpec, generate_shop
+
+    products = generate_shop(ShopSpec(customers=50, products=300, seed=3)).tables["products"].to_pylist()
+    for p in products:
+        makes, kinds = catalog.NAMES_BY_LINE[p["productLine"]]
+        rest = p["productName"].split(" ", 1)[1]
+        assert any(rest.startswith(m + " ") for m in makes) and any(rest.endswith(" " + k) for k in kinds), p

@@ -16,7 +16,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from recpipe import __version__
-from recpipe.api.auth import ApiKey
+from recpipe.api.auth import ApiKey, declare_bearer
 from recpipe.api.limits import MAX_BODY_BYTES, BodyLimit, CollapseSlashes
 from recpipe.api.metrics import Metrics
 from recpipe.api.schema import (
@@ -118,6 +118,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
     app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
     if settings.api_key:
         app.add_middleware(ApiKey, key=settings.api_key)
+        declare_bearer(app)
     metrics.install(app)
     app.add_middleware(CollapseSlashes)
     declared = {code for code in ERRORS if code != 401 or settings.api_key}
@@ -187,7 +188,7 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
 
     # -- the rich endpoint -----------------------------------------------------------------------
     @app.get("/recommendations/{customer_number}", response_model=Recommendations, tags=["recommendations"],
-             responses=responses(503))
+             responses=responses(404, 503))
     async def recommendations(customer_number: Annotated[int, Path(ge=0, le=MAX_CUSTOMER_NUMBER,
                                                                    description="A customerNumber.")],
                               ask: Annotated[RecommendationQuery, Query()]) -> Response:

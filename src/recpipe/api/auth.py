@@ -1,5 +1,6 @@
-"""The API key: when ``RECPIPE_API_KEY`` is set, every request but ``/health`` and the page's
-files (``/``, ``/static/…``) must carry
+"""The API key: when ``RECPIPE_API_KEY`` is set, every request but ``/health``, the page's
+files (``/``, ``/static/…``) and the API's documentation (``/docs``, ``/redoc``,
+``/openapi.json``, which declares the bearer scheme) must carry
 ``Authorization: Bearer <key>`` (compared in constant time). The key is never logged, shown by
 ``recpipe config`` or put in an error. ``recpipe serve`` refuses to listen on an address that
 is not loopback without a key, unless told ``--insecure``."""
@@ -11,8 +12,10 @@ import ipaddress
 import json
 from typing import Any
 
-OPEN_PATHS = frozenset({"/health", "/"})  # the page's HTML and static files hold no data: it asks for the key
-OPEN_PREFIXES = ("/static/",)
+# the page's files and the API's documentation hold no data: they ask for the key (the page's
+# dialog, Swagger's Authorize button, which the bearer scheme declared in /openapi.json shows)
+OPEN_PATHS = frozenset({"/health", "/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
+OPEN_PREFIXES = ("/static/", "/static-offline-docs/")
 
 
 def is_loopback(host: str) -> bool:
@@ -54,3 +57,20 @@ class ApiKey:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"www-authenticate", b"Bearer")]})
         await send({"type": "http.response.body", "body": body})
+
+
+def declare_bearer(app: Any) -> None:
+    """Declare ``Authorization: Bearer`` in the OpenAPI document, for every operation, so that
+    /docs offers Authorize and sends the key with each try."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            doc = build()
+            doc.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+                "type": "http", "scheme": "bearer", "description": "the service's RECPIPE_API_KEY"}
+            doc["security"] = [{"bearer": []}]
+            app.openapi_schema = doc
+        return app.openapi_schema  # type: ignore[no-any-return]
+
+    app.openapi = openapi

@@ -21,15 +21,11 @@ from typing import Any
 
 from recpipe.contracts.limits import MAX_K
 from recpipe.contracts.vectors import Scored
-from recpipe.errors import InputError, NotPublished
+from recpipe.errors import NotFound, NotPublished
 from recpipe.inference.model import Model, ModelSource
 from recpipe.vectors.query import Filters, VectorQueries, check_product_line
 
 MAX_FETCH = MAX_K  # candidates per query at most (the vector API's k limit)
-
-
-class NotFound(InputError):
-    """An id that is nowhere: not embedded and not in the catalog (HTTP 404)."""
 
 
 @dataclass(frozen=True)

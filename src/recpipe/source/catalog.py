@@ -23,15 +23,26 @@ VENDORS: tuple[str, ...] = (
     "Carousel DieCast Legends",
 )
 
-MAKES: tuple[str, ...] = (
-    "Harley Davidson", "Alpine", "Ferrari", "Ford", "Chevrolet", "Porsche", "Mercedes-Benz",
-    "Citroën", "Renault", "Volkswagen", "Boeing", "Lockheed", "Titanic", "Mayflower", "Pont Yacht",
-    "Collectable Wooden", "Peterbilt", "Dodge", "Bugatti", "Jaguar", "Škoda", "Fiat",
-)
-KINDS: tuple[str, ...] = (
-    "Ultimate Chopper", "Roadster", "Coupe", "Convertible", "Pickup", "Sedan", "Limousine",
-    "Biplane", "Clipper", "Steam Engine", "Tanker", "Racer", "Touring", "Delivery Van",
-)
+# Product names come from their line: a make and a kind that belong together ("1952 Boeing
+# Airliner" is a plane, "1912 Mayflower Clipper" a ship), as the sample's names do.
+NAMES_BY_LINE: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "Classic Cars": (("Ferrari", "Ford", "Chevrolet", "Porsche", "Mercedes-Benz", "Jaguar", "Alpine", "Dodge",
+                      "Fiat", "Bugatti"), ("Roadster", "Coupe", "Convertible", "Sedan", "Racer", "Gran Turismo")),
+    "Motorcycles": (("Harley Davidson", "Ducati", "BMW", "Honda", "Triumph", "Indian"),
+                    ("Ultimate Chopper", "Superbike", "Scrambler", "Touring Bike", "Café Racer")),
+    "Planes": (("Boeing", "Lockheed", "Douglas", "Supermarine", "Piper", "Sopwith"),
+               ("Biplane", "Airliner", "Seaplane", "Fighter", "Helicopter", "Mail Plane")),
+    "Ships": (("Mayflower", "Pont Yacht", "Collectable Wooden", "Cutty Sark", "Queen Mary"),
+              ("Clipper", "Schooner", "Yacht", "Ocean Liner", "Galleon")),
+    "Trains": (("Union Pacific", "Santa Fe", "Orient Express", "Pennsylvania", "Collectable Wooden"),
+               ("Steam Engine", "Diesel Locomotive", "Freight Car", "Passenger Coach")),
+    "Trucks and Buses": (("Peterbilt", "Ford", "Dodge", "Volvo", "Mack", "Greyhound"),
+                         ("Pickup", "Delivery Van", "Tanker", "Dump Truck", "Coach Bus", "Fire Engine")),
+    "Vintage Cars": (("Ford", "Bugatti", "Rolls-Royce", "Duesenberg", "Citroën", "Renault", "Škoda"),
+                     ("Roadster", "Limousine", "Touring", "Phaeton", "Town Car")),
+}
+# how many makes and kinds are drawn from (the generator's random stream stays what it was)
+MAKE_DRAWS, KIND_DRAWS = 22, 14
 
 # (city, state or None, country, postal-code pattern or None). '#' = digit, 'A' = letter.
 PLACES: tuple[tuple[str, str | None, str, str | None], ...] = (

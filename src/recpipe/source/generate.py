@@ -221,8 +221,11 @@ def _products(spec: ShopSpec, rng: np.random.Generator) -> tuple[pa.Table, dict[
         _strs("S", n), pa.array(scale_num).cast(pa.string()), _strs("_", n),
         pa.array(np.arange(1000, 1000 + n)).cast(pa.string()), "")
     year = rng.integers(1900, 2006, n)
+    makes, kinds = rng.integers(0, catalog.MAKE_DRAWS, n), rng.integers(0, catalog.KIND_DRAWS, n)
+    words = [catalog.NAMES_BY_LINE[catalog.PRODUCT_LINES[i][0]] for i in line]
     name = pc.binary_join_element_wise(
-        pa.array(year).cast(pa.string()), _pick(catalog.MAKES, rng, n), _pick(catalog.KINDS, rng, n), " ")
+        pa.array(year).cast(pa.string()), pa.array([m[j % len(m)] for (m, _), j in zip(words, makes, strict=True)]),
+        pa.array([k[j % len(k)] for (_, k), j in zip(words, kinds, strict=True)]), " ")
     stock = rng.integers(0, 10_000, n)
     stock[rng.random(n) < 0.03] = 0  # out of stock
     line_price = np.array([55.0, 45.0, 50.0, 45.0, 40.0, 50.0, 45.0])[line]

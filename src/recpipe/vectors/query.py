@@ -21,7 +21,7 @@ from recpipe.contracts import vectors as schema
 from recpipe.contracts.artifacts import EMBEDDING_DIM
 from recpipe.contracts.limits import DEFAULT_EF_SEARCH, MAX_EF_SEARCH, MAX_K
 from recpipe.contracts.vectors import Scored
-from recpipe.errors import InputError, NotPublished
+from recpipe.errors import InputError, NotFound, NotPublished
 from recpipe.vectors.connect import connect
 
 
@@ -293,7 +293,7 @@ def check_product_line(line: str | None, known: Sequence[str]) -> None:
 
     close = [k for k in known if k.casefold() == line.casefold()] or difflib.get_close_matches(line, known, 1)
     guess = f"did you mean {close[0]!r}? " if close else ""
-    raise InputError(f"product line {line!r} is not in the catalog",
+    raise NotFound(f"product line {line!r} is not in the catalog",
                      hint=f"{guess}known product lines: {', '.join(known)}")
 
 

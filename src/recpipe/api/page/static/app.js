@@ -51,8 +51,13 @@ function table(headers, rows, { numeric = [], caption = null } = {}) {
     el("tbody", {}, rows.map((r) => el("tr", {}, r.map((c, i) => el("td", { class: numeric.includes(i) ? "num" : null }, c)))))));
 }
 
+function prose(text) {  // `a command` in the service's text becomes a code element (still text only)
+  return String(text ?? "").split("`").map((part, i) => (i % 2 ? el("code", {}, part) : part));
+}
+
 function problem(error) {
-  return el("p", { class: "error", role: "alert" }, error.message, error.hint ? el("span", { class: "muted" }, ` — ${error.hint}`) : null);
+  return el("p", { class: "error", role: "alert" }, prose(error.message),
+    error.hint ? el("span", { class: "muted" }, " — ", prose(error.hint)) : null);
 }
 
 // -- the API -----------------------------------------------------------------------------------
@@ -64,8 +69,9 @@ class ApiError extends Error {
   }
 }
 
-function askForKey() {
+function askForKey(refused) {
   const dialog = document.getElementById("key-dialog");
+  document.getElementById("key-refused").hidden = !refused;
   return new Promise((resolve) => {
     dialog.addEventListener("close", () => {
       sessionStorage.setItem("recpipe-key", document.getElementById("key-input").value);
@@ -80,7 +86,7 @@ async function api(path, params = null) {
   for (let attempt = 0; attempt < 3; attempt++) {
     const key = sessionStorage.getItem("recpipe-key");
     const response = await fetch(url, { headers: key ? { Authorization: `Bearer ${key}` } : {} });
-    if (response.status === 401) { await askForKey(); continue; }
+    if (response.status === 401) { await askForKey(Boolean(key)); continue; }
     const body = await response.json().catch(() => null);
     if (!response.ok) throw new ApiError(response.status, body);
     return body;
@@ -95,8 +101,13 @@ function route() {
   return { view: parts[0] || "customers", id: parts[1], params: new URLSearchParams(query) };
 }
 
+let rendering = 0;  // views can overlap (a slow one, then a click): only the newest is drawn
+const current = (mine) => mine === rendering;
+
 async function render() {
   clearInterval(refresh);
+  refresh = null;
+  const mine = ++rendering;
   const { view, id, params } = route();
   for (const link of document.querySelectorAll("nav a")) {
     if (link.dataset.view === view) link.setAttribute("aria-current", "page");
@@ -107,11 +118,12 @@ async function render() {
   const draw = views[view] || customerSearch;
   main.replaceChildren(el("p", { class: "muted" }, "Loading…"));
   try {
-    main.replaceChildren(...[await draw(id, params)].flat());
+    const drawn = [await draw(id, params, mine)].flat();
+    if (current(mine)) main.replaceChildren(...drawn);
   } catch (error) {
-    main.replaceChildren(problem(error));
+    if (current(mine)) main.replaceChildren(problem(error));
   }
-  document.title = `recpipe · ${view}`;
+  if (current(mine)) document.title = `recpipe · ${view}`;
 }
 
 function searchForm(label, name, value, onSubmit) {
@@ -126,7 +138,10 @@ async function customerSearch(_id, params) {
   const found = await api("/customers", new URLSearchParams({ q, limit: 50 }));
   return [
     el("h1", {}, "Customers"),
-    searchForm("Customer number, name or city", "q", q, (text) => { location.hash = `#/customers?q=${encodeURIComponent(text)}`; }),
+    searchForm("Customer number, name or city", "q", q, (text) => {
+      const number = text.trim();  // a customer number opens that customer
+      location.hash = /^\d{1,10}$/.test(number) ? `#/customers/${number}` : `#/customers?q=${encodeURIComponent(text)}`;
+    }),
     found.length ? table(["number", "name", "city", "country", "credit limit", "stored embedding"], found.map((c) => [
       el("a", { href: `#/customers/${c.id}` }, c.id), c.name, c.city, c.country, fmt.num(c.credit_limit), c.stored_embedding ? "yes" : "no",
     ]), { numeric: [0, 4] }) : el("p", { class: "muted" }, "No customer matches. (Customers are loaded by `recpipe vectors load` from the source.)"),
@@ -146,7 +161,11 @@ async function customerView(id, params) {
   // the first list is asked for at once, beside the profile: the rules are in the address
   let first = api(`/recommendations/${encodeURIComponent(id)}`, recommendationParams(rules));
   first.catch(() => {});  // reported by show()
-  const [profile, lines] = await Promise.all([api(`/customers/${encodeURIComponent(id)}`), api("/product_lines")]);
+  const [profile, lines] = await Promise.all([
+    api(`/customers/${encodeURIComponent(id)}`).catch((error) => {
+      if (error.status !== 404) throw error;
+      return { customer: { id, unknown: true }, bought: [] };  // the API still serves popular items for them
+    }), api("/product_lines")]);
   const c = profile.customer;
   const results = el("section", { id: "recommendations", "aria-live": "polite" });
   const field = (name, label, input) => el("div", {}, el("label", { for: `rule-${name}` }, label), input);
@@ -166,6 +185,13 @@ async function customerView(id, params) {
   let names = null;
   let latest = 0;  // rule changes can overlap: only the newest answer is shown
   async function show() {
+    if (!form.checkValidity()) {  // e.g. k above 100: say so, ask nothing
+      latest++;
+      first = null;
+      form.reportValidity();
+      results.replaceChildren(problem({ message: "These rules are not valid", hint: "k and ‘at most per line’ are 1 to 100" }));
+      return;
+    }
     const mine = ++latest;
     names = null;
     const data = new FormData(form);
@@ -208,11 +234,13 @@ async function customerView(id, params) {
   return [
     el("p", {}, el("a", { href: "#/customers" }, "← Customers")),
     el("h1", {}, `${c.name ?? "Customer"} (${c.id})`),
+    c.unknown ? el("p", { class: "muted", role: "status" }, `No customer ${c.id} among the loaded customers: `,
+      "below are the items a visitor the shop does not know is shown. ", el("a", { href: "#/customers" }, "Search the customers")) : null,
     el("div", { class: "grid" },
-      el("section", { class: "card" }, el("h2", {}, "Profile"), facts([
+      c.unknown ? null : el("section", { class: "card" }, el("h2", {}, "Profile"), facts([
         ["city", c.city], ["country", c.country], ["credit limit", fmt.num(c.credit_limit)],
         ["stored embedding", c.stored_embedding ? "yes: recommended from their history" : "no: from their features"]])),
-      el("section", { class: "card" }, el("h2", {}, `Bought and rated (${profile.bought.length})`),
+      c.unknown ? null : el("section", { class: "card" }, el("h2", {}, `Bought and rated (${profile.bought.length})`),
         profile.bought.length ? el("ul", { class: "results" }, profile.bought.map((p) => el("li", {},
           el("a", { href: `#/products/${encodeURIComponent(p.id)}` }, p.id), ` ${p.name ?? ""} · ${p.product_line ?? ""}`,
           el("span", { class: "muted" }, p.rating == null ? " · not rated" : ` · rated ${p.rating}/5`))))
@@ -244,7 +272,7 @@ async function productView(code) {
     el("div", { class: "grid" },
       el("section", { class: "card" }, el("h2", {}, "Attributes"), facts([
         ["product line", p.product_line], ["scale", p.scale], ["vendor", p.vendor], ["MSRP", fmt.num(p.msrp, 2)],
-        ["in stock", fmt.num(p.quantity_in_stock)], ["embedded", p.embedded ? "yes" : "no: added after training"]])),
+        ["in stock", fmt.num(p.quantity_in_stock)], ["embedded", p.embedded ? "yes" : "no: never bought when the model was trained"]])),
       el("section", { class: "card" }, el("h2", {}, "Similar items"),
         el("p", { class: "muted" }, `strategy ${detail.strategy} · model ${detail.model_version}`),
         table(["product", "name", "line", "score"], detail.similar.map((s) => [
@@ -254,7 +282,7 @@ async function productView(code) {
 }
 
 // -- live --------------------------------------------------------------------------------------
-async function liveView() {
+async function liveView(_id, _params, mine) {
   const body = el("div", { "aria-live": "polite" });
   async function update() {
     const live = await api("/live", new URLSearchParams({ n: 25 }));
@@ -269,7 +297,7 @@ async function liveView() {
         : el("p", { class: "muted" }, "Nothing delivered yet: `recpipe stream produce`, then `recpipe stream deliver`."));
   }
   await update();
-  refresh = setInterval(() => update().catch((error) => body.replaceChildren(problem(error))), 3000);
+  if (current(mine)) refresh = setInterval(() => update().catch((error) => body.replaceChildren(problem(error))), 3000);
   return [el("h1", {}, "Live"), body];
 }
 
@@ -279,12 +307,19 @@ function card(title, section, draw, wide = false) {
     section.ok ? draw(section) : problem({ message: section.error, hint: section.hint }));
 }
 
+function epochTicks(first, last) {  // whole epochs, at most about eight labels
+  const step = Math.max(1, Math.ceil((last - first) / 8));
+  const ticks = [];
+  for (let e = Math.ceil(first); e <= last; e += step) ticks.push(e);
+  return ticks;
+}
+
 function lineChart(series, { yLabel, width = 560, height = 220 }) {
   const all = series.flatMap((s) => s.points);
   if (!all.length) return el("p", { class: "muted" }, "No history.");
   const [x0, x1] = [Math.min(...all.map((p) => p[0])), Math.max(...all.map((p) => p[0]))];
   const [y0, y1] = [Math.min(...all.map((p) => p[1])), Math.max(...all.map((p) => p[1]))];
-  const pad = { l: 48, r: 12, t: 10, b: 28 };
+  const pad = { l: 56, r: 12, t: 10, b: 34 };
   const sx = (x) => pad.l + ((x - x0) / (x1 - x0 || 1)) * (width - pad.l - pad.r);
   const sy = (y) => height - pad.b - ((y - y0) / (y1 - y0 || 1)) * (height - pad.t - pad.b);
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", "aria-label": `${yLabel} by epoch` },
@@ -292,7 +327,10 @@ function lineChart(series, { yLabel, width = 560, height = 220 }) {
     svg("line", { x1: pad.l, y1: pad.t, x2: pad.l, y2: height - pad.b, stroke: "#8a94a3" }),
     svg("text", { x: pad.l - 4, y: pad.t + 8, "text-anchor": "end" }, y1.toFixed(3)),
     svg("text", { x: pad.l - 4, y: height - pad.b, "text-anchor": "end" }, y0.toFixed(3)),
-    svg("text", { x: (width + pad.l) / 2, y: height - 6, "text-anchor": "middle" }, "epoch"),
+    epochTicks(x0, x1).map((e) => [
+      svg("line", { x1: sx(e), y1: height - pad.b, x2: sx(e), y2: height - pad.b + 4, stroke: "#8a94a3" }),
+      svg("text", { x: sx(e), y: height - pad.b + 15, "text-anchor": "middle" }, e)]),
+    svg("text", { x: width - pad.r, y: height - 2, "text-anchor": "end" }, "epoch"),
     series.map((s) => svg("polyline", { fill: "none", stroke: s.color, "stroke-width": 2,
       points: s.points.map(([x, y]) => `${sx(x)},${sy(y)}`).join(" ") })));
   return el("figure", {}, chart, el("figcaption", { class: "legend" }, series.map((s) =>
