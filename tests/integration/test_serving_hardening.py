@@ -161,3 +161,23 @@ def test_the_fuzzed_and_hand_found_request_defects(http: httpx.Client, stack: St
     for body in (b"[" * 100_000 + b"]" * 100_000, b'{"city": ' + b"9" * 500_000 + b"}"):
         r = http.post("/user_embeddings", content=body, headers={"content-type": "application/json"})
         assert r.status_code == 422 and "nested" in r.text and "UTF-8" in r.text
+
+
+def test_before_any_load_the_item_map_is_empty_and_queries_say_to_load(stack: Stack) -> None:
+    from dataclasses import replace
+
+    from recpipe.api.app import create_app
+    from recpipe.api.background import serving
+    from recpipe.api.service import Service
+
+    with psycopg.connect(stack.db.conninfo(), autocommit=True) as c:
+        c.execute("DROP DATABASE IF EXISTS nothing_loaded")
+        c.execute("CREATE DATABASE nothing_loaded")
+    empty = stack.db.conninfo().replace("/postgres?", "/nothing_loaded?")
+    assert "nothing_loaded" in empty
+    settings = replace(stack.settings(), vectors_url=empty)
+    with serving(create_app(settings, service=Service(settings))) as url, httpx.Client(base_url=url) as http:
+        item_map = http.get("/pipeline/item_map")
+        assert item_map.status_code == 200 and item_map.json()["items"] == 0
+        asked = http.get("/items_from_item", params={"item_id": "S10_1002"})
+        assert asked.status_code in (404, 503) and "Traceback" not in asked.text
