@@ -9,13 +9,16 @@ driver fails with an install hint (:class:`recpipe.errors.MissingDependencyError
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recpipe.adapters.base import Lake, SourceDatabase, Stream, VectorDatabase
 from recpipe.config import ROLES, check_scheme, mask_url
 from recpipe.errors import ConfigError
 
-__all__ = ["Lake", "SourceDatabase", "Stream", "VectorDatabase", "adapter_class", "open_artifacts", "open_lake",
+if TYPE_CHECKING:
+    from recpipe.config import Settings
+
+__all__ = ["Backends", "Lake", "SourceDatabase", "Stream", "VectorDatabase", "adapter_class", "open_artifacts", "open_lake",
            "open_recommendations", "open_source", "open_stream", "open_vectors"]
 
 
@@ -60,3 +63,34 @@ def open_recommendations(url: str, *, setting: str = "RECPIPE_RECOMMENDATIONS_UR
 def open_vectors(url: str, *, setting: str = "RECPIPE_VECTORS_URL") -> VectorDatabase:
     """The vector database: ``pgserver:///path`` (embedded) or ``postgresql://…``."""
     return adapter_class("vectors_url", url, setting)(url, setting=setting)
+
+
+class Backends:
+    """The composition root: every backend of one ``Settings``, opened by its role with the
+    setting's name (its flag or variable) for errors. Entry points make one and pass the
+    adapters down; stage code never reads settings."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def _open(self, field: str) -> Any:
+        url, setting = getattr(self.settings, field), self.settings.setting(field)
+        return adapter_class(field, url, setting)(url, setting=setting)
+
+    def source(self) -> SourceDatabase:
+        return self._open("source_url")  # type: ignore[no-any-return]
+
+    def lake(self) -> Lake:
+        return self._open("lake_url")  # type: ignore[no-any-return]
+
+    def artifacts(self) -> tuple[Lake, str]:
+        return open_artifacts(self.settings.artifacts_url, setting=self.settings.setting("artifacts_url"))
+
+    def stream(self) -> Stream:
+        return self._open("stream_url")  # type: ignore[no-any-return]
+
+    def recommendations(self) -> Lake:
+        return self._open("recommendations_url")  # type: ignore[no-any-return]
+
+    def vectors(self) -> VectorDatabase:
+        return self._open("vectors_url")  # type: ignore[no-any-return]

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
-from recpipe.adapters import open_artifacts, open_vectors
+from recpipe.adapters import Backends
 from recpipe.adapters.base import VectorDatabase
 from recpipe.config import Settings
 from recpipe.contracts import vectors as schema
@@ -43,10 +43,10 @@ class Service:
         ef_search = ef_search or settings.serve_ef_search
         check_every = check_every or settings.serve_reload_every
         threads = threads or settings.serve_threads
-        store, name = open_artifacts(settings.artifacts_url)
+        store, name = Backends(settings).artifacts()
         self.models = ModelSource(store, name, check_every=check_every)
         self.recommender = Recommender(self.models, check_every=check_every)
-        self.db: VectorDatabase = open_vectors(settings.vectors_url)
+        self.db: VectorDatabase = Backends(settings).vectors()
         self.ef_search = ef_search
         self.threads = threads or default_threads()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="recpipe-db")

@@ -119,7 +119,7 @@ def stream_some(settings: Settings, *, quiet: bool) -> dict[str, Any]:
     import shutil
     from pathlib import Path
 
-    from recpipe.adapters import open_recommendations
+    from recpipe.adapters import Backends
     from recpipe.cli.stream import deliver_stage, produce_stage
     from recpipe.streaming.deliver import DeliveryOptions
     from recpipe.streaming.pipeline import tail
@@ -131,7 +131,7 @@ def stream_some(settings: Settings, *, quiet: bool) -> dict[str, Any]:
     produced = produce_stage(settings, rate=2_000, count=500, duration=None, quiet=quiet)
     # the default delivery name: `recpipe stream deliver` goes on from where the demo stopped
     result = deliver_stage(settings, DeliveryOptions(until_idle=0.5), quiet=quiet)
-    sink = open_recommendations(settings.recommendations_url)
+    sink = Backends(settings).recommendations()
     objects = [f for f in sink.list_files() if f[:4].isdigit()]
     return {"produced": produced.events, "counts": result.counts, "sink": sink.url, "objects": len(objects),
             "latest_object": objects[-1] if objects else None, "example": (tail(sink, 1) or [None])[0]}

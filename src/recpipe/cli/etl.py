@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from recpipe.adapters import open_lake, open_source
+from recpipe.adapters import Backends
 from recpipe.cli.output import bars, console, emit_json, mapping, table
 from recpipe.config import Settings, load_settings
 from recpipe.contracts.dataset import ENGINES, DatasetManifest
@@ -26,8 +26,8 @@ Json = Annotated[bool, typer.Option("--json", help="Print the manifest as JSON i
 def etl_stage(settings: Settings, *, engine: str | None = None, max_quarantine_fraction: float = 0.05,
                  quiet: bool = False) -> DatasetManifest:
     """``etl.pipeline.run`` with the settings and progress bars (the CLI and the demo)."""
-    db = open_source(settings.source_url, setting=settings.setting("source_url"))
-    lake = open_lake(settings.lake_url, setting=settings.setting("lake_url"))
+    db = Backends(settings).source()
+    lake = Backends(settings).lake()
     engine = engine or settings.engine
     generator = read_sidecar(sidecar_path(settings.home, db))
     spark = None
@@ -72,7 +72,7 @@ def run(
 def show(lake_url: LakeUrl = None, as_json: Json = False) -> None:
     """Print the manifest of the published training dataset."""
     settings = load_settings({"lake_url": lake_url})
-    manifest = DatasetManifest.read(open_lake(settings.lake_url, setting=settings.setting("lake_url")))
+    manifest = DatasetManifest.read(Backends(settings).lake())
     if as_json:
         emit_json(manifest.to_json())
     else:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from recpipe.adapters import open_source
+from recpipe.adapters import Backends
 from recpipe.cli.output import bars, console, emit_json, err_console, mapping, table
 from recpipe.config import Settings, load_settings
 from recpipe.source.dump import load_dump, read_dump
@@ -31,7 +31,7 @@ def source_stage(settings: Settings, *, preset: str | None = None, customers: in
                 quiet: bool = False) -> ShopResult:
     """``source.pipeline.run`` with the settings and progress bars (the CLI and the demo)."""
     spec = spec_for(preset, customers=customers, products=products, seed=seed)
-    db = open_source(settings.source_url, setting=settings.setting("source_url"))
+    db = Backends(settings).source()
     if not quiet:
         console.print(f"generating a shop of {spec.customers:,} customers and {spec.products:,} "
                       f"products (seed {spec.seed}) into [bold]{escape(db.url)}[/]")
@@ -83,7 +83,7 @@ def load_dump_cmd(
     dialect. Add ratings afterwards with `recpipe source add-ratings`.
     """
     settings = load_settings({"source_url": source_url})
-    db = open_source(settings.source_url, setting=settings.setting("source_url"))
+    db = Backends(settings).source()
     dump = read_dump(file)
     if not as_json:
         console.print(f"loading {file} ({len(dump.statements):,} statements) into [bold]{escape(db.url)}[/]")
@@ -107,7 +107,7 @@ def add_ratings(
 ) -> None:
     """Derive a `ratings` table (one per purchased customer/product pair) for a database without one."""
     settings = load_settings({"source_url": source_url})
-    db = open_source(settings.source_url, setting=settings.setting("source_url"))
+    db = Backends(settings).source()
     rows = derive_and_add(db, seed=seed, replace=replace)
     if as_json:
         emit_json({"source": db.url, "ratings": rows})

@@ -25,27 +25,27 @@ Json = Annotated[bool, typer.Option("--json", help="Print a JSON document instea
 def produce_stage(settings: Settings, *, rate: float, count: int | None, duration: float | None,
                   unknown: float = 0.15, seed: int = 0, quiet: bool = False) -> Any:
     """``streaming.produce.run`` with the settings and a progress bar (the CLI and the demo)."""
-    from recpipe.adapters import open_source, open_stream
+    from recpipe.adapters import Backends
     from recpipe.source.load import read_sidecar, sidecar_path
     from recpipe.streaming.produce import Shoppers, run
 
-    db = open_source(settings.source_url, setting=settings.setting("source_url"))
+    db = Backends(settings).source()
     shoppers = Shoppers.from_source(db, read_sidecar(sidecar_path(settings.home, db)), unknown=unknown, seed=seed)
     with bars(quiet=quiet, transient=True) as progress:
-        return run(open_stream(settings.stream_url, setting=settings.setting("stream_url")), shoppers, rate=rate, count=count, duration=duration,
+        return run(Backends(settings).stream(), shoppers, rate=rate, count=count, duration=duration,
                    progress=progress)
 
 
 def deliver_stage(settings: Settings, options: Any, *, quiet: bool = False) -> Any:
     """``streaming.pipeline.run`` with the in-process transformation (the CLI and the demo)."""
-    from recpipe.adapters import open_recommendations, open_stream
+    from recpipe.adapters import Backends
     from recpipe.streaming.pipeline import run
     from recpipe.streaming.transform import enricher_from_settings, transform_with_reasons
 
     enricher = enricher_from_settings(settings)
     with bars(quiet=quiet, transient=True) as progress:
         progress.start("delivered")
-        return run(open_stream(settings.stream_url, setting=settings.setting("stream_url")), open_recommendations(settings.recommendations_url, setting=settings.setting("recommendations_url")),
+        return run(Backends(settings).stream(), Backends(settings).recommendations(),
                    lambda event: transform_with_reasons(event, enricher), options, progress)
 
 
@@ -120,11 +120,11 @@ def deliver(
 def status(name: Name = "recpipe", stream_url: StreamUrl = None, recommendations_url: SinkUrl = None,
            as_json: Json = False) -> None:
     """Per shard: the delivered position, the stream's head and the lag; what was written."""
-    from recpipe.adapters import open_recommendations, open_stream
+    from recpipe.adapters import Backends
     from recpipe.streaming.pipeline import status as read_status
 
     settings = load_settings({"stream_url": stream_url, "recommendations_url": recommendations_url})
-    doc = read_status(open_stream(settings.stream_url, setting=settings.setting("stream_url")), open_recommendations(settings.recommendations_url, setting=settings.setting("recommendations_url")), name)
+    doc = read_status(Backends(settings).stream(), Backends(settings).recommendations(), name)
     if as_json:
         emit_json(doc)
         return
@@ -144,11 +144,11 @@ def status(name: Name = "recpipe", stream_url: StreamUrl = None, recommendations
 def tail(n: Annotated[int, typer.Option("-n", min=1, max=1000, help="How many records.")] = 5,
          recommendations_url: SinkUrl = None, as_json: Json = False) -> None:
     """The latest enriched records."""
-    from recpipe.adapters import open_recommendations
+    from recpipe.adapters import Backends
     from recpipe.streaming.pipeline import tail as read_tail
 
     settings = load_settings({"recommendations_url": recommendations_url})
-    records = read_tail(open_recommendations(settings.recommendations_url, setting=settings.setting("recommendations_url")), n)
+    records = read_tail(Backends(settings).recommendations(), n)
     if as_json:
         emit_json(records)
         return

@@ -74,11 +74,11 @@ def train(
 
 def training_stage(settings: Settings, options: Any = None, *, quiet: bool = False) -> ModelManifest:
     """``training.pipeline.run`` with the settings and progress bars (the CLI and the demo)."""
-    from recpipe.adapters import open_artifacts, open_lake
+    from recpipe.adapters import Backends
     from recpipe.training.pipeline import run
 
-    lake = open_lake(settings.lake_url, setting=settings.setting("lake_url"))
-    store, name = open_artifacts(settings.artifacts_url, setting=settings.setting("artifacts_url"))
+    lake = Backends(settings).lake()
+    store, name = Backends(settings).artifacts()
     with bars(quiet=quiet, transient=True) as progress:
         return run(lake, store, name, options, progress)
 

@@ -30,12 +30,12 @@ Ef = Annotated[int | None, typer.Option("--ef-search", min=1, max=MAX_EF_SEARCH,
 
 def vectors_stage(settings: Settings, *, catalog: bool = True, quiet: bool = False) -> LoadResult:
     """``vectors.pipeline.run`` with the settings and a status line (the CLI and the demo)."""
-    from recpipe.adapters import open_artifacts, open_source, open_vectors
+    from recpipe.adapters import Backends
     from recpipe.vectors.pipeline import run
 
-    db = open_vectors(settings.vectors_url, setting=settings.setting("vectors_url"))
-    store, name = open_artifacts(settings.artifacts_url, setting=settings.setting("artifacts_url"))
-    source = open_source(settings.source_url, setting=settings.setting("source_url")) if catalog else None
+    db = Backends(settings).vectors()
+    store, name = Backends(settings).artifacts()
+    source = Backends(settings).source() if catalog else None
     try:
         with bars(quiet=quiet, transient=True) as progress:
             return run(db, store, name, source=source, progress=progress)
@@ -72,11 +72,11 @@ def load(artifacts_url: ArtifactsUrl = None, vectors_url: VectorsUrl = None,
 
 
 def _queries(vectors_url: str | None, ef_search: int | None) -> Any:
-    from recpipe.adapters import open_vectors
+    from recpipe.adapters import Backends
     from recpipe.vectors.query import VectorQueries
 
     settings = load_settings({"vectors_url": vectors_url})
-    return VectorQueries(open_vectors(settings.vectors_url, setting=settings.setting("vectors_url")), ef_search=ef_search)
+    return VectorQueries(Backends(settings).vectors(), ef_search=ef_search)
 
 
 def _show(title: str, found: list[Any] | None, missing: str, as_json: bool) -> None:
@@ -121,11 +121,11 @@ def for_user(customer_number: Annotated[int, typer.Argument(help="A customerNumb
 @app.command("status")
 def status(vectors_url: VectorsUrl = None, as_json: Json = False) -> None:
     """What is loaded (model version, counts, when)."""
-    from recpipe.adapters import open_vectors
+    from recpipe.adapters import Backends
     from recpipe.vectors.pipeline import loaded
 
     settings = load_settings({"vectors_url": vectors_url})
-    info = loaded(open_vectors(settings.vectors_url, setting=settings.setting("vectors_url")))
+    info = loaded(Backends(settings).vectors())
     if as_json:
         emit_json(info)
     elif info is None:
@@ -137,8 +137,8 @@ def status(vectors_url: VectorsUrl = None, as_json: Json = False) -> None:
 @app.command("stop")
 def stop(vectors_url: VectorsUrl = None) -> None:
     """Stop the embedded PostgreSQL (a no-op for a postgresql:// server)."""
-    from recpipe.adapters import open_vectors
+    from recpipe.adapters import Backends
 
     settings = load_settings({"vectors_url": vectors_url})
-    db = open_vectors(settings.vectors_url, setting=settings.setting("vectors_url"))
+    db = Backends(settings).vectors()
     console.print(f"stopped {db.url}" if db.stop() else f"nothing to stop at {db.url}")

@@ -44,7 +44,7 @@ def handler(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
 def enricher_from_settings(settings: Any = None) -> Enricher:
     """In-process (the model and pgvector), or with ``RECPIPE_INFERENCE_URL`` an inference
     service over HTTP (the seed's set-up)."""
-    from recpipe.adapters import open_artifacts, open_vectors
+    from recpipe.adapters import Backends
     from recpipe.config import load_settings
     from recpipe.inference.connections import Connections
     from recpipe.inference.model import ModelSource
@@ -54,9 +54,9 @@ def enricher_from_settings(settings: Any = None) -> Enricher:
         from recpipe.streaming.remote import RemoteEnricher
 
         return RemoteEnricher(settings.inference_url, api_key=settings.api_key)  # type: ignore[return-value]
-    store, name = open_artifacts(settings.artifacts_url)
+    store, name = Backends(settings).artifacts()
     return Enricher(ModelSource(store, name, check_every=settings.serve_reload_every),
-                    Connections(open_vectors(settings.vectors_url), ef_search=settings.serve_ef_search))
+                    Connections(Backends(settings).vectors(), ef_search=settings.serve_ef_search))
 
 
 def transform(event: dict[str, Any], enricher: Enricher) -> dict[str, Any]:

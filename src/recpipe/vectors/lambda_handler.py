@@ -22,7 +22,7 @@ log = logging.getLogger("recpipe.vectors.lambda")
 
 
 def handler(event: dict[str, Any] | None, context: Any = None) -> dict[str, Any]:
-    from recpipe.adapters import open_artifacts, open_source, open_vectors
+    from recpipe.adapters import Backends
     from recpipe.config import load_settings
     from recpipe.vectors.pipeline import run
 
@@ -31,11 +31,11 @@ def handler(event: dict[str, Any] | None, context: Any = None) -> dict[str, Any]
         log.info("not a model manifest, nothing to load: %s", keys)
         return {"loaded": False, "keys": keys}
     settings = load_settings(env_file=None)
-    store, name = open_artifacts(settings.artifacts_url, setting=settings.setting("artifacts_url"))
+    store, name = Backends(settings).artifacts()
     with_catalog = settings.origins["source_url"].startswith("environment")
-    source = open_source(settings.source_url, setting=settings.setting("source_url")) if with_catalog else None
+    source = Backends(settings).source() if with_catalog else None
     try:
-        result = run(open_vectors(settings.vectors_url, setting=settings.setting("vectors_url")), store, name,
+        result = run(Backends(settings).vectors(), store, name,
                      source=source)
     finally:
         if source is not None:

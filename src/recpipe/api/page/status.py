@@ -28,19 +28,19 @@ def section(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
 
 
 def etl(settings: Settings) -> dict[str, Any]:
-    from recpipe.adapters import open_lake
+    from recpipe.adapters import Backends
     from recpipe.contracts.dataset import DatasetManifest
 
-    manifest = DatasetManifest.read(open_lake(settings.lake_url)).to_json()
+    manifest = DatasetManifest.read(Backends(settings).lake()).to_json()
     return {key: manifest.get(key) for key in ("version", "created_at", "engine", "source", "rows", "partitions",
                                                "files", "bytes", "location", "quarantine", "source_rows")}
 
 
 def model(settings: Settings) -> dict[str, Any]:
-    from recpipe.adapters import open_artifacts
+    from recpipe.adapters import Backends
     from recpipe.contracts.artifacts import ModelManifest
 
-    store, name = open_artifacts(settings.artifacts_url)
+    store, name = Backends(settings).artifacts()
     doc = ModelManifest.read(store, name).to_json()
     training = doc.get("training") or {}
     return {**{key: doc.get(key) for key in MODEL_FIELDS}, "artifacts": store.location(name),
@@ -66,15 +66,15 @@ def vectors(conn: Any) -> dict[str, Any]:
 
 
 def stream(settings: Settings) -> dict[str, Any]:
-    from recpipe.adapters import open_recommendations, open_stream
+    from recpipe.adapters import Backends
     from recpipe.streaming.pipeline import status
 
-    return status(open_stream(settings.stream_url), open_recommendations(settings.recommendations_url))
+    return status(Backends(settings).stream(), Backends(settings).recommendations())
 
 
 def live(settings: Settings, n: int) -> dict[str, Any]:
-    from recpipe.adapters import open_recommendations
+    from recpipe.adapters import Backends
     from recpipe.streaming.pipeline import tail
 
-    sink = open_recommendations(settings.recommendations_url)
+    sink = Backends(settings).recommendations()
     return {"sink": sink.url, "records": tail(sink, n), "read_at": time.time()}
