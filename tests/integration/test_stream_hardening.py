@@ -106,7 +106,7 @@ def test_a_truncated_stream_log_is_refused(enricher: Enricher, tmp_path: Path) -
     (b'{"positions": {"0": "1"', "not JSON"),
     (b"\x00\xff garbage", "not JSON"),
     (b'{"positions": {"0": 5}, "finished": [], "pending": null, "counts": {}}', "positions.0"),
-    (b'{"positions": {}, "finished": [], "pending": null, "counts": {"ok": 1}}', "not complete"),
+    (b'{"positions": {}, "finished": [], "pending": null, "counts": {"ok": 1}}', "counts.failed"),
 ])
 def test_damaged_or_lost_delivery_state_is_refused(enricher: Enricher, tmp_path: Path, damage: bytes | None,
                                                    says: str) -> None:

@@ -25,24 +25,31 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-import re
 import signal
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from contextlib import contextmanager, suppress
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from recpipe.adapters.base import Lake, Shard, Stream, StreamRecord
 from recpipe.contracts.limits import FIREHOSE_LAMBDA_RETRIES
 from recpipe.errors import InputError, ServiceError
 from recpipe.progress import SILENT, Progress
+from recpipe.streaming.state import (
+    FAILED_PREFIX,
+    STATE_PREFIX,
+    DamagedState,
+    DeliveryState,
+    Pending,
+    another_delivery,
+    delivery_names,
+    state_path,
+)
 
 Transform = Callable[[dict[str, Any]], tuple[dict[str, Any], dict[str, str]]]
-FAILED_PREFIX = "processing-failed/"
-STATE_PREFIX = "_recpipe/delivery/"
 SHARDS_EVERY_S = 10.0  # how often the shard list is refreshed (a resharding shows within this)
 _NAMESPACE = uuid.UUID("6f1c3c2e-5a0b-4c59-9a55-9d0e7c2f1b11")
 
@@ -69,85 +76,6 @@ class DeliveryOptions:
             raise InputError(f"buffer interval {self.buffer_seconds} s: Firehose's range is 0-900 s")
 
 
-COUNTS = ("ok", "failed", "dropped", "objects", "invocations", "retries")
-
-
-@dataclass
-class DeliveryState:
-    positions: dict[str, str] = field(default_factory=dict)  # shard -> last delivered sequence
-    finished: list[str] = field(default_factory=list)  # closed shards read to their end
-    pending: dict[str, Any] | None = None  # the intent of the buffer being delivered
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
-    stream: str | None = None  # the identity of the stream the positions belong to
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, doc: Any, where: str = "the delivery state") -> DeliveryState:
-        """A saved state, checked whole: a damaged one is an error naming the file, never a
-        fresh start (that would deliver everything again) nor a traceback."""
-        from pydantic import TypeAdapter, ValidationError
-
-        required = {"positions", "finished", "pending", "counts"}
-        if not isinstance(doc, dict) or not required <= set(doc) or set(doc) - {*required, "stream"}:
-            got = sorted(doc) if isinstance(doc, dict) else type(doc).__name__
-            raise DamagedState(f"{where} is damaged: expected the keys {sorted(required)}, found {got}")
-        try:
-            state = TypeAdapter(cls).validate_python(doc)  # lax: yet a number is no sequence
-        except ValidationError as exc:
-            problem = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg'].lower()}" for e in exc.errors()[:3])
-            raise DamagedState(f"{where} is damaged: {problem}") from None
-        if set(state.counts) != set(COUNTS) or (state.pending is not None and not _intent_ok(state.pending)):
-            raise DamagedState(f"{where} is damaged: its counts or its pending buffer are not complete")
-        return state
-
-    @classmethod
-    def read(cls, sink: Lake, name: str) -> DeliveryState | None:
-        """Delivery ``name``'s saved state in ``sink``, or None if there is none."""
-        where = f"{sink.url}/{state_path(name)}"
-        data = sink.read_bytes(state_path(name))
-        if data is None:
-            return None
-        try:
-            doc = json.loads(data)
-        except (UnicodeDecodeError, ValueError):
-            raise DamagedState(f"{where} is damaged: not JSON ({len(data):,} bytes)") from None
-        return cls.from_json(doc, where)
-
-
-class DamagedState(InputError):
-    """The delivery's saved positions cannot be read: delivering would lose or repeat records."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message, hint="restore the file, or give up its positions with `recpipe stream deliver "
-                                       "--reset` (records delivered since it was last good may then repeat)")
-
-
-def _intent_ok(pending: dict[str, Any]) -> bool:
-    ranges = pending.get("ranges")
-    return (isinstance(pending.get("ok"), str) and isinstance(pending.get("failed"), str)
-            and isinstance(ranges, dict) and all(isinstance(r, list) and len(r) == 2 for r in ranges.values()))
-
-
-def state_path(name: str) -> str:
-    return f"{STATE_PREFIX}{name}.json"
-
-
-_OBJECT = re.compile(r"^(?:processing-failed/)?\d{4}/\d\d/\d\d/\d\d/(.+)-1-\d{4}(?:-\d\d){5}-[0-9a-f-]{36}$")
-
-
-def delivery_names(files: list[str]) -> set[str]:
-    """The deliveries that wrote these objects of a sink (their names are in the object names)."""
-    return {m.group(1) for f in files if (m := _OBJECT.match(f))}
-
-
-def _another_delivery(sink: str, other: str, name: str) -> InputError:
-    return InputError(f"{sink} is written by delivery {other!r}: delivery {name!r} would write the same "
-                      "events into it again", hint=f"deliver with --name {other}, or into another "
-                                                   "RECPIPE_RECOMMENDATIONS_URL")
-
-
 @dataclass(frozen=True)
 class DeliveryResult:
     name: str
@@ -159,6 +87,34 @@ class DeliveryResult:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """The transformation's answer to one buffer (None if it kept failing), after ``attempts``."""
+
+    response: dict[str, Any] | None
+    reasons: dict[str, str]  # why each ProcessingFailed record failed
+    attempts: int
+    error: str = ""  # the last failure, when there is no answer
+
+    def sorted(self, batch: list[StreamRecord]) -> tuple[list[bytes], list[dict[str, Any]], int]:
+        """The Ok records' data, the failed ones as Firehose's error records, and how many were
+        Dropped; every record of a buffer whose invocation kept failing is failed."""
+        now_ms = int(time.time() * 1000)
+        if self.response is None:
+            return [], [_error_record(r, self.attempts, "Lambda.FunctionError", self.error, now_ms) for r in batch], 0
+        ok, failed, dropped = [], [], 0
+        by_id = {f"{r.shard}:{r.sequence}": r for r in batch}
+        for out in self.response["records"]:
+            if out["result"] == "Ok":
+                ok.append(base64.b64decode(out["data"]))
+            elif out["result"] == "Dropped":
+                dropped += 1
+            else:
+                failed.append(_error_record(by_id[out["recordId"]], self.attempts, "Lambda.ProcessingFailed",
+                                            self.reasons.get(out["recordId"], "ProcessingFailed"), now_ms))
+        return ok, failed, dropped
 
 
 class Interrupted(Exception):
@@ -188,7 +144,7 @@ class Delivery:
             self.state = self._checked_state()
             with suppress(Interrupted):
                 delivered = self._loop()
-        return DeliveryResult(self.options.name, self.stream.url, self.sink.url, dict(self.state.counts),
+        return DeliveryResult(self.options.name, self.stream.url, self.sink.url, self.state.counts.to_json(),
                               delivered, round(time.monotonic() - started, 3))
 
     def _checked_state(self) -> DeliveryState:
@@ -199,7 +155,7 @@ class Delivery:
         others = sorted({f.removeprefix(STATE_PREFIX).removesuffix(".json") for f in self.sink.list_files(STATE_PREFIX)
                          if f.endswith(".json")} - {name})
         if others:
-            raise _another_delivery(self.sink.url, others[0], name)
+            raise another_delivery(self.sink.url, others[0], name)
         identity = self.stream.identity()
         try:
             state = DeliveryState.read(self.sink, name)
@@ -210,7 +166,7 @@ class Delivery:
         if state is None:
             writers = delivery_names(self.sink.list_files())
             if writers - {name}:
-                raise _another_delivery(self.sink.url, sorted(writers - {name})[0], name)
+                raise another_delivery(self.sink.url, sorted(writers - {name})[0], name)
             if writers and not reset:
                 raise DamagedState(f"{self.sink.url} holds objects of delivery {name!r} but not its saved "
                                    f"positions ({self.state_path})")
@@ -293,22 +249,22 @@ class Delivery:
         stem = f"{when:%Y/%m/%d/%H}/{self.options.name}-1-{when:%Y-%m-%d-%H-%M-%S}-{ident}"
         # closed shards read to their end: every record they had is in this buffer or delivered
         closing = sorted(ended - set(self.state.finished))
-        self.state.pending = {"ranges": ranges, "ok": stem, "failed": FAILED_PREFIX + stem, "closing": closing}
+        self.state.pending = Pending(ranges, stem, FAILED_PREFIX + stem, closing)
         self._save()  # the intent: a crash from here on is finished by _finish_pending
         return self._write(batch, finishing=False)
 
     def _finish_pending(self) -> int:
         """Deliver exactly the records of the intent a crash left behind."""
-        pending = self.state.pending or {}
+        assert self.state.pending is not None  # noqa: S101 (run() calls this only then)
         batch: list[StreamRecord] = []
-        for shard, (after, last) in pending["ranges"].items():
+        for shard, (after, last) in self.state.pending.ranges.items():
             position = after
-            while position is None or int(position) < int(last):
+            while position is None or int(position) < int(last or 0):
                 records, _ = self.stream.read(shard, position, self.options.read_limit)
                 if not records:
                     raise ServiceError(f"the stream no longer holds records {after}..{last} of shard {shard}",
                                        hint="they passed the stream's retention before delivery finished")
-                keep = [r for r in records if int(r.sequence) <= int(last)]
+                keep = [r for r in records if int(r.sequence) <= int(last or 0)]
                 batch += keep
                 position = records[-1].sequence
         return self._write(batch, finishing=True)
@@ -317,47 +273,29 @@ class Delivery:
         """Transform and write ``batch``, then move the positions past it. ``finishing`` a
         crashed run's intent, an object it already wrote is not written again; a fresh
         intent's names are new, so nothing is listed."""
-        pending = self.state.pending or {}
-        response, reasons, attempts, error = self._invoke(batch)
-        ok, failed, dropped = [], [], 0
-        by_id = {f"{r.shard}:{r.sequence}": r for r in batch}
-        now_ms = int(time.time() * 1000)
-        if response is None:
-            failed = [_error_record(r, attempts, "Lambda.FunctionError", error, now_ms) for r in batch]
-        else:
-            for out in response["records"]:
-                record = by_id[out["recordId"]]
-                if out["result"] == "Ok":
-                    ok.append(base64.b64decode(out["data"]))
-                elif out["result"] == "Dropped":
-                    dropped += 1
-                else:
-                    failed.append(_error_record(record, attempts, "Lambda.ProcessingFailed",
-                                                reasons.get(out["recordId"], "ProcessingFailed"), now_ms))
+        pending = self.state.pending
+        assert pending is not None  # noqa: S101 (the intent is saved before every write)
+        answer = self._invoke(batch)
+        ok, failed, dropped = answer.sorted(batch)
         existing = set()
         if finishing:
-            existing = set(self.sink.list_files(pending["ok"].rsplit("/", 1)[0])) | set(
-                self.sink.list_files(pending["failed"].rsplit("/", 1)[0]))
-        if ok and pending["ok"] not in existing:
-            self.sink.write_bytes(pending["ok"], b"".join(ok))
-        if failed and pending["failed"] not in existing:
-            self.sink.write_bytes(pending["failed"], "".join(json.dumps(f) + "\n" for f in failed).encode())
-        for shard, (_after, last) in pending["ranges"].items():
-            self.state.positions[shard] = last
-        self.state.finished = sorted(set(self.state.finished) | set(pending.get("closing", [])))
-        c = self.state.counts
-        c["ok"] += len(ok)
-        c["failed"] += len(failed)
-        c["dropped"] += dropped
-        c["objects"] += bool(ok) + bool(failed)
-        c["invocations"] += 1
-        c["retries"] += attempts - 1
+            existing = set(self.sink.list_files(pending.ok.rsplit("/", 1)[0])) | set(
+                self.sink.list_files(pending.failed.rsplit("/", 1)[0]))
+        if ok and pending.ok not in existing:
+            self.sink.write_bytes(pending.ok, b"".join(ok))
+        if failed and pending.failed not in existing:
+            self.sink.write_bytes(pending.failed, "".join(json.dumps(f) + "\n" for f in failed).encode())
+        for shard, (_after, last) in pending.ranges.items():
+            if last is not None:
+                self.state.positions[shard] = last
+        self.state.finished = sorted(set(self.state.finished) | set(pending.closing))
+        self.state.counts.add(ok=len(ok), failed=len(failed), dropped=dropped, attempts=answer.attempts)
         self.state.pending = None
         self._save()
         self.progress.advance("delivered", len(batch))
         return len(batch)
 
-    def _invoke(self, batch: list[StreamRecord]) -> tuple[dict[str, Any] | None, dict[str, str], int, str]:
+    def _invoke(self, batch: list[StreamRecord]) -> Invocation:
         """The transformation's answer, retried with back-off for ``retry_seconds``
         (at least Firehose's 3 retries); None and the last error if it kept failing."""
         event = firehose_event(self.options.name, batch)
@@ -368,11 +306,11 @@ class Delivery:
             try:
                 response, reasons = self.transform(event)
                 _check_response(event, response)
-                return response, reasons, attempt, ""
+                return Invocation(response, reasons, attempt)
             except (ServiceError, InputError) as exc:
                 error = str(exc)
             if attempt > FIREHOSE_LAMBDA_RETRIES and time.monotonic() >= deadline:
-                return None, {}, attempt, error
+                return Invocation(None, {}, attempt, error)
             self.progress.status(f"the transformation failed ({error}); retry {attempt}")
             if self.stopping.wait(min(5.0, 0.2 * 2 ** min(attempt, 5))):
                 raise Interrupted  # the intent stays: the next run delivers these records

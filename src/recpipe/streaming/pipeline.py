@@ -8,15 +8,8 @@ from typing import Any
 
 from recpipe.adapters.base import Lake, Stream
 from recpipe.progress import SILENT, Progress
-from recpipe.streaming.deliver import (
-    FAILED_PREFIX,
-    STATE_PREFIX,
-    Delivery,
-    DeliveryOptions,
-    DeliveryResult,
-    DeliveryState,
-    Transform,
-)
+from recpipe.streaming.deliver import Delivery, DeliveryOptions, DeliveryResult, Transform
+from recpipe.streaming.state import FAILED_PREFIX, STATE_PREFIX, DeliveryState
 
 
 def run(stream: Stream, sink: Lake, transform: Transform, options: DeliveryOptions | None = None,
@@ -42,7 +35,7 @@ def status(stream: Stream, sink: Lake, name: str = "recpipe") -> dict[str, Any]:
         shards.append({"shard": shard.id, "position": position, "head": head, "lag": lag,
                        "finished": shard.id in state.finished})
     objects = [f for f in sink.list_files() if not f.startswith(STATE_PREFIX)]
-    return {"stream": stream.url, "sink": sink.url, "delivery": name, "shards": shards, "counts": state.counts,
+    return {"stream": stream.url, "sink": sink.url, "delivery": name, "shards": shards, "counts": state.counts.to_json(),
             "objects": sum(not f.startswith(FAILED_PREFIX) for f in objects),
             "failed_objects": sum(f.startswith(FAILED_PREFIX) for f in objects),
             "pending": state.pending is not None, "stream_replaced": replaced}
