@@ -15,7 +15,7 @@ The enriched record is the event plus ``recommended_items``, ``similar_items``
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -85,3 +85,45 @@ def parse_event(data: bytes) -> Event:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '(record)'}: {e['msg'].lower()}"
                              for e in exc.errors()[:5])
         raise InputError(f"the record is not an event: {problems}") from None
+
+
+STREAM_K = 10  # items in each list the stream adds to an event
+SIMILAR_ROUNDS = 3  # how far back in a browse history to look for a product with an embedding
+
+
+class Item(TypedDict):
+    id: str
+    score: float
+
+
+class SimilarItems(TypedDict):
+    product_code: str | None  # the latest browsed product the model knows (None: none of them)
+    similar_items: list[Item]
+
+
+class EnrichedRecord(TypedDict):
+    """An event as the delivery writes it: the event's own fields, then what the stream added."""
+
+    session_id: str
+    customer_number: int | None
+    city: str | None
+    country: str | None
+    credit_limit: float | None
+    event_time: str
+    browse_history: list[dict[str, Any]]
+    recommended_items: list[Item]
+    similar_items: SimilarItems
+    recommendation_id: str
+    model_version: str
+    strategy: str
+    recommended_at: str
+
+
+def enriched(event: Event, recommended: list[Item], similar_to: str | None, similar: list[Item], *,
+             recommendation_id: str, model_version: str, strategy: str, recommended_at: str) -> EnrichedRecord:
+    """The one way an enriched record is made, by the in-process and the remote enricher alike."""
+    return {**event.to_json(),  # type: ignore[typeddict-item]
+            "recommended_items": recommended,
+            "similar_items": {"product_code": similar_to, "similar_items": similar},
+            "recommendation_id": recommendation_id, "model_version": model_version, "strategy": strategy,
+            "recommended_at": recommended_at}

@@ -15,9 +15,9 @@ import datetime as dt
 import gc
 import uuid
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from recpipe.contracts.events import Event
+from recpipe.contracts.events import SIMILAR_ROUNDS, STREAM_K, EnrichedRecord, Event, enriched
 from recpipe.contracts.limits import MAX_K
 from recpipe.contracts.vectors import Scored
 from recpipe.inference.connections import Connections
@@ -25,7 +25,7 @@ from recpipe.inference.model import ModelSource
 from recpipe.inference.recommend import Recommender
 from recpipe.vectors.query import Filters
 
-K = 10
+K = STREAM_K
 DEPTH = 10  # candidates kept beyond k per cached answer: a cart of up to this many is left out in memory
 CACHE_ENTRIES = 200_000
 # The model, the catalog and the cache are long-lived: Python's cyclic collector rescanned them
@@ -33,11 +33,17 @@ CACHE_ENTRIES = 200_000
 # p50 65 / p99 278 ms; with them frozen out of the scans, gc.freeze(), 43 / 54 ms). They are
 # frozen after the first batch and again each time the cache has grown by this many answers.
 FREEZE_EVERY = 5_000
-SIMILAR_ROUNDS = 3  # how far back in a browse history to look for a product with an embedding
 
 
-class Enricher:
-    """Answers are cached per customer, per set of features and per product for as long as the
+class Enricher(Protocol):
+    """What the transformation asks: one enriched record per event, in order; a backend that
+    cannot answer raises ServiceError (the invocation fails and is retried)."""
+
+    def enrich(self, events: Sequence[Event]) -> list[EnrichedRecord]: ...
+
+
+class LocalEnricher:
+    """In-process: the model and pgvector. Answers are cached per customer, per set of features and per product for as long as the
     model and the loaded vectors stay the same (a new model or ``vectors load`` empties the cache):
     a session's events repeat the same questions."""
 
@@ -49,7 +55,7 @@ class Enricher:
         self._version: tuple[str, Any] | None = None
         self._frozen_at: int | None = None  # cache size at the last gc.freeze()
 
-    def enrich(self, events: Sequence[Event]) -> list[dict[str, Any]]:
+    def enrich(self, events: Sequence[Event]) -> list[EnrichedRecord]:
         """One enriched record per event, in order. A database outage raises ServiceError."""
         if not events:
             return []
@@ -76,11 +82,9 @@ class Enricher:
         out = []
         for e, (strategy, items), (code, alike) in zip(events, answers, similar, strict=True):
             cart = set(e.cart)
-            out.append({**e.to_json(),
-                        "recommended_items": items if items is not None else _top(popular, cart, self.k),
-                        "similar_items": {"product_code": code, "similar_items": _top(alike, cart | {code}, self.k)},
-                        "recommendation_id": str(uuid.uuid4()), "model_version": model.version,
-                        "strategy": strategy, "recommended_at": now})
+            out.append(enriched(e, items if items is not None else _top(popular, cart, self.k), code,
+                                _top(alike, cart | {code}, self.k), recommendation_id=str(uuid.uuid4()),
+                                model_version=model.version, strategy=strategy, recommended_at=now))
         return out
 
     # -- what to ask the vector database: only what the cache does not know --------------------------

@@ -24,11 +24,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from recpipe.contracts.events import Event
+from recpipe.contracts.events import SIMILAR_ROUNDS, STREAM_K, EnrichedRecord, Event, enriched
 from recpipe.errors import ServiceError
 
-K = 10
-SIMILAR_ROUNDS = 3
+K = STREAM_K
 
 
 class RemoteEnricher:
@@ -58,7 +57,7 @@ class RemoteEnricher:
             raise ServiceError(f"cannot reach the inference service {self.url}: {exc}",
                                hint="check RECPIPE_INFERENCE_URL and that the service runs") from exc
 
-    def enrich(self, events: Sequence[Event]) -> list[dict[str, Any]]:
+    def enrich(self, events: Sequence[Event]) -> list[EnrichedRecord]:
         if not events:
             return []
         visitors = [i for i, e in enumerate(events) if e.customer_number is None]
@@ -83,10 +82,8 @@ class RemoteEnricher:
                 strategy, version = "features", headers.get("x-model-version") or headers.get("X-Model-Version")
                 rid = headers.get("x-recommendation-id") or headers.get("X-Recommendation-Id")
             code, alike = self._similar(e, cart)
-            out.append({**e.to_json(), "recommended_items": items,
-                        "similar_items": {"product_code": code, "similar_items": alike},
-                        "recommendation_id": rid or str(uuid.uuid4()), "model_version": version,
-                        "strategy": strategy, "recommended_at": now})
+            out.append(enriched(e, items, code, alike, recommendation_id=rid or str(uuid.uuid4()),
+                                model_version=version, strategy=strategy, recommended_at=now))
         return out
 
     def _similar(self, e: Event, cart: set[str]) -> tuple[str | None, list[dict[str, Any]]]:

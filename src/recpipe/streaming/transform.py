@@ -27,7 +27,7 @@ from typing import Any
 from recpipe.contracts.events import Event, parse_event
 from recpipe.contracts.limits import FIREHOSE_LAMBDA_MAX_BYTES
 from recpipe.errors import InputError
-from recpipe.streaming.enrich import Enricher
+from recpipe.streaming.enrich import Enricher, LocalEnricher
 
 log = logging.getLogger("recpipe.streaming.transform")
 _enricher: Enricher | None = None
@@ -53,9 +53,9 @@ def enricher_from_settings(settings: Any = None) -> Enricher:
     if settings.inference_url:
         from recpipe.streaming.remote import RemoteEnricher
 
-        return RemoteEnricher(settings.inference_url, api_key=settings.api_key)  # type: ignore[return-value]
+        return RemoteEnricher(settings.inference_url, api_key=settings.api_key)
     store, name = Backends(settings).artifacts()
-    return Enricher(ModelSource(store, name, check_every=settings.serve_reload_every),
+    return LocalEnricher(ModelSource(store, name, check_every=settings.serve_reload_every),
                     Connections(Backends(settings).vectors(), ef_search=settings.serve_ef_search))
 
 
