@@ -57,8 +57,11 @@ $(CHECKOV)/.ok: | $(BIN)/python
 	$(CHECKOV)/bin/python -m pip --disable-pip-version-check -q install checkov==3.3.30
 	@touch $@
 
+# mypy over the package; --strict over the contracts and the adapters' Protocols
 lint: $(VENV)/.dev
 	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+	$(BIN)/mypy --strict src/recpipe/contracts src/recpipe/adapters/base.py
 
 test: system-deps $(VENV)/.dev $(CHECKOV)/.ok lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -78,19 +78,19 @@ class Backends:
         return adapter_class(field, url, setting)(url, setting=setting)
 
     def source(self) -> SourceDatabase:
-        return self._open("source_url")  # type: ignore[no-any-return]
+        return self._open("source_url")
 
     def lake(self) -> Lake:
-        return self._open("lake_url")  # type: ignore[no-any-return]
+        return self._open("lake_url")
 
     def artifacts(self) -> tuple[Lake, str]:
         return open_artifacts(self.settings.artifacts_url, setting=self.settings.setting("artifacts_url"))
 
     def stream(self) -> Stream:
-        return self._open("stream_url")  # type: ignore[no-any-return]
+        return self._open("stream_url")
 
     def recommendations(self) -> Lake:
-        return self._open("recommendations_url")  # type: ignore[no-any-return]
+        return self._open("recommendations_url")
 
     def vectors(self) -> VectorDatabase:
-        return self._open("vectors_url")  # type: ignore[no-any-return]
+        return self._open("vectors_url")

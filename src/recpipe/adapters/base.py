@@ -112,6 +112,19 @@ class Lake(Protocol):
         """A file's bytes, or None if there is no such file."""
         ...
 
+    def write_bytes(self, relpath: str, data: bytes) -> None:
+        """Write one file whole (readers never see part of it)."""
+        ...
+
+    def list_files(self, prefix: str = "") -> list[str]:
+        """Relative paths of the files under ``prefix``, sorted (hidden files left out)."""
+        ...
+
+    def hold(self, relpath: str, what: str) -> AbstractContextManager[None]:
+        """Hold ``relpath`` as a lock while ``what`` runs; another holder is refused at once
+        (an InputError naming it)."""
+        ...
+
     def location(self, name: str) -> str:
         """Where readers find dataset ``name`` (a path or an s3:// URL)."""
         ...
@@ -157,6 +170,11 @@ class Stream(Protocol):
     def read(self, shard: str, after: str | None, limit: int) -> tuple[list[StreamRecord], bool]:
         """Up to ``limit`` records of ``shard`` after sequence ``after`` (None: the oldest
         retained), and whether the shard is closed and read to its end."""
+        ...
+
+    def latest(self) -> dict[str, str]:
+        """The last sequence number of each shard, where the backend says it cheaply ({} where
+        it does not: a lag is then unknown)."""
         ...
 
 

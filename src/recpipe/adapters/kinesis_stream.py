@@ -119,6 +119,10 @@ class KinesisStream:
         created = summary.get("StreamCreationTimestamp")
         return f"{summary.get('StreamARN', self.url)}@{created.isoformat() if created is not None else '?'}"
 
+    def latest(self) -> dict[str, str]:
+        """Kinesis gives no shard's head without reading it: the lag is left unknown."""
+        return {}
+
     def shards(self) -> list[Shard]:
         found: list[Shard] = []
         kwargs: dict[str, Any] = {"StreamName": self.name}

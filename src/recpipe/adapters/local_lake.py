@@ -106,17 +106,17 @@ class LocalLake:
     def publish(self, name: str, staged: Staged, *, manifest: str = MANIFEST) -> None:
         if not isinstance(staged, LocalStaged):
             raise TypeError("a local lake publishes only local staging")
-        staged = staged.path
+        path = staged.path
         target = self.root / name
         if not target.exists():
-            os.rename(staged, target)
-            staged.mkdir()  # stage() removes it on exit
+            os.rename(path, target)
+            path.mkdir()  # stage() removes it on exit
             return
-        if not exchange(staged, target):  # pragma: no cover - filesystems without renameat2
-            old = staged.with_name(staged.name + "-old")
+        if not exchange(path, target):  # pragma: no cover - filesystems without renameat2
+            old = path.with_name(path.name + "-old")
             os.rename(target, old)
-            os.rename(staged, target)
-            os.rename(old, staged)
+            os.rename(path, target)
+            os.rename(old, path)
         # ``staged`` now holds the previous version; stage() deletes it.
 
     def dataset(self, name: str, *, partitioning: Any = None) -> Any:

@@ -164,7 +164,7 @@ class _MySQLLoader:
         for name in [n for n in names if n in self._pending]:
             adds = [f"ADD KEY {k}" for k in self._keys(name)]
             adds += [str(AddConstraint(fk).compile(dialect=self.dialect)).split(" ADD ", 1)[1]
-                     for fk in sorted(table(name).foreign_key_constraints, key=lambda c: c.column_keys)]
+                     for fk in sorted(table(name).foreign_key_constraints, key=lambda c: list(c.column_keys))]
             if adds:
                 self.execute(f"ALTER TABLE `{name}` " + ", ".join(
                     a if a.startswith("ADD ") else f"ADD {a}" for a in adds))

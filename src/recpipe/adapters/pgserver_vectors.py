@@ -37,7 +37,7 @@ class EmbeddedPostgres:
         self.url = f"pgserver://{self.path}"
         self.setting = setting
 
-    def _server(self, cleanup_mode: str | None = None):  # type: ignore[no-untyped-def]
+    def _server(self, cleanup_mode: str | None = None):
         with warnings.catch_warnings():  # platformdirs: "XDG_RUNTIME_DIR is not set" (harmless)
             warnings.simplefilter("ignore")
             pgserver = require("pgserver", "vectors", "The embedded PostgreSQL")
@@ -66,7 +66,7 @@ class EmbeddedPostgres:
 
     _tuned = False
 
-    def _tune(self, server, uri: str) -> None:  # type: ignore[no-untyped-def]
+    def _tune(self, server, uri: str) -> None:
         """pgserver starts with PostgreSQL's 128 MB of shared buffers; an HNSW index that does
         not fit is read through the OS on every search (measured: 2× slower at 1M items).
         Set once, with a restart, the first time this data directory is used."""

@@ -125,7 +125,7 @@ class _PostgresLoader:
             for index in sorted(table(name).indexes, key=lambda i: i.name or ""):
                 self.execute(str(CreateIndex(index).compile(dialect=self.dialect)))
             if foreign_keys:
-                for fk in sorted(table(name).foreign_key_constraints, key=lambda c: c.column_keys):
+                for fk in sorted(table(name).foreign_key_constraints, key=lambda c: list(c.column_keys)):
                     self.execute(str(AddConstraint(fk).compile(dialect=self.dialect)))
 
     def bulk_insert(self, name: str, data: pa.Table, progress: Progress = SILENT) -> None:

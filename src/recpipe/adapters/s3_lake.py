@@ -138,8 +138,11 @@ class S3Lake:
             def put(r: str) -> None:
                 self.client.upload_file(str(staged.path / r), self.bucket, keys[r])
         else:
+            assert isinstance(staged, S3Staged)  # noqa: S101 (the only other kind)
+            remote = staged
+
             def put(r: str) -> None:
-                self._copy(f"{staged.prefix}/{r}", keys[r], bucket=staged.bucket)
+                self._copy(f"{remote.prefix}/{r}", keys[r], bucket=remote.bucket)
         doing = f"publishing {name or 'the artifacts'}"
         aside = self._key("_staging", f"{name or 'artifacts'}-previous-{uuid.uuid4().hex[:12]}")
         overwritten = sorted(old & set(keys.values()))

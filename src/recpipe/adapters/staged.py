@@ -102,7 +102,7 @@ class S3Staged:
     def describe(self, relpath: str) -> WrittenFile:
         obj = self._objects.get(relpath) or self.client.head_object(
             Bucket=self.bucket, Key=f"{self.prefix}/{relpath}")
-        size = obj.get("Size", obj.get("ContentLength"))
+        size = obj.get("Size", obj.get("ContentLength")) or 0
         return WrittenFile(relpath, None, int(size), str(obj["ETag"]).strip('"'))
 
     def read_schema(self, relpath: str) -> pa.Schema:

@@ -71,6 +71,6 @@ def declare_bearer(app: Any) -> None:
                 "type": "http", "scheme": "bearer", "description": "the service's RECPIPE_API_KEY"}
             doc["security"] = [{"bearer": []}]
             app.openapi_schema = doc
-        return app.openapi_schema  # type: ignore[no-any-return]
+        return app.openapi_schema
 
     app.openapi = openapi

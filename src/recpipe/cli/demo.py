@@ -134,7 +134,7 @@ def stream_some(settings: Settings, *, quiet: bool) -> dict[str, Any]:
     sink = Backends(settings).recommendations()
     objects = [f for f in sink.list_files() if f[:4].isdigit()]
     return {"produced": produced.events, "counts": result.counts, "sink": sink.url, "objects": len(objects),
-            "latest_object": objects[-1] if objects else None, "example": (tail(sink, 1) or [None])[0]}
+            "latest_object": objects[-1] if objects else None, "example": next(iter(tail(sink, 1)), None)}
 
 
 def _show_enriched(streamed: dict[str, Any]) -> None:

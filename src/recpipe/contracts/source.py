@@ -6,6 +6,8 @@ metadata creates the tables on SQLite, MySQL/MariaDB and PostgreSQL.
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import (
     DECIMAL,
     Column,
@@ -28,7 +30,7 @@ _MEDIUMTEXT = Text().with_variant(mysql.MEDIUMTEXT(), "mysql", "mariadb")
 _MEDIUMBLOB = LargeBinary().with_variant(mysql.MEDIUMBLOB(), "mysql", "mariadb")
 
 
-def _money() -> DECIMAL:
+def _money() -> DECIMAL[Decimal]:
     return DECIMAL(10, 2, asdecimal=True)
 
 

@@ -37,7 +37,7 @@ class Tower:
     def dim(self) -> int:
         return int(self.layers[-1][0].shape[0])
 
-    def __call__(self, x: np.ndarray, ids: Sequence[Any] | None = None) -> np.ndarray:
+    def __call__(self, x: np.ndarray, ids: Sequence[Any] | np.ndarray | None = None) -> np.ndarray:
         """Unit-length embeddings for encoded inputs ``x`` (n × input_width)."""
         h = np.asarray(x, dtype=np.float32)
         if h.ndim != 2 or h.shape[1] != self.input_width:
@@ -81,13 +81,13 @@ class Towers:
         return out
 
     def save(self, target: str | Path | BinaryIO) -> None:
-        np.savez(target, **self.arrays())
+        np.savez(target, **self.arrays())  # type: ignore[arg-type]  # numpy's stub types the first keyword
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> Towers:
         towers = {}
         for name in TOWERS:
-            layers = []
+            layers: list[tuple[np.ndarray, np.ndarray]] = []
             while f"{name}.layer{len(layers)}.weight" in arrays:
                 k = len(layers)
                 layers.append((np.asarray(arrays[f"{name}.layer{k}.weight"], np.float32),

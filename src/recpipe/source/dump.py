@@ -30,7 +30,7 @@ class Statement:
     kind: str  # "create", "insert", "other"
     table: str | None
     text: str  # as written in the dump (MySQL)
-    tree: exp.Expression
+    tree: exp.Expr
 
 
 @dataclass
@@ -115,7 +115,7 @@ def load_dump(db: SourceDatabase, dump: Dump, *, replace: bool = False,
     return counts
 
 
-def _classify(tree: exp.Expression) -> tuple[str, str | None]:
+def _classify(tree: exp.Expr) -> tuple[str, str | None]:
     if isinstance(tree, exp.Create):
         kind = (tree.args.get("kind") or "").upper()
         if kind == "TABLE" and isinstance(tree.this, exp.Schema):
@@ -129,7 +129,7 @@ def _classify(tree: exp.Expression) -> tuple[str, str | None]:
     return "other", None
 
 
-def _create_sql(tree: exp.Expression, dialect: str) -> str:
+def _create_sql(tree: exp.Expr, dialect: str) -> str:
     """CREATE TABLE for a table recpipe does not know; inline KEY/INDEX clauses are dropped."""
     tree = tree.copy()
     for node in list(tree.this.expressions):

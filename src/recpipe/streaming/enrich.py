@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from recpipe.contracts.events import SIMILAR_ROUNDS, STREAM_K, EnrichedRecord, Event, enriched
+from recpipe.contracts.events import SIMILAR_ROUNDS, STREAM_K, EnrichedRecord, Event, Item, enriched
 from recpipe.contracts.limits import MAX_K
 from recpipe.contracts.vectors import Scored
 from recpipe.inference.connections import Connections
@@ -110,7 +110,7 @@ class LocalEnricher:
             for key, items in zip(chosen, found, strict=True):
                 self._cache[("features", key)] = _ranked(items)
 
-    def _answer(self, e: Event) -> tuple[str, list[dict[str, Any]] | None]:
+    def _answer(self, e: Event) -> tuple[str, list[Item] | None]:
         """(strategy, the top k without the cart) from the cache; None items: popular ones."""
         for strategy, key in (("stored", ("user", e.customer_number)), ("features", ("features", _features_key(e)))):
             found = self._cache.get(key)
@@ -161,16 +161,16 @@ def _features_key(e: Event) -> tuple[Any, ...]:
     return (e.city, e.country, e.credit_limit)
 
 
-Ranked = list[tuple[Any, dict[str, Any]]]  # (id, its {"id", "score"} as written), best first
+Ranked = list[tuple[Any, Item]]  # (id, its {"id", "score"} as written), best first
 
 
 def _ranked(found: Sequence[Scored]) -> Ranked:
     """Formatted once per answer, shared by every event that gets it."""
-    return [(s.id, {"id": s.id, "score": round(s.score, 6)}) for s in found]
+    return [(s.id, {"id": str(s.id), "score": round(s.score, 6)}) for s in found]
 
 
-def _top(items: Ranked, leave_out: set[str | None], k: int) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
+def _top(items: Ranked, leave_out: set[str] | set[str | None], k: int) -> list[Item]:
+    out: list[Item] = []
     for item, doc in items:
         if item not in leave_out:
             out.append(doc)

@@ -27,7 +27,7 @@ def status(stream: Stream, sink: Lake, name: str = "recpipe") -> dict[str, Any]:
     replaced = state.stream is not None and state.stream != stream.identity()
     if replaced:  # positions in another stream say nothing about this one
         state.positions, state.finished = {}, []
-    heads = stream.latest() if hasattr(stream, "latest") else {}
+    heads = stream.latest()
     shards = []
     for shard in stream.shards():
         position, head = state.positions.get(shard.id), heads.get(shard.id)

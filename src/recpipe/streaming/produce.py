@@ -73,8 +73,8 @@ class Shoppers:
             rows = conn.execute(select(c.c.customerNumber, c.c.city, c.c.country, c.c.creditLimit)
                                 .order_by(c.c.customerNumber)).all()
             products = [r[0] for r in conn.execute(select(p.c.productCode).order_by(p.c.productCode))]
-            bought = dict(conn.execute(select(d.c.productCode, func.count()).group_by(d.c.productCode)).all())
-        customers = {"number": np.array([r[0] for r in rows], np.int64), "city": [r[1] for r in rows],
+            bought: dict[str, int] = dict(conn.execute(select(d.c.productCode, func.count()).group_by(d.c.productCode)).all())
+        customers: dict[str, Any] = {"number": np.array([r[0] for r in rows], np.int64), "city": [r[1] for r in rows],
                      "country": [r[2] for r in rows],
                      "credit": [None if r[3] is None else float(r[3]) for r in rows]}
         popularity = np.array([bought.get(code, 0) for code in products], np.float64)

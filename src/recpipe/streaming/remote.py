@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from recpipe.contracts.events import SIMILAR_ROUNDS, STREAM_K, EnrichedRecord, Event, enriched
+from recpipe.contracts.events import SIMILAR_ROUNDS, STREAM_K, EnrichedRecord, Event, Item, enriched
 from recpipe.errors import ServiceError
 
 K = STREAM_K
@@ -74,7 +74,7 @@ class RemoteEnricher:
                 query |= {k: v for k, v in (("city", e.city), ("country", e.country),
                                             ("credit_limit", e.credit_limit)) if v is not None}
                 answer, _ = self._call("GET", f"/recommendations/{e.customer_number}", query)
-                items = [{"id": x["id"], "score": x["score"]} for x in answer["items"]]
+                items: list[Item] = [{"id": x["id"], "score": x["score"]} for x in answer["items"]]
                 strategy, version, rid = answer["strategy"], answer["model_version"], answer["recommendation_id"]
             else:
                 found, headers = self._call("POST", "/items_from_user", {"limit": self.k + len(cart)}, by_visitor[i])
@@ -86,7 +86,7 @@ class RemoteEnricher:
                                 model_version=version, strategy=strategy, recommended_at=now))
         return out
 
-    def _similar(self, e: Event, cart: set[str]) -> tuple[str | None, list[dict[str, Any]]]:
+    def _similar(self, e: Event, cart: set[str]) -> tuple[str | None, list[Item]]:
         for browsed in list(reversed(e.browse_history))[:SIMILAR_ROUNDS]:
             code = browsed.product_code
             found, _ = self._call("GET", "/items_from_item", {"item_id": code, "limit": self.k + len(cart) + 1})

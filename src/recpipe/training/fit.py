@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from recpipe.errors import InternalError
 from recpipe.progress import SILENT, Progress
 from recpipe.training.model import TwoTower, torch
 
@@ -130,6 +131,10 @@ def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOp
         progress: Progress = SILENT) -> FitResult:
     """Train ``model`` in place on interaction rows ``train``; with ``validate``, stop when the
     validation criterion stops improving and restore the best epoch, else run ``epochs``."""
+    batch_size, learning_rate = options.batch_size, options.learning_rate
+    if batch_size is None or learning_rate is None:
+        raise InternalError("fit() was given options whose objective defaults are not filled in",
+                            hint="pass options.resolved(objective) (a bug in recpipe otherwise)")
     generator = torch.Generator().manual_seed(options.seed)
     tables = [p for n, p in model.named_parameters() if n.endswith("_id.table.weight")]
     rest = [p for n, p in model.named_parameters() if not n.endswith("_id.table.weight")]
@@ -137,7 +142,7 @@ def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOp
     # noise of a few purchases; decoupled weight decay on them (AdamW) holds them back.
     optimizer = torch.optim.AdamW([{"params": rest, "weight_decay": 0.0},
                                    {"params": tables, "weight_decay": objective.id_weight_decay}],
-                                  lr=options.learning_rate)
+                                  lr=learning_rate)
     train_t = torch.from_numpy(train)
     result = FitResult()
     best_value, best_state, stale = float("inf"), None, 0
@@ -149,8 +154,8 @@ def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOp
         model.train()
         order = train_t[torch.randperm(len(train_t), generator=generator)]
         total, t0 = 0.0, time.perf_counter()
-        for start in range(0, len(order), options.batch_size):
-            rows = order[start:start + options.batch_size]
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
             loss = objective.loss(model, rows, generator)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -10,14 +10,19 @@ trained to mean is the objective's business (``objectives.py``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from recpipe.errors import require
 from recpipe.inference.towers import Tower, Towers
 
-torch = require("torch", "train", "Training the two-tower model")
-nn = torch.nn
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+else:
+    torch = require("torch", "train", "Training the two-tower model")
+    nn = torch.nn
 F = torch.nn.functional
 
 

@@ -41,7 +41,8 @@ class Rating:
         uid = d.uid[u] if self.use_ids else None
         iid = d.iid[i] if self.use_ids else None
         loss = F.mse_loss(model(d.xu[u], d.xi[i], uid, iid), rating_to_target(d.rating[rows]))
-        if self.use_ids and self.id_l2 and model.user_id is not None and model.item_id is not None:
+        if (self.use_ids and self.id_l2 and model.user_id is not None and model.item_id is not None
+                and uid is not None and iid is not None):
             loss = loss + self.id_l2 * (model.user_id.penalty(uid) + model.item_id.penalty(iid))
         return loss
 

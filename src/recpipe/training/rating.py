@@ -46,7 +46,7 @@ def train_rating(data: Ratings, options: Any, progress: Progress) -> Trained:
     trained = Trained("hybrid" if options.hybrid else "content", SCORE, model, p, options.hybrid, runs, {},
                       {"train": len(rows.train), "validation": len(rows.validation), "test": len(rows.test)}, hp)
     towers = trained.towers(customer_ids, product_ids)
-    metrics = evaluate.model_metrics(towers.user(p.xu, customer_ids), towers.item(p.xi, product_ids), heldout)
+    metrics: dict[str, Any] = evaluate.model_metrics(towers.user(p.xu, customer_ids), towers.item(p.xi, product_ids), heldout)
     metrics["baselines"] = evaluate.baselines(heldout)
     floors = ((data.manifest.generator or {}).get("rmse_floor")) or None
     if floors:

@@ -34,7 +34,8 @@ class Filters:
     def sql(self, alias: str, *, exclude: bool = False) -> tuple[str, dict[str, Any]]:
         """The WHERE conditions (each " AND …") and their parameters; ``exclude`` adds the
         exclusion list (left out when empty: one condition less per candidate)."""
-        parts, params = [], {}
+        parts: list[str] = []
+        params: dict[str, Any] = {}
         if exclude:
             parts.append(f"{alias}.id <> ALL(%(exclude)s::varchar[])")
         if self.in_stock:
@@ -142,7 +143,7 @@ class VectorQueries:
 
     def popularity(self) -> list[tuple[str, str | None, int | None, int]]:
         """Every catalog product with its number of buyers, most bought first, ties by id."""
-        return [tuple(r) for r in self._shop_rows(  # type: ignore[misc]
+        return [tuple(r) for r in self._shop_rows(
             f"SELECT c.id, c.product_line, c.quantity_in_stock, count(p.customer_number) AS buyers "
             f"FROM {schema.CATALOG} c LEFT JOIN {schema.PURCHASES} p ON p.product_code = c.id "
             f"GROUP BY c.id ORDER BY buyers DESC, c.id", ())]
