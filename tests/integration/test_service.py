@@ -273,7 +273,7 @@ def test_the_service_uses_at_most_its_threads_connections_and_closes_them(stack:
     def backend(_: int) -> int:
         with svc.queries() as q:
             time.sleep(0.02)  # keep the thread busy so that others are used too
-            return int(q.conn.info.backend_pid)
+            return int(q._conn.info.backend_pid)  # the connection is private to recpipe.vectors
 
     async def many() -> list[int]:
         return await asyncio.gather(*(svc.run(backend, i) for i in range(12)))

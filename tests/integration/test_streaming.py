@@ -43,8 +43,10 @@ def enricher(stack: Stack) -> Enricher:
 
 
 def shop(stack: Stack, sql: str) -> list[tuple[Any, ...]]:
-    with VectorQueries(stack.db) as q:
-        return q.conn.execute(sql).fetchall()
+    import psycopg
+
+    with psycopg.connect(stack.db.conninfo()) as conn:
+        return conn.execute(sql).fetchall()
 
 
 def event(session: str, customer: int | None = None, browsed: list[tuple[str, bool]] = (), **features: Any) -> dict:  # type: ignore[assignment,type-arg]

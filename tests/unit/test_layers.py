@@ -92,3 +92,37 @@ def test_the_graph_has_no_cycle() -> None:
 def test_serving_and_streaming_never_import_training() -> None:
     """The service, the Lambdas and the stream run without torch: nothing there reaches training."""
     assert not {(a, b) for (a, b) in _edges() if a in ("inference", "streaming", "api", "vectors") and b == "training"}
+
+
+def _strings(path: Path) -> list[str]:
+    """Every string literal of a module, f-strings' literal parts joined."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            out.append(node.value)
+        elif isinstance(node, ast.JoinedStr):
+            out.append(" ".join(v.value for v in node.values if isinstance(v, ast.Constant)))
+    return out
+
+
+def test_serving_sql_lives_in_vectors_and_the_adapters() -> None:
+    """The service, the page, the command line, the stream and the model code run no SQL of
+    their own: they call ``recpipe.vectors`` (serving reads) or an adapter."""
+    import re
+
+    sql = re.compile(r"\b(SELECT\b.*\bFROM|INSERT INTO|DELETE FROM|UPDATE \w+ SET|to_regclass)\b", re.S)
+    found = {str(p.relative_to(ROOT)) for unit in ("api", "cli", "streaming", "inference", "training")
+             for p in (ROOT / unit).rglob("*.py") if any(sql.search(s) for s in _strings(p))}
+    assert not found, found
+
+
+def test_the_api_opens_backends_only_through_the_composition_root() -> None:
+    """``recpipe.api`` imports ``recpipe.adapters`` (``Backends``) and the Protocols in
+    ``recpipe.adapters.base``, never an adapter's own module."""
+    direct = set()
+    for path in (ROOT / "api").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("recpipe.adapters."):
+                if node.module != "recpipe.adapters.base":
+                    direct.add(f"{path.relative_to(ROOT)}: {node.module}")
+    assert not direct, direct

@@ -22,7 +22,6 @@ from typing import Any, TypeVar
 from recpipe.adapters import Backends
 from recpipe.adapters.base import VectorDatabase
 from recpipe.config import Settings
-from recpipe.contracts import vectors as schema
 from recpipe.inference.connections import Connections
 from recpipe.inference.model import Model, ModelSource
 from recpipe.inference.recommend import Recommendation, Recommender, Rules
@@ -88,7 +87,7 @@ class Service:
         published version (None if the artifacts cannot be read); raises otherwise."""
         with self.queries() as q:
             model = self.recommender.model(q)
-            q.conn.execute(f"SELECT 1 FROM {schema.ITEMS} LIMIT 1").fetchall()
+            q.check_loaded()
         try:
             published = self.models.version()  # the manifest only
         except Exception:  # the artifacts are not needed to serve what is loaded

@@ -160,11 +160,10 @@ def ask_the_service(settings: Settings) -> dict[str, Any]:
     from recpipe.api.app import create_app
     from recpipe.api.background import serving
     from recpipe.api.service import Service
-    from recpipe.contracts import vectors as schema
 
     service = Service(settings)
     with service.queries() as q:
-        customer = q.conn.execute(f"SELECT min(id) FROM {schema.USERS}").fetchone()[0]
+        customer = q.first_stored_customer()
     with serving(create_app(settings, service=service)) as url, \
             urllib.request.urlopen(f"{url}/recommendations/{customer}?{ASKED}",  # noqa: S310 (ours)
                                    timeout=30) as answer:

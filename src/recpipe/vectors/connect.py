@@ -28,6 +28,11 @@ def connect(db: VectorDatabase, *, register: bool = True) -> Any:
     return conn
 
 
+def has_table(conn: Any, table: str) -> bool:
+    """Whether ``table`` exists (in the search path) on this connection."""
+    return conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is not None
+
+
 def _register(conn: Any) -> None:
     from pgvector.psycopg import register_vector
 

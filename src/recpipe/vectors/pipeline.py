@@ -32,7 +32,7 @@ from recpipe.contracts.artifacts import (
 )
 from recpipe.errors import InputError, ServiceError
 from recpipe.progress import SILENT, Progress
-from recpipe.vectors.connect import connect, ensure_vector_extension
+from recpipe.vectors.connect import connect, ensure_vector_extension, has_table
 from recpipe.vectors.files import Embeddings, parse_attributes, parse_embeddings
 
 LOCK_KEY = 7_406_513_002  # pg_advisory_lock key: one load at a time per database
@@ -222,7 +222,7 @@ def _switch_once(conn: Any, new: dict[str, str], **meta: Any) -> None:
     with conn.transaction():
         conn.execute(f"SET LOCAL lock_timeout = '{SWITCH_LOCK_TIMEOUT}'")
         conn.execute(schema.CREATE_META)
-        existing = [t for t in new if conn.execute("SELECT to_regclass(%s)", (t,)).fetchone()[0]]
+        existing = [t for t in new if has_table(conn, t)]
         if existing:
             conn.execute(f"LOCK TABLE {', '.join(existing)} IN ACCESS EXCLUSIVE MODE")
         for table, staged in new.items():
@@ -244,13 +244,36 @@ def _switch_once(conn: Any, new: dict[str, str], **meta: Any) -> None:
             {**meta, "at": dt.datetime.now(dt.UTC)})
 
 
+LOADED = ("model_version", "artifacts", "items", "users", "catalog", "loaded_at")
+
+
 def loaded(db: VectorDatabase) -> dict[str, Any] | None:
     """What is being served, or None if nothing has been loaded."""
     with connect(db) as conn:
-        if conn.execute("SELECT to_regclass(%s)", (schema.META,)).fetchone()[0] is None:
-            return None
-        row = conn.execute(f"SELECT model_version, artifacts, items, users, catalog, loaded_at FROM {schema.META}").fetchone()
-    if row is None:
+        return loaded_on(conn)
+
+
+def loaded_on(conn: Any) -> dict[str, Any] | None:
+    """``loaded()`` on an open connection."""
+    if not has_table(conn, schema.META):
         return None
-    return dict(zip(("model_version", "artifacts", "items", "users", "catalog", "loaded_at"), row, strict=True))
+    row = conn.execute(f"SELECT {', '.join(LOADED)} FROM {schema.META}").fetchone()
+    return None if row is None else dict(zip(LOADED, row, strict=True))
+
+
+def status(conn: Any) -> dict[str, Any]:
+    """The vectors stage for the page: what is loaded, each table's rows, size and indexes, and
+    the HNSW parameters."""
+    info = loaded_on(conn)
+    if info is None:
+        return {"loaded": None, "tables": []}
+    tables = []
+    for table in (schema.ITEMS, schema.USERS, schema.CATALOG, schema.CUSTOMERS, schema.PURCHASES):
+        if not has_table(conn, table):
+            continue
+        rows, size = conn.execute(f"SELECT count(*), pg_total_relation_size('{table}') FROM {table}").fetchone()
+        tables.append({"table": table, "rows": rows, "bytes": size, "indexes": sorted(schema.INDEXES[table].values())})
+    if info["loaded_at"] is not None:
+        info["loaded_at"] = info["loaded_at"].isoformat()
+    return {"loaded": info, "hnsw": schema.HNSW, "tables": tables}
 

@@ -10,9 +10,9 @@ with a wider search, then exactly (no index): a filter never silently loses resu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -22,7 +22,9 @@ from recpipe.contracts.artifacts import EMBEDDING_DIM
 from recpipe.contracts.limits import DEFAULT_EF_SEARCH, MAX_EF_SEARCH, MAX_K
 from recpipe.contracts.vectors import Scored
 from recpipe.errors import InputError, NotFound, NotPublished
-from recpipe.vectors.connect import connect
+from recpipe.vectors.connect import connect, has_table
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,12 +61,26 @@ class VectorQueries:
 
     def __init__(self, db: VectorDatabase, *, ef_search: int | None = None) -> None:
         self.db = db
-        self.conn = connect(db)
+        self._conn = connect(db)
         self._ef: int | None = None
         self.ef_search = _check_ef(ef_search or DEFAULT_EF_SEARCH)
 
     def close(self) -> None:
-        self.conn.close()
+        self._conn.close()
+
+    def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """One of this package's reads (``recpipe.vectors.shop``, ``pipeline.status``) on this
+        connection: the connection itself stays in ``recpipe.vectors``."""
+        return fn(self._conn, *args)
+
+    def check_loaded(self) -> None:
+        """Raise (UndefinedTable, OperationalError) unless the item embeddings can be read."""
+        self._conn.execute(f"SELECT 1 FROM {schema.ITEMS} LIMIT 1").fetchall()
+
+    def first_stored_customer(self) -> int | None:
+        """The lowest customer number with a stored embedding (None: none loaded)."""
+        return self._shop_rows(f"SELECT min(id) FROM {schema.USERS}", ())[0][0] if has_table(
+            self._conn, schema.USERS) else None
 
     def __enter__(self) -> VectorQueries:
         return self
@@ -158,7 +174,7 @@ class VectorQueries:
         from psycopg import errors
 
         try:
-            return self.conn.execute(sql, params, prepare=bool(params)).fetchall()
+            return self._conn.execute(sql, params, prepare=bool(params)).fetchall()
         except errors.UndefinedTable:
             return []
 
@@ -228,14 +244,14 @@ class VectorQueries:
                       ) -> list[list[Scored] | None]:
         out: list[list[Scored] | None] = [None] * len(params["keys"])
         if ef is None:
-            self.conn.execute("SET enable_indexscan = off")
+            self._conn.execute("SET enable_indexscan = off")
             try:
-                rows = self.conn.execute(sql, params, binary=binary).fetchall()
+                rows = self._conn.execute(sql, params, binary=binary).fetchall()
             finally:
-                self.conn.execute("SET enable_indexscan = on")
+                self._conn.execute("SET enable_indexscan = on")
         else:
             self._set_ef(max(ef, params["k"] + 1))  # + 1: "never itself" may drop one candidate
-            rows = self.conn.execute(sql, params, prepare=True, binary=binary).fetchall()
+            rows = self._conn.execute(sql, params, prepare=True, binary=binary).fetchall()
         for ord_, key, score in rows:
             bucket = out[ord_ - 1]
             if bucket is None:
@@ -251,7 +267,7 @@ class VectorQueries:
         """Session-level, sent only when it changes (one round trip saved per query)."""
         ef = min(ef, MAX_EF_SEARCH)
         if ef != self._ef:
-            self.conn.execute(f"SET hnsw.ef_search = {int(ef)}")
+            self._conn.execute(f"SET hnsw.ef_search = {int(ef)}")
             self._ef = ef
 
 

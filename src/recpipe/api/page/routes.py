@@ -15,11 +15,13 @@ from pydantic import BaseModel
 from starlette.staticfiles import StaticFiles
 
 from recpipe.api.metrics import Metrics
-from recpipe.api.page import shop, status
+from recpipe.api.page import status
 from recpipe.api.service import Service
 from recpipe.config import Settings
 from recpipe.contracts.limits import MAX_CUSTOMER_NUMBER, NO_NUL
 from recpipe.inference.recommend import NotFound, Rules
+from recpipe.vectors import shop
+from recpipe.vectors.pipeline import status as vectors_status
 
 STATIC = resources.files("recpipe.api.page") / "static"
 Search = Annotated[str, Query(max_length=100, pattern=NO_NUL, description="Text to look for.")]
@@ -96,7 +98,7 @@ def install(app: FastAPI, svc: Service, settings: Settings, metrics: Metrics,
     """Add the page and its endpoints to ``app``."""
     def on_db(fn: Callable[..., Any], *args: Any) -> Any:
         with svc.queries() as q:
-            return fn(q.conn, *args)
+            return q.read(fn, *args)
 
     @app.get("/", include_in_schema=False)
     async def page() -> HTMLResponse:
@@ -165,7 +167,7 @@ def install(app: FastAPI, svc: Service, settings: Settings, metrics: Metrics,
         this service's traffic; a stage that cannot be read says why."""
         return {"etl": await svc.run(status.section, lambda: status.etl(settings)),
                 "model": await svc.run(status.section, lambda: status.model(settings)),
-                "vectors": await svc.run(status.section, lambda: on_db(status.vectors)),
+                "vectors": await svc.run(status.section, lambda: on_db(vectors_status)),
                 "stream": await svc.run(status.section, lambda: status.stream(settings)),
                 "service": {"ok": True, "routes": metrics.summary(), "uptime_seconds": metrics.uptime()}}
 

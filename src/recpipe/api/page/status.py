@@ -11,8 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 from recpipe.config import Settings
-from recpipe.contracts import vectors as schema
-from recpipe.errors import RecpipeError
+from recpipe.errors import RecpipeError, said
 
 MODEL_FIELDS = ("model_version", "created_at", "objective", "embedding_dim", "counts", "metrics", "seconds")
 
@@ -24,7 +23,7 @@ def section(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
     except RecpipeError as exc:
         return {"ok": False, "error": exc.message, "hint": exc.hint}
     except Exception as exc:  # e.g. an optional dependency of a backend this deployment lacks
-        return {"ok": False, "error": f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}"}
+        return {"ok": False, "error": f"{type(exc).__name__}: {said(exc)}"}
 
 
 def etl(settings: Settings) -> dict[str, Any]:
@@ -45,24 +44,6 @@ def model(settings: Settings) -> dict[str, Any]:
     training = doc.get("training") or {}
     return {**{key: doc.get(key) for key in MODEL_FIELDS}, "artifacts": store.location(name),
             "best_epoch": training.get("best_epoch"), "history": training.get("history", [])}
-
-
-def vectors(conn: Any) -> dict[str, Any]:
-    """What is loaded, with each table's rows and size and the HNSW parameters."""
-    if conn.execute("SELECT to_regclass(%s)", (schema.META,)).fetchone()[0] is None:
-        return {"loaded": None, "tables": []}
-    columns = ("model_version", "artifacts", "items", "users", "catalog", "loaded_at")
-    row = conn.execute(f"SELECT {', '.join(columns)} FROM {schema.META}").fetchone()
-    tables = []
-    for table in (schema.ITEMS, schema.USERS, schema.CATALOG, schema.CUSTOMERS, schema.PURCHASES):
-        if conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is None:
-            continue
-        rows, size = conn.execute(f"SELECT count(*), pg_total_relation_size('{table}') FROM {table}").fetchone()
-        tables.append({"table": table, "rows": rows, "bytes": size, "indexes": sorted(schema.INDEXES[table].values())})
-    loaded = None if row is None else dict(zip(columns, row, strict=True))
-    if loaded and loaded["loaded_at"] is not None:
-        loaded["loaded_at"] = loaded["loaded_at"].isoformat()
-    return {"loaded": loaded, "hnsw": schema.HNSW, "tables": tables}
 
 
 def stream(settings: Settings) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Look-ups the page makes in the vector database: customers and products by search or id,
-what a customer bought, and a 2-D map of the item embeddings. Each takes the service's
-``VectorQueries`` (one connection per thread); tables come from ``recpipe.contracts.vectors``.
-The catalog and customer tables exist once ``vectors load`` has read them from the source."""
+what a customer bought, and a 2-D map of the item embeddings. Each takes a connection and is
+run through ``VectorQueries.read`` (the service's connection per thread stays inside
+``recpipe.vectors``); tables come from ``recpipe.contracts.vectors``. The catalog and customer
+tables exist once ``vectors load`` has read them from the source."""
 
 from __future__ import annotations
 
@@ -10,14 +11,11 @@ from typing import Any
 import numpy as np
 
 from recpipe.contracts import vectors as schema
+from recpipe.vectors.connect import has_table
 
 PRODUCT = "c.id, c.name, c.product_line, c.scale, c.vendor, c.msrp, c.quantity_in_stock"
 PRODUCT_FIELDS = ("id", "name", "product_line", "scale", "vendor", "msrp", "quantity_in_stock", "embedded")
 CUSTOMER_FIELDS = ("id", "name", "city", "country", "credit_limit", "stored_embedding")
-
-
-def _has(conn: Any, table: str) -> bool:
-    return conn.execute("SELECT to_regclass(%s)", (table,)).fetchone()[0] is not None
 
 
 def _like(text: str) -> str:
@@ -27,7 +25,7 @@ def _like(text: str) -> str:
 
 def find_customers(conn: Any, q: str, limit: int) -> list[dict[str, Any]]:
     """Customers whose number starts with ``q``, or whose name or city contains it."""
-    if not _has(conn, schema.CUSTOMERS):
+    if not has_table(conn, schema.CUSTOMERS):
         return []
     q = q.strip()
     rows = conn.execute(
@@ -41,7 +39,7 @@ def find_customers(conn: Any, q: str, limit: int) -> list[dict[str, Any]]:
 
 def customer(conn: Any, number: int) -> dict[str, Any] | None:
     """One customer and what they bought (None: not in the loaded customers)."""
-    if not _has(conn, schema.CUSTOMERS):
+    if not has_table(conn, schema.CUSTOMERS):
         return None
     row = conn.execute(f"SELECT c.id, c.name, c.city, c.country, c.credit_limit, u.id IS NOT NULL "
                        f"FROM {schema.CUSTOMERS} c LEFT JOIN {schema.USERS} u ON u.id = c.id WHERE c.id = %s",
@@ -58,7 +56,7 @@ def customer(conn: Any, number: int) -> dict[str, Any] | None:
 
 def find_products(conn: Any, q: str | None, ids: list[str], limit: int) -> list[dict[str, Any]]:
     """Products by code (``ids``, in that order) or whose code, name or line contains ``q``."""
-    if not _has(conn, schema.CATALOG):
+    if not has_table(conn, schema.CATALOG):
         return []
     select = f"SELECT {PRODUCT}, i.id IS NOT NULL FROM {schema.CATALOG} c LEFT JOIN {schema.ITEMS} i ON i.id = c.id "
     if ids:
@@ -74,7 +72,7 @@ def find_products(conn: Any, q: str | None, ids: list[str], limit: int) -> list[
 
 def item_map(conn: Any, limit: int) -> dict[str, Any]:
     """The item embeddings projected on their two main axes (PCA), with product lines."""
-    if not _has(conn, schema.ITEMS):
+    if not has_table(conn, schema.ITEMS):
         return {"items": 0, "variance": [], "points": []}
     rows = conn.execute(f"SELECT id, product_line, embedding::real[] FROM {schema.ITEMS} ORDER BY id LIMIT %s",
                         (limit,)).fetchall()
