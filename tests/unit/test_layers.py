@@ -122,7 +122,18 @@ def test_the_api_opens_backends_only_through_the_composition_root() -> None:
     direct = set()
     for path in (ROOT / "api").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("recpipe.adapters."):
-                if node.module != "recpipe.adapters.base":
-                    direct.add(f"{path.relative_to(ROOT)}: {node.module}")
+            if (isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("recpipe.adapters.")
+                    and node.module != "recpipe.adapters.base"):
+                direct.add(f"{path.relative_to(ROOT)}: {node.module}")
     assert not direct, direct
+
+
+def test_no_function_in_the_api_is_longer_than_40_lines() -> None:
+    """The service is routers of short endpoints; a factory of closures does not grow back."""
+    long = []
+    for path in (ROOT / "api").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.end_lineno is not None \
+                    and node.end_lineno - node.lineno + 1 > 40:
+                long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}")
+    assert not long, long

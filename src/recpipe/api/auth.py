@@ -59,17 +59,23 @@ class ApiKey:
         await send({"type": "http.response.body", "body": body})
 
 
-def declare_bearer(app: Any) -> None:
-    """Declare ``Authorization: Bearer`` in the OpenAPI document, for every operation, so that
-    /docs offers Authorize and sends the key with each try."""
+def document(app: Any, *, keyed: bool) -> None:
+    """The OpenAPI document as the service runs: with a key, ``Authorization: Bearer`` declared
+    for every operation (so /docs offers Authorize and sends the key with each try); without
+    one, no operation lists the 401 it cannot give."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             doc = build()
-            doc.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
-                "type": "http", "scheme": "bearer", "description": "the service's RECPIPE_API_KEY"}
-            doc["security"] = [{"bearer": []}]
+            if keyed:
+                doc.setdefault("components", {}).setdefault("securitySchemes", {})["bearer"] = {
+                    "type": "http", "scheme": "bearer", "description": "the service's RECPIPE_API_KEY"}
+                doc["security"] = [{"bearer": []}]
+            else:
+                for operations in doc.get("paths", {}).values():
+                    for operation in operations.values():
+                        operation.get("responses", {}).pop("401", None)
             app.openapi_schema = doc
         return app.openapi_schema
 

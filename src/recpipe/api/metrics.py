@@ -71,6 +71,16 @@ class Metrics:
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
 
+def _matching(routes: list[Any], scope: dict[str, Any], full: Any) -> Any:
+    """The route that answers ``scope``, looking inside included routers (FastAPI keeps each
+    as one entry of the app's routes)."""
+    for route in routes:
+        if route.matches(scope)[0] == full:
+            inner = getattr(route, "original_router", None)
+            return route if inner is None else _matching(inner.routes, scope, full) or route
+    return None
+
+
 class _Measure:
     def __init__(self, app: Any, metrics: Metrics, routes: list[Any]) -> None:
         self.app, self.metrics, self.routes = app, metrics, routes
@@ -82,7 +92,7 @@ class _Measure:
         if route is None:
             from starlette.routing import Match
 
-            route = next((r for r in self.routes if r.matches(before)[0] == Match.FULL), None)
+            route = _matching(self.routes, before, Match.FULL)
         return getattr(route, "path", "unmatched")
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

@@ -94,6 +94,16 @@ class Service:
             published = None
         return model, published
 
+    def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """One of ``recpipe.vectors``' reads (the page's look-ups, the stage's status) on this
+        thread's connection."""
+        with self.queries() as q:
+            return q.read(fn, *args)
+
+    def product_lines(self) -> list[str]:
+        with self.queries() as q:
+            return q.product_lines()
+
     def warm(self) -> None:
         """Load the model and the catalog cache now; a failure is left for /ready to report."""
         with contextlib.suppress(Exception), self.queries() as q:

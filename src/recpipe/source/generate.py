@@ -192,6 +192,20 @@ def choice_truth(spec: ShopSpec) -> tuple[np.ndarray, list[str], choices.ChoiceM
     return cust["number"], products["productCode"].to_pylist(), _choice_model(spec, rng, model)
 
 
+def recorded_choice_model(generator: dict[str, Any] | None
+                          ) -> tuple[np.ndarray, list[str], choices.ChoiceModel] | None:
+    """The choice model of the shop a sidecar or a dataset manifest describes (``choice_truth``
+    of its recorded spec), or None when recpipe's generator did not make it. The one way other
+    stages read a synthetic shop's truth; a spec that cannot be read is an InputError."""
+    if not generator or generator.get("generator") != "recpipe.source.generate" or not generator.get("spec"):
+        return None
+    try:
+        return choice_truth(ShopSpec(**generator["spec"]))
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"the generator's recorded spec cannot be read: {exc}",
+                         hint="make the shop again with `recpipe source init`") from exc
+
+
 def spec_for(preset: str | None, **overrides: Any) -> ShopSpec:
     if preset is not None and preset not in PRESETS:
         raise InputError(f"unknown scale preset {preset!r}",

@@ -79,10 +79,11 @@ class Shoppers:
                      "credit": [None if r[3] is None else float(r[3]) for r in rows]}
         popularity = np.array([bought.get(code, 0) for code in products], np.float64)
         choice, index = None, None
-        if generator and generator.get("generator") == "recpipe.source.generate" and generator.get("spec"):
-            from recpipe.source.generate import ShopSpec, choice_truth
+        from recpipe.source.generate import recorded_choice_model
 
-            numbers, codes, model = choice_truth(ShopSpec(**generator["spec"]))
+        truth = recorded_choice_model(generator)
+        if truth is not None:
+            numbers, codes, model = truth
             position = {code: i for i, code in enumerate(codes)}
             if set(position) == set(products):  # the same shop: its choice model, in this product order
                 order = np.array([position[code] for code in products])

@@ -95,14 +95,16 @@ def ease(train_user: np.ndarray, train_item: np.ndarray, n_users: int, n_items: 
 def oracle(data: Any) -> tuple[ranking.Scorer | None, str]:
     """The generator's oracle for ``data`` (training.dataset.Ratings), or None and why not."""
     generator = data.manifest.generator or {}
-    if generator.get("generator") != "recpipe.source.generate" or not generator.get("ranking_oracle"):
-        return None, "the data do not come from recpipe's generator (or from an older one)"
-    from recpipe.source.generate import ShopSpec, choice_truth
+    from recpipe.errors import InputError
+    from recpipe.source.generate import recorded_choice_model
 
     try:
-        numbers, codes, model = choice_truth(ShopSpec(**generator["spec"]))
-    except (TypeError, ValueError) as exc:
-        return None, f"the generator's spec cannot be read: {exc}"
+        truth = recorded_choice_model(generator) if generator.get("ranking_oracle") else None
+    except InputError as exc:
+        return None, exc.message
+    if truth is None:
+        return None, "the data do not come from recpipe's generator (or from an older one)"
+    numbers, codes, model = truth
     user_row = {int(n): k for k, n in enumerate(numbers.tolist())}
     item_row = {c: k for k, c in enumerate(codes)}
     users = [user_row.get(int(n), -1) for n in data.users["customerNumber"].to_pylist()]

@@ -34,6 +34,7 @@ from recpipe.errors import InputError, ServiceError
 from recpipe.progress import SILENT, Progress
 from recpipe.vectors.connect import connect, ensure_vector_extension, has_table
 from recpipe.vectors.files import Embeddings, parse_attributes, parse_embeddings
+from recpipe.vectors.status import loaded_on
 
 LOCK_KEY = 7_406_513_002  # pg_advisory_lock key: one load at a time per database
 
@@ -244,36 +245,7 @@ def _switch_once(conn: Any, new: dict[str, str], **meta: Any) -> None:
             {**meta, "at": dt.datetime.now(dt.UTC)})
 
 
-LOADED = ("model_version", "artifacts", "items", "users", "catalog", "loaded_at")
-
-
 def loaded(db: VectorDatabase) -> dict[str, Any] | None:
     """What is being served, or None if nothing has been loaded."""
     with connect(db) as conn:
         return loaded_on(conn)
-
-
-def loaded_on(conn: Any) -> dict[str, Any] | None:
-    """``loaded()`` on an open connection."""
-    if not has_table(conn, schema.META):
-        return None
-    row = conn.execute(f"SELECT {', '.join(LOADED)} FROM {schema.META}").fetchone()
-    return None if row is None else dict(zip(LOADED, row, strict=True))
-
-
-def status(conn: Any) -> dict[str, Any]:
-    """The vectors stage for the page: what is loaded, each table's rows, size and indexes, and
-    the HNSW parameters."""
-    info = loaded_on(conn)
-    if info is None:
-        return {"loaded": None, "tables": []}
-    tables = []
-    for table in (schema.ITEMS, schema.USERS, schema.CATALOG, schema.CUSTOMERS, schema.PURCHASES):
-        if not has_table(conn, table):
-            continue
-        rows, size = conn.execute(f"SELECT count(*), pg_total_relation_size('{table}') FROM {table}").fetchone()
-        tables.append({"table": table, "rows": rows, "bytes": size, "indexes": sorted(schema.INDEXES[table].values())})
-    if info["loaded_at"] is not None:
-        info["loaded_at"] = info["loaded_at"].isoformat()
-    return {"loaded": info, "hnsw": schema.HNSW, "tables": tables}
-
