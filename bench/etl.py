@@ -30,9 +30,9 @@ from common import report, run_measured, timed
 
 from recpipe.adapters import open_source
 from recpipe.contracts.dataset import SOURCE_COLUMNS
-from recpipe.etl.extract import stream
 from recpipe.source.generate import ShopSpec, generate_shop
 from recpipe.source.load import write_shop
+from recpipe.source.read import stream
 
 
 def raw_read(url: str) -> tuple[float, dict[str, int]]:

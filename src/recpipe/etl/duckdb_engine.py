@@ -12,9 +12,9 @@ from recpipe.adapters.staged import WrittenFile
 from recpipe.contracts.dataset import PARTITION_KEY, SOURCE_COLUMNS
 from recpipe.errors import InputError
 from recpipe.etl import transform
-from recpipe.etl.extract import stream
 from recpipe.etl.partition_writer import write_in_processes, write_partitions
 from recpipe.progress import SILENT, Progress
+from recpipe.source.read import stream
 
 PARALLEL_FROM_ROWS = 200_000  # below this, starting processes costs more than it saves
 

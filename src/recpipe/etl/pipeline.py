@@ -31,8 +31,8 @@ from recpipe.contracts.dataset import (
     schema_document,
 )
 from recpipe.errors import InputError, InternalError
-from recpipe.etl.extract import check_source, count_rows
 from recpipe.progress import SILENT, Progress
+from recpipe.source.read import check_source, count_rows
 
 
 def run(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb", max_quarantine_fraction: float = 0.05,

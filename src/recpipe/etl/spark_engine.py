@@ -16,8 +16,8 @@ from recpipe.contracts.dataset import PARTITION_KEY, SOURCE_COLUMNS
 from recpipe.errors import InputError, MissingDependencyError
 from recpipe.etl import transform
 from recpipe.etl.duckdb_engine import EngineResult
-from recpipe.etl.extract import source_query, source_schema
 from recpipe.progress import SILENT, Progress
+from recpipe.source.read import source_query, source_schema
 
 # JDBC drivers from Debian's packages (libmariadb-java, libxerial-sqlite-jdbc-java,
 # libpostgresql-jdbc-java); RECPIPE_SPARK_JARS (comma-separated) replaces them.

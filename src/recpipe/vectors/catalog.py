@@ -8,7 +8,7 @@ import pyarrow as pa
 
 from recpipe.adapters.base import SourceDatabase
 from recpipe.contracts.limits import MAX_CREDIT_LIMIT
-from recpipe.etl.extract import check_source, stream
+from recpipe.source.read import check_source, stream
 
 PURCHASES_SCHEMA = pa.schema([("customerNumber", pa.int32()), ("productCode", pa.string()),
                               ("productRating", pa.int32())])

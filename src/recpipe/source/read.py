@@ -1,4 +1,6 @@
-"""Reading the three source tables the dataset needs, checked first and streamed in Arrow."""
+"""Reading the source with the dataset contract: the three tables the training set and serving
+need, checked first (every table and column there with a usable type), and streamed in Arrow.
+The ETL and `vectors load` (the catalog, customers and purchases) both read through it."""
 
 from __future__ import annotations
 
