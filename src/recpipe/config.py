@@ -41,6 +41,11 @@ class Role:
     parse: Callable[[str], Any] | None = None  # a tuning option: how its text becomes a value
     secret: bool = False  # never shown: `recpipe config` and errors print "***"
     unset: str = "unset (recpipe chooses)"  # what leaving it unset means, as `recpipe config` says it
+    # the value when nothing sets it, from the values resolved before it (None: left unset), and
+    # what `recpipe config` calls it
+    default: Callable[[Mapping[str, str]], str] | None = None
+    default_origin: str = "default"
+    choices: tuple[str, ...] = ()  # the only values accepted (an empty tuple: any the role takes)
 
     @property
     def env(self) -> str:
@@ -49,6 +54,13 @@ class Role:
     @property
     def schemes(self) -> tuple[str, ...]:
         return tuple(self.backends or ())
+
+
+UNDER_HOME = "default (under RECPIPE_HOME)"
+
+
+def _home(values: Mapping[str, str]) -> Path:
+    return Path(values["home"]).expanduser().resolve()
 
 
 def _positive_int(text: str) -> int:
@@ -82,32 +94,38 @@ def _positive_float(text: str) -> float:
 ROLES: dict[str, Role] = {
     r.field: r
     for r in (
-        Role("home", "home of every embedded default", "./.recpipe"),
+        Role("home", "home of every embedded default", "./.recpipe", default=lambda v: "./.recpipe"),
         Role("source_url", "source database",
              "sqlite:///path/source.db, mysql+pymysql://user:pass@host:3306/classicmodels, "
              "postgresql://user:pass@host/db",
              {"sqlite": "sqlite_source:SQLiteSource", "mysql": "mysql_source:MySQLSource",
               "mariadb": "mysql_source:MySQLSource", "postgresql": "postgres_source:PostgresSource",
-              "postgres": "postgres_source:PostgresSource"}),
+              "postgres": "postgres_source:PostgresSource"},
+             default=lambda v: f"sqlite:///{_home(v) / 'source.db'}", default_origin=UNDER_HOME),
         Role("source_secret", "Secrets Manager secret with the source database's username and password",
              "an ARN or name; its JSON {username, password} completes RECPIPE_SOURCE_URL", parse=str,
              unset="unset: the URL carries its own credentials"),
-        Role("lake_url", "lake (training data)", "/path/lake or s3://bucket/prefix", _LAKES),
-        Role("artifacts_url", "model artifacts", "/path/ml-artifacts or s3://bucket/prefix", _LAKES),
+        Role("lake_url", "lake (training data)", "/path/lake or s3://bucket/prefix", _LAKES,
+             default=lambda v: str(_home(v) / "lake"), default_origin=UNDER_HOME),
+        Role("artifacts_url", "model artifacts", "/path/ml-artifacts or s3://bucket/prefix", _LAKES,
+             default=lambda v: join_url(v["lake_url"], "ml-artifacts"), default_origin="default (<lake>/ml-artifacts)"),
         Role("vectors_url", "vector store", "pgserver:///path/pg (embedded) or postgresql://user:pass@host:5432/db",
              {"pgserver": "pgserver_vectors:EmbeddedPostgres", "postgresql": "postgres_vectors:ServerPostgres",
-              "postgres": "postgres_vectors:ServerPostgres"}),
+              "postgres": "postgres_vectors:ServerPostgres"},
+             default=lambda v: f"pgserver://{_home(v) / 'pg'}", default_origin=UNDER_HOME),
         Role("vectors_secret", "Secrets Manager secret with the vector database's username and password",
              "an ARN or name, e.g. RDS's managed master secret; completes RECPIPE_VECTORS_URL", parse=str,
              unset="unset: the URL carries its own credentials"),
         Role("stream_url", "event stream", "/path/stream or kinesis://stream-name",
              {"": "local_stream:LocalStream", "file": "local_stream:LocalStream",
-              "kinesis": "kinesis_stream:KinesisStream"}),
+              "kinesis": "kinesis_stream:KinesisStream"},
+             default=lambda v: str(_home(v) / "stream"), default_origin=UNDER_HOME),
         Role("recommendations_url", "recommendations sink", "/path/recommendations or s3://bucket/prefix",
-             _LAKES),
-        Role("engine", "ETL engine", "duckdb or spark"),
-        Role("spark_master", "Spark master of the local spark engine", "local[*] or spark://host:7077", parse=str),
-        Role("spark_driver_memory", "Spark driver memory", "2g", parse=str),
+             _LAKES, default=lambda v: str(_home(v) / "recommendations"), default_origin=UNDER_HOME),
+        Role("engine", "ETL engine", "duckdb or spark", default=lambda v: "duckdb", choices=ENGINES),
+        Role("spark_master", "Spark master of the local spark engine", "local[*] or spark://host:7077", parse=str,
+             default=lambda v: "local[*]"),
+        Role("spark_driver_memory", "Spark driver memory", "2g", parse=str, default=lambda v: "2g"),
         Role("spark_jars", "JDBC driver jars for Spark (comma-separated)",
              "/usr/share/java/mariadb-java-client.jar", parse=str),
         Role("serve_ef_search", "HNSW candidates per query (recpipe serve)", "40 (pgvector's default) to 1000",
@@ -115,7 +133,7 @@ ROLES: dict[str, Role] = {
         Role("serve_threads", "database threads per server process (recpipe serve)",
              "one per core, divided among workers", parse=_positive_int),
         Role("serve_reload_every", "seconds between checks for a new model (recpipe serve)", "10",
-             parse=_positive_float),
+             parse=_positive_float, default=lambda v: "10"),
         Role("api_key", "API key clients of `recpipe serve` must send (Authorization: Bearer …)",
              "a long random string, e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
              parse=_api_key, secret=True, unset="unset: no key (the service answers anyone who reaches it)"),
@@ -124,8 +142,6 @@ ROLES: dict[str, Role] = {
              unset="unset: the transformation queries pgvector itself"),
     )
 }
-# tuning options with a default; the rest default to "unset" (the code chooses)
-OPTION_DEFAULTS = {"spark_master": "local[*]", "spark_driver_memory": "2g", "serve_reload_every": "10"}
 
 
 def mask_url(value: str) -> str:
@@ -180,12 +196,12 @@ class Settings:
     origins: Mapping[str, str]
     source_secret: str | None = None  # None: the URL carries its own credentials
     vectors_secret: str | None = None
-    spark_master: str = OPTION_DEFAULTS["spark_master"]
-    spark_driver_memory: str = OPTION_DEFAULTS["spark_driver_memory"]
+    spark_master: str = "local[*]"
+    spark_driver_memory: str = "2g"
     spark_jars: str | None = None  # None: Debian's JDBC drivers where installed
     serve_ef_search: int | None = None  # None: pgvector's default
     serve_threads: int | None = None  # None: one per core, divided among the workers
-    serve_reload_every: float = float(OPTION_DEFAULTS["serve_reload_every"])
+    serve_reload_every: float = 10.0
     inference_url: str | None = None  # None: the transformation uses the model and pgvector in-process
     api_key: str | None = dataclasses.field(default=None, repr=False)  # None: `recpipe serve` needs no key (loopback only)
 
@@ -230,26 +246,10 @@ def load_settings(
         elif role.env in file_values and file_values[role.env] != "":
             values[field], origins[field] = file_values[role.env], f"{env_file} {role.env}"
 
-    home = Path(values.get("home") or "./.recpipe").expanduser().resolve()
-    origins.setdefault("home", "default")
-    defaults = {
-        "source_url": f"sqlite:///{home / 'source.db'}",
-        "lake_url": str(home / "lake"),
-        "vectors_url": f"pgserver://{home / 'pg'}",
-        "stream_url": str(home / "stream"),
-        "recommendations_url": str(home / "recommendations"),
-        "engine": "duckdb",
-    }
-    for field, default in defaults.items():
-        if field not in values:
-            values[field], origins[field] = default, "default (under RECPIPE_HOME)"
-    if "artifacts_url" not in values:
-        values["artifacts_url"] = join_url(values["lake_url"], "ml-artifacts")
-        origins["artifacts_url"] = "default (<lake>/ml-artifacts)"
-    origins["engine"] = origins["engine"].replace(" (under RECPIPE_HOME)", "")
-    for field, default in OPTION_DEFAULTS.items():
-        if field not in values:
-            values[field], origins[field] = default, "default"
+    for field, role in ROLES.items():  # in ROLES' order: home first, the lake before the artifacts
+        if field not in values and role.default is not None:
+            values[field], origins[field] = role.default(values), role.default_origin
+    home = _home(values)
 
     resolved: dict[str, Any] = {}
     for field, role in ROLES.items():
@@ -284,11 +284,9 @@ def _parse(role: Role, value: str, setting: str) -> Any:
 
 
 def _check(role: Role, value: str, setting: str) -> None:
-    if role.field == "engine":
-        if value not in ENGINES:
-            raise ConfigError(
-                f"{setting}={value!r} is not an ETL engine", hint=f"use one of: {', '.join(ENGINES)}"
-            )
+    if role.choices:
+        if value not in role.choices:
+            raise ConfigError(f"{setting}={value!r} is not an {role.what}", hint=f"use one of: {', '.join(role.choices)}")
         return
     check_scheme(role, value, setting)
 
