@@ -142,17 +142,17 @@ def generate_shop(spec: ShopSpec) -> Shop:
         "spec": asdict(spec),
         "rmse_floor": floors,
         "ranking_oracle": oracle,
-        "alpha": model["alpha"],
+        "alpha": model.alpha,
         "choice_beta": choice.beta,
         "effects": {
-            "country": {k: v.round(6).tolist() for k, v in model["country"].items()},
-            "city": {k: v.round(6).tolist() for k, v in model["city"].items()},
-            "credit_limit_weight": model["w_credit"].round(6).tolist(),
-            "credit_limit_standardisation": model["credit_std"],
-            "product_line": {k: v.round(6).tolist() for k, v in model["line"].items()},
-            "product_scale": {k: v.round(6).tolist() for k, v in model["scale"].items()},
-            "msrp_weight": model["w_msrp"].round(6).tolist(),
-            "msrp_standardisation": model["msrp_std"],
+            "country": {k: v.round(6).tolist() for k, v in model.country.items()},
+            "city": {k: v.round(6).tolist() for k, v in model.city.items()},
+            "credit_limit_weight": model.w_credit.round(6).tolist(),
+            "credit_limit_standardisation": model.credit_std,
+            "product_line": {k: v.round(6).tolist() for k, v in model.line.items()},
+            "product_scale": {k: v.round(6).tolist() for k, v in model.scale.items()},
+            "msrp_weight": model.w_msrp.round(6).tolist(),
+            "msrp_standardisation": model.msrp_std,
         },
         "counts": {name: t.num_rows for name, t in tables.items()},
     }
@@ -169,7 +169,7 @@ def _streams(spec: ShopSpec) -> dict[str, np.random.Generator]:
     return {name: np.random.default_rng(s) for name, s in zip(STREAMS, seeds, strict=True)}
 
 
-def _choice_model(spec: ShopSpec, rng: dict[str, np.random.Generator], model: dict[str, Any]
+def _choice_model(spec: ShopSpec, rng: dict[str, np.random.Generator], model: LatentModel
                   ) -> choices.ChoiceModel:
     """The choice model; its popularity weights are the first draws of the "lines" stream."""
     n = spec.products
@@ -178,7 +178,7 @@ def _choice_model(spec: ShopSpec, rng: dict[str, np.random.Generator], model: di
     if unsold.all():
         unsold[0] = False
     popularity[unsold] = 0.0
-    return choices.choice_model(spec, rng["taste"], model["user"], model["item"], popularity / popularity.sum())
+    return choices.choice_model(spec, rng["taste"], model.user, model.item, popularity / popularity.sum())
 
 
 def choice_truth(spec: ShopSpec) -> tuple[np.ndarray, list[str], choices.ChoiceModel]:
@@ -374,8 +374,29 @@ def _postal_codes(rng: np.random.Generator, place: np.ndarray) -> pa.Array:
     return pa.array(out, pa.string())
 
 
+@dataclass(frozen=True)
+class LatentModel:
+    """The planted structure the ratings and choices come from: a latent vector per customer
+    (from country, city and credit limit) and per product (from line, scale and MSRP), the
+    ratings' scale and biases, and the parts each vector is made of (recorded in the sidecar)."""
+
+    user: np.ndarray  # customers × latent_dim
+    item: np.ndarray  # products × latent_dim
+    alpha: float  # scales user·item to the spec's signal_sd
+    user_bias: np.ndarray
+    item_bias: np.ndarray
+    country: dict[str, np.ndarray]
+    city: dict[str, np.ndarray]
+    w_credit: np.ndarray
+    line: dict[str, np.ndarray]
+    scale: dict[str, np.ndarray]
+    w_msrp: np.ndarray
+    credit_std: dict[str, float]
+    msrp_std: dict[str, float]
+
+
 def _latent_model(spec: ShopSpec, rng: np.random.Generator, cust: dict[str, np.ndarray],
-                  prod: dict[str, np.ndarray]) -> dict[str, Any]:
+                  prod: dict[str, np.ndarray]) -> LatentModel:
     k = spec.latent_dim
     countries = sorted({p[2] for p in catalog.PLACES})
     country_vec = {c: rng.normal(0, 0.7, k) for c in countries}
@@ -402,15 +423,15 @@ def _latent_model(spec: ShopSpec, rng: np.random.Generator, cust: dict[str, np.n
     probe_i = rng.integers(0, len(item), 20_000)
     raw_sd = float(np.einsum("ij,ij->i", user[probe_u], item[probe_i]).std()) or 1.0
     alpha = spec.signal_sd / raw_sd
-    return {
-        "user": user, "item": item, "alpha": alpha,
-        "user_bias": rng.normal(0, spec.user_effect_sd, len(user)),
-        "item_bias": rng.normal(0, spec.item_effect_sd, len(item)),
-        "country": country_vec, "city": city_vec, "w_credit": w_credit,
-        "line": line_vec, "scale": scale_vec, "w_msrp": w_msrp,
-        "credit_std": {"mean": c_mean, "std": c_sd, "null_as": 0.0},
-        "msrp_std": {"mean": m_mean, "std": m_sd},
-    }
+    return LatentModel(
+        user=user, item=item, alpha=alpha,
+        user_bias=rng.normal(0, spec.user_effect_sd, len(user)),  # drawn in this order: the stream stays
+        item_bias=rng.normal(0, spec.item_effect_sd, len(item)),
+        country=country_vec, city=city_vec, w_credit=w_credit,
+        line=line_vec, scale=scale_vec, w_msrp=w_msrp,
+        credit_std={"mean": c_mean, "std": c_sd, "null_as": 0.0},
+        msrp_std={"mean": m_mean, "std": m_sd},
+    )
 
 
 def _orders(spec: ShopSpec, rng: np.random.Generator, cust: dict[str, np.ndarray]
@@ -495,14 +516,14 @@ def _payments(rng: np.random.Generator, orders: pa.Table, order_cust: np.ndarray
 
 
 def _ratings(spec: ShopSpec, rng: np.random.Generator, products: pa.Table,
-             cust: dict[str, np.ndarray], model: dict[str, Any], line_cust: np.ndarray,
+             cust: dict[str, np.ndarray], model: LatentModel, line_cust: np.ndarray,
              line_prod: np.ndarray) -> tuple[pa.Table, dict[str, float], dict[str, np.ndarray]]:
     n_products = spec.products
     pairs = _distinct(line_cust.astype(np.int64) * n_products + line_prod)
     u, i = pairs // n_products, pairs % n_products
-    signal = spec.mu + model["alpha"] * np.einsum("ij,ij->i", model["user"][u], model["item"][i])
-    visible = signal + model["item_bias"][i]  # products are identifiable by their features
-    known = visible + model["user_bias"][u]
+    signal = spec.mu + model.alpha * np.einsum("ij,ij->i", model.user[u], model.item[i])
+    visible = signal + model.item_bias[i]  # products are identifiable by their features
+    known = visible + model.user_bias[u]
     z = known + rng.normal(0, spec.noise_sd, len(pairs))
     rating = np.clip(np.rint(z), 1, 5).astype(np.int32)
     features_sd = math.sqrt(spec.noise_sd**2 + spec.user_effect_sd**2)
