@@ -223,3 +223,18 @@ class CachedEngine:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
+
+
+class ServerSource(CachedEngine):
+    """For source adapters of a database server: the URL parsed once (``server_url``), kept
+    with its password for connecting and shown without it."""
+
+    ALIASES: tuple[str, ...] = ()
+    DRIVER = ""
+    EXAMPLE = ""
+
+    def __init__(self, url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> None:
+        parsed = server_url(url, setting, aliases=self.ALIASES, driver=self.DRIVER, example=self.EXAMPLE)
+        self._url: URL = parsed
+        self.url = parsed.render_as_string(hide_password=True)
+        self.setting = setting

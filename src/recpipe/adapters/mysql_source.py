@@ -17,10 +17,10 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import create_engine
 from sqlalchemy.dialects import mysql as mysql_dialect
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.schema import AddConstraint, CreateTable
 
-from recpipe.adapters.base import CachedEngine, present, refuse_clash, server_url
+from recpipe.adapters.base import ServerSource, present, refuse_clash
 from recpipe.adapters.connectorx_reader import read_arrow
 from recpipe.adapters.csv_stage import write_csv_file
 from recpipe.contracts.source import TABLE_ORDER, table
@@ -34,16 +34,12 @@ def _pymysql() -> Any:
     return require("pymysql", "mysql", "A MySQL/MariaDB source")
 
 
-class MySQLSource(CachedEngine):
+class MySQLSource(ServerSource):
     dialect = "mysql"
 
-    def __init__(self, url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> None:
-        parsed = server_url(url, setting, aliases=("mysql", "mariadb", "mariadb+pymysql"),
-                            driver="mysql+pymysql",
-                            example="mysql+pymysql://user:pass@host:3306/classicmodels")
-        self._url: URL = parsed
-        self.url = parsed.render_as_string(hide_password=True)
-        self.setting = setting
+    ALIASES = ("mysql", "mariadb", "mariadb+pymysql")
+    DRIVER = "mysql+pymysql"
+    EXAMPLE = "mysql+pymysql://user:pass@host:3306/classicmodels"
 
     # --- connections ------------------------------------------------------------------------
 

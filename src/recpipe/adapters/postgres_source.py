@@ -13,10 +13,10 @@ from typing import Any
 import pyarrow as pa
 from sqlalchemy import create_engine
 from sqlalchemy.dialects import postgresql as pg_dialect
-from sqlalchemy.engine import URL, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.schema import AddConstraint, CreateIndex, CreateTable
 
-from recpipe.adapters.base import CachedEngine, present, refuse_clash, server_url
+from recpipe.adapters.base import ServerSource, present, refuse_clash
 from recpipe.adapters.connectorx_reader import read_arrow
 from recpipe.adapters.csv_stage import csv_bytes
 from recpipe.contracts.source import TABLE_ORDER, table
@@ -28,15 +28,12 @@ def _psycopg() -> Any:
     return require("psycopg", "postgres", "A PostgreSQL source")
 
 
-class PostgresSource(CachedEngine):
+class PostgresSource(ServerSource):
     dialect = "postgresql"
 
-    def __init__(self, url: str, *, setting: str = "RECPIPE_SOURCE_URL") -> None:
-        parsed = server_url(url, setting, aliases=("postgresql", "postgres"), driver="postgresql+psycopg",
-                            example="postgresql://user:pass@host:5432/classicmodels")
-        self._url: URL = parsed
-        self.url = parsed.render_as_string(hide_password=True)
-        self.setting = setting
+    ALIASES = ("postgresql", "postgres")
+    DRIVER = "postgresql+psycopg"
+    EXAMPLE = "postgresql://user:pass@host:5432/classicmodels"
 
     def connect(self) -> Any:
         psycopg = _psycopg()

@@ -90,17 +90,26 @@ def _show(title: str, found: list[Any] | None, missing: str, as_json: bool) -> N
         table(title, ("rank", "id", "cosine similarity"), [(i + 1, s.id, s.score) for i, s in enumerate(found)])
 
 
+def _ask(vectors_url: str | None, ef_search: int | None, product_line: str | None, ask: Any) -> Any:
+    """``ask(queries)`` on the vector database, a product line nobody has refused first."""
+    from recpipe.vectors.query import check_product_line
+
+    with _queries(vectors_url, ef_search) as q:
+        if product_line is not None:
+            check_product_line(product_line, q.product_lines())
+        return ask(q)
+
+
 @app.command("similar")
 def similar(item_id: Annotated[str, typer.Argument(help="A product code, e.g. S10_1678.")], k: K = 10,
             exclude: Exclude = None, in_stock: InStock = False, product_line: Line = None,
             ef_search: Ef = None, vectors_url: VectorsUrl = None, as_json: Json = False) -> None:
     """Items most similar to ITEM_ID (never itself), best first."""
-    from recpipe.vectors.query import Filters, check_product_line
+    from recpipe.vectors.query import Filters
 
-    with _queries(vectors_url, ef_search) as q:
-        if product_line is not None:
-            check_product_line(product_line, q.product_lines())
-        found = q.similar_items(item_id, k, exclude=exclude or (), filters=Filters(in_stock, product_line))
+    filters = Filters(in_stock, product_line)
+    found = _ask(vectors_url, ef_search, product_line,
+                 lambda q: q.similar_items(item_id, k, exclude=exclude or (), filters=filters))
     _show(f"items similar to {item_id}", found, f"product {item_id!r} has no embedding", as_json)
 
 
@@ -109,12 +118,11 @@ def for_user(customer_number: Annotated[int, typer.Argument(help="A customerNumb
              exclude: Exclude = None, in_stock: InStock = False, product_line: Line = None,
              ef_search: Ef = None, vectors_url: VectorsUrl = None, as_json: Json = False) -> None:
     """Items for a customer, from their stored embedding, best first."""
-    from recpipe.vectors.query import Filters, check_product_line
+    from recpipe.vectors.query import Filters
 
-    with _queries(vectors_url, ef_search) as q:
-        if product_line is not None:
-            check_product_line(product_line, q.product_lines())
-        found = q.items_for_user(customer_number, k, exclude=exclude or (), filters=Filters(in_stock, product_line))
+    filters = Filters(in_stock, product_line)
+    found = _ask(vectors_url, ef_search, product_line,
+                 lambda q: q.items_for_user(customer_number, k, exclude=exclude or (), filters=filters))
     _show(f"items for customer {customer_number}", found, f"customer {customer_number} has no embedding", as_json)
 
 
