@@ -187,8 +187,13 @@ class S3Lake:
 
     def _delete_batches(self, keys: list[str]) -> None:
         for i in range(0, len(keys), S3_DELETE_BATCH):
-            self.client.delete_objects(Bucket=self.bucket, Delete={
+            answer = self.client.delete_objects(Bucket=self.bucket, Delete={
                 "Objects": [{"Key": k} for k in keys[i:i + S3_DELETE_BATCH]], "Quiet": True})
+            refused = answer.get("Errors") or []  # quiet mode answers only the keys it did not delete
+            if refused:
+                raise ServiceError(f"S3 did not delete {len(refused)} object(s) of {self.url}, e.g. "
+                                   f"{refused[0].get('Key')}: {refused[0].get('Code')}",
+                                   hint="retry; check s3:DeleteObject on the bucket")
 
     def _list(self, prefix: str) -> Iterator[str]:
         with self._errors(f"listing {prefix or '/'}"):
