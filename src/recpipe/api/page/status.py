@@ -50,7 +50,8 @@ def stream(settings: Settings) -> dict[str, Any]:
     from recpipe.adapters import Backends
     from recpipe.streaming.pipeline import status
 
-    return status(Backends(settings).stream(), Backends(settings).recommendations())
+    backends = Backends(settings)
+    return status(backends.stream(), backends.recommendations())
 
 
 def live(settings: Settings, n: int) -> dict[str, Any]:
