@@ -95,15 +95,21 @@ def test_the_transformation_keeps_firehoses_contract(stack: Stack, enricher: Enr
     assert "repeats" in reasons[out[-1]["recordId"]] and "base64" in reasons["bad-base64"]
 
     a, b, c = (decoded(r) for r in out[:3])
-    assert a["strategy"] == "stored" and items[1] not in [i["id"] for i in a["recommended_items"]]  # the cart
     assert a["similar_items"]["product_code"] == items[1]  # the latest browsed product
     assert len(a["recommended_items"]) == 10 and a["model_version"] == stack.version
-    with VectorQueries(stack.db) as q:  # the same as the vector database's own top-k, in stock
+    bought = {r[0] for r in shop(stack, f"SELECT product_code FROM purchases WHERE customer_number = {customer}")}
+    with VectorQueries(stack.db) as q:  # the vector database's own top-k for the session's vector, in stock
+        from recpipe.inference.session import Activity, SessionEncoder
         from recpipe.vectors.query import Filters
 
-        expected = [s.id for s in q.items_for_user(customer, 12, filters=Filters(in_stock=True)) or []]
-    assert [i["id"] for i in a["recommended_items"]] == [x for x in expected if x != items[1]][:10]
-    assert b["strategy"] == "features" and b["similar_items"]["product_code"] == items[2]  # unknown codes skipped
+        vector = SessionEncoder().user_vector(q.user_vector(customer), [Activity(items[0]), Activity(items[1], "cart")],
+                                              q.item_vectors(items[:2]))
+        expected = [s.id for s in q.items_for_embedding(vector, 10, exclude=items[:2],
+                                                        filters=Filters(in_stock=True, not_bought_by=customer))]
+    assert a["strategy"] == "session" and [i["id"] for i in a["recommended_items"]] == expected
+    assert not ({items[0], items[1]} | bought) & {i["id"] for i in a["recommended_items"]}  # browsed, bought
+    assert b["strategy"] == "session" and b["similar_items"]["product_code"] == items[2]  # unknown codes skipped
+    assert items[2] not in {i["id"] for i in b["recommended_items"]}
     assert c["strategy"] == "popular" and c["similar_items"] == {"product_code": None, "similar_items": []}
     assert {k: a[k] for k in ("session_id", "customer_number", "browse_history")} == {
         k: good[0][k] for k in ("session_id", "customer_number", "browse_history")}
@@ -123,20 +129,25 @@ def test_one_round_trip_per_kind_of_query_for_a_whole_batch(stack: Stack, monkey
             return _real(self, *args, **kwargs)
 
         monkeypatch.setattr(VectorQueries, name, counted)
-    events = [event(f"s{i}", customers[i % len(customers)] if i % 2 else None, [(items[i % len(items)], i % 3 == 0)],
-                    city="Nantes", country="France") for i in range(400)]
+    # a third browse nothing yet (stored for customers, features for visitors); the others, a session
+    events = [event(f"s{i}", customers[i % len(customers)] if i % 2 else None,
+                    [(items[i % len(items)], i % 4 == 0)] if i % 3 else [], city="Nantes", country="France")
+              for i in range(400)]
     doc = invocation([json.dumps(e).encode() for e in events])
     first = transform(doc, enricher)
     assert all(r["result"] == "Ok" for r in first["records"])
-    assert calls == {"items_for_users": 1, "items_for_embeddings": 1, "similar_items_many": 1}
+    strategies = {decoded(r)["strategy"] for r in first["records"]}
+    assert strategies == {"session", "stored", "features"}
+    once = {"items_for_users": 1, "items_for_embeddings": 2, "similar_items_many": 1}  # sessions, features
+    assert calls == once
     again = transform(doc, enricher)  # the same questions: answered from the cache
-    assert calls == {"items_for_users": 1, "items_for_embeddings": 1, "similar_items_many": 1}
+    assert calls == once
     strip = [{k: v for k, v in decoded(r).items() if k not in ("recommendation_id", "recommended_at")}
              for r in (*first["records"], *again["records"])]
     assert strip[:400] == strip[400:]
 
 
-def test_a_cart_larger_than_the_spare_candidates_is_asked_again(stack: Stack) -> None:
+def test_a_long_history_is_left_out_and_still_gives_k_items(stack: Stack) -> None:
     from recpipe.streaming.enrich import DEPTH
 
     enricher = enricher_from_settings(stack.settings())
@@ -346,9 +357,10 @@ def test_the_seeds_set_up_asks_the_inference_service_over_http(stack: Stack, enr
         doc = invocation([json.dumps(e).encode() for e in batch])
         there = [decoded(r) for r in transform(doc, remote)["records"]]
         here = [decoded(r) for r in transform(doc, enricher)["records"]]
-        assert there[0]["recommended_items"] == here[0]["recommended_items"] and there[0]["strategy"] == "stored"
+        assert there[0]["recommended_items"] == here[0]["recommended_items"] and there[0]["strategy"] == "session"
         assert there[0]["model_version"] == here[0]["model_version"] == stack.version
         assert [i["id"] for i in there[1]["recommended_items"]] == [i["id"] for i in here[1]["recommended_items"]]
+        assert there[1]["strategy"] == here[1]["strategy"] == "session"
         assert there[1]["similar_items"]["product_code"] == items[2]  # the unknown code skipped there too
         assert items[1] not in {i["id"] for i in there[0]["similar_items"]["similar_items"]}
     finally:

@@ -40,11 +40,23 @@ class Item(BaseModel):
     product_line: str | None
 
 
+STRATEGIES = "session | stored | features | popular"
+
+
 class Recommendations(BaseModel):
     customer_number: int
     recommendation_id: str
     model_version: str
-    strategy: str = Field(description="stored | features | popular")
+    strategy: str = Field(description=STRATEGIES)
+    items: list[Item]
+
+
+class SessionRecommendations(BaseModel):
+    session_id: str
+    customer_number: int | None = Field(description="The customer the session store saw in it (None: a visitor).")
+    recommendation_id: str
+    model_version: str
+    strategy: str = Field(description=STRATEGIES)
     items: list[Item]
 
 

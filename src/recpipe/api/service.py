@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from recpipe.adapters import Backends
 from recpipe.adapters.base import VectorDatabase
 from recpipe.config import Settings
+from recpipe.contracts.events import Activity
 from recpipe.inference.connections import Connections
 from recpipe.inference.model import Model, ModelSource
 from recpipe.inference.recommend import Recommendation, Recommender, Rules
@@ -78,9 +79,16 @@ class Service:
         with self.queries() as q:
             return self.recommender.similar_to_item(q, item_id, rules)
 
-    def for_customer(self, customer_number: int, features: Mapping[str, Any] | None, rules: Rules) -> Recommendation:
+    def for_customer(self, customer_number: int, features: Mapping[str, Any] | None, rules: Rules,
+                     recent: Sequence[Activity] | None = None) -> Recommendation:
         with self.queries() as q:
-            return self.recommender.for_customer(q, customer_number, features, rules)
+            return self.recommender.for_customer(q, customer_number, features, rules, recent)
+
+    def for_session(self, session_id: str, features: Mapping[str, Any] | None, rules: Rules,
+                    recent: Sequence[Activity] | None = None) -> tuple[Recommendation, int | None]:
+        """The session's recommendations and its customer (None: a visitor, or ``recent`` given)."""
+        with self.queries() as q:
+            return self.recommender.for_session(q, session_id, features, rules, recent)
 
     def ready(self) -> tuple[Model, str | None]:
         """The served model, once the vector database answers and holds a load, and the latest

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from recpipe.cli.output import bars, console, emit_json, mapping, table
 from recpipe.config import Settings, load_settings
@@ -51,10 +52,17 @@ def deliver_stage(settings: Settings, options: Any, *, quiet: bool = False) -> A
 
 @app.command("produce")
 def produce(
-    rate: Annotated[float, typer.Option(min=0.001, help="Events per second.")] = 1000.0,
+    rate: Annotated[float | None, typer.Option(min=0.001, show_default=False,
+                                               help="Events per second [simulated: 1000; --from: as fast as "
+                                                    "the stream takes them].")] = None,
     count: Annotated[int | None, typer.Option(min=1, show_default=False, help="Stop after this many events.")] = None,
     duration: Annotated[float | None, typer.Option(min=0.001, show_default=False,
                                                    help="Stop after this many seconds.")] = None,
+    from_file: Annotated[str | None, typer.Option("--from", show_default=False, metavar="FILE",
+                                                  help="Replay these events instead of simulating shoppers: "
+                                                       "NDJSON, one event per line (`-`: standard input). Bad "
+                                                       "lines are reported by number; nothing is put for them.")
+                         ] = None,
     unknown: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of sessions from visitors the shop "
                                                                   "does not know.")] = 0.15,
     seed: Annotated[int, typer.Option(help="Random seed of the shoppers.")] = 0,
@@ -65,17 +73,55 @@ def produce(
     as_json: Json = False,
 ) -> None:
     """Simulate shoppers from the source database: events with real customers (and unknown
-    visitors) browsing real products, partitioned by session. Give --count or --duration."""
+    visitors) browsing real products, partitioned by session. Give --count or --duration, or
+    replay real activity with --from FILE."""
+    if from_file is not None:
+        if count is not None or duration is not None:
+            raise typer.BadParameter("--from replays every event of the file: leave out --count and --duration")
+        _replay(from_file, rate, stream_url, as_json)
+        return
     if (count is None) == (duration is None):
-        raise typer.BadParameter("give exactly one of --count or --duration")
+        raise typer.BadParameter("give exactly one of --count or --duration (or --from FILE)")
     settings = load_settings({"stream_url": stream_url, "source_url": source_url})
-    result = produce_stage(settings, rate=rate, count=count, duration=duration, unknown=unknown, seed=seed,
-                           quiet=as_json)
+    result = produce_stage(settings, rate=rate or 1000.0, count=count, duration=duration, unknown=unknown,
+                           seed=seed, quiet=as_json)
     if as_json:
         emit_json(result.to_json())
         return
     console.print(f"put {result.events:,} events from {result.sessions:,} sessions in {result.seconds:.1f} s "
                   f"({result.rate:,.0f}/s; browsing by {result.preferences}) onto {result.stream}", highlight=False)
+
+
+def _replay(path: str, rate: float | None, stream_url: str | None, as_json: bool) -> None:
+    import sys
+
+    from recpipe.adapters import Backends
+    from recpipe.errors import InputError
+    from recpipe.streaming.produce import replay
+
+    settings = load_settings({"stream_url": stream_url})
+    try:
+        lines = sys.stdin.buffer if path == "-" else open(path, "rb")  # noqa: SIM115 (closed below)
+    except OSError as exc:
+        raise InputError(f"cannot read {path}: {exc.strerror}", hint="give an NDJSON file of events, or - for stdin") \
+            from None
+    try:
+        with bars(quiet=as_json, transient=True) as progress:
+            result = replay(Backends(settings).stream(), lines, source="stdin" if path == "-" else path, rate=rate,
+                            progress=progress)
+    finally:
+        if lines is not sys.stdin.buffer:
+            lines.close()
+    if as_json:
+        emit_json(result.to_json())
+        return
+    for b in result.bad[:20]:
+        console.print(f"line {b.line}: {escape(b.problem)}", highlight=False, style="yellow")
+    if len(result.bad) > 20:
+        console.print(f"… and {len(result.bad) - 20:,} more bad lines (--json lists them all)", highlight=False)
+    skipped = f"; {len(result.bad):,} bad lines set aside (nothing put for them)" if result.bad else ""
+    console.print(f"put {result.events:,} events from {escape(result.source)} in {result.seconds:.1f} s "
+                  f"({result.rate:,.0f}/s) onto {escape(result.stream)}{skipped}", highlight=False)
 
 
 @app.command("deliver")

@@ -15,6 +15,7 @@ The enriched record is the event plus ``recommended_items``, ``similar_items``
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -58,6 +59,20 @@ class Event(BaseModel):
 
     def to_bytes(self) -> bytes:
         return json.dumps(self.to_json(), separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Activity:
+    """One product a shopper looked at lately: its code and ``kind`` (``browse`` or ``cart``);
+    what the session store keeps and the session encoder reads, oldest first."""
+
+    product_code: str
+    kind: str = "browse"
+
+    @classmethod
+    def of(cls, event: Event) -> list[Activity]:
+        """An event's browse history as recent activity."""
+        return [cls(b.product_code, "cart" if b.in_shopping_cart else "browse") for b in event.browse_history]
 
 
 def parse_event(data: bytes) -> Event:

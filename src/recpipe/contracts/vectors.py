@@ -19,6 +19,7 @@ MODEL = "recpipe_model"  # the serving files of the model whose embeddings are l
 CATALOG = "catalog"  # every product of the source, with or without an embedding
 CUSTOMERS = "customers"  # every customer of the source: who the page and the API can look up
 PURCHASES = "purchases"  # who bought what (orders ⋈ orderdetails), for "already bought"
+RECENT = "recent_activity"  # the session store: what each customer and session did lately (not part of a load)
 # pgvector's default m; ef_construction 128 instead of 64: at 1M items the build takes 1.8×
 # as long and recall@10 at ef_search 40 goes from 0.94 to 0.996 (bench/vectors.py).
 HNSW = {"m": 16, "ef_construction": 128}
@@ -60,6 +61,17 @@ def hnsw_index(table: str, index: str) -> str:
 def line_index(table: str, index: str) -> str:
     return f"CREATE INDEX {index} ON {table} (product_line)"
 
+
+# The session store, written by the streaming transformation as events are delivered and read by
+# every serving path. ``owner`` is a customer number or a session id (``owner_kind`` says which);
+# ``at`` orders a session's products (the event's time, the history's order within an event);
+# ``recorded_at`` (when the store learned it) decides expiry, so replayed old events are recent.
+CREATE_RECENT = (f"CREATE TABLE IF NOT EXISTS {RECENT} (owner_kind varchar(8) NOT NULL, owner text NOT NULL, "
+                 "product_code varchar NOT NULL, kind varchar(8) NOT NULL, at timestamptz NOT NULL, "
+                 "recorded_at timestamptz NOT NULL DEFAULT now(), customer_number integer, "
+                 "PRIMARY KEY (owner_kind, owner, product_code))")
+CREATE_RECENT_INDEXES = (f"CREATE INDEX IF NOT EXISTS {RECENT}_latest ON {RECENT} (owner_kind, owner, at DESC)",
+                         f"CREATE INDEX IF NOT EXISTS {RECENT}_recorded ON {RECENT} (recorded_at)")
 
 CREATE_META = (f"CREATE TABLE IF NOT EXISTS {META} (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), "
                "model_version text, artifacts text, items integer, users integer, catalog integer, loaded_at timestamptz)")

@@ -10,7 +10,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,6 +19,7 @@ from recpipe.adapters.base import Lake
 from recpipe.contracts.artifacts import SCALERS, TOWERS, ModelManifest, artifact_path
 from recpipe.errors import InputError
 from recpipe.inference.features import Encoder
+from recpipe.inference.session import SessionEncoder
 from recpipe.inference.towers import Towers
 
 
@@ -28,6 +29,7 @@ class Model:
     towers: Towers
     user_encoder: Encoder
     item_encoder: Encoder
+    session: SessionEncoder = field(default_factory=SessionEncoder)  # how recent activity moves the user vector
 
     def user_embeddings(self, people: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings for ``{city, country, creditLimit}`` records, and per record whether its

@@ -1,10 +1,14 @@
 """The recommendation rules, on top of the model and the vector queries (numpy, no torch).
 
-* Who: a customer with a stored embedding uses it; otherwise their features (given, or the
-  loaded customers table's) go through the user tower; with no usable features (nothing the model knows), popular items.
-* What: candidates from pgvector, minus the cart, what the customer already bought and an
-  explicit exclude list; out-of-stock items dropped unless asked for; an optional product
-  line; at most N per product line; exactly k when the catalog has k that qualify.
+* Who, in this order (the answer's ``strategy``): ``session`` when the shopper's recent
+  activity (given, or from the session store) holds a product with an embedding — their own
+  vector moved toward what they are doing now (``inference.session``), or for a visitor that
+  alone; ``stored``, a customer's stored embedding; ``features``, their features (given, or the
+  loaded customers table's) through the user tower; ``popular`` with nothing the model knows.
+* What: candidates from pgvector, minus the cart, what the customer already bought, what the
+  session already browsed and an explicit exclude list; out-of-stock items dropped unless
+  asked for; an optional product line; at most N per product line; exactly k when the catalog
+  has k that qualify.
 * Items: similar items by embedding; a catalog product with no embedding yet (added after
   training) gets the most popular items of its product line; an unknown id is NotFound.
 Every answer carries a recommendation_id and the model version.
@@ -15,17 +19,20 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from recpipe.contracts.events import Activity
 from recpipe.contracts.limits import MAX_K
 from recpipe.contracts.vectors import Scored
 from recpipe.errors import NotFound, NotPublished
 from recpipe.inference.model import Model, ModelSource
+from recpipe.inference.session import codes
 from recpipe.vectors.query import Filters, VectorQueries, check_product_line
 
 MAX_FETCH = MAX_K  # candidates per query at most (the vector API's k limit)
+VECTOR_CACHE = 100_000  # item embeddings kept in memory per load (a 32-d vector is ~250 bytes)
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,7 @@ class Rules:
     exclude: tuple[str, ...] = ()
     cart: tuple[str, ...] = ()
     exclude_bought: bool = True
+    exclude_browsed: bool = True  # leave out what the session already browsed or carted
     in_stock: bool = True
     product_line: str | None = None
     max_per_line: int | None = None
@@ -59,7 +67,7 @@ class Rules:
 @dataclass
 class Recommendation:
     model_version: str
-    strategy: str  # stored | features | popular | similar | product_line | embedding
+    strategy: str  # session | stored | features | popular | similar | product_line | embedding
     items: list[dict[str, Any]]
     recommendation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
 
@@ -79,6 +87,7 @@ class _Shop:
     lines: list[str] = field(default_factory=list)  # every product line
     version: str | None = None  # the model whose embeddings are loaded
     model: Model | None = None  # its copy in the vector database
+    vectors: dict[str, Any] = field(default_factory=dict)  # item embeddings read so far (product code → vector)
 
 
 class Recommender:
@@ -93,17 +102,26 @@ class Recommender:
 
     # -- customers -------------------------------------------------------------------------
     def for_customer(self, q: VectorQueries, customer_number: int | None,
-                     features: Mapping[str, Any] | None = None, rules: Rules = Rules()) -> Recommendation:
+                     features: Mapping[str, Any] | None = None, rules: Rules = Rules(),
+                     recent: Sequence[Activity] | None = None) -> Recommendation:
+        """``recent``: the shopper's latest products, oldest first; None: the session store's
+        for this customer (a visitor without it has none)."""
         shop = self.shop(q)
         model = self.model(q)
         check_product_line(rules.product_line, shop.lines)
-        skip = set(rules.exclude) | set(rules.cart)
+        if recent is None:
+            recent = q.recent("customer", customer_number)[0] if customer_number is not None else []
+        skip = set(rules.exclude) | set(rules.cart) | (set(codes(recent)) if rules.exclude_browsed else set())
         filters = rules.filters
         if rules.exclude_bought and customer_number is not None and shop.popular:
             # "already bought" is checked inside the vector query: one round trip, not two
             filters = replace(filters, not_bought_by=customer_number)
         items: list[dict[str, Any]] | None = None
         strategy = "stored"
+        if recent:
+            items = self._session(q, model, shop, customer_number, features, recent, rules, skip, filters)
+            if items is not None:
+                return Recommendation(model.version, "session", items)
         if customer_number is not None:
             items = self._collect(lambda n: q.items_for_user(customer_number, n, exclude=sorted(skip),
                                                              filters=filters), shop, rules)
@@ -120,6 +138,47 @@ class Recommender:
                 skip |= set(q.bought(filters.not_bought_by))
             return Recommendation(model.version, "popular", self._popular(shop, rules, skip))
         return Recommendation(model.version, strategy, items)
+
+    def for_session(self, q: VectorQueries, session_id: str, features: Mapping[str, Any] | None = None,
+                    rules: Rules = Rules(), recent: Sequence[Activity] | None = None
+                    ) -> tuple[Recommendation, int | None]:
+        """A session's recommendations from its recent products (given, or the session store's)
+        and the customer the store saw in it (None: a visitor the shop does not know)."""
+        customer = None
+        if recent is None:
+            recent, customer = q.recent("session", session_id)
+        return self.for_customer(q, customer, features, rules, recent), customer
+
+    def _session(self, q: VectorQueries, model: Model, shop: _Shop, customer_number: int | None,
+                 features: Mapping[str, Any] | None, recent: Sequence[Activity], rules: Rules, skip: set[str],
+                 filters: Any) -> list[dict[str, Any]] | None:
+        """The session strategy's items; None when no product of the session has an embedding."""
+        vectors = self.item_vectors(q, shop, codes(recent))
+        if not any(a.product_code in vectors for a in recent):
+            return None
+        own = q.user_vector(customer_number) if customer_number is not None else None
+        if own is None:
+            if not features and customer_number is not None:
+                features = q.customer_features(customer_number)
+            if features:
+                embedding, usable = model.user_embeddings([features])
+                own = embedding[0] if usable[0] else None
+        vector = model.session.user_vector(own, recent, vectors)
+        if vector is None:
+            return None
+        return self._collect(lambda n: q.items_for_embedding(vector, n, exclude=sorted(skip), filters=filters),
+                             shop, rules)
+
+    def item_vectors(self, q: VectorQueries, shop: _Shop, wanted: Sequence[str]) -> dict[str, Any]:
+        """The loaded embeddings of ``wanted`` products, read once per load of the vector database."""
+        missing = [c for c in wanted if c not in shop.vectors]
+        if missing:
+            found = q.item_vectors(missing)
+            if len(shop.vectors) > VECTOR_CACHE:
+                shop.vectors.clear()
+            for code in missing:
+                shop.vectors[code] = found.get(code)
+        return {c: shop.vectors[c] for c in wanted if shop.vectors.get(c) is not None}
 
     # -- items ---------------------------------------------------------------------------------
     def similar_to_item(self, q: VectorQueries, item_id: str, rules: Rules = Rules()) -> Recommendation:

@@ -1,12 +1,21 @@
 """Recommendations for a batch of events, in-process: the model and pgvector, one batched
 vector-database round trip per kind of query for the whole batch.
 
-For each event: ``recommended_items`` from the customer's stored embedding, else from their
-features through the user tower, else the most popular products; ``similar_items`` for the
-latest browsed product that has an embedding (unknown codes are skipped). The rules are the
-service's defaults for a stream: in stock only, nothing already in the cart (answers carry
-``DEPTH`` spare candidates, so a cart is left out in memory; a larger cart is asked again
-with the cart left out in the query).
+For each event, ``recommended_items`` (the ``strategy`` says which):
+
+* ``session``: the event's ``browse_history`` holds a product with an embedding — the
+  customer's own vector (stored, else from their features; none for a visitor) moved toward
+  what the session looks at (``inference.session``), ranked by pgvector;
+* ``stored``, else ``features``, else ``popular``, as the service answers them.
+
+By default every list leaves out what the customer bought, what the session already browsed or
+carted, and what is out of stock. ``similar_items`` are for the latest browsed product that has
+an embedding (unknown codes are skipped). Answers are cached for as long as the model and the
+loaded vectors stay the same (a session's events repeat questions): per customer, per set of
+features, per product and per session state. A session answer leaves out its history inside
+the query; a stored or features answer is only given when no product of the history has an
+embedding, so nothing of that history can be among its candidates.
+Every event is then recorded in the session store (``vectors.sessions``), which the service reads.
 """
 
 from __future__ import annotations
@@ -17,16 +26,26 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from recpipe.contracts.events import SIMILAR_ROUNDS, STREAM_K, EnrichedRecord, Event, Item, enriched
-from recpipe.contracts.limits import MAX_K
+from recpipe.contracts.events import (
+    SIMILAR_ROUNDS,
+    STREAM_K,
+    Activity,
+    EnrichedRecord,
+    Event,
+    Item,
+    enriched,
+)
+from recpipe.contracts.limits import MAX_K, MAX_RECENT
 from recpipe.contracts.vectors import Scored
 from recpipe.inference.connections import Connections
 from recpipe.inference.model import ModelSource
 from recpipe.inference.recommend import Recommender
+from recpipe.inference.session import codes
 from recpipe.vectors.query import Filters
+from recpipe.vectors.sessions import rows_of
 
 K = STREAM_K
-DEPTH = 10  # candidates kept beyond k per cached answer: a cart of up to this many is left out in memory
+DEPTH = 10  # candidates kept beyond k per cached similar-items answer (left out in memory: the cart, the product)
 CACHE_ENTRIES = 200_000
 # The model, the catalog and the cache are long-lived: Python's cyclic collector rescanned them
 # in every full collection, which made a 500-record batch's p99 5x its p50 (bench/stream.py:
@@ -43,15 +62,13 @@ class Enricher(Protocol):
 
 
 class LocalEnricher:
-    """In-process: the model and pgvector. Answers are cached per customer, per set of features and per product for as long as the
-    model and the loaded vectors stay the same (a new model or ``vectors load`` empties the cache):
-    a session's events repeat the same questions."""
+    """In-process: the model and pgvector, with answers cached (see the module's text)."""
 
     def __init__(self, models: ModelSource, connections: Connections, *, k: int = K) -> None:
         self.connections = connections
         self.recommender = Recommender(models, check_every=models.check_every)
         self.k = k
-        self._cache: dict[tuple[str, Any], Ranked | None] = {}
+        self._cache: dict[tuple[Any, ...], Any] = {}  # answers (Ranked | None), vectors, purchases
         self._version: tuple[str, Any] | None = None
         self._frozen_at: int | None = None  # cache size at the last gc.freeze()
 
@@ -67,79 +84,128 @@ class LocalEnricher:
                 self._cache.clear()  # its entries hold no cycles: freed at once, frozen or not
                 self._version = (model.version, shop.loaded_at)
                 self._frozen_at = None
-            self._fill_users(q, events, stock)
-            self._fill_features(q, model, events, stock)
+            bought = bool(shop.popular)  # purchases are loaded: leave out what each customer bought
+            sessions = self._sessions(q, model, shop, events, stock, bought)
+            rest = [e for i, e in enumerate(events) if i not in sessions]
+            self._fill_users(q, rest, stock, bought)
+            self._fill_features(q, model, rest, stock, bought)
+            answers = [sessions[i] if i in sessions else self._answer(e, bought) for i, e in enumerate(events)]
+            self._fill_bought(q, events, answers, bought)
             similar = self._similar(q, events, stock)
-            answers = [self._answer(e) for e in events]
-            self._refill(q, model, events, answers, stock)
-        top = (shop.popular[0][3] if shop.popular else 0) or 1
-        popular = _ranked([Scored(item, buyers / top) for item, _line, in_stock, buyers in shop.popular
-                           if (in_stock or 0) > 0][:self.k + max(len(e.cart) for e in events)])
+            q.record_activity(rows_of(events))
+        popular = self._popular(shop, events)
         if self._frozen_at is None or len(self._cache) - self._frozen_at >= FREEZE_EVERY:
             gc.freeze()
             self._frozen_at = len(self._cache)
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         out = []
         for e, (strategy, items), (code, alike) in zip(events, answers, similar, strict=True):
-            cart = set(e.cart)
-            out.append(enriched(e, items if items is not None else _top(popular, cart, self.k), code,
-                                _top(alike, cart | {code}, self.k), recommendation_id=str(uuid.uuid4()),
-                                model_version=model.version, strategy=strategy, recommended_at=now))
+            seen = _left_out(e)
+            if items is None:
+                items = _top(popular, seen | self._bought(e), self.k)
+            out.append(enriched(e, items, code, _top(alike, seen | {code}, self.k),
+                                recommendation_id=str(uuid.uuid4()), model_version=model.version,
+                                strategy=strategy, recommended_at=now))
         return out
 
+    def _sessions(self, q: Any, model: Any, shop: Any, events: Sequence[Event], stock: Filters,
+                  bought: bool) -> dict[int, tuple[str, list[Item] | None]]:
+        """The session strategy's answers, for the events whose history has a product the model knows."""
+        recent = {i: Activity.of(e)[-MAX_RECENT:] for i, e in enumerate(events) if e.browse_history}
+        if not recent:
+            return {}
+        vectors = self.recommender.item_vectors(q, shop, codes([a for r in recent.values() for a in r]))
+        recent = {i: r for i, r in recent.items() if any(a.product_code in vectors for a in r)}
+        customers = sorted({c for i in recent if (c := events[i].customer_number) is not None
+                            and ("vector", c) not in self._cache})
+        if customers:
+            found = q.user_vectors(customers)
+            for c in customers:
+                self._cache[("vector", c)] = found.get(c)
+        keys: dict[int, tuple[Any, ...]] = {}
+        asks: dict[tuple[Any, ...], tuple[Any, Event]] = {}
+        for i, r in recent.items():
+            e = events[i]
+            own = self._cache.get(("vector", e.customer_number))
+            who = ("visitor",) if e.customer_number is None else \
+                ("stored",) if own is not None else ("features", _features_key(e))
+            keys[i] = key = ("session", e.customer_number, who, tuple(r), frozenset(_left_out(e)))
+            if key in self._cache or key in asks:
+                continue
+            if own is None and e.customer_number is not None:
+                embedding, usable = model.user_embeddings([e.features()])
+                own = embedding[0] if usable[0] else None
+            asks[key] = (model.session.user_vector(own, r, vectors), e)
+        if asks:
+            wanted = list(asks)
+            found = q.items_for_embeddings([asks[k][0] for k in wanted], self.k, filters=stock,
+                                           skip_each=[sorted(_left_out(asks[k][1])) for k in wanted],
+                                           buyers=[asks[k][1].customer_number if bought else None for k in wanted])
+            for key, items in zip(wanted, found, strict=True):
+                self._cache[key] = _ranked(items)
+        return {i: ("session", _top(self._cache[key] or [], set(), self.k)) for i, key in keys.items()}
+
     # -- what to ask the vector database: only what the cache does not know --------------------------
-    def _fill_users(self, q: Any, events: Sequence[Event], stock: Filters) -> None:
+    def _fill_users(self, q: Any, events: Sequence[Event], stock: Filters, bought: bool) -> None:
         missing = sorted({e.customer_number for e in events if e.customer_number is not None
                           and ("user", e.customer_number) not in self._cache})
         if missing:
-            for c, found in zip(missing, q.items_for_users(missing, self.k + DEPTH, filters=stock), strict=True):
-                self._cache[("user", c)] = None if found is None else _ranked(found)
+            found = q.items_for_users(missing, self.k, filters=stock, not_bought=bought)
+            for c, items in zip(missing, found, strict=True):
+                self._cache[("user", c)] = None if items is None else _ranked(items)
 
-    def _fill_features(self, q: Any, model: Any, events: Sequence[Event], stock: Filters) -> None:
-        wanted = {_features_key(e): e for e in events if self._cache.get(("user", e.customer_number)) is None}
-        missing = [key for key in wanted if ("features", key) not in self._cache]
+    def _fill_features(self, q: Any, model: Any, events: Sequence[Event], stock: Filters, bought: bool) -> None:
+        """Features answers, per set of features (and per customer where purchases are left out)."""
+        wanted = {self._features(e, bought): e for e in events if self._cache.get(("user", e.customer_number)) is None}
+        missing = [key for key in wanted if key not in self._cache]
         if not missing:
             return
         vectors, usable = model.user_embeddings([wanted[key].features() for key in missing])
         for key, ok in zip(missing, usable, strict=True):
             if not ok:
-                self._cache[("features", key)] = None  # nothing the model knows: popular items
+                self._cache[key] = None  # nothing the model knows: popular items
         chosen = [key for key, ok in zip(missing, usable, strict=True) if ok]
         if chosen:
-            found = q.items_for_embeddings(vectors[usable], self.k + DEPTH, filters=stock)
+            found = q.items_for_embeddings(vectors[usable], self.k, filters=stock,
+                                           buyers=[key[2] for key in chosen])
             for key, items in zip(chosen, found, strict=True):
-                self._cache[("features", key)] = _ranked(items)
+                self._cache[key] = _ranked(items)
 
-    def _answer(self, e: Event) -> tuple[str, list[Item] | None]:
-        """(strategy, the top k without the cart) from the cache; None items: popular ones."""
-        for strategy, key in (("stored", ("user", e.customer_number)), ("features", ("features", _features_key(e)))):
+    @staticmethod
+    def _features(e: Event, bought: bool) -> tuple[Any, ...]:
+        return ("features", _features_key(e), e.customer_number if bought else None)
+
+    def _answer(self, e: Event, bought: bool) -> tuple[str, list[Item] | None]:
+        """(strategy, the top k without what the session saw) from the cache; None items: popular ones."""
+        for strategy, key in (("stored", ("user", e.customer_number)), ("features", self._features(e, bought))):
             found = self._cache.get(key)
             if found is not None:
-                return strategy, _top(found, set(e.cart), self.k)
+                return strategy, _top(found, _left_out(e), self.k)
         return "popular", None
 
-    def _refill(self, q: Any, model: Any, events: Sequence[Event], answers: list[Any], stock: Filters) -> None:
-        """A cart so large that the cached candidates ran short: ask again with that cart left out."""
-        short = [i for i, (strategy, items) in enumerate(answers)
-                 if items is not None and len(items) < self.k and len(events[i].cart) > DEPTH]
-        users = [i for i in short if answers[i][0] == "stored"]
-        if users:
-            found = q.items_for_users([events[i].customer_number for i in users], self.k, filters=stock,
-                                      skip_each=[events[i].cart for i in users])
-            for i, items in zip(users, found, strict=True):
-                answers[i] = ("stored", _top(_ranked(items or []), set(), self.k))
-        others = [i for i in short if answers[i][0] == "features"]
-        if others:
-            vectors, _ = model.user_embeddings([events[i].features() for i in others])
-            found = q.items_for_embeddings(vectors, self.k, filters=stock, skip_each=[events[i].cart for i in others])
-            for i, items in zip(others, found, strict=True):
-                answers[i] = ("features", _top(_ranked(items), set(), self.k))
+    def _fill_bought(self, q: Any, events: Sequence[Event], answers: list[Any], bought: bool) -> None:
+        """What the known customers who get the popular items bought (rare: they have no vector)."""
+        if not bought:
+            return
+        for e, (_strategy, items) in zip(events, answers, strict=True):
+            if items is None and e.customer_number is not None and ("bought", e.customer_number) not in self._cache:
+                self._cache[("bought", e.customer_number)] = frozenset(q.bought(e.customer_number))
+
+    def _bought(self, e: Event) -> set[str]:
+        return set(self._cache.get(("bought", e.customer_number)) or ())
+
+    def _popular(self, shop: Any, events: Sequence[Event]) -> Ranked:
+        """The most bought products in stock, enough for the longest leave-out list of the batch."""
+        top = (shop.popular[0][3] if shop.popular else 0) or 1
+        most = self.k + max(len(_left_out(e)) + len(self._bought(e)) for e in events)
+        return _ranked([Scored(item, buyers / top) for item, _line, in_stock, buyers in shop.popular
+                        if (in_stock or 0) > 0][:most])
 
     def _similar(self, q: Any, events: Sequence[Event], stock: Filters) -> list[tuple[str | None, Ranked]]:
         """Per event: the latest browsed product with an embedding, and its similar items."""
         out: list[tuple[str | None, Ranked]] = [(None, [])] * len(events)
         waiting = [i for i, e in enumerate(events) if e.browse_history]
-        depth = min(MAX_K, self.k + DEPTH + 1)
+        depth = min(MAX_K, self.k + DEPTH + MAX_RECENT + 1)  # room to leave out a recent history
         for back in range(1, SIMILAR_ROUNDS + 1):
             asks = {i: events[i].browse_history[-back].product_code for i in waiting
                     if len(events[i].browse_history) >= back}
@@ -159,6 +225,11 @@ class LocalEnricher:
 
 def _features_key(e: Event) -> tuple[Any, ...]:
     return (e.city, e.country, e.credit_limit)
+
+
+def _left_out(e: Event) -> set[str]:
+    """What the event's session already browsed or carted (the cart is part of the history)."""
+    return {b.product_code for b in e.browse_history}
 
 
 Ranked = list[tuple[Any, Item]]  # (id, its {"id", "score"} as written), best first

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -21,8 +22,8 @@ import numpy as np
 from sqlalchemy import func, select
 
 from recpipe.adapters.base import SourceDatabase, Stream
-from recpipe.contracts.events import BrowsedProduct, Event
-from recpipe.contracts.limits import KINESIS_PUT_MAX_RECORDS
+from recpipe.contracts.events import BrowsedProduct, Event, parse_event
+from recpipe.contracts.limits import KINESIS_PUT_MAX_BYTES, KINESIS_PUT_MAX_RECORDS
 from recpipe.contracts.source import table
 from recpipe.errors import InputError
 from recpipe.progress import SILENT, Progress
@@ -157,3 +158,70 @@ def run(stream: Stream, shoppers: Shoppers, *, rate: float, count: int | None = 
             time.sleep(ahead)
     return ProduceResult(stream.url, sent, shoppers.started - sessions_before, round(time.monotonic() - started, 3),
                          shoppers.preferences)
+
+
+@dataclass(frozen=True)
+class BadLine:
+    line: int  # 1-based
+    problem: str
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    stream: str
+    source: str  # the file, or "stdin"
+    events: int  # put on the stream
+    bad: list[BadLine]  # lines that are not events: nothing was put for them
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"stream": self.stream, "source": self.source, "events": self.events,
+                "bad_lines": [asdict(b) for b in self.bad], "seconds": self.seconds,
+                "events_per_second": round(self.rate, 1)}
+
+
+def replay(stream: Stream, lines: Iterable[bytes], *, source: str, rate: float | None = None,
+           progress: Progress = SILENT) -> ReplayResult:
+    """Put the events of NDJSON ``lines`` (the event contract, one per line) on the stream, in
+    order, each checked first; a line that is not an event is reported with its number and
+    nothing is put for it. Blank lines are skipped. ``rate``: events/s at most (None: at once)."""
+    if rate is not None and rate <= 0:
+        raise InputError(f"rate {rate}: give a positive number of events per second")
+    started = time.monotonic()
+    bad: list[BadLine] = []
+    batch: list[tuple[str, bytes]] = []
+    size = sent = 0
+    progress.start("events", None)
+
+    def flush() -> None:
+        nonlocal batch, size, sent
+        if batch:
+            stream.put(batch)
+            sent += len(batch)
+            progress.advance("events", len(batch))
+            batch, size = [], 0
+            ahead = sent / rate - (time.monotonic() - started) if rate else 0.0
+            if ahead > 0:
+                time.sleep(ahead)
+
+    for number, raw in enumerate(lines, start=1):
+        data = raw.strip()
+        if not data:
+            continue
+        try:
+            event = parse_event(data)
+        except InputError as exc:
+            bad.append(BadLine(number, exc.message))
+            continue
+        record = (event.session_id, data)
+        if len(batch) == KINESIS_PUT_MAX_RECORDS or size + len(data) + len(event.session_id) > KINESIS_PUT_MAX_BYTES \
+                or (rate and len(batch) >= max(1, int(rate / 10))):
+            flush()
+        batch.append(record)
+        size += len(data) + len(event.session_id)
+    flush()
+    return ReplayResult(stream.url, source, sent, bad, round(time.monotonic() - started, 3))

@@ -2,15 +2,16 @@
 using the model and pgvector in-process (``RECPIPE_INFERENCE_URL``: ``recpipe serve``, or the
 same app behind a Lambda Function URL).
 
-Per event: a known customer's recommendations from ``GET /recommendations/{customer}`` (cart
-left out, in stock, their features for when they have no stored embedding); a visitor's from
-``POST /user_embeddings`` (the whole batch's visitors in one call) then ``POST /items_from_user``;
-similar items from ``GET /items_from_item`` for the latest browsed product the service knows.
-The in-process path needs three database round trips per batch; this needs a call or two per
-event (bench/stream.py measures the difference). A service that cannot be reached or answers
-5xx fails the invocation, so Firehose retries it; the record's shape is the in-process one.
-One difference: the seed's ``/items_from_user`` and ``/items_from_item`` have no stock rule, so
-a visitor's recommendations and similar items may include products out of stock here.
+Per event: a known customer's recommendations from ``GET /recommendations/{customer}``, a
+visitor's from ``GET /sessions/{session_id}/recommendations``, each with the event's history as
+``recent`` (its latest ``MAX_RECENT`` products), its cart, in stock, and its features for when
+there is no stored embedding; similar items from ``GET /items_from_item`` for the latest browsed
+product the service knows. The in-process path needs a few database round trips per batch;
+this needs a call or two per event (bench/stream.py measures the difference). A service that
+cannot be reached or answers 5xx fails the invocation, so Firehose retries it; the record's
+shape is the in-process one. Differences: the seed's ``/items_from_item`` has no stock rule, so
+similar items may include products out of stock here, and this path does not write the session
+store (the service only reads it).
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
 from recpipe.contracts.events import SIMILAR_ROUNDS, STREAM_K, EnrichedRecord, Event, Item, enriched
+from recpipe.contracts.limits import CODE_LENGTH, MAX_LISTED, MAX_RECENT
 from recpipe.errors import ServiceError
 
 K = STREAM_K
@@ -58,39 +59,29 @@ class RemoteEnricher:
                                hint="check RECPIPE_INFERENCE_URL and that the service runs") from exc
 
     def enrich(self, events: Sequence[Event]) -> list[EnrichedRecord]:
-        if not events:
-            return []
-        visitors = [i for i, e in enumerate(events) if e.customer_number is None]
-        embeddings = self._call("POST", "/user_embeddings", body=[
-            {"city": events[i].city, "country": events[i].country, "creditlimit": events[i].credit_limit}
-            for i in visitors])[0] if visitors else []
-        by_visitor = dict(zip(visitors, embeddings, strict=True))
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         out = []
-        for i, e in enumerate(events):
-            cart = set(e.cart)
-            if e.customer_number is not None:
-                query = {"k": self.k, "cart": sorted(cart), "exclude_bought": "false", "in_stock": "true"}
-                query |= {k: v for k, v in (("city", e.city), ("country", e.country),
-                                            ("credit_limit", e.credit_limit)) if v is not None}
-                answer, _ = self._call("GET", f"/recommendations/{e.customer_number}", query)
-                items: list[Item] = [{"id": x["id"], "score": x["score"]} for x in answer["items"]]
-                strategy, version, rid = answer["strategy"], answer["model_version"], answer["recommendation_id"]
-            else:
-                found, headers = self._call("POST", "/items_from_user", {"limit": self.k + len(cart)}, by_visitor[i])
-                items = [x for x in found if x["id"] not in cart][:self.k]
-                strategy, version = "features", headers.get("x-model-version") or headers.get("X-Model-Version")
-                rid = headers.get("x-recommendation-id") or headers.get("X-Recommendation-Id")
-            code, alike = self._similar(e, cart)
-            out.append(enriched(e, items, code, alike, recommendation_id=rid or str(uuid.uuid4()),
-                                model_version=version, strategy=strategy, recommended_at=now))
+        for e in events:
+            recent = [b.product_code for b in e.browse_history if len(b.product_code) <= CODE_LENGTH][-MAX_RECENT:]
+            query: dict[str, Any] = {"k": self.k, "recent": ",".join(recent), "cart": sorted(c for c in set(e.cart) if len(c) <= CODE_LENGTH)[:MAX_LISTED],
+                                     "in_stock": "true"}
+            query |= {k: v for k, v in (("city", e.city), ("country", e.country),
+                                        ("credit_limit", e.credit_limit)) if v is not None}
+            path = f"/recommendations/{e.customer_number}" if e.customer_number is not None else \
+                f"/sessions/{urllib.parse.quote(e.session_id, safe='')}/recommendations"
+            answer, _ = self._call("GET", path, query)
+            items: list[Item] = [{"id": x["id"], "score": x["score"]} for x in answer["items"]]
+            code, alike = self._similar(e, {b.product_code for b in e.browse_history})
+            out.append(enriched(e, items, code, alike, recommendation_id=answer["recommendation_id"],
+                                model_version=answer["model_version"], strategy=answer["strategy"],
+                                recommended_at=now))
         return out
 
-    def _similar(self, e: Event, cart: set[str]) -> tuple[str | None, list[Item]]:
+    def _similar(self, e: Event, seen: set[str]) -> tuple[str | None, list[Item]]:
         for browsed in list(reversed(e.browse_history))[:SIMILAR_ROUNDS]:
             code = browsed.product_code
-            found, _ = self._call("GET", "/items_from_item", {"item_id": code, "limit": self.k + len(cart) + 1})
+            found, _ = self._call("GET", "/items_from_item", {"item_id": code, "limit": self.k + len(seen) + 1})
             if found is not None:
-                return code, [x for x in found if x["id"] not in cart and x["id"] != code][:self.k]
+                return code, [x for x in found if x["id"] not in seen and x["id"] != code][:self.k]
         return None, []
 

@@ -120,24 +120,62 @@ class VectorQueries:
         return self._run(sql, params, [str(i) for i in item_ids], k, exclude, filters, skip_each)
 
     def items_for_users(self, customer_numbers: Sequence[int], k: int = 10, *, exclude: Sequence[str] = (),
-                        filters: Filters = Filters(), skip_each: Sequence[Sequence[str]] | None = None
-                        ) -> list[list[Scored] | None]:
+                        filters: Filters = Filters(), skip_each: Sequence[Sequence[str]] | None = None,
+                        not_bought: bool = False) -> list[list[Scored] | None]:
+        """``not_bought``: leave out what each customer bought (the purchases table)."""
         source = (f"unnest(%(keys)s::int[], %(each)s::text[]) WITH ORDINALITY AS u(key, skip, ord) "
                   f"JOIN {schema.USERS} q ON q.id = u.key")
-        sql, params = _lateral(source, filters, exclude, skip=skip_each is not None)
+        sql, params = _lateral(source, filters, exclude, skip=skip_each is not None,
+                               buyer="u.key" if not_bought else None)
         return self._run(sql, params, [int(c) for c in customer_numbers], k, exclude, filters, skip_each)
 
     def items_for_embeddings(self, embeddings: Sequence[Sequence[float]] | np.ndarray, k: int = 10, *,
                              exclude: Sequence[str] = (), filters: Filters = Filters(),
-                             skip_each: Sequence[Sequence[str]] | None = None) -> list[list[Scored]]:
+                             skip_each: Sequence[Sequence[str]] | None = None,
+                             buyers: Sequence[int | None] | None = None) -> list[list[Scored]]:
+        """``buyers``: per embedding, a customer whose purchases to leave out (None: nobody's)."""
         texts = ["[" + ",".join(map(repr, v.tolist())) + "]" for v in _vectors(embeddings)]
         # cast the array once: a per-row ``u.key::vector`` is inlined into the inner scan and
         # parsed again for every candidate (20x slower at 190 items, EXPLAIN ANALYZE)
-        source = ("unnest(%(keys)s::vector[], %(each)s::text[]) WITH ORDINALITY AS q(embedding, skip, ord) "
-                  "CROSS JOIN LATERAL (SELECT q.ord, q.skip) u")
-        sql, params = _lateral(source, filters, exclude, skip=skip_each is not None)
-        got = self._run(sql, params, texts, k, exclude, filters, skip_each)
+        source = ("unnest(%(keys)s::vector[], %(each)s::text[], %(buyers)s::int[]) WITH ORDINALITY "
+                  "AS q(embedding, skip, buyer, ord) CROSS JOIN LATERAL (SELECT q.ord, q.skip, q.buyer) u")
+        sql, params = _lateral(source, filters, exclude, skip=skip_each is not None,
+                               buyer="u.buyer" if buyers is not None else None)
+        got = self._run(sql, params, texts, k, exclude, filters, skip_each,
+                        buyers=list(buyers) if buyers is not None else [None] * len(texts))
         return [r or [] for r in got]
+
+    def item_vectors(self, codes: Sequence[str]) -> dict[str, np.ndarray]:
+        """The loaded embeddings of ``codes`` (codes without one are left out)."""
+        if not codes:
+            return {}
+        rows = self._fetch_rows(f"SELECT id, embedding FROM {schema.ITEMS} WHERE id = ANY(%s::varchar[])",
+                                (list(codes),))
+        return {r[0]: np.asarray(r[1], np.float32) for r in rows}
+
+    def user_vector(self, customer_number: int) -> np.ndarray | None:
+        """A customer's stored embedding (None: none is loaded for them)."""
+        return self.user_vectors([customer_number]).get(int(customer_number))
+
+    def user_vectors(self, customer_numbers: Sequence[int]) -> dict[int, np.ndarray]:
+        """The stored embeddings of those customers who have one."""
+        if not customer_numbers:
+            return {}
+        rows = self._fetch_rows(f"SELECT id, embedding FROM {schema.USERS} WHERE id = ANY(%s::int[])",
+                                ([int(c) for c in customer_numbers],))
+        return {int(r[0]): np.asarray(r[1], np.float32) for r in rows}
+
+    def recent(self, owner_kind: str, owner: str | int) -> tuple[list[Any], int | None]:
+        """``sessions.recent`` on this connection: an owner's recent products, oldest first."""
+        from recpipe.vectors import sessions
+
+        return sessions.recent(self._conn, owner_kind, owner)
+
+    def record_activity(self, rows: Sequence[Any]) -> int:
+        """``sessions.record`` on this connection."""
+        from recpipe.vectors import sessions
+
+        return sessions.record(self._conn, rows)
 
     # -- the shop around the vectors (loaded from the source by `vectors load`) -------------
     # Without a catalog (loaded with --no-catalog) these answer as for an empty shop.
@@ -170,6 +208,16 @@ class VectorQueries:
             f"SELECT DISTINCT product_line FROM {table} WHERE product_line IS NOT NULL", ())}
         return sorted(lines)
 
+    def _fetch_rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
+        """Rows of a read that needs the loaded embeddings (NotPublished without them)."""
+        from psycopg import errors
+
+        try:
+            return self._conn.execute(sql, params, prepare=True).fetchall()
+        except errors.UndefinedTable:
+            raise NotPublished(f"no embeddings are loaded in {self.db.url}",
+                               hint="run `recpipe vectors load` first (after `recpipe train`)") from None
+
     def _shop_rows(self, sql: str, params: tuple[Any, ...]) -> list[Any]:
         from psycopg import errors
 
@@ -195,8 +243,8 @@ class VectorQueries:
 
     # -- the one query -------------------------------------------------------------------
     def _run(self, sql: str, params: dict[str, Any], keys: list[Any], k: int, exclude: Sequence[str],
-             filters: Filters, skip_each: Sequence[Sequence[str]] | None = None, *, binary: bool = False
-             ) -> list[list[Scored] | None]:
+             filters: Filters, skip_each: Sequence[Sequence[str]] | None = None, *, binary: bool = False,
+             buyers: list[int | None] | None = None) -> list[list[Scored] | None]:
         """Run ``sql`` (rows of ordinal, id, score; ``params`` are its filters') for ``keys``;
         refill short filtered results."""
         k = _check_k(k)
@@ -208,15 +256,18 @@ class VectorQueries:
             if len(each) != len(keys):
                 raise InputError(f"skip_each has {len(each)} lists for {len(keys)} keys")
             params["each"] = [_SEP.join(map(str, codes)) for codes in each]
+        if buyers is not None:
+            params["buyers"] = buyers
         if exclude:
             params["exclude"] = [str(x) for x in exclude]
         found = self._fetch(sql, params, self.ef_search, binary)
         short = [i for i, r in enumerate(found) if r is not None and len(r) < k]
-        if short and (filters.any or exclude or skip_each):
+        if short and (filters.any or exclude or skip_each or "NOT EXISTS" in sql):
             # too few after filtering: widen the search, then go exact, for those keys only
             retry = {**params, "keys": [keys[i] for i in short]}
-            if "each" in params:
-                retry["each"] = [params["each"][i] for i in short]
+            for per_key in ("each", "buyers"):
+                if per_key in params:
+                    retry[per_key] = [params[per_key][i] for i in short]
             ef = self.ef_search
             while ef < MAX_EF_SEARCH:
                 ef = min(MAX_EF_SEARCH, ef * 4)
@@ -271,14 +322,17 @@ class VectorQueries:
             self._ef = ef
 
 
-def _lateral(source: str, filters: Filters, exclude: Sequence[str], not_self: str = "", *, skip: bool = False
-             ) -> tuple[str, dict[str, Any]]:
+def _lateral(source: str, filters: Filters, exclude: Sequence[str], not_self: str = "", *, skip: bool = False,
+             buyer: str | None = None) -> tuple[str, dict[str, Any]]:
     """One statement for a batch: per row of ``source`` (ordinal ``u.ord``, embedding
     ``q.embedding``, codes to skip ``u.skip``), its top k by an index scan; rows of unknown keys do not appear. With
-    the filters' parameters."""
+    the filters' parameters. ``buyer``: the expression of the row's customer whose purchases to leave out."""
     where, params = filters.sql("e", exclude=bool(exclude))
     # the key's own codes to skip, only when asked: the service's queries stay as they were
     each = " AND e.id <> ALL(string_to_array(u.skip, E'\\x1f'))" if skip else ""
+    if buyer is not None:
+        each += (f" AND NOT EXISTS (SELECT 1 FROM {schema.PURCHASES} p WHERE p.customer_number = {buyer} "
+                 "AND p.product_code = e.id)")
     return (f"SELECT u.ord, r.id, r.score FROM {source} "
             f"LEFT JOIN LATERAL (SELECT e.id, 1 - (e.embedding <=> q.embedding) AS score "
             f"FROM {schema.ITEMS} e WHERE true {not_self}{where}{each} "

@@ -9,13 +9,11 @@ from fastapi import Query
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from recpipe.contracts.limits import MAX_K, NO_NUL
+from recpipe.contracts.limits import CODE_LENGTH, MAX_K, NO_NUL
 from recpipe.inference.recommend import Recommendation
 
 # A product code (classicmodels: VARCHAR(15)); PostgreSQL text cannot hold NUL. Lists stay
 # short enough that a URL carrying them passes the HTTP server's request-line limit.
-CODE_LENGTH = 32
-MAX_LISTED = 100
 Code = Annotated[str, Field(min_length=1, max_length=CODE_LENGTH, pattern=NO_NUL)]
 Limit = Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")]
 

@@ -12,9 +12,9 @@ from fastapi.responses import JSONResponse
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from recpipe.api.deps import ServiceDep, responses
-from recpipe.api.routes.common import CODE_LENGTH, Limit, answer
+from recpipe.api.routes.common import Limit, answer
 from recpipe.contracts.artifacts import EMBEDDING_DIM
-from recpipe.contracts.limits import MAX_BATCH, MAX_CREDIT_LIMIT, NO_NUL
+from recpipe.contracts.limits import CODE_LENGTH, MAX_BATCH, MAX_CREDIT_LIMIT, NO_NUL
 from recpipe.contracts.vectors import Scored
 from recpipe.inference.recommend import Rules
 

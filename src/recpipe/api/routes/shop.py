@@ -10,8 +10,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel
 
 from recpipe.api.deps import ServiceDep, responses
-from recpipe.api.routes.common import CODE_LENGTH, MAX_LISTED
-from recpipe.contracts.limits import MAX_CUSTOMER_NUMBER, NO_NUL
+from recpipe.contracts.limits import CODE_LENGTH, MAX_CUSTOMER_NUMBER, MAX_LISTED, NO_NUL
 from recpipe.errors import NotFound
 from recpipe.inference.recommend import Rules
 from recpipe.vectors import shop

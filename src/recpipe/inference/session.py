@@ -1,0 +1,66 @@
+"""What a shopper is doing now, as a vector: the pooled session encoder (numpy, no torch).
+
+A session is the products a customer or visitor browsed or put in the cart, oldest first.
+Its vector is a recency-weighted average of those products' item embeddings (the watch-history
+average of YouTube's candidate generator, Covington et al. 2016): the latest product weighs 1,
+the one before ``decay``, then ``decay²``…; a product in the cart weighs ``cart`` times as much.
+Only the latest ``MAX_RECENT`` count; products without an embedding (unknown codes, added
+after training) are skipped. A known customer's vector is ``base`` times their own (stored
+or from their features) plus the session's; a visitor's is the session's alone. The result is
+unit-length and 32-d, so pgvector ranks it exactly as it ranks a stored vector.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from recpipe.contracts.events import Activity
+from recpipe.contracts.limits import MAX_RECENT
+
+__all__ = ["Activity", "SessionEncoder", "codes"]
+
+@dataclass(frozen=True)
+class SessionEncoder:
+    decay: float = 0.8  # weight of each older product relative to the next one
+    cart: float = 1.5  # a product in the cart weighs this many times a browsed one
+    base: float = 1.0  # weight of the customer's own vector beside the session's (unit-length both)
+    max_recent: int = MAX_RECENT
+
+    def pooled(self, recent: Sequence[Activity], vectors: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        """The session's unit-length vector; None when no product of it has an embedding (the
+        only case: every other session gives a vector)."""
+        known = [a for a in recent if a.product_code in vectors][-self.max_recent:]
+        if not known:
+            return None
+        n = len(known)
+        weights = np.array([self.decay ** (n - 1 - j) * (self.cart if a.kind == "cart" else 1.0)
+                            for j, a in enumerate(known)])
+        stacked = np.stack([np.asarray(vectors[a.product_code], np.float64) for a in known])
+        pooled = weights @ stacked
+        if np.linalg.norm(pooled) < 1e-6:  # opposite products cancelled out: the latest one speaks
+            pooled = stacked[-1]
+        return _unit(pooled)
+
+    def user_vector(self, own: np.ndarray | None, recent: Sequence[Activity],
+                    vectors: Mapping[str, np.ndarray]) -> np.ndarray | None:
+        """The vector to rank with: the customer's own (None for a visitor) moved toward what
+        they are doing now; None when neither says anything."""
+        session = self.pooled(recent, vectors)
+        if session is None:
+            return None if own is None else _unit(np.asarray(own, np.float64)).astype(np.float32)
+        if own is None:
+            return session.astype(np.float32)
+        return _unit(self.base * _unit(np.asarray(own, np.float64)) + session).astype(np.float32)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 1e-12 else v
+
+
+def codes(recent: Sequence[Activity]) -> list[str]:
+    """The distinct product codes of a session, in order."""
+    return list(dict.fromkeys(a.product_code for a in recent))

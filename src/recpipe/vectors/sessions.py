@@ -1,0 +1,161 @@
+"""The session store: what each customer and each session did lately, in the vector database.
+
+The streaming transformation records every event it enriches (``record``); every serving path
+reads it (``recent``). Per owner — a customer number, or a session id — the store keeps the
+latest ``MAX_RECENT`` products with their kind (``browse``/``cart``) and time; a product seen
+again moves to the front. A product stays recent for ``RECENT_TTL_S`` after it was recorded
+(not after its event time: replayed old events are still what the shopper did last); expired
+rows are ignored at once and deleted by the next writer, at most once a minute.
+
+Writers may run at once (Firehose retries, several transformations): each takes the advisory
+locks of the owners it writes, in one order, so two writers never deadlock, and an upsert is
+idempotent (the same event recorded twice leaves the same rows).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from recpipe.contracts import vectors as schema
+from recpipe.contracts.events import Activity, Event
+from recpipe.contracts.limits import MAX_RECENT, RECENT_TTL_S
+
+OWNERS = ("customer", "session")
+EXPIRE_EVERY_S = 60.0
+_STEP = dt.timedelta(microseconds=1)  # orders the products of one event's history
+_expired_at = 0.0
+_expire_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Row:
+    owner_kind: str
+    owner: str
+    product_code: str
+    kind: str
+    at: dt.datetime
+    customer_number: int | None
+
+
+def rows_of(events: Iterable[Event]) -> list[Row]:
+    """What a batch of events says, one row per owner and product (the latest wins), sorted by owner."""
+    latest: dict[tuple[str, str, str], Row] = {}
+    for e in events:
+        history = e.browse_history[-MAX_RECENT:]
+        owners = [("session", e.session_id)]
+        if e.customer_number is not None:
+            owners.append(("customer", str(e.customer_number)))
+        for j, b in enumerate(history):
+            at = e.event_time - (len(history) - 1 - j) * _STEP
+            kind = "cart" if b.in_shopping_cart else "browse"
+            for owner_kind, owner in owners:
+                key = (owner_kind, owner, b.product_code)
+                seen = latest.get(key)
+                if seen is None or at >= seen.at:
+                    latest[key] = Row(owner_kind, owner, b.product_code, kind, at, e.customer_number)
+    return [latest[k] for k in sorted(latest)]
+
+
+def ensure(conn: Any) -> None:
+    """Create the store if it is missing (two first writers at once: one creates, one waits)."""
+    from psycopg import errors
+
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("create", schema.RECENT),))
+        try:
+            conn.execute(schema.CREATE_RECENT)
+            for statement in schema.CREATE_RECENT_INDEXES:
+                conn.execute(statement)
+        except errors.UniqueViolation:  # created by a writer that did not take the lock (an older one)
+            pass
+
+
+def record(conn: Any, rows: Sequence[Row]) -> int:
+    """Upsert ``rows`` (from ``rows_of``), then keep each owner's newest ``MAX_RECENT``."""
+    from psycopg import errors
+
+    if not rows:
+        return 0
+    try:
+        _record(conn, rows)
+    except errors.UndefinedTable:
+        ensure(conn)
+        _record(conn, rows)
+    _maybe_expire(conn)
+    return len(rows)
+
+
+def _record(conn: Any, rows: Sequence[Row]) -> None:
+    owners = sorted({(r.owner_kind, r.owner) for r in rows})
+    keys = sorted({_lock_key(*o) for o in owners})
+    columns = list(zip(*[(r.owner_kind, r.owner, r.product_code, r.kind, r.at, r.customer_number) for r in rows],
+                       strict=True))
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) k ORDER BY k", (keys,))
+        conn.execute(
+            f"INSERT INTO {schema.RECENT} AS r (owner_kind, owner, product_code, kind, at, customer_number) "
+            "SELECT * FROM unnest(%s::varchar[], %s::text[], %s::varchar[], %s::varchar[], %s::timestamptz[], "
+            "%s::int[]) ON CONFLICT (owner_kind, owner, product_code) DO UPDATE SET "
+            "kind = CASE WHEN excluded.at >= r.at THEN excluded.kind ELSE r.kind END, "
+            "at = greatest(r.at, excluded.at), recorded_at = now(), "
+            "customer_number = coalesce(excluded.customer_number, r.customer_number)",
+            [list(c) for c in columns])
+        conn.execute(
+            f"DELETE FROM {schema.RECENT} r USING (SELECT owner_kind, owner, product_code, row_number() OVER "
+            f"(PARTITION BY owner_kind, owner ORDER BY at DESC, product_code) AS n FROM {schema.RECENT} "
+            "WHERE (owner_kind, owner) IN (SELECT * FROM unnest(%s::varchar[], %s::text[]))) old "
+            "WHERE old.n > %s AND r.owner_kind = old.owner_kind AND r.owner = old.owner "
+            "AND r.product_code = old.product_code",
+            ([o[0] for o in owners], [o[1] for o in owners], MAX_RECENT))
+
+
+def recent(conn: Any, owner_kind: str, owner: str | int, limit: int = MAX_RECENT
+           ) -> tuple[list[Activity], int | None]:
+    """An owner's recent products, oldest first, and (for a session) its customer number."""
+    from psycopg import errors
+
+    try:
+        rows = conn.execute(
+            f"SELECT product_code, kind, customer_number FROM {schema.RECENT} WHERE owner_kind = %s AND owner = %s "
+            "AND recorded_at > now() - make_interval(secs => %s) ORDER BY at DESC, product_code LIMIT %s",
+            (owner_kind, str(owner), RECENT_TTL_S[owner_kind], limit), prepare=True).fetchall()
+    except errors.UndefinedTable:
+        return [], None
+    customer = next((r[2] for r in rows if r[2] is not None), None)
+    return [Activity(r[0], r[1]) for r in reversed(rows)], customer
+
+
+def expire(conn: Any) -> int:
+    """Delete what has expired; how many rows went."""
+    from psycopg import errors
+
+    try:
+        return sum(conn.execute(f"DELETE FROM {schema.RECENT} WHERE owner_kind = %s AND "
+                                "recorded_at <= now() - make_interval(secs => %s)", (kind, ttl)).rowcount
+                   for kind, ttl in RECENT_TTL_S.items())
+    except errors.UndefinedTable:
+        return 0
+
+
+def _maybe_expire(conn: Any) -> None:
+    global _expired_at
+    now = time.monotonic()
+    if now - _expired_at < EXPIRE_EVERY_S or not _expire_lock.acquire(blocking=False):
+        return
+    try:
+        _expired_at = now
+        expire(conn)
+    finally:
+        _expire_lock.release()
+
+
+def _lock_key(owner_kind: str, owner: str) -> int:
+    """A signed 64-bit advisory-lock key per owner."""
+    digest = hashlib.blake2b(f"recpipe:{owner_kind}:{owner}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
