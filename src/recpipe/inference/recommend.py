@@ -156,13 +156,14 @@ class Recommender:
         vectors = self.item_vectors(q, shop, codes(recent))
         if not any(a.product_code in vectors for a in recent):
             return None
-        own = q.user_vector(customer_number) if customer_number is not None else None
-        if own is None:
-            if not features and customer_number is not None:
-                features = q.customer_features(customer_number)
-            if features:
-                embedding, usable = model.user_embeddings([features])
-                own = embedding[0] if usable[0] else None
+        own = None  # a visitor: what they do now says more than their city (the session alone)
+        if customer_number is not None:
+            own = q.user_vector(customer_number)
+            if own is None:  # known to the shop, not at training time: their features
+                features = features or q.customer_features(customer_number)
+                if features:
+                    embedding, usable = model.user_embeddings([features])
+                    own = embedding[0] if usable[0] else None
         vector = model.session.user_vector(own, recent, vectors)
         if vector is None:
             return None
