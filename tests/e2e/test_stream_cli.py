@@ -91,3 +91,38 @@ def test_kinesis_and_s3_urls(home: Path, s3_bucket: str) -> None:
     assert json.loads(delivered.stdout)["counts"]["ok"] == 120
     tail = json.loads(run("stream", "tail", "-n", "2", *sink, "--json", home=home, env=aws).stdout)
     assert len(tail) == 2 and tail[0]["recommended_items"]
+
+
+def test_produce_from_a_file_replays_real_events_and_sets_bad_lines_aside(home: Path) -> None:
+    """`stream produce --from FILE` (and `-`): each line checked; a bad line is reported by its
+    number and nothing is put for it; the good ones are delivered, and recorded in the session store."""
+    stream, sink = home.parent / "replay-stream", home.parent / "replay-recs"
+    good = [{"session_id": f"r{i}", "customer_number": None, "event_time": "1998-03-01T10:00:00+00:00",
+             "browse_history": [{"product_code": "S10_1678", "quantity": 1, "in_shopping_cart": False}]}
+            for i in range(5)]
+    lines = [json.dumps(good[0]), "{not json", json.dumps(good[1]), "", json.dumps({"session_id": "x"}),
+             *map(json.dumps, good[2:])]
+    path = home.parent / "events.ndjson"
+    path.write_text("\n".join(lines) + "\n")
+    replayed = run("stream", "produce", "--from", str(path), "--stream-url", str(stream), "--json", home=home)
+    assert replayed.returncode == 0, replayed.stderr
+    doc = json.loads(replayed.stdout)
+    assert doc["events"] == 5 and [b["line"] for b in doc["bad_lines"]] == [2, 5]
+    assert "not JSON" in doc["bad_lines"][0]["problem"] and "browse_history" in doc["bad_lines"][1]["problem"]
+    shown = run("stream", "produce", "--from", str(path), "--stream-url", str(stream), home=home)
+    assert shown.returncode == 0 and "line 2:" in shown.stdout and "2 bad lines set aside" in shown.stdout
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RECPIPE_")}
+    env.update({"RECPIPE_HOME": str(home)})
+    piped = subprocess.run([sys.executable, "-m", "recpipe", "stream", "produce", "--from", "-", "--stream-url",
+                            str(stream), "--json"], input="\n".join(lines[:3]), capture_output=True, text=True,
+                           env=env, cwd=home.parent, timeout=120)
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["events"] == 2 and json.loads(piped.stdout)["source"] == "stdin"
+    delivered = run("stream", "deliver", "--stream-url", str(stream), "--recommendations-url", str(sink),
+                    "--name", "replay", "--until-idle", "0.5", "--json", home=home)
+    assert delivered.returncode == 0, delivered.stderr
+    assert json.loads(delivered.stdout)["counts"]["ok"] == 12  # 5 + 5 + 2, nothing for the bad lines
+    missing = run("stream", "produce", "--from", str(home.parent / "nope.ndjson"), home=home)
+    assert "cannot read" in one_line_error(missing)
+    both = run("stream", "produce", "--from", str(path), "--count", "3", home=home)
+    assert both.returncode != 0 and "--from replays every event" in both.stderr

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +23,6 @@ from tests.support.lambda_events import function_url_event
 from tests.support.stack import Stack
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def server(stack: Stack) -> Iterator[str]:
-    from recpipe.api.app import create_app
-    from recpipe.api.background import serving
-    from recpipe.api.service import Service
-
-    settings = stack.settings()
-    with serving(create_app(settings, service=Service(settings, ef_search=200, check_every=0.2))) as url:
-        yield url
-
-
-@pytest.fixture
-def http(server: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server, timeout=10) as client:
-        yield client
 
 
 def _shop(stack: Stack, sql: str, *args: Any) -> list[Any]:

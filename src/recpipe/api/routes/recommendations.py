@@ -95,7 +95,7 @@ async def recommendations(customer_number: Annotated[int, Path(ge=0, le=MAX_CUST
     return answer({"customer_number": customer_number, **rec.to_json()}, rec)
 
 
-@router.get("/sessions/{session_id}/recommendations", response_model=SessionRecommendations,
+@router.get("/sessions/{session_id:path}/recommendations", response_model=SessionRecommendations,
             responses=responses(503))
 async def session_recommendations(session_id: Annotated[str, Path(min_length=1, max_length=256, pattern=NO_NUL,
                                                                   description="A session id (the stream's "
