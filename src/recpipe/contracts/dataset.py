@@ -27,7 +27,12 @@ TRAINING_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("productCode", "string", False), ("productLine", "string", False), ("productScale", "string", False),
     ("quantityInStock", "int32", False), ("buyPrice", "float64", False), ("MSRP", "float64", False),
     ("productRating", "int32", False),
+    # When the customer first ordered the product (orders ⋈ orderdetails; NULL: never ordered, or
+    # the source has no orders): the time order training's session model learns from.
+    # orderLine orders a day's lines: orderNumber · 100000 + orderLineNumber.
+    ("orderDate", "date32", True), ("orderLine", "int64", True),
 )
+ORDER_COLUMNS = ("orderDate", "orderLine")  # absent from datasets written before they were added
 FILE_COLUMNS = [name for name, _, _ in TRAINING_COLUMNS if name != PARTITION_KEY]
 QUARANTINE_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("customerNumber", "int32", True), ("productCode", "string", True), ("productRating", "int32", True),
@@ -71,7 +76,11 @@ SOURCE_COLUMNS: dict[str, dict[str, str]] = {
     "products": {"productCode": "string", "productLine": "string", "productScale": "string",
                  "quantityInStock": "integer", "buyPrice": "number", "MSRP": "number"},
     "ratings": {"customerNumber": "integer", "productCode": "string", "productRating": "integer"},
+    "orders": {"orderNumber": "integer", "orderDate": "date", "customerNumber": "integer"},
+    "orderdetails": {"orderNumber": "integer", "productCode": "string", "orderLineNumber": "integer"},
 }
+# Read when the source has them (both): without them the dataset has no time order (NULL order columns).
+OPTIONAL_SOURCE = ("orders", "orderdetails")
 
 
 def schema_document(schema: pa.Schema) -> list[dict[str, object]]:

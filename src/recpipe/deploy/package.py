@@ -170,7 +170,7 @@ def glue_table() -> dict[str, Any]:
     """``ratings_ml_training`` in the Glue catalog's (Hive's) types, from the dataset contract."""
     from recpipe.contracts.dataset import DATASET, PARTITION_KEY, TRAINING_COLUMNS
 
-    hive = {"int32": "int", "string": "string", "float64": "double"}
+    hive = {"int32": "int", "int64": "bigint", "string": "string", "float64": "double", "date32": "date"}
     types = {name: hive[arrow] for name, arrow, _ in TRAINING_COLUMNS}
     return {"name": DATASET, "partition_key": {"name": PARTITION_KEY, "type": types[PARTITION_KEY]},
             "columns": [{"name": n, "type": t} for n, t in types.items() if n != PARTITION_KEY]}

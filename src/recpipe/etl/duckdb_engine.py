@@ -14,7 +14,7 @@ from recpipe.errors import InputError
 from recpipe.etl import transform
 from recpipe.etl.partition_writer import write_in_processes, write_partitions
 from recpipe.progress import SILENT, Progress
-from recpipe.source.read import stream
+from recpipe.source.read import source_schema, stream, tables_read
 
 PARALLEL_FROM_ROWS = 200_000  # below this, starting processes costs more than it saves
 
@@ -46,7 +46,14 @@ def run(db: SourceDatabase, out: Path, quarantine_out: Path, *, memory_limit: st
             if threads:
                 sql(f"SET threads = {int(threads)}")
             source_rows = {}
+            present = tables_read(db)
             for table in SOURCE_COLUMNS:
+                if table not in present:  # no orders: an empty table, so the dataset has no time order
+                    reader = source_schema(table).empty_table().to_reader()
+                    con.register(f"{table}_stream", reader)
+                    sql(f"CREATE TABLE {table} AS SELECT * FROM {table}_stream")
+                    con.unregister(f"{table}_stream")
+                    continue
                 reader = stream(db, table, batch_rows=batch_rows, progress=progress)
                 con.register(f"{table}_stream", reader)
                 sql(f"CREATE TABLE {table} AS SELECT * FROM {table}_stream")

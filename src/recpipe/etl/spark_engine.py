@@ -17,7 +17,7 @@ from recpipe.errors import InputError, MissingDependencyError
 from recpipe.etl import transform
 from recpipe.etl.duckdb_engine import EngineResult
 from recpipe.progress import SILENT, Progress
-from recpipe.source.read import source_query, source_schema
+from recpipe.source.read import source_query, source_schema, tables_read
 
 # JDBC drivers from Debian's packages (libmariadb-java, libxerial-sqlite-jdbc-java,
 # libpostgresql-jdbc-java); RECPIPE_SPARK_JARS (comma-separated) replaces them.
@@ -52,10 +52,14 @@ def local_session(app_name: str = "recpipe-etl", *, master: str = "local[*]", dr
             .getOrCreate())
 
 
+def _ddl(table: str) -> str:
+    return ", ".join(f"{f.name} {_SPARK_TYPES[str(f.type)]}" for f in source_schema(table))
+
+
 def read_source(spark: Any, db: SourceDatabase, table: str, *, fetch_rows: int = 10_000) -> Any:
     """``table``'s contract columns over JDBC, typed as the DuckDB engine reads them."""
     options = db.jdbc()
-    custom = ", ".join(f"{f.name} {_SPARK_TYPES[str(f.type)]}" for f in source_schema(table))
+    custom = _ddl(table)
     return (spark.read.format("jdbc")
             .option("url", options["url"]).option("driver", options["driver"])
             .options(**{k: v for k, v in options.items() if k in ("user", "password")})
@@ -77,9 +81,13 @@ def run(db: SourceDatabase, out: Path | str, quarantine_out: Path | str, *, spar
         raise MissingDependencyError("pyspark", "spark", "The spark ETL engine") from exc
     try:
         source_rows = {}
+        present = tables_read(db)
         for table in SOURCE_COLUMNS:
+            if table not in present:  # no orders: an empty table, so the dataset has no time order
+                spark.createDataFrame([], _ddl(table)).createOrReplaceTempView(table)
+                continue
             frame = read_source(spark, db, table)
-            if table != "ratings":  # small lookup tables: read once, keep in memory
+            if table in ("customers", "products"):  # small lookup tables: read once, keep in memory
                 frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
             frame.createOrReplaceTempView(table)
         for table, query in transform.DUPLICATE_KEYS.items():
@@ -94,6 +102,7 @@ def run(db: SourceDatabase, out: Path | str, quarantine_out: Path | str, *, spar
         rows = counts.pop("", 0)
         source_rows = {t: spark.table(t).count() for t in ("customers", "products")}
         source_rows["ratings"] = rows + sum(counts.values())
+        source_rows |= {t: spark.table(t).count() for t in present if t not in source_rows}
         for table, n in source_rows.items():
             progress.advance(table, n)
         (spark.sql(transform.TRAINING)

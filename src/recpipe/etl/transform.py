@@ -1,7 +1,8 @@
 """The transformation, once, as SQL that DuckDB and Spark SQL both run unchanged.
 
-Inputs are three relations named ``customers``, ``products`` and ``ratings`` with the source
-columns of ``contract.SOURCE_COLUMNS``. ``CLASSIFY`` gives every rating its features and a
+Inputs are relations named ``customers``, ``products``, ``ratings``, ``orders`` and
+``orderdetails`` (the last two may be empty) with the source columns of
+``contract.SOURCE_COLUMNS``. ``CLASSIFY`` gives every rating its features and a
 ``reason`` (NULL when the row keeps the contract); ``TRAINING`` and ``QUARANTINED`` select the
 two outputs from it. Identifiers are unquoted: both engines match them case-insensitively
 and keep the camelCase.
@@ -44,6 +45,21 @@ _CHECKS: list[tuple[str, str, str | None]] = [
       for c in ("c.city", "c.state", "c.postalCode", "c.country", "p.productLine", "p.productScale")),
 ]
 
+# When each customer first ordered each product: the first line by date, order and line number
+# (an unreadable date sorts last; NULLS LAST is said: the engines differ by default).
+_ORDER_DATE = "TRY_CAST(o.orderDate AS DATE)"
+FIRST_ORDERS = f"""
+SELECT customerNumber, productCode, orderDate, orderLine FROM (
+  SELECT o.customerNumber AS customerNumber, d.productCode AS productCode, {_ORDER_DATE} AS orderDate,
+    CASE WHEN o.orderNumber {INT32} AND d.orderLineNumber BETWEEN 0 AND 99999
+      THEN CAST(o.orderNumber AS BIGINT) * 100000 + d.orderLineNumber END AS orderLine,
+    ROW_NUMBER() OVER (PARTITION BY o.customerNumber, d.productCode
+                       ORDER BY {_ORDER_DATE} ASC NULLS LAST, o.orderNumber ASC NULLS LAST,
+                                d.orderLineNumber ASC NULLS LAST) AS n
+  FROM orderdetails d JOIN orders o ON o.orderNumber = d.orderNumber
+) first_lines WHERE n = 1
+"""
+
 CLASSIFY = f"""
 SELECT
   TRY_CAST(r.customerNumber AS INT) AS customerNumber,
@@ -59,15 +75,18 @@ SELECT
   CAST(p.buyPrice AS DOUBLE) AS buyPrice,
   CAST(p.MSRP AS DOUBLE) AS MSRP,
   TRY_CAST(r.productRating AS INT) AS productRating,
+  f.orderDate AS orderDate,
+  f.orderLine AS orderLine,
   {_first([(when, f"'{reason}'") for when, reason, _ in _CHECKS])} AS reason,
   {_first([(when, _value(column) if column else "NULL") for when, _, column in _CHECKS])} AS detail
 FROM ratings r
 LEFT JOIN customers c ON c.customerNumber = r.customerNumber
 LEFT JOIN products p ON p.productCode = r.productCode
+LEFT JOIN ({FIRST_ORDERS}) f ON f.customerNumber = r.customerNumber AND f.productCode = r.productCode
 """
 
 TRAINING_COLUMNS = ("customerNumber, city, state, postalCode, country, creditLimit, productCode, "
-                    "productLine, productScale, quantityInStock, buyPrice, MSRP, productRating")
+                    "productLine, productScale, quantityInStock, buyPrice, MSRP, productRating, orderDate, orderLine")
 
 TRAINING = f"SELECT {TRAINING_COLUMNS} FROM classified WHERE reason IS NULL"
 QUARANTINED = ("SELECT customerNumber, productCode, productRating, reason, detail FROM classified "

@@ -1,5 +1,6 @@
-"""Reading the source with the dataset contract: the three tables the training set and serving
-need, checked first (every table and column there with a usable type), and streamed in Arrow.
+"""Reading the source with the dataset contract: the tables the training set and serving need,
+checked first (every table and column there with a usable type), and streamed in Arrow. Orders
+and their lines are optional: without them the training set has no time order.
 The ETL and `vectors load` (the catalog, customers and purchases) both read through it."""
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from sqlalchemy import inspect
 from sqlalchemy import types as sqltypes
 
 from recpipe.adapters.base import SourceDatabase
-from recpipe.contracts.dataset import SOURCE_COLUMNS
+from recpipe.contracts.dataset import OPTIONAL_SOURCE, SOURCE_COLUMNS
 from recpipe.errors import InputError, ServiceError
 from recpipe.progress import SILENT, Progress
 
@@ -21,11 +22,14 @@ _SQLITE_VALUES = {"integer": ("CASE WHEN typeof({c}) = 'integer' THEN {c} END", 
                   "number": ("CASE WHEN typeof({c}) IN ('integer', 'real') THEN CAST({c} AS REAL) END",
                              ("integer", "real", "null")),
                   "string": ("CASE WHEN typeof({c}) IN ('text', 'integer', 'real') THEN CAST({c} AS TEXT) END",
-                             ("text", "integer", "real", "null"))}
+                             ("text", "integer", "real", "null")),
+                  "date": ("CASE WHEN typeof({c}) = 'text' THEN substr({c}, 1, 10) END", ("text", "null"))}
 RAW = "__raw"  # suffix of the column that holds a value of the wrong kind, as the source wrote it
 
 
 def _family(kind: sqltypes.TypeEngine) -> str:
+    if isinstance(kind, sqltypes.Date | sqltypes.DateTime):
+        return "date"
     if isinstance(kind, sqltypes.Integer):
         return "integer"
     if isinstance(kind, sqltypes.Numeric | sqltypes.Float):
@@ -49,12 +53,13 @@ def check_source(db: SourceDatabase) -> None:
             raise explain(exc.orig) from exc
         raise ServiceError(f"cannot read the source database {db.url}: {str(exc.orig).strip().splitlines()[0]}",
                            hint="check RECPIPE_SOURCE_URL") from exc
-    missing = [t for t in SOURCE_COLUMNS if t.lower() not in tables]
+    missing = [t for t in SOURCE_COLUMNS if t.lower() not in tables and t not in OPTIONAL_SOURCE]
     if missing:
         raise InputError(f"source database {db.url} has no table(s) {', '.join(missing)}",
                          hint="the ETL needs customers, products and ratings: "
                               "`recpipe source init`, or `load-dump` then `add-ratings`")
-    for name, wanted in SOURCE_COLUMNS.items():
+    for name in tables_read(db, tables):
+        wanted = SOURCE_COLUMNS[name]
         columns = {c["name"].lower(): c for c in inspector.get_columns(tables[name.lower()])}
         absent = [c for c in wanted if c.lower() not in columns]
         if absent:
@@ -71,7 +76,17 @@ def check_source(db: SourceDatabase) -> None:
     db.close()
 
 
-_ARROW = {"integer": pa.int64(), "number": pa.float64(), "string": pa.string()}
+def tables_read(db: SourceDatabase, names: dict[str, str] | None = None) -> list[str]:
+    """The contract's tables this source has: every required one, and orders with their lines
+    when it has both (``names``: its tables by lower-case name, if already listed)."""
+    if names is None:
+        names = {t.lower(): t for t in inspect(db.engine()).get_table_names()}
+    optional = all(t.lower() in names for t in OPTIONAL_SOURCE)
+    return [t for t in SOURCE_COLUMNS if t not in OPTIONAL_SOURCE or optional]
+
+
+_ARROW = {"integer": pa.int64(), "number": pa.float64(), "string": pa.string(), "date": pa.string()}
+_TEXT = ("string", "date")  # families read as text, with no ``__raw`` column
 
 
 def source_schema(table: str) -> pa.Schema:
@@ -79,7 +94,7 @@ def source_schema(table: str) -> pa.Schema:
     for each number column its ``__raw`` text: a value of the wrong kind, as the source has it."""
     columns = SOURCE_COLUMNS[table]
     return pa.schema([(col, _ARROW[family]) for col, family in columns.items()]
-                     + [(col + RAW, pa.string()) for col, family in columns.items() if family != "string"])
+                     + [(col + RAW, pa.string()) for col, family in columns.items() if family not in _TEXT])
 
 
 def source_query(db: SourceDatabase, table: str) -> str:
@@ -97,10 +112,12 @@ def source_query(db: SourceDatabase, table: str) -> str:
             ref = value.format(c=ref)
         elif db.dialect == "mysql":
             raw = "CAST(NULL AS CHAR)"
+            ref = f"substr(CAST({ref} AS CHAR), 1, 10)" if family == "date" else ref
         elif db.dialect == "postgresql":
             raw = "CAST(NULL AS TEXT)"
+            ref = f"substr(CAST({ref} AS TEXT), 1, 10)" if family == "date" else ref
         parts.append(f"{ref} AS {quote}{col}{quote}")
-        if family != "string":
+        if family not in _TEXT:
             raws.append(f"{raw} AS {quote}{col}{RAW}{quote}")
     return f"SELECT {', '.join(parts + raws)} FROM {quote}{table}{quote}"
 
@@ -129,6 +146,6 @@ def count_rows(db: SourceDatabase) -> dict[str, int]:
 
     try:
         with db.engine().connect() as conn:
-            return {t: conn.execute(select(func.count()).select_from(table(t))).scalar_one() for t in SOURCE_COLUMNS}
+            return {t: conn.execute(select(func.count()).select_from(table(t))).scalar_one() for t in tables_read(db)}
     except Exception:  # only for the progress bars: the run itself reports real problems
         return {}
