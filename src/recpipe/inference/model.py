@@ -60,7 +60,7 @@ class Model:
 
         towers = Towers.load(io.BytesIO(need(TOWERS)))
         encoders = {k: Encoder.from_json(json.loads(need(path))) for k, path in SCALERS.items()}
-        return cls(version, towers, encoders["user"], encoders["item"])
+        return cls(version, towers, encoders["user"], encoders["item"], towers.session or SessionEncoder())
 
 
 class ModelSource:

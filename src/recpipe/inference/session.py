@@ -1,9 +1,11 @@
 """What a shopper is doing now, as a vector: the pooled session encoder (numpy, no torch).
 
 A session is the products a customer or visitor browsed or put in the cart, oldest first.
-Its vector is a recency-weighted average of those products' item embeddings (the watch-history
+Its vector is a recency-weighted sum of those products' item embeddings (the watch-history
 average of YouTube's candidate generator, Covington et al. 2016): the latest product weighs 1,
-the one before ``decay``, then ``decay²``…; a product in the cart weighs ``cart`` times as much.
+the one before ``decay``, then ``decay²``…; a product in the cart weighs ``cart`` times as much;
+then a learned ``transform`` (what tends to come after what) and unit length. Training fits
+``decay``, ``base`` and ``transform`` on next-item examples (``training.session``).
 Only the latest ``MAX_RECENT`` count; products without an embedding (unknown codes, added
 after training) are skipped. A known customer's vector is ``base`` times their own (stored
 or from their features) plus the session's; a visitor's is the session's alone. The result is
@@ -22,12 +24,47 @@ from recpipe.contracts.limits import MAX_RECENT
 
 __all__ = ["Activity", "SessionEncoder", "codes"]
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SessionEncoder:
     decay: float = 0.8  # weight of each older product relative to the next one
     cart: float = 1.5  # a product in the cart weighs this many times a browsed one
     base: float = 1.0  # weight of the customer's own vector beside the session's (unit-length both)
     max_recent: int = MAX_RECENT
+    transform: np.ndarray | None = None  # dim × dim, applied to the pooled vector (trained); None: identity
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Its parameters as ``towers.npz`` keeps them (``session.*``)."""
+        out = {"session.decay": np.array(self.decay, np.float64), "session.cart": np.array(self.cart, np.float64),
+               "session.base": np.array(self.base, np.float64),
+               "session.max_recent": np.array(self.max_recent, np.int64)}
+        if self.transform is not None:
+            out["session.transform"] = np.asarray(self.transform, np.float32)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> SessionEncoder | None:
+        """The encoder kept in ``towers.npz``; None for towers trained before it was."""
+        if "session.decay" not in arrays:
+            return None
+        transform = arrays.get("session.transform")
+        return cls(float(arrays["session.decay"]), float(arrays["session.cart"]), float(arrays["session.base"]),
+                   int(arrays["session.max_recent"]), None if transform is None else np.asarray(transform, np.float32))
+
+    def user_vectors(self, own: np.ndarray | None, history: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """``user_vector`` for many at once, as training evaluates it: ``history`` holds item rows
+        of ``items`` (n × MAX_RECENT, oldest first, -1 padded), every one of them browsed."""
+        h = history[:, -self.max_recent:]
+        mask = h >= 0
+        age = np.cumsum(mask[:, ::-1], axis=1)[:, ::-1] - 1  # 0: the latest product
+        weights = np.where(mask, self.decay ** np.maximum(age, 0), 0.0)
+        pooled = np.einsum("nl,nld->nd", weights, items[np.maximum(h, 0)].astype(np.float64))
+        if self.transform is not None:
+            pooled = pooled @ self.transform.T.astype(np.float64)
+        pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        if own is not None:
+            mine = np.asarray(own, np.float64)
+            pooled = self.base * mine / np.maximum(np.linalg.norm(mine, axis=1, keepdims=True), 1e-12) + pooled
+        return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
     def pooled(self, recent: Sequence[Activity], vectors: Mapping[str, np.ndarray]) -> np.ndarray | None:
         """The session's unit-length vector; None when no product of it has an embedding (the
@@ -42,6 +79,8 @@ class SessionEncoder:
         pooled = weights @ stacked
         if np.linalg.norm(pooled) < 1e-6:  # opposite products cancelled out: the latest one speaks
             pooled = stacked[-1]
+        if self.transform is not None:
+            pooled = self.transform.astype(np.float64) @ pooled
         return _unit(pooled)
 
     def user_vector(self, own: np.ndarray | None, recent: Sequence[Activity],

@@ -15,6 +15,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from recpipe.inference.session import SessionEncoder
+
 TOWERS = ("user", "item")
 
 
@@ -59,6 +61,7 @@ class Tower:
 class Towers:
     user: Tower
     item: Tower
+    session: SessionEncoder | None = None  # how recent activity moves the user vector (None: the untrained default)
 
     @property
     def dim(self) -> int:
@@ -78,6 +81,8 @@ class Towers:
             if tower.id_embedding is not None and tower.ids is not None:
                 out[f"{name}.ids"] = tower.ids
                 out[f"{name}.id_embedding"] = tower.id_embedding
+        if self.session is not None:
+            out |= self.session.to_arrays()
         return out
 
     def save(self, target: str | Path | BinaryIO) -> None:
@@ -97,7 +102,7 @@ class Towers:
             ids = arrays.get(f"{name}.ids")
             emb = arrays.get(f"{name}.id_embedding")
             towers[name] = Tower(layers, ids, None if emb is None else np.asarray(emb, np.float32))
-        return cls(**towers)
+        return cls(**towers, session=SessionEncoder.from_arrays(arrays))
 
     @classmethod
     def load(cls, source: str | Path | BinaryIO) -> Towers:

@@ -15,7 +15,13 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from recpipe.adapters.base import Lake
-from recpipe.contracts.dataset import DATASET, PARTITION_KEY, TRAINING_SCHEMA, DatasetManifest
+from recpipe.contracts.dataset import (
+    DATASET,
+    ORDER_COLUMNS,
+    PARTITION_KEY,
+    TRAINING_SCHEMA,
+    DatasetManifest,
+)
 from recpipe.errors import InputError, ServiceError
 from recpipe.inference.features import (
     ITEM_CATEGORICAL,
@@ -42,6 +48,7 @@ class Ratings:
     item: np.ndarray  # int64 row in ``items`` per rating
     rating: np.ndarray  # float32, 1..5
     manifest: DatasetManifest  # what the ETL published
+    order: np.ndarray | None = None  # float64 per rating: when it was first ordered (a sort key); NaN: unknown
 
     def __len__(self) -> int:
         return len(self.rating)
@@ -65,7 +72,8 @@ def read_ratings(lake: Lake) -> Ratings:
         dataset = lake.dataset(DATASET, partitioning=part)
         if not dataset.files:
             raise empty
-        table = dataset.to_table(columns=[c for c in COLUMNS if c != PARTITION_KEY] + [PARTITION_KEY])
+        ordered = [c for c in ORDER_COLUMNS if c in dataset.schema.names]  # older datasets have none
+        table = dataset.to_table(columns=[c for c in COLUMNS if c != PARTITION_KEY] + ordered + [PARTITION_KEY])
     except (pa.ArrowInvalid, FileNotFoundError, OSError) as exc:
         message = str(exc).splitlines()[0]
         if "AWS Error" in message:  # S3 failed (after its retries): not the data's fault
@@ -131,7 +139,24 @@ def _index(table: pa.Table, manifest: DatasetManifest) -> Ratings:
     _, first = np.unique(item, return_index=True)  # first row of each item, in item order
     items = table.select(list(ITEM_COLUMNS)).take(pa.array(first))
     return Ratings(users, items, user.astype(np.int64), item,
-                   table["productRating"].to_numpy().astype(np.float32), manifest)
+                   table["productRating"].to_numpy().astype(np.float32), manifest, _order(table))
+
+
+def _order(table: pa.Table) -> np.ndarray | None:
+    """Per rating, its place in time by its first order (the day, then the line within the
+    day) as an int64 rank; -1 where unknown. None when no rating has an order."""
+    if "orderDate" not in table.column_names:
+        return None
+    day = pc.cast(table["orderDate"], pa.int32()).to_numpy(zero_copy_only=False).astype(np.float64)
+    known = np.isfinite(day)
+    if not known.any():
+        return None
+    line = table["orderLine"].to_numpy(zero_copy_only=False).astype(np.float64)
+    line = np.where(np.isfinite(line), line, np.inf)
+    rows = np.flatnonzero(known)
+    rank = np.full(len(day), -1, dtype=np.int64)
+    rank[rows[np.lexsort((line[rows], day[rows]))]] = np.arange(len(rows))
+    return rank
 
 
 def split(n: int, *, seed: int, validation: float = 0.1, test: float = 0.1) -> Split:
@@ -161,10 +186,11 @@ class InteractionSplit:
 
 
 def interaction_split(data: Ratings, *, seed: int, validation: float = 0.1, test: float = 0.2,
-                      cold: float = 0.05) -> InteractionSplit:
+                      cold: float = 0.05, latest: np.ndarray | None = None) -> InteractionSplit:
     """Seeded: ``cold`` of the customers held out whole; of every other customer's interactions
     about ``test`` for the test and ``validation`` for early stopping (a customer's only
-    interaction always stays in training)."""
+    interaction always stays in training). ``latest``: interaction rows that go to the test
+    whatever the draw (each customer's latest: the next-item evaluation's targets)."""
     from recpipe import ranking
 
     rng = np.random.default_rng(seed)
@@ -175,6 +201,9 @@ def interaction_split(data: Ratings, *, seed: int, validation: float = 0.1, test
     q = ranking.customer_quantiles(data.user, rng)
     rows = np.arange(len(data))
     warm = ~is_cold
-    return InteractionSplit(train=rows[warm & (q >= test + validation)],
-                            validation=rows[warm & (q >= test) & (q < test + validation)],
-                            test=rows[warm & (q < test)], cold=rows[is_cold], cold_users=cold_users)
+    forced = np.zeros(len(data), dtype=bool)
+    if latest is not None:
+        forced[latest] = True
+    return InteractionSplit(train=rows[warm & (q >= test + validation) & ~forced],
+                            validation=rows[warm & (q >= test) & (q < test + validation) & ~forced],
+                            test=rows[warm & ((q < test) | forced)], cold=rows[is_cold], cold_users=cold_users)

@@ -78,9 +78,11 @@ class Trained:
     counts: dict[str, int]
     options: Any  # the FitOptions it was trained with, every default resolved
     extra: dict[str, Any] = field(default_factory=dict)  # more manifest entries
+    session: Any = None  # the trained SessionEncoder, published with the towers (None: the default)
 
     def towers(self, customer_ids: np.ndarray, product_ids: np.ndarray) -> Towers:
         p = self.prepared
-        if not self.use_ids:
-            return self.model.to_numpy()
-        return self.model.to_numpy(customer_ids[p.user_ids], product_ids[p.item_ids])
+        towers = self.model.to_numpy() if not self.use_ids else \
+            self.model.to_numpy(customer_ids[p.user_ids], product_ids[p.item_ids])
+        towers.session = self.session
+        return towers

@@ -21,21 +21,25 @@ import numpy as np
 
 from recpipe import ranking
 from recpipe.progress import Progress
-from recpipe.training import baselines
+from recpipe.training import baselines, next_item
 from recpipe.training.dataset import Ratings, interaction_split
 from recpipe.training.evaluate import Holdouts
 from recpipe.training.fit import fit, retrieval_batch_size
 from recpipe.training.inputs import Prepared, Trained, prepare
 from recpipe.training.model import torch
 from recpipe.training.objectives import Rating, Retrieval
+from recpipe.training.sequences import Examples, Sequences
+from recpipe.training.session import fit_session
 
 SCORE = "cosine similarity of the L2-normalised embeddings (trained as softmax logits / temperature)"
 
 
 def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     hp = options.hp
+    seq = Sequences.of(data.user, data.order) if data.order is not None else None
+    latest = seq.last() if seq is not None else None
     s = interaction_split(data, seed=hp.seed, validation=options.validation, test=options.test_share,
-                          cold=options.cold_start)
+                          cold=options.cold_start, latest=latest)
     if hp.batch_size is None:
         hp = replace(hp, batch_size=retrieval_batch_size(len(s.train)))
     n_users, n_items = len(data.users), len(data.items)
@@ -55,6 +59,20 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     mine = ranking.embeddings(towers.user(p.xu, customer_ids), towers.item(p.xi, product_ids))
     metrics: dict[str, Any] = {"objective": "retrieval", **h.score(mine, mine)}
     metrics["baselines"] = _baselines(data, s, h, p, options, progress)
+    users, items = towers.user(p.xu, customer_ids), towers.item(p.xi, product_ids)
+    session: dict[str, Any] = {"trained": False, "why": "the dataset has no time order (no orders in the source)"}
+    if seq is not None and latest is not None:
+        progress.status("training the session encoder on the validation interactions, in time order")
+        fitted = fit_session(users, items, Examples.of(seq, s.validation, data.user, data.item),
+                             temperature=hp.temperature, seed=hp.seed, progress=progress)
+        evaluated.session, session = fitted.encoder, fitted.report
+        progress.status("evaluating the next item, for known customers and new visitors")
+        lam = metrics["baselines"].get("ease", {}).get("lambda")
+        metrics["next_item"] = next_item.evaluate(
+            data.user, data.item, n_users, n_items, np.concatenate([s.train, s.validation]), seq,
+            latest[np.isin(latest, s.test)], seq.last(s.cold_users), users, items, fitted.encoder, lam)
+    else:
+        metrics["next_item"] = {"skipped": session["why"]}
     metrics["protocol"] = {"test_share": options.test_share, "validation_share": options.validation,
                            "cold_start_share": options.cold_start, "k": ranking.K,
                            "relevant": "every held-out interaction",
@@ -63,20 +81,33 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     best_epochs = run.best + 1
     if not options.refit:
         evaluated.extra = {"published": {"trained_on": "the training split", "epochs": best_epochs,
-                                         "interactions": len(s.train)}}
+                                         "interactions": len(s.train)}, "session_encoder": session}
         return evaluated
 
-    progress.status(f"refitting on all {len(data):,} interactions for {best_epochs} epochs")
+    # The refit leaves out each customer's latest interaction, and the session encoder learns
+    # from those: next items the towers have not memorised, as serving meets them.
     every = np.arange(len(data))
-    q = prepare(data, every)
+    towers_on = np.setdiff1d(every, latest) if latest is not None and len(latest) else every
+    progress.status(f"refitting on {len(towers_on):,} of {len(data):,} interactions for {best_epochs} epochs")
+    q = prepare(data, towers_on)
     torch.manual_seed(hp.seed)
     final = q.new_model(hp, ids=True, id_dim=hp.dim)
-    refit = fit(final, _objective(q, every, every[:0], h.validation, hp), every, hp, phase="refit",
+    refit = fit(final, _objective(q, towers_on, every[:0], h.validation, hp), towers_on, hp, phase="refit",
                 validate=False, epochs=best_epochs, progress=progress)
-    return Trained("retrieval", SCORE, final, q, True, [run], metrics, s.describe(), hp,
-                   {"published": {"trained_on": "every interaction (refit after the evaluation)",
-                                  "epochs": best_epochs, "interactions": len(every),
-                                  "seconds": round(refit.history[-1].seconds, 3) if refit.history else 0.0}})
+    trained_on = ("every interaction but each customer's latest (the session encoder learns from those)"
+                  if len(towers_on) < len(every) else "every interaction") + " (refit after the evaluation)"
+    published = Trained("retrieval", SCORE, final, q, True, [run], metrics, s.describe(), hp,
+                        {"published": {"trained_on": trained_on, "epochs": best_epochs, "interactions": len(towers_on),
+                                       "seconds": round(refit.history[-1].seconds, 3) if refit.history else 0.0}})
+    if seq is not None and latest is not None and len(latest):
+        progress.status("training the published session encoder on each customer's latest interaction")
+        t = published.towers(customer_ids, product_ids)
+        fitted = fit_session(t.user(q.xu, customer_ids), t.item(q.xi, product_ids),
+                             Examples.of(seq, latest, data.user, data.item), temperature=hp.temperature,
+                             seed=hp.seed, progress=progress)
+        published.session, session = fitted.encoder, {"evaluated": session, "published": fitted.report}
+    published.extra["session_encoder"] = session
+    return published
 
 
 def _objective(p: Prepared, train: np.ndarray, validation: np.ndarray, holdout: ranking.Holdout,

@@ -1,0 +1,118 @@
+"""Interactions in time order, and what the session model learns and is judged on.
+
+Each customer's interactions with a known first order (``Ratings.order``) form their sequence.
+A *next-item example* is one interaction (the target) with the ``MAX_RECENT`` products the same
+customer took before it, oldest first: what the session encoder reads at serving time.
+``next_item`` ranks every product for such examples (leaving out what the customer had already
+and the history itself) and reports Hit@10 and MRR@10.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from recpipe.contracts.limits import MAX_RECENT
+from recpipe.ranking import top_k
+
+K = 10
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Interaction rows sorted by customer, then time; ``position`` of each row in its customer's
+    sequence (-1: no known order)."""
+
+    rows: np.ndarray
+    user: np.ndarray  # per entry of ``rows``
+    position: np.ndarray  # per interaction row
+
+    @classmethod
+    def of(cls, user: np.ndarray, order: np.ndarray) -> Sequences:
+        known = np.flatnonzero(order >= 0)
+        rows = known[np.lexsort((order[known], user[known]))]
+        u = user[rows]
+        starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]])) if len(rows) else np.zeros(0, np.int64)
+        begin = np.repeat(starts, np.diff(np.append(starts, len(rows))))
+        position = np.full(len(user), -1, dtype=np.int64)
+        position[rows] = np.arange(len(rows)) - begin
+        return cls(rows, u, position)
+
+    def last(self, users: np.ndarray | None = None) -> np.ndarray:
+        """Each customer's latest interaction row that has one before it (of ``users``, if given)."""
+        if not len(self.rows):
+            return np.zeros(0, np.int64)
+        ends = np.flatnonzero(np.append(self.user[1:] != self.user[:-1], True))
+        keep = self.position[self.rows[ends]] >= 1
+        if users is not None:
+            keep &= np.isin(self.user[ends], users)
+        return self.rows[ends[keep]]
+
+    def histories(self, targets: np.ndarray, item: np.ndarray, length: int = MAX_RECENT) -> np.ndarray:
+        """Per target row, the item rows of the ``length`` interactions before it, oldest first,
+        left-padded with -1 (targets without a known order get an empty history)."""
+        out = np.full((len(targets), length), -1, dtype=np.int64)
+        index = np.full(len(self.position), -1, dtype=np.int64)
+        index[self.rows] = np.arange(len(self.rows))
+        at = index[targets]
+        pos = self.position[targets]
+        for back in range(1, length + 1):
+            ok = (at >= 0) & (pos >= back)
+            out[ok, length - back] = item[self.rows[at[ok] - back]]
+        return out
+
+
+@dataclass(frozen=True)
+class Examples:
+    """Next-item examples: whose (user row), what came next (item row), and the history."""
+
+    user: np.ndarray
+    item: np.ndarray
+    history: np.ndarray  # (n, MAX_RECENT) item rows, -1 padded on the left
+
+    def __len__(self) -> int:
+        return len(self.user)
+
+    @classmethod
+    def of(cls, s: Sequences, targets: np.ndarray, user: np.ndarray, item: np.ndarray) -> Examples:
+        history = s.histories(targets, item)
+        keep = (history >= 0).any(axis=1)  # an example needs something before it
+        return cls(user[targets][keep], item[targets][keep], history[keep])
+
+    def take(self, idx: np.ndarray) -> Examples:
+        return Examples(self.user[idx], self.item[idx], self.history[idx])
+
+
+Scores = Callable[[np.ndarray], np.ndarray]  # example indices (b,) -> scores (b, n_items)
+
+
+def next_item(scores: Scores, ex: Examples, n_items: int, seen_user: np.ndarray | None = None,
+              seen_item: np.ndarray | None = None, block: int = 1024) -> dict[str, float]:
+    """Hit@10 and MRR@10 of ``ex``: each example ranks every product except its history and,
+    for known customers, the ``seen`` pairs of its customer (what they had already)."""
+    if not len(ex):
+        return {"hit_at_10": float("nan"), "mrr_at_10": float("nan"), "examples": 0}
+    seen: dict[int, np.ndarray] = {}
+    if seen_user is not None and seen_item is not None:
+        order = np.argsort(seen_user, kind="stable")
+        users, starts = np.unique(seen_user[order], return_index=True)
+        ends = np.append(starts[1:], len(order))
+        seen = {int(u): seen_item[order[a:b]] for u, a, b in zip(users, starts, ends, strict=True)}
+    hits = rr = 0.0
+    for lo in range(0, len(ex), block):
+        idx = np.arange(lo, min(lo + block, len(ex)))
+        s = np.array(scores(idx), dtype=np.float64)
+        for j, i in enumerate(idx):
+            h = ex.history[i]
+            s[j, h[h >= 0]] = -np.inf
+            known = seen.get(int(ex.user[i]))
+            if known is not None:
+                s[j, known[known != ex.item[i]]] = -np.inf
+        top = top_k(s, K)
+        found = top == ex.item[idx][:, None]
+        rank = np.where(found.any(axis=1), found.argmax(axis=1) + 1, 0)
+        hits += float((rank > 0).sum())
+        rr += float(np.where(rank > 0, 1.0 / np.maximum(rank, 1), 0.0).sum())
+    return {"hit_at_10": hits / len(ex), "mrr_at_10": rr / len(ex), "examples": len(ex)}

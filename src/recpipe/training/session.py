@@ -1,0 +1,158 @@
+"""The session encoder, trained on next-item examples with the two towers frozen.
+
+``SessionPooling`` is the torch form of ``inference.session.SessionEncoder``: the recency
+decay, the weight of the customer's own vector and a ``dim × dim`` transform of the pooled
+history (initialised at the identity: training starts from the untrained average) are learned.
+An example is a product a customer took next and the ``MAX_RECENT`` before it; its loss is the
+softmax over every product (the history left out) of cosine / temperature, as the retrieval
+objective uses. A share of each batch is trained as a visitor (no own vector), so one encoder
+serves both, and each history is cut to its latest 1 to ``MAX_RECENT`` products at random, so it
+serves a session's first clicks as well as a long history. Early stopping on a fifth of the examples; the trained encoder is kept only if it
+ranks those better than the untrained one, so training it never makes serving worse.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from recpipe.inference.session import SessionEncoder
+from recpipe.progress import SILENT, Progress
+from recpipe.training.model import torch
+from recpipe.training.sequences import Examples, next_item
+
+F = torch.nn.functional
+nn = torch.nn
+FULL_SOFTMAX_ITEMS = 20_000  # above this, each batch scores a uniform sample of products
+SAMPLED = 8_192
+
+
+class SessionPooling(nn.Module):
+    def __init__(self, dim: int, *, decay: float = 0.8, base: float = 1.0, cart: float = 1.5) -> None:
+        super().__init__()
+        self.decay_logit = nn.Parameter(torch.tensor(math.log(decay / (1 - decay))))
+        self.base_raw = nn.Parameter(torch.tensor(math.log(math.expm1(base))))  # softplus⁻¹
+        self.delta = nn.Parameter(torch.zeros(dim, dim))
+        self.cart = cart
+
+    @property
+    def decay(self) -> torch.Tensor:
+        return torch.sigmoid(self.decay_logit)
+
+    @property
+    def base(self) -> torch.Tensor:
+        return F.softplus(self.base_raw)
+
+    def forward(self, own: torch.Tensor, has_own: torch.Tensor, history: torch.Tensor,
+                mask: torch.Tensor) -> torch.Tensor:
+        """``own`` (B, d) unit vectors, used where ``has_own``; ``history`` (B, L, d) item
+        vectors, oldest first, valid where ``mask``."""
+        age = (torch.flip(torch.cumsum(torch.flip(mask.long(), [1]), 1), [1]) - 1).clamp(min=0)
+        weights = torch.where(mask, self.decay ** age.float(), torch.zeros((), dtype=own.dtype))
+        pooled = (weights.unsqueeze(-1) * history).sum(1)
+        pooled = pooled @ (torch.eye(self.delta.shape[0]) + self.delta).T
+        pooled = F.normalize(pooled, dim=1)
+        return F.normalize(self.base * own * has_own.unsqueeze(1).to(own.dtype) + pooled, dim=1)
+
+    def to_numpy(self) -> SessionEncoder:
+        return SessionEncoder(decay=float(self.decay), cart=self.cart, base=float(self.base),
+                              transform=(torch.eye(self.delta.shape[0]) + self.delta).detach().numpy().copy())
+
+
+@dataclass
+class SessionFit:
+    encoder: SessionEncoder
+    report: dict[str, Any] = field(default_factory=dict)
+
+
+def fit_session(users: np.ndarray, items: np.ndarray, ex: Examples, *, temperature: float, seed: int,
+                max_epochs: int = 40, patience: int = 3, batch_size: int = 256, learning_rate: float = 1e-2,
+                l2: float = 1e-3, visitors: float = 0.3, progress: Progress = SILENT) -> SessionFit:
+    """Train the encoder on ``ex`` (user rows of ``users``, item rows of ``items``: the frozen
+    towers' unit vectors); keep it if it beats the untrained encoder on the held-out fifth."""
+    default = SessionEncoder()
+    if len(ex) < 10:
+        return SessionFit(default, {"trained": False, "why": f"{len(ex)} next-item examples: too few to learn from"})
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(ex))
+    n_val = max(2, len(ex) // 5)
+    val, train = ex.take(np.sort(order[:n_val])), ex.take(np.sort(order[n_val:]))
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = SessionPooling(items.shape[1])
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    u_t, i_t = torch.from_numpy(users.astype(np.float32)), torch.from_numpy(items.astype(np.float32))
+    best, best_state, stale, history = float("inf"), copy.deepcopy(model.state_dict()), 0, []
+    for epoch in range(1, max_epochs + 1):
+        progress.status(f"training the session encoder: epoch {epoch} of at most {max_epochs}")
+        model.train()
+        perm = torch.from_numpy(rng.permutation(len(train)))
+        total = 0.0
+        for lo in range(0, len(train), batch_size):
+            rows = perm[lo:lo + batch_size].numpy()
+            own_mask = torch.rand(len(rows), generator=generator) >= visitors
+            loss = _loss(model, u_t, i_t, _shortened(train.take(rows), rng), own_mask, temperature, generator)
+            loss = loss + l2 * model.delta.pow(2).sum()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss.detach()) * len(rows)
+        with torch.no_grad():
+            model.eval()
+            v = float(_loss(model, u_t, i_t, val, torch.ones(len(val), dtype=torch.bool), temperature, None))
+        history.append({"epoch": epoch, "train_loss": round(total / len(train), 5), "val_loss": round(v, 5)})
+        if v < best - 1e-5:
+            best, best_state, stale = v, copy.deepcopy(model.state_dict()), 0
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    model.load_state_dict(best_state)
+    trained = model.to_numpy()
+    scores = {name: next_item(_scorer(enc.user_vectors(users[val.user], val.history, items), items), val, len(items))
+              for name, enc in (("untrained", default), ("trained", trained))}
+    keep = scores["trained"]["hit_at_10"] >= scores["untrained"]["hit_at_10"]
+    report = {"trained": keep, "examples": len(ex), "epochs": len(history), "history": history,
+              "held_out_hit_at_10": {k: round(v["hit_at_10"], 4) for k, v in scores.items()},
+              "decay": round(trained.decay, 4), "base": round(trained.base, 4)}
+    if not keep:
+        report["why"] = "the trained encoder ranked the held-out examples no better than the untrained one"
+    return SessionFit(trained if keep else default, report)
+
+
+def _shortened(ex: Examples, rng: np.random.Generator) -> Examples:
+    """Each history cut to its latest 1..MAX_RECENT products at random: sessions at serving
+    time are often short, while a long-time customer's training histories are all full."""
+    keep = rng.integers(1, ex.history.shape[1] + 1, len(ex))
+    history = np.where(np.arange(ex.history.shape[1])[None, :] >= ex.history.shape[1] - keep[:, None],
+                       ex.history, -1)
+    return Examples(ex.user, ex.item, history)
+
+
+def _scorer(vectors: np.ndarray, items: np.ndarray) -> Any:
+    return lambda idx: vectors[idx] @ items.T
+
+
+def _loss(model: SessionPooling, users: torch.Tensor, items: torch.Tensor, ex: Examples, own_mask: torch.Tensor,
+          temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+    history = torch.from_numpy(ex.history)
+    mask = history >= 0
+    vectors = model(users[torch.from_numpy(ex.user)], own_mask, items[history.clamp(min=0)], mask)
+    target = torch.from_numpy(ex.item)
+    if len(items) <= FULL_SOFTMAX_ITEMS:
+        logits = vectors @ items.T / temperature
+        rows = torch.arange(len(target)).unsqueeze(1).expand_as(history)
+        hidden = mask & (history != target.unsqueeze(1))
+        logits = logits.index_put((rows[hidden], history[hidden]), torch.tensor(float("-inf")))
+        return F.cross_entropy(logits, target)
+    sample = torch.randint(len(items), (SAMPLED,), generator=generator)
+    candidates = torch.cat([target, sample])
+    logits = vectors @ items[candidates].T / temperature
+    same = candidates.unsqueeze(0) == target.unsqueeze(1)
+    same[:, :len(target)] = False
+    logits = logits.masked_fill(same, float("-inf"))
+    return F.cross_entropy(logits, torch.arange(len(target)))
