@@ -98,6 +98,7 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
                   if len(towers_on) < len(every) else "every interaction") + " (refit after the evaluation)"
     published = Trained("retrieval", SCORE, final, q, True, [run], metrics, s.describe(), hp,
                         {"published": {"trained_on": trained_on, "epochs": best_epochs, "interactions": len(towers_on),
+                                       "left_to_the_session_encoder": len(every) - len(towers_on),
                                        "seconds": round(refit.history[-1].seconds, 3) if refit.history else 0.0}})
     if seq is not None and latest is not None and len(latest):
         progress.status("training the published session encoder on each customer's latest interaction")

@@ -59,7 +59,7 @@ class SessionPooling(nn.Module):
         return F.normalize(self.base * own * has_own.unsqueeze(1).to(own.dtype) + pooled, dim=1)
 
     def to_numpy(self) -> SessionEncoder:
-        return SessionEncoder(decay=float(self.decay), cart=self.cart, base=float(self.base),
+        return SessionEncoder(decay=float(self.decay.detach()), cart=self.cart, base=float(self.base.detach()),
                               transform=(torch.eye(self.delta.shape[0]) + self.delta).detach().numpy().copy())
 
 
