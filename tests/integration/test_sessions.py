@@ -18,12 +18,11 @@ import pytest
 from recpipe.adapters import open_vectors
 from recpipe.contracts.events import Activity, Event
 from recpipe.contracts.limits import MAX_RECENT, RECENT_TTL_S
-from recpipe.inference.session import SessionEncoder
 from recpipe.streaming.transform import enricher_from_settings, transform
 from recpipe.vectors import sessions
 from recpipe.vectors.connect import connect
 from recpipe.vectors.query import Filters, VectorQueries
-from tests.support.stack import Stack
+from tests.support.stack import Stack, served_encoder
 
 pytestmark = pytest.mark.integration
 
@@ -149,7 +148,7 @@ def _expected(stack: Stack, customer: int | None, recent: list[Activity], k: int
     """pgvector's own top k for the session's vector, in stock, without the history or purchases."""
     with VectorQueries(stack.db) as q:
         own = q.user_vector(customer) if customer is not None else None
-        vector = SessionEncoder().user_vector(own, recent, q.item_vectors([a.product_code for a in recent]))
+        vector = served_encoder(stack).user_vector(own, recent, q.item_vectors([a.product_code for a in recent]))
         found = q.items_for_embedding(vector, k, exclude=sorted({a.product_code for a in recent}),
                                       filters=Filters(in_stock=True, not_bought_by=customer))
     return [str(s.id) for s in found]

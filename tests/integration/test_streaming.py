@@ -31,7 +31,7 @@ from recpipe.streaming.pipeline import run as deliver
 from recpipe.streaming.pipeline import status
 from recpipe.streaming.transform import enricher_from_settings, transform, transform_with_reasons
 from recpipe.vectors.query import VectorQueries
-from tests.support.stack import Stack
+from tests.support.stack import Stack, served_encoder
 
 pytestmark = pytest.mark.integration
 
@@ -99,10 +99,10 @@ def test_the_transformation_keeps_firehoses_contract(stack: Stack, enricher: Enr
     assert len(a["recommended_items"]) == 10 and a["model_version"] == stack.version
     bought = {r[0] for r in shop(stack, f"SELECT product_code FROM purchases WHERE customer_number = {customer}")}
     with VectorQueries(stack.db) as q:  # the vector database's own top-k for the session's vector, in stock
-        from recpipe.inference.session import Activity, SessionEncoder
+        from recpipe.inference.session import Activity
         from recpipe.vectors.query import Filters
 
-        vector = SessionEncoder().user_vector(q.user_vector(customer), [Activity(items[0]), Activity(items[1], "cart")],
+        vector = served_encoder(stack).user_vector(q.user_vector(customer), [Activity(items[0]), Activity(items[1], "cart")],
                                               q.item_vectors(items[:2]))
         expected = [s.id for s in q.items_for_embedding(vector, 10, exclude=items[:2],
                                                         filters=Filters(in_stock=True, not_bought_by=customer))]

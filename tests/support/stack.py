@@ -55,3 +55,11 @@ def running_stack(root: Path) -> Iterator[Stack]:
         yield s
     finally:
         s.db.stop()
+
+
+def served_encoder(stack: Stack) -> Any:
+    """The session encoder of the model the stack serves (trained with it, or the default)."""
+    from recpipe.inference.model import Model
+
+    store, name = open_artifacts(str(stack.artifacts))
+    return Model.load(store, name).session

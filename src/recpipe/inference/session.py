@@ -50,20 +50,29 @@ class SessionEncoder:
         return cls(float(arrays["session.decay"]), float(arrays["session.cart"]), float(arrays["session.base"]),
                    int(arrays["session.max_recent"]), None if transform is None else np.asarray(transform, np.float32))
 
-    def user_vectors(self, own: np.ndarray | None, history: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """``user_vector`` for many at once, as training evaluates it: ``history`` holds item rows
-        of ``items`` (n × MAX_RECENT, oldest first, -1 padded), every one of them browsed."""
+    def user_vectors(self, own: np.ndarray | None, history: np.ndarray, items: np.ndarray,
+                     cart: np.ndarray | None = None, has_own: np.ndarray | None = None) -> np.ndarray:
+        """``user_vector`` for many at once: ``history`` holds item rows of ``items`` (n × L,
+        oldest first, -1 padded on the left), ``cart`` marks carted ones; ``own`` rows count
+        where ``has_own`` (default: every row). A history with no product must not be given."""
         h = history[:, -self.max_recent:]
         mask = h >= 0
         age = np.cumsum(mask[:, ::-1], axis=1)[:, ::-1] - 1  # 0: the latest product
         weights = np.where(mask, self.decay ** np.maximum(age, 0), 0.0)
-        pooled = np.einsum("nl,nld->nd", weights, items[np.maximum(h, 0)].astype(np.float64))
+        if cart is not None:
+            weights = weights * np.where(cart[:, -self.max_recent:], self.cart, 1.0)
+        stacked = items[np.maximum(h, 0)].astype(np.float64)
+        pooled = np.einsum("nl,nld->nd", weights, stacked)
+        cancelled = np.linalg.norm(pooled, axis=1) < 1e-6  # opposite products: the latest one speaks
+        if cancelled.any():
+            pooled[cancelled] = stacked[cancelled, -1]
         if self.transform is not None:
             pooled = pooled @ self.transform.T.astype(np.float64)
         pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
         if own is not None:
             mine = np.asarray(own, np.float64)
-            pooled = self.base * mine / np.maximum(np.linalg.norm(mine, axis=1, keepdims=True), 1e-12) + pooled
+            mine = self.base * mine / np.maximum(np.linalg.norm(mine, axis=1, keepdims=True), 1e-12)
+            pooled = pooled + (mine if has_own is None else np.where(has_own[:, None], mine, 0.0))
         return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
     def pooled(self, recent: Sequence[Activity], vectors: Mapping[str, np.ndarray]) -> np.ndarray | None:

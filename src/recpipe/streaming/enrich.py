@@ -26,6 +26,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+import numpy as np
+
 from recpipe.contracts.events import (
     SIMILAR_ROUNDS,
     STREAM_K,
@@ -42,7 +44,7 @@ from recpipe.inference.model import ModelSource
 from recpipe.inference.recommend import Recommender
 from recpipe.inference.session import codes
 from recpipe.vectors.query import Filters
-from recpipe.vectors.sessions import rows_of
+from recpipe.vectors.sessions import Recorder, rows_of
 
 K = STREAM_K
 DEPTH = 10  # candidates kept beyond k per cached similar-items answer (left out in memory: the cart, the product)
@@ -71,6 +73,7 @@ class LocalEnricher:
         self._cache: dict[tuple[Any, ...], Any] = {}  # answers (Ranked | None), vectors, purchases
         self._version: tuple[str, Any] | None = None
         self._frozen_at: int | None = None  # cache size at the last gc.freeze()
+        self.recorder = Recorder()  # what this enricher wrote to the session store
 
     def enrich(self, events: Sequence[Event]) -> list[EnrichedRecord]:
         """One enriched record per event, in order. A database outage raises ServiceError."""
@@ -92,7 +95,9 @@ class LocalEnricher:
             answers = [sessions[i] if i in sessions else self._answer(e, bought) for i, e in enumerate(events)]
             self._fill_bought(q, events, answers, bought)
             similar = self._similar(q, events, stock)
-            q.record_activity(rows_of(events))
+            rows = self.recorder.fresh(rows_of(events))
+            q.record_activity(rows)
+            self.recorder.done(rows)
         popular = self._popular(shop, events)
         if self._frozen_at is None or len(self._cache) - self._frozen_at >= FREEZE_EVERY:
             gc.freeze()
@@ -123,27 +128,52 @@ class LocalEnricher:
             for c in customers:
                 self._cache[("vector", c)] = found.get(c)
         keys: dict[int, tuple[Any, ...]] = {}
-        asks: dict[tuple[Any, ...], tuple[Any, Event]] = {}
+        asks: dict[tuple[Any, ...], int] = {}  # a question not in the cache -> the event that asks it
         for i, r in recent.items():
             e = events[i]
             own = self._cache.get(("vector", e.customer_number))
             who = ("visitor",) if e.customer_number is None else \
                 ("stored",) if own is not None else ("features", _features_key(e))
             keys[i] = key = ("session", e.customer_number, who, tuple(r), frozenset(_left_out(e)))
-            if key in self._cache or key in asks:
-                continue
-            if own is None and e.customer_number is not None:
-                embedding, usable = model.user_embeddings([e.features()])
-                own = embedding[0] if usable[0] else None
-            asks[key] = (model.session.user_vector(own, r, vectors), e)
+            if key not in self._cache and key not in asks:
+                asks[key] = i
         if asks:
             wanted = list(asks)
-            found = q.items_for_embeddings([asks[k][0] for k in wanted], self.k, filters=stock,
-                                           skip_each=[sorted(_left_out(asks[k][1])) for k in wanted],
-                                           buyers=[asks[k][1].customer_number if bought else None for k in wanted])
+            asking = [events[asks[k]] for k in wanted]
+            found = q.items_for_embeddings(self._session_vectors(model, vectors, asking, [recent[asks[k]] for k in wanted]),
+                                           self.k, filters=stock, skip_each=[sorted(_left_out(e)) for e in asking],
+                                           buyers=[e.customer_number if bought else None for e in asking])
             for key, items in zip(wanted, found, strict=True):
                 self._cache[key] = _ranked(items)
         return {i: ("session", _top(self._cache[key] or [], set(), self.k)) for i, key in keys.items()}
+
+    def _session_vectors(self, model: Any, vectors: dict[str, Any], events: list[Event],
+                         recent: list[list[Activity]]) -> np.ndarray:
+        """Every asking event's session vector in one pass (``SessionEncoder.user_vectors``): a
+        customer's own vector is their stored one, else their features'; a visitor has none."""
+        enc = model.session
+        codes_ = list(vectors)
+        index = {c: n for n, c in enumerate(codes_)}
+        width = enc.max_recent
+        history = np.full((len(events), width), -1, dtype=np.int64)
+        cart = np.zeros((len(events), width), dtype=bool)
+        own = np.zeros((len(events), len(vectors[codes_[0]])), dtype=np.float32)
+        has_own = np.zeros(len(events), dtype=bool)
+        by_features = []
+        for j, (e, r) in enumerate(zip(events, recent, strict=True)):
+            known = [a for a in r if a.product_code in index][-width:]
+            history[j, width - len(known):] = [index[a.product_code] for a in known]
+            cart[j, width - len(known):] = [a.kind == "cart" for a in known]
+            stored = self._cache.get(("vector", e.customer_number))
+            if stored is not None:
+                own[j], has_own[j] = stored, True
+            elif e.customer_number is not None:
+                by_features.append(j)
+        if by_features:
+            embedded, usable = model.user_embeddings([events[j].features() for j in by_features])
+            for j, vector, ok in zip(by_features, embedded, usable, strict=True):
+                own[j], has_own[j] = vector, bool(ok)
+        return enc.user_vectors(own, history, np.stack([vectors[c] for c in codes_]), cart, has_own)
 
     # -- what to ask the vector database: only what the cache does not know --------------------------
     def _fill_users(self, q: Any, events: Sequence[Event], stock: Filters, bought: bool) -> None:
