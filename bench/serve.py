@@ -130,6 +130,9 @@ def main() -> None:
         "/health": ["/health"],
         "/items_from_item": [f"/items_from_item?item_id={i}&limit=10" for i in rng.choice(items, 2000)],
         "/recommendations/{id}": [f"/recommendations/{u}?k=10" for u in rng.choice(users, 2000)],
+        # issue 22: the same answer moved by a 10-product history (strategy "session")
+        "/recommendations/{id}?recent=10": [f"/recommendations/{u}?k=10&recent=" + ",".join(rng.choice(items, 10))
+                                            for u in rng.choice(users, 2000)],
     }
     threads = ("--threads", str(args.threads)) if args.threads else ()
     compared: dict[str, dict[int, Any]] = {}
@@ -150,12 +153,15 @@ def main() -> None:
             floor = results["/health"][clients]["rps"]
             rows.append((f"{name} ({args.compare_threads} threads)", clients, r["rps"], r["p50_ms"], r["p99_ms"],
                          r["rps"] / floor, r["non_2xx"]))
+    with_history = results["/recommendations/{id}?recent=10"]
+    ratios = {c: round(with_history[c]["rps"] / results["/recommendations/{id}"][c]["rps"], 3) for c in with_history}
     report(args.name, f"recpipe serve ({args.workers} uvicorn process(es)) with {len(items):,} items, {len(users):,} users; wrk on "
                       f"the same 2 cores, {args.seconds} s per cell",
            ("endpoint", "clients", "req/s", "p50 ms", "p99 ms", "× /health", "non-2xx"), rows,
            {"items": len(items), "users": len(users), "seconds": args.seconds, "workers": args.workers,
             "threads": args.threads or "default (one per core)", "results": results,
-            "compare_threads": args.compare_threads, "compared": compared})
+            "compare_threads": args.compare_threads, "compared": compared,
+            "history_vs_stored_rps": ratios})
 
 
 if __name__ == "__main__":
