@@ -153,9 +153,9 @@ variable "processor_buffer_mb" {
 }
 
 variable "processor_buffer_seconds" {
-  description = "...or this long (0-900 s)."
+  description = "...or this long (0-900 s). It bounds how fresh the session store is: a click reaches /recommendations about this long plus a second after it is put (docs/sessions.md)."
   type        = number
-  default     = 60
+  default     = 5
 }
 
 variable "s3_buffer_mb" {

@@ -31,7 +31,9 @@ def demo(
     pgvector, which keeps running for `recpipe vectors similar …` and `recpipe serve`;
     `recpipe vectors stop` stops it), serve (the inference service, started on a free local
     port for one request over HTTP, then stopped) and stream (500 simulated shoppers' events on
-    the embedded stream, delivered with their recommendations into hour-partitioned objects).
+    the embedded stream, delivered with their recommendations into hour-partitioned objects)
+    and session (one customer clicks three products: each click goes through the stream and
+    the delivery into the session store, and their recommendations follow).
     The demo always rebuilds its data. At the end it prints the page's address; with --serve
     it keeps the service running there (on 127.0.0.1) until Ctrl-C.
     """
@@ -70,11 +72,19 @@ def demo(
                                     f"{r['objects']} object(s) under {r['sink']}/YYYY/MM/dd/HH/")
     if not as_json:
         _show_enriched(streamed)
+    browsed = stages.run("session", "one shopper browses: their recommendations follow",
+                         lambda: browse_as_a_shopper(settings, served["customer_number"]),
+                         lambda r: f"customer {r['customer_number']} clicked {len(r['steps']) - 1} products of "
+                                   f"{r['line']}; each click changed /recommendations within "
+                                   f"{max(s['ms'] for s in r['steps'][1:]):,.0f} ms (stream → delivery → session store)")
+    if not as_json:
+        _show_browsing(browsed)
     total = round(time.perf_counter() - started, 2)
     if as_json:
         emit_json({"home": str(settings.home), "stages": stages.done, "seconds": total,
                    "rmse_floor": source.rmse_floor, "model_version": model.model_version,
-                   "metrics": model.metrics, "stream": {k: v for k, v in streamed.items() if k != "example"}})
+                   "metrics": model.metrics, "stream": {k: v for k, v in streamed.items() if k != "example"},
+                   "session": browsed})
         return
     table(f"recpipe demo: done in {total:.1f} s (home {settings.home})", ("stage", "seconds", "result"),
           [(s["stage"], f"{s['seconds']:.2f}", s["result"]) for s in stages.done])
@@ -149,6 +159,59 @@ def _show_enriched(streamed: dict[str, Any]) -> None:
           [(a["id"], f"{a['score']:.3f}", b["id"] if b else "", f"{b['score']:.3f}" if b else "")
            for a, b in zip(r["recommended_items"][:5], (similar["similar_items"] + [None] * 5)[:5], strict=False)])
     console.print(f"latest object: {streamed['latest_object']}", highlight=False)
+
+
+def browse_as_a_shopper(settings: Settings, customer: int, clicks: int = 3) -> dict[str, Any]:
+    """The customer clicks the most bought products of a product line their list does not
+    lead with, one event per click on the stream (their session's history so far); after each,
+    the delivery runs and the service is asked again: what the page would show them."""
+    import datetime as dt
+    import json
+    import urllib.request
+
+    from recpipe.adapters import Backends
+    from recpipe.api.app import create_app
+    from recpipe.api.background import serving
+    from recpipe.api.service import Service
+    from recpipe.cli.stream import deliver_stage
+    from recpipe.contracts.events import BrowsedProduct, Event
+    from recpipe.streaming.deliver import DeliveryOptions
+
+    service = Service(settings)
+    with service.queries() as q:
+        popular = q.popularity()
+    stream = Backends(settings).stream()
+    steps: list[dict[str, Any]] = []
+    with serving(create_app(settings, service=service)) as url:
+        def ask() -> dict[str, Any]:
+            with urllib.request.urlopen(f"{url}/recommendations/{customer}?k=5", timeout=30) as answer:  # noqa: S310
+                return dict(json.loads(answer.read()))
+
+        before = ask()
+        leading = {i["product_line"] for i in before["items"][:2]}
+        line = next((p[1] for p in popular if p[1] not in leading and (p[2] or 0) > 0), popular[0][1])
+        picks = [p[0] for p in popular if p[1] == line and (p[2] or 0) > 0][:clicks]
+        steps.append({"clicked": None, "ms": 0.0, **before})
+        history: list[BrowsedProduct] = []
+        for code in picks:
+            history.append(BrowsedProduct(product_code=code, quantity=1, in_shopping_cart=False))
+            event = Event(session_id=f"demo-{customer}", customer_number=customer,
+                          event_time=dt.datetime.now(dt.UTC), browse_history=list(history))
+            t0 = time.perf_counter()
+            stream.put([(event.session_id, event.to_bytes())])
+            deliver_stage(settings, DeliveryOptions(buffer_seconds=0.0, until_idle=0.2), quiet=True)
+            steps.append({"clicked": code, "ms": round(1000 * (time.perf_counter() - t0), 1), **ask()})
+    return {"customer_number": customer, "line": line, "steps": steps}
+
+
+def _show_browsing(browsed: dict[str, Any]) -> None:
+    rows = []
+    for step in browsed["steps"]:
+        clicked = "(before)" if step["clicked"] is None else step["clicked"]
+        rows.append((clicked, step["strategy"], ", ".join(f"{i['id']} ({i['product_line']})" for i in step["items"]),
+                     "" if step["clicked"] is None else f"{step['ms']:,.0f}"))
+    table(f"customer {browsed['customer_number']} browses {browsed['line']}: GET /recommendations after each click",
+          ("clicked", "strategy", "recommended (product line)", "ms to the answer"), rows)
 
 
 def ask_the_service(settings: Settings) -> dict[str, Any]:

@@ -39,6 +39,7 @@ class ChoiceModel:
     item: np.ndarray  # (products, k + 1) float64: [b_i, log popularity_i]
     sellable: np.ndarray  # bool per product
     beta: float
+    sequence: Any = None  # sequences.Transitions: the order products are taken in (None: an older shop)
 
     def logits(self, rows: np.ndarray, dtype: type = np.float64) -> np.ndarray:
         return self.user[rows].astype(dtype) @ self.item.T.astype(dtype)

@@ -39,7 +39,7 @@ import pyarrow.compute as pc
 
 from recpipe.contracts.source import TABLE_ORDER
 from recpipe.errors import InputError, InternalError
-from recpipe.source import catalog, choices
+from recpipe.source import catalog, choices, sequences
 
 EPOCH_2003 = 12053  # 2003-01-01 as days since 1970-01-01
 ORDER_SPAN_DAYS = 880  # to mid-2005, like the sample
@@ -121,14 +121,15 @@ def generate_shop(spec: ShopSpec) -> Shop:
     offices, employees, reps = _staff()
     customers, cust = _customers(spec, rng["customers"], reps)
     model = _latent_model(spec, rng["latent"], cust, prod)
-    choice = _choice_model(spec, rng, model)
+    choice = _choice_model(spec, rng, model, prod)
     orders, order_cust = _orders(spec, rng["orders"], cust)
-    orderdetails, line_order, line_prod, line_total = _orderdetails(
-        spec, rng["lines"], rng["choices"], products, prod, order_cust, choice)
+    orderdetails, line_order, line_prod, line_total, walked = _orderdetails(
+        spec, rng["lines"], rng["choices"], rng["sequence"], products, prod, order_cust, choice)
     payments = _payments(rng["payments"], orders, order_cust, cust, line_order, line_total)
     ratings, floors, truth = _ratings(spec, rng["ratings"], products, cust, model,
                                       order_cust[line_order], line_prod)
     oracle = choices.oracle_figures(choice, truth["customer_row"], truth["product_row"], rng["oracle"])
+    next_oracle = sequences.oracle_figures(choice, *walked, rng["oracle"])
 
     tables = {
         "productlines": productlines, "products": products, "offices": offices,
@@ -142,6 +143,7 @@ def generate_shop(spec: ShopSpec) -> Shop:
         "spec": asdict(spec),
         "rmse_floor": floors,
         "ranking_oracle": oracle,
+        "next_item_oracle": next_oracle,
         "alpha": model.alpha,
         "choice_beta": choice.beta,
         "effects": {
@@ -160,7 +162,7 @@ def generate_shop(spec: ShopSpec) -> Shop:
 
 
 STREAMS = ("products", "staff", "customers", "latent", "orders", "lines", "ratings", "payments", "taste",
-           "choices", "oracle")
+           "choices", "oracle", "sequence")  # a stream added last leaves every other stream as it was
 
 
 def _streams(spec: ShopSpec) -> dict[str, np.random.Generator]:
@@ -169,16 +171,18 @@ def _streams(spec: ShopSpec) -> dict[str, np.random.Generator]:
     return {name: np.random.default_rng(s) for name, s in zip(STREAMS, seeds, strict=True)}
 
 
-def _choice_model(spec: ShopSpec, rng: dict[str, np.random.Generator], model: LatentModel
-                  ) -> choices.ChoiceModel:
-    """The choice model; its popularity weights are the first draws of the "lines" stream."""
+def _choice_model(spec: ShopSpec, rng: dict[str, np.random.Generator], model: LatentModel,
+                  prod: dict[str, np.ndarray]) -> choices.ChoiceModel:
+    """The choice model; its popularity weights are the first draws of the "lines" stream, the
+    products' follow-ups the first of the "sequence" stream."""
     n = spec.products
     popularity = rng["lines"].permutation(1.0 / np.arange(1, n + 1) ** spec.popularity_exponent)
     unsold = rng["lines"].random(n) < spec.unsold_fraction
     if unsold.all():
         unsold[0] = False
     popularity[unsold] = 0.0
-    return choices.choice_model(spec, rng["taste"], model.user, model.item, popularity / popularity.sum())
+    choice = choices.choice_model(spec, rng["taste"], model.user, model.item, popularity / popularity.sum())
+    return replace(choice, sequence=sequences.transitions(prod["line"], choice.sellable, rng["sequence"]))
 
 
 def choice_truth(spec: ShopSpec) -> tuple[np.ndarray, list[str], choices.ChoiceModel]:
@@ -189,7 +193,7 @@ def choice_truth(spec: ShopSpec) -> tuple[np.ndarray, list[str], choices.ChoiceM
     products, prod = _products(spec, rng["products"])
     _customers_table, cust = _customers(spec, rng["customers"], _staff()[2])
     model = _latent_model(spec, rng["latent"], cust, prod)
-    return cust["number"], products["productCode"].to_pylist(), _choice_model(spec, rng, model)
+    return cust["number"], products["productCode"].to_pylist(), _choice_model(spec, rng, model, prod)
 
 
 def recorded_choice_model(generator: dict[str, Any] | None
@@ -460,11 +464,13 @@ def _orders(spec: ShopSpec, rng: np.random.Generator, cust: dict[str, np.ndarray
     return table, order_cust
 
 
-def _orderdetails(spec: ShopSpec, rng: np.random.Generator, draws: np.random.Generator, products: pa.Table,
-                  prod: dict[str, np.ndarray], order_cust: np.ndarray, choice: choices.ChoiceModel
-                  ) -> tuple[pa.Table, np.ndarray, np.ndarray, np.ndarray]:
+def _orderdetails(spec: ShopSpec, rng: np.random.Generator, draws: np.random.Generator, order: np.random.Generator,
+                  products: pa.Table, prod: dict[str, np.ndarray], order_cust: np.ndarray, choice: choices.ChoiceModel
+                  ) -> tuple[pa.Table, np.ndarray, np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Lines per order at random; what is on them from the choice model: each customer's
-    lines, over all their orders, carry distinct products while there are enough to go round."""
+    lines, over all their orders, carry distinct products while there are enough to go round,
+    in the order the walk takes them (``sequences.walk``): their orders' dates and line
+    numbers follow it."""
     n_products = spec.products
     n_orders = len(order_cust)
     sellable = int(choice.sellable.sum())
@@ -474,13 +480,16 @@ def _orderdetails(spec: ShopSpec, rng: np.random.Generator, draws: np.random.Gen
     line_cust = order_cust[line_order]
     wanted = np.bincount(line_cust, minlength=len(choice.user))
     chosen_u, chosen_i = choices.draw(choice, draws, wanted)
+    chosen_i = sequences.walk(choice.sequence, chosen_u, chosen_i, order)
     got = np.bincount(chosen_u, minlength=len(choice.user))
     first_chosen = np.concatenate([[0], np.cumsum(got)[:-1]])
     first_line = np.concatenate([[0], np.cumsum(wanted)[:-1]])
     j = np.arange(len(line_order)) - first_line[line_cust]  # the customer's j-th line
     line_prod = chosen_i[first_chosen[line_cust] + j % got[line_cust]]
-    key = _distinct(line_order.astype(np.int64) * n_products + line_prod)  # sorted by order
-    line_order, line_prod = key // n_products, key % n_products
+    # one line per (order, product), the first time the walk reaches it; lines numbered in walk order
+    keep = _first(line_order.astype(np.int64) * n_products + line_prod)
+    keep = keep[np.argsort(line_order[keep], kind="stable")]  # by order, the walk's order within one
+    line_order, line_prod = line_order[keep], line_prod[keep]
     starts = np.searchsorted(line_order, np.arange(n_orders))
     line_number = np.arange(len(line_order)) - starts[line_order] + 1
     quantity = rng.integers(20, 67, len(line_order))
@@ -492,7 +501,7 @@ def _orderdetails(spec: ShopSpec, rng: np.random.Generator, draws: np.random.Gen
         "priceEach": pa.array(price_cents / 100),
         "orderLineNumber": pa.array(line_number, pa.int16()),
     })
-    return table, line_order, line_prod, quantity * price_cents
+    return table, line_order, line_prod, quantity * price_cents, (chosen_u, chosen_i)
 
 
 def _payments(rng: np.random.Generator, orders: pa.Table, order_cust: np.ndarray,
@@ -571,6 +580,12 @@ def _normal_cdf(x: np.ndarray) -> np.ndarray:
     poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
     erf = 1 - poly * np.exp(-z * z)
     return 0.5 * (1 + np.sign(x) * erf)
+
+
+def _first(keys: np.ndarray) -> np.ndarray:
+    """Indices of the first occurrence of each key, in their original order."""
+    _, first = np.unique(keys, return_index=True)
+    return np.sort(first)
 
 
 def _distinct(keys: np.ndarray) -> np.ndarray:

@@ -5,7 +5,8 @@ Most events come from known customers (their number, city, country and credit li
 from visitors the shop does not know (no number; features drawn from the customers'). Each
 event belongs to a session (its partition key) and carries the session's browse history so
 far: a session starts with one product and grows by one per event, products drawn without
-replacement by what that shopper is likely to look at — the generator's choice model where
+replacement by what that shopper is likely to look at — the generator's choice model, walked
+as its shoppers walk (what they just looked at leads to the next: ``source.sequences``), where
 the shop is synthetic (its sidecar says so), else the products' popularity. Some browsed
 products go into the cart.
 """
@@ -88,7 +89,11 @@ class Shoppers:
             position = {code: i for i, code in enumerate(codes)}
             if set(position) == set(products):  # the same shop: its choice model, in this product order
                 order = np.array([position[code] for code in products])
-                model = replace(model, item=model.item[order], sellable=model.sellable[order])
+                walk = model.sequence
+                if walk is not None:  # the walk's product rows, renumbered to this order
+                    at = np.argsort(order)
+                    walk = replace(walk, line=walk.line[order], follow=at[walk.follow[order]])
+                model = replace(model, item=model.item[order], sellable=model.sellable[order], sequence=walk)
                 choice, index = model, {int(n): i for i, n in enumerate(numbers)}
         return cls(customers, products, popularity, choice, index, **kwargs)
 
@@ -101,6 +106,24 @@ class Shoppers:
             return self.choice.logits(np.array([self.rows[customer]]))[0]
         return self.log_pop
 
+    def _browse_order(self, logits: np.ndarray) -> np.ndarray:
+        """The session's whole browse order, drawn up front: on a synthetic shop a walk, each
+        product drawn by the shopper's logits plus the shop's transitions from the one before
+        (``source.sequences``); else Gumbel top-n over the logits."""
+        walk = self.choice.sequence if self.choice is not None else None
+        if walk is None:
+            return np.argsort(-(logits + self.rng.gumbel(size=len(self.products))))[:MAX_HISTORY]
+        taken = np.zeros(len(self.products), dtype=bool)
+        order: list[int] = []
+        for _ in range(min(MAX_HISTORY, len(self.products))):
+            keys = logits + self.rng.gumbel(size=len(self.products))
+            if order:
+                keys = keys + walk.bonus(np.array([order[-1]]))[0]
+            keys[taken] = -np.inf
+            order.append(int(np.argmax(keys)))
+            taken[order[-1]] = True
+        return np.array(order, dtype=np.int64)
+
     def _new_session(self) -> dict[str, Any]:
         self.started += 1
         i = int(self.rng.integers(len(self.customers["number"])))
@@ -108,8 +131,7 @@ class Shoppers:
         j = i if known else int(self.rng.integers(len(self.customers["number"])))  # a visitor: someone's city
         credit = self.customers["credit"][i] if known else None
         customer = int(self.customers["number"][i]) if known else None
-        # the session's whole browse order, drawn up front: Gumbel top-n over the shopper's logits
-        order = np.argsort(-(self._logits(customer) + self.rng.gumbel(size=len(self.products))))[:MAX_HISTORY]
+        order = self._browse_order(self._logits(customer))
         return {"id": f"s-{self.started:08d}-{int(self.rng.integers(1 << 30)):08x}", "customer": customer,
                 "city": self.customers["city"][j], "country": self.customers["country"][j], "credit": credit,
                 "order": order, "history": []}

@@ -94,6 +94,34 @@ def ease(train_user: np.ndarray, train_item: np.ndarray, n_users: int, n_items: 
 
 def oracle(data: Any) -> tuple[ranking.Scorer | None, str]:
     """The generator's oracle for ``data`` (training.dataset.Ratings), or None and why not."""
+    found, why = _truth(data)
+    if found is None:
+        return None, why
+    u, i, model = found
+    item_t = np.ascontiguousarray(model.item[i].T)
+    return (lambda rows: model.user[u[rows]] @ item_t), ""
+
+
+def next_item_oracle(data: Any) -> tuple[Callable[[np.ndarray, np.ndarray], np.ndarray] | None, str]:
+    """The generator's next-item oracle for ``data``: ``(user rows, histories of item rows) ->
+    scores``, the choice model plus the walk from each latest product (``source.sequences``)."""
+    found, why = _truth(data)
+    if found is None:
+        return None, why
+    u, i, model = found
+    if model.sequence is None:
+        return None, "the shop was generated before shoppers' sequences were"
+    from recpipe.source.sequences import next_item_oracle as score
+
+    def scores(rows: np.ndarray, history: np.ndarray) -> np.ndarray:
+        mapped = np.where(history >= 0, i[np.maximum(history, 0)], -1)
+        return score(model.logits(u[rows]), model.sequence, mapped)[:, i]
+
+    return scores, ""
+
+
+def _truth(data: Any) -> tuple[tuple[np.ndarray, np.ndarray, Any] | None, str]:
+    """Each data row's generator row (users, items) and the choice model, or None and why not."""
     generator = data.manifest.generator or {}
     from recpipe.errors import InputError
     from recpipe.source.generate import recorded_choice_model
@@ -111,6 +139,4 @@ def oracle(data: Any) -> tuple[ranking.Scorer | None, str]:
     items = [item_row.get(c, -1) for c in data.items["productCode"].to_pylist()]
     if min(users, default=0) < 0 or min(items, default=0) < 0:
         return None, "the data hold customers or products the generator did not make"
-    u, i = np.array(users), np.array(items)
-    item_t = np.ascontiguousarray(model.item[i].T)
-    return (lambda rows: model.user[u[rows]] @ item_t), ""
+    return (np.array(users), np.array(items), model), ""

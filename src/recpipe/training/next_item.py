@@ -11,11 +11,13 @@ already. Rankers, all on the same examples:
 * ``popularity``; EASE (``baselines.ease_weights``, its λ as chosen on validation) on the
   customer's row including the session (a visitor: the session alone); session-kNN (Jannach &
   Ludewig 2017): the 100 training customers whose products are most like the session's
-  (cosine), their products weighted by that similarity.
+  (cosine), their products weighted by that similarity;
+* on a synthetic shop, the generator's next-item oracle (its choice model and walk).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -32,7 +34,8 @@ MAX_EXAMPLES = 5_000  # examples per group at most (a seeded sample beyond)
 
 def evaluate(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int, train: np.ndarray,
              seq: Sequences, known: np.ndarray, visitors: np.ndarray, users: np.ndarray, items: np.ndarray,
-             encoder: SessionEncoder, ease_lambda: float | None) -> dict[str, Any]:
+             encoder: SessionEncoder, ease_lambda: float | None,
+             oracle: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> dict[str, Any]:
     """``known``/``visitors``: the target interaction rows; ``users``/``items``: the towers' unit
     vectors (a cold customer's user vector is their features')."""
     x = np.zeros((n_users, n_items), dtype=np.float32) if n_users * n_items <= KNN_MAX_CELLS else None
@@ -65,6 +68,8 @@ def evaluate(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int, tra
             "session_knn": (lambda idx, ex=ex, k=is_known: _knn(x, _rows(ex.history[idx], n_items),
                                                                 ex.user[idx] if k else None)) if x is not None else None,
         }
+        if oracle is not None:
+            rankers["oracle"] = lambda idx, ex=ex: oracle(ex.user[idx], ex.history[idx])
         figures: dict[str, Any] = {name: _score(fn, ex, n_items, seen) if fn is not None else
                                    {"skipped": "too large for this evaluation, or no λ was chosen"}
                                    for name, fn in rankers.items()}
@@ -73,6 +78,8 @@ def evaluate(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int, tra
         hit = figures["session"]["hit_at_10"]
         figures["ratios"] = {"vs_without_session": _ratio(hit, figures["without_session"]["hit_at_10"]),
                              "vs_best_of_ease_and_session_knn": _ratio(hit, best)}
+        if "oracle" in figures:
+            figures["ratios"]["vs_oracle"] = _ratio(hit, figures["oracle"]["hit_at_10"])
         out[who] = figures
     out["protocol"] = {"target": "each customer's latest interaction (by its first order)",
                        "history": f"the {encoder.max_recent} before it, oldest first", "k": 10,

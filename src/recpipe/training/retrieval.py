@@ -68,9 +68,12 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
         evaluated.session, session = fitted.encoder, fitted.report
         progress.status("evaluating the next item, for known customers and new visitors")
         lam = metrics["baselines"].get("ease", {}).get("lambda")
+        truth, why = baselines.next_item_oracle(data)
         metrics["next_item"] = next_item.evaluate(
             data.user, data.item, n_users, n_items, np.concatenate([s.train, s.validation]), seq,
-            latest[np.isin(latest, s.test)], seq.last(s.cold_users), users, items, fitted.encoder, lam)
+            latest[np.isin(latest, s.test)], seq.last(s.cold_users), users, items, fitted.encoder, lam, truth)
+        if truth is None:
+            metrics["next_item"]["oracle"] = {"skipped": why}
     else:
         metrics["next_item"] = {"skipped": session["why"]}
     metrics["protocol"] = {"test_share": options.test_share, "validation_share": options.validation,

@@ -2,6 +2,9 @@
 # transformation Lambda (recommendations added to each event), -> the recs bucket under
 # YYYY/MM/dd/HH/ (failures under processing-failed/); and the same FastAPI app as a Lambda
 # behind a Function URL. Both read RDS's password from Secrets Manager when they start.
+# The transformation also writes each batch's clicks to the session store, the table
+# recent_activity on the same RDS database (created on its first write), which the inference
+# service reads: Firehose's processor buffer interval bounds how fresh it is.
 
 locals {
   stream_arn = var.stream_arn != "" ? var.stream_arn : aws_kinesis_stream.events[0].arn
