@@ -15,6 +15,9 @@ products), a different regime from the shops above (many purchases per customer,
 
 Targets (issue 11): Recall@10 ≥ 1.5 × popularity and ≥ 0.9 × EASE and ≥ 0.8 × the oracle;
 cold-start Recall@10 ≥ popularity's; training to the best epoch ≤ 3 minutes at 1M ratings.
+Issue 22 (``<name>-next-item.json``): next-item Hit@10, known customers ≥ 1.3 × the model
+without the session and ≥ 1.2 × the best of EASE and session-kNN; new visitors ≥ 2.5 × their
+features alone; ≥ 0.8 × the generator's next-item oracle.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ def main() -> None:
     parser.add_argument("--name", default="train", help="Results file name under bench/results/.")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="recpipe-bench-train-"))
-    rows, results = [], {}
+    rows, results, next_rows = [], {}, []
     for shop in args.shops.split(","):
         lake = build(shop, work)
         seconds, peak, m = train(lake, work / shop / "retrieval")
@@ -97,7 +100,18 @@ def main() -> None:
             "rating": {"metrics": r["metrics"], "wall_seconds": round(r_seconds, 1), "peak_rss_bytes": r_peak,
                        "seconds_to_best_epoch": r["training"]["seconds"]["to_best_epoch"]},
         }
+        nxt = met.get("next_item", {})
+        entry["next_item"] = nxt
         results[shop] = entry
+        for who in ("known_customers", "new_visitors"):
+            f = nxt.get(who)
+            if f:
+                hits = {k: f[k].get("hit_at_10") for k in ("session", "without_session", "popularity", "ease",
+                                                          "session_knn", "oracle") if isinstance(f.get(k), dict)}
+                next_rows.append((shop, who.replace("_", " "), *(hits.get(k) for k in (
+                    "session", "without_session", "popularity", "ease", "session_knn", "oracle")),
+                    f"{f['ratios']['vs_without_session']} / {f['ratios']['vs_best_of_ease_and_session_knn']}"
+                    f" / {f['ratios'].get('vs_oracle')}"))
         q = entry["ratios"]
         c = m["counts"]
         rows.append((f"{shop} ({c['ratings']:,} ratings, {c['users']:,} × {c['items']:,})",
@@ -111,6 +125,9 @@ def main() -> None:
            ("shop", "model", "popularity", "EASE", "rating model", "oracle", "× pop / EASE / oracle",
             "cold start: model vs pop", "coverage", "s to best epoch", "train s (all)", "peak GiB", "rating objective RMSE"),
            rows, {"shops": results})
+    report(f"{args.name}-next-item", "next item (issue 22): Hit@10 of each customer's latest product from the 20 before it",
+           ("shop", "who", "session model", "without session", "popularity", "EASE", "session-kNN", "oracle",
+            "× without / best baseline / oracle"), next_rows, {"shops": {k: v["next_item"] for k, v in results.items()}})
 
 
 if __name__ == "__main__":

@@ -35,7 +35,12 @@ def test_demo_builds_and_summarises_a_source(tmp_path: Path) -> None:
     result = run("demo", "--scale", "tiny", "--json", home=home)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert [s["stage"] for s in summary["stages"]] == ["source", "etl", "train", "vectors", "serve", "stream"]
+    assert [s["stage"] for s in summary["stages"]] == ["source", "etl", "train", "vectors", "serve", "session",
+                                                       "stream"]
+    steps = summary["session"]["steps"]  # one customer clicks three products: their list follows
+    assert [s["strategy"] for s in steps] == ["stored", "session", "session", "session"]
+    assert all(s["clicked"] not in {i["id"] for i in s["items"]} for s in steps[1:])
+    assert steps[1]["items"] != steps[0]["items"]
     assert summary["stages"][-2]["result"].startswith("GET /recommendations/")
     assert summary["stream"]["produced"] == summary["stream"]["counts"]["ok"] == 500
     assert summary["stream"]["latest_object"].startswith(time.strftime("%Y/%m/%d/", time.gmtime()))

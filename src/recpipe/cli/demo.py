@@ -31,9 +31,9 @@ def demo(
     pgvector, which keeps running for `recpipe vectors similar …` and `recpipe serve`;
     `recpipe vectors stop` stops it), serve (the inference service, started on a free local
     port for one request over HTTP, then stopped) and stream (500 simulated shoppers' events on
-    the embedded stream, delivered with their recommendations into hour-partitioned objects)
-    and session (one customer clicks three products: each click goes through the stream and
-    the delivery into the session store, and their recommendations follow).
+    the embedded stream, delivered with their recommendations into hour-partitioned objects);
+    between those two, session (the same customer clicks three products: each click goes
+    through the stream and the delivery into the session store, and their recommendations follow).
     The demo always rebuilds its data. At the end it prints the page's address; with --serve
     it keeps the service running there (on 127.0.0.1) until Ctrl-C.
     """
@@ -66,12 +66,6 @@ def demo(
         table(f"recommendations for customer {served['customer_number']} (strategy: {served['strategy']}), "
               f"served over HTTP", ("product", "product line", "score"),
               [(i["id"], i["product_line"] or "", f"{i['score']:.3f}") for i in served["items"]])
-    streamed = stages.run("stream", "shoppers' events, delivered with recommendations",
-                          lambda: stream_some(settings, quiet=as_json),
-                          lambda r: f"{r['produced']:,} events → {r['counts']['ok']:,} enriched records in "
-                                    f"{r['objects']} object(s) under {r['sink']}/YYYY/MM/dd/HH/")
-    if not as_json:
-        _show_enriched(streamed)
     browsed = stages.run("session", "one shopper browses: their recommendations follow",
                          lambda: browse_as_a_shopper(settings, served["customer_number"]),
                          lambda r: f"customer {r['customer_number']} clicked {len(r['steps']) - 1} products of "
@@ -79,6 +73,12 @@ def demo(
                                    f"{max(s['ms'] for s in r['steps'][1:]):,.0f} ms (stream → delivery → session store)")
     if not as_json:
         _show_browsing(browsed)
+    streamed = stages.run("stream", "shoppers' events, delivered with recommendations",
+                          lambda: stream_some(settings, quiet=as_json),
+                          lambda r: f"{r['produced']:,} events → {r['counts']['ok']:,} enriched records in "
+                                    f"{r['objects']} object(s) under {r['sink']}/YYYY/MM/dd/HH/")
+    if not as_json:
+        _show_enriched(streamed)
     total = round(time.perf_counter() - started, 2)
     if as_json:
         emit_json({"home": str(settings.home), "stages": stages.done, "seconds": total,
@@ -126,18 +126,13 @@ class _Stages:
 
 def stream_some(settings: Settings, *, quiet: bool) -> dict[str, Any]:
     """Simulated shoppers onto the embedded stream, then one delivery until the stream is quiet."""
-    import shutil
-    from pathlib import Path
 
     from recpipe.adapters import Backends
     from recpipe.cli.stream import deliver_stage, produce_stage
     from recpipe.streaming.deliver import DeliveryOptions
     from recpipe.streaming.pipeline import tail
 
-    for url in (settings.stream_url, settings.recommendations_url):  # the demo rebuilds its own data
-        path = Path(url)
-        if "://" not in url and path.resolve().is_relative_to(settings.home):
-            shutil.rmtree(path, ignore_errors=True)
+    _fresh_stream(settings)
     produced = produce_stage(settings, rate=2_000, count=500, duration=None, quiet=quiet)
     # the default delivery name: `recpipe stream deliver` goes on from where the demo stopped
     result = deliver_stage(settings, DeliveryOptions(until_idle=0.5), quiet=quiet)
@@ -145,6 +140,17 @@ def stream_some(settings: Settings, *, quiet: bool) -> dict[str, Any]:
     objects = [f for f in sink.list_files() if f[:4].isdigit()]
     return {"produced": produced.events, "counts": result.counts, "sink": sink.url, "objects": len(objects),
             "latest_object": objects[-1] if objects else None, "example": next(iter(tail(sink, 1)), None)}
+
+
+def _fresh_stream(settings: Settings) -> None:
+    """The demo rebuilds its own data: its stream and sink under RECPIPE_HOME start empty."""
+    import shutil
+    from pathlib import Path
+
+    for url in (settings.stream_url, settings.recommendations_url):
+        path = Path(url)
+        if "://" not in url and path.resolve().is_relative_to(settings.home):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _show_enriched(streamed: dict[str, Any]) -> None:
@@ -177,6 +183,7 @@ def browse_as_a_shopper(settings: Settings, customer: int, clicks: int = 3) -> d
     from recpipe.contracts.events import BrowsedProduct, Event
     from recpipe.streaming.deliver import DeliveryOptions
 
+    _fresh_stream(settings)
     service = Service(settings)
     with service.queries() as q:
         popular = q.popularity()

@@ -193,15 +193,17 @@ class Delivery:
         while not self.stopping.is_set():
             batch: list[StreamRecord] = []
             size, opened = 0, time.monotonic()
-            while size < self.options.buffer_bytes and time.monotonic() - opened < self.options.buffer_seconds:
+            while True:  # at least one read: a 0 s buffer (Firehose allows it) delivers what each read finds
                 got = self._read_round(cursor, ended)
                 batch += got
                 size += sum(len(r.data) for r in got)
                 if got:
                     last_arrival = time.monotonic()
-                elif self.stopping.is_set() or self._idle(last_arrival):
+                if size >= self.options.buffer_bytes or time.monotonic() - opened >= self.options.buffer_seconds:
                     break
-                else:
+                if not got:
+                    if self.stopping.is_set() or self._idle(last_arrival):
+                        break
                     self.stopping.wait(0.05)
             chunks = _chunks(batch, self.options.buffer_bytes)  # a read can overshoot the buffer
             for n, chunk in enumerate(chunks, 1):
