@@ -8,6 +8,7 @@ error. Every test saves a screenshot in its temporary folder."""
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -185,6 +186,35 @@ def test_a_product_shows_its_similar_items(site: tuple[str, Stack], page: Any) -
     assert shown == similar and similar
 
 
+def test_a_visitor_browsing_sees_the_recommendations_follow(site: tuple[str, Stack], page: Any) -> None:
+    """Shop as a visitor: each product looked at joins the session; the list shown is the
+    API's own answer for that session, with its strategy and how long it took."""
+    url, _ = site
+    page.goto(f"{url}/#/shop")
+    page.wait_for_selector("#answer")
+    assert "strategy popular" in page.inner_text("#answer")  # nothing looked at yet
+    first = page.get_attribute("button[data-look]", "data-look")
+    page.click(f"button[data-look='{first}']")
+    page.wait_for_function("document.querySelector('#answer').textContent.includes('strategy session')")
+    shown = [a.inner_text() for a in page.query_selector_all("#visitor-recommendations a[data-recommended]")]
+    assert first not in shown and len(shown) == 8
+    assert re.search(r"answered in \d+ ms", page.inner_text("#answer"))
+    second = shown[0]  # a recommended product, looked at in its turn
+    page.click(f"#visitor-recommendations button[data-look='{second}']")
+    page.wait_for_function(f"!document.querySelector('#visitor-recommendations').textContent.includes('{second}')"
+                           " || document.querySelectorAll('#session li').length === 2")
+    page.wait_for_function("document.querySelectorAll('#session li').length === 2")
+    session = page.evaluate("JSON.parse(sessionStorage.getItem('recpipe-visitor'))")
+    api = httpx.get(f"{url}/sessions/{session['id']}/recommendations",
+                    params={"k": 8, "recent": f"{first},{second}"}).json()
+    page.wait_for_function("document.querySelector('#visitor-recommendations').getAttribute('aria-busy') === null")
+    shown = [a.inner_text() for a in page.query_selector_all("#visitor-recommendations a[data-recommended]")]
+    assert api["strategy"] == "session" and shown == [i["id"] for i in api["items"]]
+    assert [li.inner_text() for li in page.query_selector_all("#session li")] == [first, second]
+    page.click("#start-over")
+    page.wait_for_function("document.querySelector('#answer').textContent.includes('strategy popular')")
+
+
 def test_the_page_asks_a_keyed_service_for_its_key(site: tuple[str, Stack], page: Any,
                                                    request: pytest.FixtureRequest) -> None:
     """And (hardening) its /docs authorizes, and a wrong key is said to be wrong."""
@@ -220,7 +250,7 @@ def test_the_page_works_from_the_keyboard_and_on_a_phone(site: tuple[str, Stack]
     page.wait_for_selector("main table")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
-    for _ in range(3):
+    for _ in range(4):  # Customers, Products, Shop as a visitor, Live
         page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Live"
     page.keyboard.press("Enter")
@@ -286,7 +316,7 @@ def test_on_a_phone_nothing_scrolls_sideways_and_the_charts_have_epochs(site: tu
     customer = _customer(url)
     page.set_viewport_size({"width": 375, "height": 800})
     for view, ready in ((f"#/customers/{customer['id']}", "#recommendations a[data-product]"),
-                        ("#/live", "main table"), ("#/pipeline", "svg circle")):
+                        ("#/live", "main table"), ("#/shop", "#answer"), ("#/pipeline", "svg circle")):
         page.goto(f"{url}/{view}")
         page.wait_for_selector(ready)
         assert page.evaluate("document.documentElement.scrollWidth") <= 375, view

@@ -114,7 +114,7 @@ async function render() {
     else link.removeAttribute("aria-current");
   }
   const views = { customers: id ? customerView : customerSearch, products: id ? productView : productSearch,
-                  live: liveView, pipeline: pipelineView };
+                  shop: shopView, live: liveView, pipeline: pipelineView };
   const draw = views[view] || customerSearch;
   main.replaceChildren(el("p", { class: "muted" }, "Loading…"));
   try {
@@ -278,6 +278,70 @@ async function productView(code) {
         table(["product", "name", "line", "score"], detail.similar.map((s) => [
           el("a", { href: `#/products/${encodeURIComponent(s.id)}` }, s.id), s.name ?? "–", s.product_line ?? "–", fmt.score(s.score)]),
         { numeric: [3] }))),
+  ];
+}
+
+// -- shop as a visitor --------------------------------------------------------------------------
+// A visitor the shop does not know browses; each product looked at joins their session (kept
+// in this tab) and the session's recommendations are asked again: /sessions/{id}/recommendations
+// with the session as `recent`. Each answer says its strategy and how long it took.
+const SESSION_KEY = "recpipe-visitor";
+
+function visitorSession() {
+  const saved = JSON.parse(sessionStorage.getItem(SESSION_KEY) || "null");
+  if (saved && saved.id && Array.isArray(saved.recent)) return saved;
+  const fresh = { id: `page-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`, recent: [] };
+  sessionStorage.setItem(SESSION_KEY, JSON.stringify(fresh));
+  return fresh;
+}
+
+async function shopView(_id, params) {
+  const session = visitorSession();
+  const q = params.get("q") || "";
+  const found = await api("/products", new URLSearchParams({ q, limit: 12 }));
+  const looked = el("section", { class: "card", id: "session" });
+  const results = el("section", { class: "card wide", id: "visitor-recommendations", "aria-live": "polite" });
+  let latest = 0;
+  const save = () => sessionStorage.setItem(SESSION_KEY, JSON.stringify(session));
+  const look = (code) => { session.recent = [...session.recent.filter((c) => c !== code), code].slice(-20); save(); show(); };
+  const lookButton = (code) => el("button", { type: "button", class: "look", "data-look": code, onclick: () => look(code) }, `Look at ${code}`);
+
+  async function show() {
+    const mine = ++latest;
+    looked.replaceChildren(el("h2", {}, `Your session (${session.recent.length})`),
+      session.recent.length ? el("ol", { class: "results" }, session.recent.map((code) => el("li", {}, code)))
+        : el("p", { class: "muted" }, "Nothing looked at yet: the most popular products are shown."),
+      el("button", { type: "button", id: "start-over", onclick: () => { session.recent = []; save(); show(); } }, "Start over"));
+    results.setAttribute("aria-busy", "true");
+    const started = performance.now();
+    try {
+      const rec = await api(`/sessions/${encodeURIComponent(session.id)}/recommendations`,
+        new URLSearchParams({ k: 8, recent: session.recent.join(",") }));
+      const took = performance.now() - started;
+      if (mine !== latest) return;
+      results.replaceChildren(el("h2", {}, "Recommended for this visitor"),
+        el("p", { class: "muted", id: "answer" }, `strategy ${rec.strategy} · answered in ${took.toFixed(0)} ms · model ${rec.model_version}`),
+        rec.items.length ? table(["#", "product", "product line", "score", ""], rec.items.map((item, i) => [
+          i + 1, el("a", { href: `#/products/${encodeURIComponent(item.id)}`, "data-recommended": item.id }, item.id),
+          item.product_line ?? "–", fmt.score(item.score), lookButton(item.id)]), { numeric: [0, 3] })
+          : el("p", { class: "muted" }, "Nothing to recommend."));
+    } catch (error) {
+      if (mine === latest) results.replaceChildren(problem(error));
+    }
+    results.removeAttribute("aria-busy");
+  }
+
+  show();
+  return [
+    el("h1", {}, "Shop as a visitor"),
+    el("p", { class: "muted" }, "Look at products: each one joins your session, and the recommendations follow it."),
+    searchForm("Find products (code, name or product line)", "q", q, (text) => { location.hash = `#/shop?q=${encodeURIComponent(text)}`; }),
+    el("div", { class: "grid" },
+      el("section", { class: "card" }, el("h2", {}, "Products"),
+        found.length ? table(["product", "name", "line", ""], found.map((p) => [
+          el("a", { href: `#/products/${encodeURIComponent(p.id)}` }, p.id), p.name ?? "–", p.product_line ?? "–", lookButton(p.id)]))
+          : el("p", { class: "muted" }, "No product matches.")),
+      looked, results),
   ];
 }
 
