@@ -63,8 +63,10 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     session: dict[str, Any] = {"trained": False, "why": "the dataset has no time order (no orders in the source)"}
     if seq is not None and latest is not None:
         progress.status("training the session encoder on the validation interactions, in time order")
+        known = np.concatenate([s.train, s.validation])
         fitted = fit_session(users, items, Examples.of(seq, s.validation, data.user, data.item),
-                             temperature=hp.temperature, seed=hp.seed, progress=progress)
+                             temperature=hp.temperature, seed=hp.seed, owned=(data.user[known], data.item[known]),
+                             progress=progress)
         evaluated.session, session = fitted.encoder, fitted.report
         progress.status("evaluating the next item, for known customers and new visitors")
         lam = metrics["baselines"].get("ease", {}).get("lambda")
@@ -108,7 +110,7 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
         t = published.towers(customer_ids, product_ids)
         fitted = fit_session(t.user(q.xu, customer_ids), t.item(q.xi, product_ids),
                              Examples.of(seq, latest, data.user, data.item), temperature=hp.temperature,
-                             seed=hp.seed, progress=progress)
+                             seed=hp.seed, owned=(data.user, data.item), progress=progress)
         published.session, session = fitted.encoder, {"evaluated": session, "published": fitted.report}
     published.extra["session_encoder"] = session
     return published

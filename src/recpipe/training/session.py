@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ F = torch.nn.functional
 nn = torch.nn
 FULL_SOFTMAX_ITEMS = 20_000  # above this, each batch scores a uniform sample of products
 SAMPLED = 8_192
+OWN_ONLY = 1e6  # a base this large leaves a known customer's own vector as it is
 
 
 class SessionPooling(nn.Module):
@@ -70,11 +71,17 @@ class SessionFit:
 
 
 def fit_session(users: np.ndarray, items: np.ndarray, ex: Examples, *, temperature: float, seed: int,
-                max_epochs: int = 40, patience: int = 3, batch_size: int = 256, learning_rate: float = 1e-2,
-                l2: float = 1e-3, visitors: float = 0.3, progress: Progress = SILENT) -> SessionFit:
+                owned: tuple[np.ndarray, np.ndarray] | None = None, max_epochs: int = 40, patience: int = 3,
+                batch_size: int = 256, learning_rate: float = 1e-2, l2: float = 1e-3, visitors: float = 0.3,
+                progress: Progress = SILENT) -> SessionFit:
     """Train the encoder on ``ex`` (user rows of ``users``, item rows of ``items``: the frozen
-    towers' unit vectors); keep it if it beats the untrained encoder on the held-out fifth."""
+    towers' unit vectors). ``owned``: every (user row, item row) the customers had, left out
+    of a known customer's softmax as serving leaves out what they bought. Of the trained
+    encoder, the untrained one and the trained one that leaves a known customer's own vector
+    alone (``base`` → ∞), the one that ranks the held-out fifth best for known customers is
+    kept (visitors are served alike by all but the untrained)."""
     default = SessionEncoder()
+    lookup = _Owned(owned) if owned is not None else None
     if len(ex) < 10:
         return SessionFit(default, {"trained": False, "why": f"{len(ex)} next-item examples: too few to learn from"})
     rng = np.random.default_rng(seed)
@@ -95,7 +102,8 @@ def fit_session(users: np.ndarray, items: np.ndarray, ex: Examples, *, temperatu
         for lo in range(0, len(train), batch_size):
             rows = perm[lo:lo + batch_size].numpy()
             own_mask = torch.rand(len(rows), generator=generator) >= visitors
-            loss = _loss(model, u_t, i_t, _shortened(train.take(rows), rng), own_mask, temperature, generator)
+            loss = _loss(model, u_t, i_t, _shortened(train.take(rows), rng), own_mask, temperature, generator,
+                         lookup)
             loss = loss + l2 * model.delta.pow(2).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -103,7 +111,7 @@ def fit_session(users: np.ndarray, items: np.ndarray, ex: Examples, *, temperatu
             total += float(loss.detach()) * len(rows)
         with torch.no_grad():
             model.eval()
-            v = float(_loss(model, u_t, i_t, val, torch.ones(len(val), dtype=torch.bool), temperature, None))
+            v = float(_loss(model, u_t, i_t, val, torch.ones(len(val), dtype=torch.bool), temperature, None, lookup))
         history.append({"epoch": epoch, "train_loss": round(total / len(train), 5), "val_loss": round(v, 5)})
         if v < best - 1e-5:
             best, best_state, stale = v, copy.deepcopy(model.state_dict()), 0
@@ -113,15 +121,41 @@ def fit_session(users: np.ndarray, items: np.ndarray, ex: Examples, *, temperatu
                 break
     model.load_state_dict(best_state)
     trained = model.to_numpy()
-    scores = {name: next_item(_scorer(enc.user_vectors(users[val.user], val.history, items), items), val, len(items))
-              for name, enc in (("untrained", default), ("trained", trained))}
-    keep = scores["trained"]["hit_at_10"] >= scores["untrained"]["hit_at_10"]
-    report = {"trained": keep, "examples": len(ex), "epochs": len(history), "history": history,
-              "held_out_hit_at_10": {k: round(v["hit_at_10"], 4) for k, v in scores.items()},
-              "decay": round(trained.decay, 4), "base": round(trained.base, 4)}
-    if not keep:
+    own_only = replace(trained, base=OWN_ONLY)
+    seen = owned if owned is not None else (None, None)
+    scores = {name: next_item(_scorer(enc.user_vectors(users[val.user], val.history, items), items), val, len(items),
+                              *seen) for name, enc in (("untrained", default), ("trained", trained),
+                                                       ("own_vector_alone", own_only))}
+    winner = max(scores, key=lambda name: (scores[name]["hit_at_10"], name == "trained"))
+    chosen = {"untrained": default, "trained": trained, "own_vector_alone": own_only}[winner]
+    report = {"trained": winner != "untrained", "kept": winner, "examples": len(ex), "epochs": len(history),
+              "history": history, "held_out_hit_at_10": {k: round(v["hit_at_10"], 4) for k, v in scores.items()},
+              "decay": round(trained.decay, 4), "base": round(chosen.base, 4)}
+    if winner == "untrained":
         report["why"] = "the trained encoder ranked the held-out examples no better than the untrained one"
-    return SessionFit(trained if keep else default, report)
+    elif winner == "own_vector_alone":
+        report["why"] = "known customers' next products followed their own vector better than their history"
+    return SessionFit(chosen, report)
+
+
+class _Owned:
+    """Each customer's products, for leaving them out of their softmax."""
+
+    def __init__(self, owned: tuple[np.ndarray, np.ndarray]) -> None:
+        user, item = owned
+        order = np.argsort(user, kind="stable")
+        self.items = item[order]
+        self.start = np.searchsorted(user[order], np.arange(int(user.max()) + 2 if len(user) else 1))
+
+    def pairs(self, users: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(row, item) of every product the customers of ``users`` had, but each row's ``keep``."""
+        users = np.minimum(users, len(self.start) - 2)
+        lo, hi = self.start[users], self.start[users + 1]
+        n = hi - lo
+        rows = np.repeat(np.arange(len(users)), n)
+        items = self.items[np.repeat(lo, n) + np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)]
+        other = items != keep[rows]
+        return rows[other], items[other]
 
 
 def _shortened(ex: Examples, rng: np.random.Generator) -> Examples:
@@ -138,7 +172,7 @@ def _scorer(vectors: np.ndarray, items: np.ndarray) -> Any:
 
 
 def _loss(model: SessionPooling, users: torch.Tensor, items: torch.Tensor, ex: Examples, own_mask: torch.Tensor,
-          temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+          temperature: float, generator: torch.Generator | None, owned: _Owned | None = None) -> torch.Tensor:
     history = torch.from_numpy(ex.history)
     mask = history >= 0
     vectors = model(users[torch.from_numpy(ex.user)], own_mask, items[history.clamp(min=0)], mask)
@@ -148,6 +182,11 @@ def _loss(model: SessionPooling, users: torch.Tensor, items: torch.Tensor, ex: E
         rows = torch.arange(len(target)).unsqueeze(1).expand_as(history)
         hidden = mask & (history != target.unsqueeze(1))
         logits = logits.index_put((rows[hidden], history[hidden]), torch.tensor(float("-inf")))
+        if owned is not None:  # a known customer's other products are left out, as serving leaves them out
+            r, i = owned.pairs(ex.user, ex.item)
+            known = own_mask.numpy()[r]
+            logits = logits.index_put((torch.from_numpy(r[known]), torch.from_numpy(i[known])),
+                                      torch.tensor(float("-inf")))
         return F.cross_entropy(logits, target)
     sample = torch.randint(len(items), (SAMPLED,), generator=generator)
     candidates = torch.cat([target, sample])
