@@ -210,3 +210,36 @@ def test_product_names_belong_to_their_line() -> None:
         makes, kinds = catalog.NAMES_BY_LINE[p["productLine"]]
         rest = p["productName"].split(" ", 1)[1]
         assert any(rest.startswith(m + " ") for m in makes) and any(rest.endswith(" " + k) for k in kinds), p
+
+
+def test_a_customers_purchases_follow_the_walk_and_the_next_item_oracle_is_recorded() -> None:
+    """Consecutive purchases (by order date, then line) share a product line far more often
+    than two of the customer's purchases at random; the sidecar carries the next-item oracle."""
+    import pyarrow.compute as pc
+
+    from recpipe.source.generate import PRESETS, generate_shop
+
+    shop = generate_shop(PRESETS["tiny"])
+    lines = dict(zip(shop.tables["products"]["productCode"].to_pylist(),
+                     shop.tables["products"]["productLine"].to_pylist(), strict=True))
+    orders = shop.tables["orders"].select(["orderNumber", "orderDate", "customerNumber"])
+    rows = shop.tables["orderdetails"].join(orders, "orderNumber").sort_by(
+        [("customerNumber", "ascending"), ("orderDate", "ascending"), ("orderNumber", "ascending"),
+         ("orderLineNumber", "ascending")]).to_pylist()
+    same = pairs = 0
+    by_customer: dict[int, list[str]] = {}
+    for r in rows:
+        by_customer.setdefault(r["customerNumber"], []).append(lines[r["productCode"]])
+    rng = __import__("numpy").random.default_rng(0)
+    chance = hits = 0
+    for seq in by_customer.values():
+        for a, b in zip(seq, seq[1:], strict=False):
+            pairs += 1
+            same += a == b
+            x, y = rng.choice(len(seq), 2, replace=False)
+            chance += 1
+            hits += seq[x] == seq[y]
+    assert pairs > 500 and same / pairs > 1.3 * hits / chance
+    oracle = shop.params["next_item_oracle"]
+    assert 0 < oracle["hit_at_10"] <= 1 and oracle["customers"] > 100
+    assert pc.min(shop.tables["orderdetails"]["orderLineNumber"]).as_py() == 1

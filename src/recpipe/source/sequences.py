@@ -7,8 +7,8 @@ just took. After product ``p`` the next one is drawn with the weight
 
 — within-session intent (a line being explored) and item-to-item transitions (each product
 has ``FOLLOW_UPS`` follow-ups, drawn once per shop). ``walk`` orders each customer's chosen
-products so (their orders' dates and line numbers then carry it); simulated sessions on the
-stream walk the same way over the whole catalog (``streaming.produce``).
+products so, from the last one back (their orders' dates and line numbers then carry it);
+simulated sessions on the stream walk forwards over the whole catalog (``streaming.produce``).
 
 The next-item oracle ranks every product by ``logit(u, ·) + bonus(latest product, ·)``: the
 choice model plus the walk's weights. It does not know which products the customer had yet
@@ -45,6 +45,15 @@ class Transitions:
         out = self.intent * same + self.follow_weight * follows
         return np.where((previous >= 0)[:, None], out, 0.0)
 
+    def lead_in(self, following: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """Log-weights of ``candidates`` (m × c) as the product taken just before each
+        ``following`` (m,): the same weights as ``bonus``, read backwards."""
+        nxt = np.maximum(following, 0)
+        same = self.line[np.maximum(candidates, 0)] == self.line[nxt][:, None]
+        leads = (self.follow[np.maximum(candidates, 0)] == nxt[:, None, None]).any(axis=2)
+        out = self.intent * same + self.follow_weight * leads
+        return np.where((following >= 0)[:, None], out, 0.0)
+
 
 def transitions(line: np.ndarray, sellable: np.ndarray, rng: np.random.Generator) -> Transitions:
     """Each product's follow-ups: ``FOLLOW_UPS`` sellable products other than itself, at random."""
@@ -57,7 +66,9 @@ def transitions(line: np.ndarray, sellable: np.ndarray, rng: np.random.Generator
 
 def walk(t: Transitions, user: np.ndarray, item: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """``item`` (grouped by customer, as ``choices.draw`` returns them) reordered within each
-    customer's group: the first at random, each next one by the walk's weights."""
+    customer's group, from the end: the last at random, each one before it by the walk's
+    weights read backwards. (Walked forwards, the last product would be the one the walk kept
+    avoiding, and a customer's latest purchase would go against the truth it is judged by.)"""
     if len(user) == 0:
         return item
     starts = np.flatnonzero(np.concatenate([[True], user[1:] != user[:-1]]))
@@ -68,14 +79,15 @@ def walk(t: Transitions, user: np.ndarray, item: np.ndarray, rng: np.random.Gene
     slots[np.repeat(np.arange(len(starts)), sizes), column] = item
     out = np.full_like(slots, -1)
     previous = np.full(len(starts), -1, dtype=np.int64)
+    following = previous  # walking backwards: the product just after the one being chosen
     for step in range(width):
         live = sizes > step
-        keys = t.bonus(previous[live], slots[live]) + rng.gumbel(size=(int(live.sum()), width))
+        keys = t.lead_in(following[live], slots[live]) + rng.gumbel(size=(int(live.sum()), width))
         keys[slots[live] < 0] = -np.inf
         pick = np.argmax(keys, axis=1)
         rows = np.flatnonzero(live)
-        previous[rows] = slots[rows, pick]
-        out[rows, step] = previous[rows]
+        following[rows] = slots[rows, pick]
+        out[rows, sizes[rows] - 1 - step] = following[rows]  # filled from each customer's end
         slots[rows, pick] = -1
     return out[out >= 0]  # each row holds its customer's products first: row-major keeps the groups
 
