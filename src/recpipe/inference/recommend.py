@@ -88,6 +88,7 @@ class _Shop:
     version: str | None = None  # the model whose embeddings are loaded
     model: Model | None = None  # its copy in the vector database
     vectors: dict[str, Any] = field(default_factory=dict)  # item embeddings read so far (product code → vector)
+    users: dict[int, Any] = field(default_factory=dict)  # stored customer embeddings read so far (None: none)
 
 
 class Recommender:
@@ -158,7 +159,7 @@ class Recommender:
             return None
         own = None  # a visitor: what they do now says more than their city (the session alone)
         if customer_number is not None:
-            own = q.user_vector(customer_number)
+            own = self.user_vector(q, shop, customer_number)
             if own is None:  # known to the shop, not at training time: their features
                 features = features or q.customer_features(customer_number)
                 if features:
@@ -169,6 +170,14 @@ class Recommender:
             return None
         return self._collect(lambda n: q.items_for_embedding(vector, n, exclude=sorted(skip), filters=filters),
                              shop, rules)
+
+    def user_vector(self, q: VectorQueries, shop: _Shop, customer_number: int) -> Any:
+        """A customer's stored embedding (None: none), read once per load of the vector database."""
+        if customer_number not in shop.users:
+            if len(shop.users) > VECTOR_CACHE:
+                shop.users.clear()
+            shop.users[customer_number] = q.user_vector(customer_number)
+        return shop.users[customer_number]
 
     def item_vectors(self, q: VectorQueries, shop: _Shop, wanted: Sequence[str]) -> dict[str, Any]:
         """The loaded embeddings of ``wanted`` products, read once per load of the vector database."""
