@@ -41,7 +41,7 @@ def test_demo_builds_and_summarises_a_source(tmp_path: Path) -> None:
     assert [s["strategy"] for s in steps] == ["stored", "session", "session", "session"]
     assert all(s["clicked"] not in {i["id"] for i in s["items"]} for s in steps[1:])
     assert steps[1]["items"] != steps[0]["items"]
-    assert summary["stages"][-2]["result"].startswith("GET /recommendations/")
+    assert next(s for s in summary["stages"] if s["stage"] == "serve")["result"].startswith("GET /recommendations/")
     assert summary["stream"]["produced"] == summary["stream"]["counts"]["ok"] == 500
     assert summary["stream"]["latest_object"].startswith(time.strftime("%Y/%m/%d/", time.gmtime()))
     assert (home / "source.db").is_file()
@@ -59,7 +59,7 @@ def test_demo_builds_and_summarises_a_source(tmp_path: Path) -> None:
         assert "recpipe demo: done" in out and "500 events → 500 enriched records" in out
         lines = out.splitlines()  # piped (no COLUMNS): no section is empty, no table broken at 80 columns
         rules = [i for i, line in enumerate(lines) if line.startswith("───") and ". " in line]
-        assert len(rules) == 6 and all(not lines[i + 1].startswith("───") for i in rules), lines
+        assert len(rules) == 7 and all(not lines[i + 1].startswith("───") for i in rules), lines
         assert any(len(line) > 100 for line in lines)
     finally:
         stopped = run("vectors", "stop", home=home)

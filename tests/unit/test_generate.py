@@ -1,3 +1,4 @@
+import itertools
 import math
 
 import numpy as np
@@ -230,10 +231,10 @@ def test_a_customers_purchases_follow_the_walk_and_the_next_item_oracle_is_recor
     by_customer: dict[int, list[str]] = {}
     for r in rows:
         by_customer.setdefault(r["customerNumber"], []).append(lines[r["productCode"]])
-    rng = __import__("numpy").random.default_rng(0)
+    rng = np.random.default_rng(0)
     chance = hits = 0
     for seq in by_customer.values():
-        for a, b in zip(seq, seq[1:], strict=False):
+        for a, b in itertools.pairwise(seq):
             pairs += 1
             same += a == b
             x, y = rng.choice(len(seq), 2, replace=False)

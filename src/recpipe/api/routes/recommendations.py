@@ -96,7 +96,7 @@ async def recommendations(customer_number: Annotated[int, Path(ge=0, le=MAX_CUST
 
 
 @router.get("/sessions/{session_id:path}/recommendations", response_model=SessionRecommendations,
-            responses=responses(503))
+            responses=responses(404, 503))
 async def session_recommendations(session_id: Annotated[str, Path(min_length=1, max_length=256, pattern=NO_NUL,
                                                                   description="A session id (the stream's "
                                                                               "partition key).")],
