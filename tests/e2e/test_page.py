@@ -161,6 +161,12 @@ def test_the_pipeline_view_shows_the_models_version(site: tuple[str, Stack], pag
     assert len(page.query_selector_all("svg circle")) == items > 0
     text = page.inner_text("main")
     assert "Training set (ETL)" in text and "popularity" in text and "item_emb" in text
+    # the next-item evaluation, as the manifest has it
+    known = httpx.get(f"{url}/pipeline").json()["model"]["metrics"]["next_item"]["known_customers"]
+    card = page.inner_text("section:has(h2:text('Next item (sessions)'))")
+    assert "recpipe with the session" in card and "session-kNN" in card
+    row = page.inner_text("section:has(h2:text('Next item (sessions)')) tr:has(td:text('recpipe with the session'))")
+    assert f"{known['session']['hit_at_10']:.3f}" in row
 
 
 def test_the_live_view_shows_the_delivered_events(site: tuple[str, Stack], page: Any) -> None:

@@ -424,6 +424,25 @@ function evaluation(model) {
   ];
 }
 
+function nextItem(model) {  // issue 22: each customer's latest purchase from the ones before it
+  const n = (model.metrics || {}).next_item || {};
+  if (!n.known_customers) return [el("p", { class: "muted" }, n.skipped || "No next-item evaluation in this model.")];
+  const names = ["session", "without_session", "popularity", "ease", "session_knn", "oracle"];
+  const label = { session: "recpipe with the session", without_session: "recpipe without the session", popularity: "popularity",
+                  ease: "EASE", session_knn: "session-kNN", oracle: "the generator's oracle" };
+  const cell = (who, name, metric) => fmt.score(n[who]?.[name]?.[metric]);
+  return [
+    barChart(names.filter((name) => typeof n.known_customers[name]?.hit_at_10 === "number").map((name) => ({
+      label: label[name], value: n.known_customers[name].hit_at_10, highlight: name === "session" })),
+    { label: "Next-item Hit@10 for known customers" }),
+    table(["ranker", "known: Hit@10", "known: MRR@10", "visitors: Hit@10", "visitors: MRR@10"],
+      names.filter((name) => n.known_customers[name] || n.new_visitors?.[name]).map((name) => [label[name],
+        cell("known_customers", name, "hit_at_10"), cell("known_customers", name, "mrr_at_10"),
+        cell("new_visitors", name, "hit_at_10"), cell("new_visitors", name, "mrr_at_10")]),
+      { numeric: [1, 2, 3, 4], caption: "each customer's latest purchase, from the 20 before it (the model manifest's metrics.next_item)" }),
+  ];
+}
+
 function trainingCurve(model) {
   const history = model.history || [];
   const series = [
@@ -473,6 +492,7 @@ async function pipelineView() {
       card("Model", p.model, (m) => [facts([
         ["version", el("span", { id: "pipeline-model-version" }, m.model_version)], ["objective", m.objective],
         ["published", fmt.when(m.created_at)], ["artifacts", m.artifacts]]), ...evaluation(m)], true),
+      card("Next item (sessions)", p.model, nextItem, true),
       card("Training curve", p.model, trainingCurve, true),
       card("Vector database", p.vectors, (v) => [facts([
         ["serving model", v.loaded?.model_version], ["loaded", fmt.when(v.loaded?.loaded_at)],
