@@ -19,7 +19,9 @@ as a visitor (no customer number). A hit: the held-out film is in ``recommended_
 Compared in the same run, each leaving out what the person rated before and the five browsed:
 "most popular"; the same two-tower model without the session (the stored customer vector;
 features only for a visitor); EASE (Steck 2019) on the person's row with the session's films;
-session-kNN (Jannach & Ludewig 2017: the 100 most similar histories to the session, cosine).
+session-kNN (Jannach & Ludewig 2017: the most similar histories to the session, cosine). EASE's
+λ and session-kNN's number of neighbours are each taken at their best on these very people: a
+bar stricter than any tuning recpipe itself had.
 """
 
 from __future__ import annotations
@@ -50,6 +52,8 @@ from recpipe.training.pipeline import run as train
 
 HISTORY = 5
 K = 10
+EASE_LAMBDAS = (50.0, 200.0, 500.0, 1000.0, 3000.0)
+NEIGHBOURS = (50, 100, 200, 400)
 WHEEL = "recbole==1.2.1"
 FOLDER = "recbole/dataset_example/ml-100k/"
 
@@ -161,10 +165,13 @@ def baselines(kept: list[tuple[int, int, int, int]], held: dict[int, dict[str, A
     x = np.zeros((len(people), len(items)))
     x[u_arr, i_arr] = 1.0
     pop = x.sum(0)
-    b = ease_weights(cooccurrence(u_arr, i_arr, len(items)), 500.0)
+    gram = cooccurrence(u_arr, i_arr, len(items))
+    eases = {lam: ease_weights(gram, lam) for lam in EASE_LAMBDAS}
     norms = np.sqrt(x.sum(1)) + 1e-9
     code = np.array([f"M{i:04d}" for i in items])
-    out: dict[str, list[list[str]]] = {"popularity": [], "ease": [], "session_knn": [], "model_without_session": []}
+    out: dict[str, list[list[str]]] = {"popularity": [], "model_without_session": [],
+                                       **{f"ease@{lam:g}": [] for lam in EASE_LAMBDAS},
+                                       **{f"session_knn@{k}": [] for k in NEIGHBOURS}}
     for u, h in sorted(held.items()):
         seen = np.zeros(len(items), bool)
         seen[[col[i] for i in h["history"]]] = True
@@ -176,11 +183,13 @@ def baselines(kept: list[tuple[int, int, int, int]], held: dict[int, dict[str, A
         sims = (x @ session) / (norms * np.sqrt(session.sum()))
         if known:
             sims[row[u]] = 0.0
-        top = np.argsort(-sims)[:100]
-        knn = sims[top] @ x[top]
+        order = np.argsort(-sims)
         mine = emb["user"].get(u) if known else emb["features"][u]
         model = emb["items"] @ mine if mine is not None else pop
-        for name, s in (("popularity", pop), ("ease", query @ b), ("session_knn", knn), ("model_without_session", model)):
+        scored = [("popularity", pop), ("model_without_session", model),
+                  *((f"ease@{lam:g}", query @ b) for lam, b in eases.items()),
+                  *((f"session_knn@{k}", sims[order[:k]] @ x[order[:k]]) for k in NEIGHBOURS)]
+        for name, s in scored:
             s = np.where(seen, -np.inf, s.astype(float))
             out[name].append(list(code[np.argsort(-s, kind="stable")[:K]]))
     return out
@@ -239,8 +248,13 @@ def main() -> None:
         for r in got:
             strategies[r["strategy"]] = strategies.get(r["strategy"], 0) + 1
         figures = {"recpipe_stream": score([[i["id"] for i in r["recommended_items"]] for r in got], answer)}
+        tuned: dict[str, dict[str, float]] = {}
         for base, lists in baselines(truth["kept"], held, emb, known).items():
-            figures[base] = score(lists, answer)
+            tuned[base] = score(lists, answer)
+        for family in ("ease", "session_knn"):  # each at its best setting on these very people: a strict bar
+            best = max((n for n in tuned if n.startswith(family + "@")), key=lambda n: tuned[n]["hit_at_10"])
+            figures[family] = {**tuned[best], "setting": best.split("@")[1]}
+        figures |= {n: f for n, f in tuned.items() if "@" not in n}
         best = max(figures[b]["hit_at_10"] for b in ("ease", "session_knn"))
         figures["ratios"] = {"vs_model_without_session": round(figures["recpipe_stream"]["hit_at_10"] / max(
             figures["model_without_session"]["hit_at_10"], 1e-9), 2),
