@@ -199,3 +199,41 @@ def test_a_visitors_session_is_served_by_its_id(http: httpx.Client, stack: Stack
     known = http.get("/sessions/known-session/recommendations").json()
     assert known["customer_number"] == customer and known["strategy"] == "session"
     assert [i["id"] for i in known["items"]] == _expected(stack, customer, [Activity(c) for c in browsed])
+
+
+def test_a_database_user_without_rights_on_the_store_still_gets_every_record_enriched(
+        stack: Stack, caplog: pytest.LogCaptureFixture) -> None:
+    """A read-only user (RDS: a reporting role): the stream still enriches and delivers every
+    record and says once why the session store was not written; the service still answers."""
+    from recpipe.config import load_settings
+
+    owner = stack.db.conninfo()
+    with psycopg.connect(owner, autocommit=True) as c:
+        c.execute("DROP TABLE IF EXISTS recent_activity")
+        if c.execute("SELECT 1 FROM pg_roles WHERE rolname = 'reader'").fetchone():
+            c.execute("DROP OWNED BY reader")
+            c.execute("DROP ROLE reader")
+        c.execute("CREATE ROLE reader LOGIN")
+        c.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO reader")
+    reader = owner.replace("postgresql://postgres:", "postgresql://reader:")
+    settings = load_settings({"artifacts_url": str(stack.artifacts), "vectors_url": reader},
+                             environ={"RECPIPE_HOME": str(stack.root / "home")})
+    codes = [r[0] for r in rows(stack, "SELECT id FROM item_emb ORDER BY id LIMIT 2")]
+    doc = {"invocationId": "r", "records": [{"recordId": str(i), "approximateArrivalTimestamp": 0,
+                                             "data": base64.b64encode(event(f"ro-{i}", None, codes).to_bytes()).decode()}
+                                            for i in range(3)]}
+    enricher = enricher_from_settings(settings)
+    with caplog.at_level("WARNING"):
+        out = transform(doc, enricher)["records"]
+        transform(doc, enricher)
+    assert [r["result"] for r in out] == ["Ok"] * 3
+    assert all(json.loads(base64.b64decode(r["data"]))["strategy"] == "session" for r in out)
+    said = [r.getMessage() for r in caplog.records if "session store was not written" in r.getMessage()]
+    assert len(said) == 1 and "permission denied" in said[0] and enricher.store_failures == 2
+    with psycopg.connect(owner, autocommit=True) as c:  # the store exists, but the reader may not read it
+        sessions.ensure(c)
+        sessions.record(c, sessions.rows_of([event("ro-0", None, codes)]))
+        c.execute("REVOKE ALL ON recent_activity FROM reader")
+    with psycopg.connect(reader, autocommit=True) as c, caplog.at_level("WARNING"):
+        assert sessions.recent(c, "session", "ro-0") == ([], None)
+    assert any("cannot be read" in r.getMessage() for r in caplog.records)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
+import logging
 import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -46,6 +47,7 @@ from recpipe.inference.session import codes
 from recpipe.vectors.query import Filters
 from recpipe.vectors.sessions import Recorder, rows_of
 
+log = logging.getLogger("recpipe.streaming.enrich")
 K = STREAM_K
 DEPTH = 10  # candidates kept beyond k per cached similar-items answer (left out in memory: the cart, the product)
 CACHE_ENTRIES = 200_000
@@ -74,6 +76,7 @@ class LocalEnricher:
         self._version: tuple[str, Any] | None = None
         self._frozen_at: int | None = None  # cache size at the last gc.freeze()
         self.recorder = Recorder()  # what this enricher wrote to the session store
+        self.store_failures = 0  # batches the session store refused (logged)
 
     def enrich(self, events: Sequence[Event]) -> list[EnrichedRecord]:
         """One enriched record per event, in order. A database outage raises ServiceError."""
@@ -95,9 +98,7 @@ class LocalEnricher:
             answers = [sessions[i] if i in sessions else self._answer(e, bought) for i, e in enumerate(events)]
             self._fill_bought(q, events, answers, bought)
             similar = self._similar(q, events, stock)
-            rows = self.recorder.fresh(rows_of(events))
-            q.record_activity(rows)
-            self.recorder.done(rows)
+            self._record(q, events)
         popular = self._popular(shop, events)
         if self._frozen_at is None or len(self._cache) - self._frozen_at >= FREEZE_EVERY:
             gc.freeze()
@@ -112,6 +113,24 @@ class LocalEnricher:
                                 recommendation_id=str(uuid.uuid4()), model_version=model.version,
                                 strategy=strategy, recommended_at=now))
         return out
+
+    def _record(self, q: Any, events: Sequence[Event]) -> None:
+        """Write the batch to the session store. A database that refuses the write (no privilege
+        on ``recent_activity``, a read-only replica) is logged and the batch still delivered:
+        the records are the product, the store their freshness. An outage still fails the batch."""
+        import psycopg
+
+        rows = self.recorder.fresh(rows_of(events))
+        try:
+            q.record_activity(rows)
+        except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as exc:
+            self.store_failures += 1
+            if self.store_failures == 1 or self.store_failures % 100 == 0:
+                log.warning("the session store was not written (%d batch(es) so far): %s; grant this database user "
+                            "CREATE on the schema, or create recent_activity and grant it INSERT, UPDATE, DELETE",
+                            self.store_failures, str(exc).strip().splitlines()[0])
+            return
+        self.recorder.done(rows)
 
     def _sessions(self, q: Any, model: Any, shop: Any, events: Sequence[Event], stock: Filters,
                   bought: bool) -> dict[int, tuple[str, list[Item] | None]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -26,6 +27,7 @@ from recpipe.contracts import vectors as schema
 from recpipe.contracts.events import Activity, Event
 from recpipe.contracts.limits import MAX_RECENT, RECENT_TTL_S
 
+log = logging.getLogger("recpipe.vectors.sessions")
 OWNERS = ("customer", "session")
 EXPIRE_EVERY_S = 60.0
 _STEP = dt.timedelta(microseconds=1)  # orders the products of one event's history
@@ -148,6 +150,10 @@ def recent(conn: Any, owner_kind: str, owner: str | int, limit: int = MAX_RECENT
             "AND recorded_at > now() - make_interval(secs => %s) ORDER BY at DESC, product_code LIMIT %s",
             (owner_kind, str(owner), RECENT_TTL_S[owner_kind], limit), prepare=True).fetchall()
     except errors.UndefinedTable:
+        return [], None
+    except errors.InsufficientPrivilege as exc:  # serving goes on without the session: said, not hidden
+        log.warning("the session store cannot be read: %s; grant this database user SELECT on %s",
+                    str(exc).strip().splitlines()[0], schema.RECENT)
         return [], None
     customer = next((r[2] for r in rows if r[2] is not None), None)
     return [Activity(r[0], r[1]) for r in reversed(rows)], customer
