@@ -96,6 +96,13 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     return np.take_along_axis(top, order, 1)
 
 
+def target_ranks(scores: np.ndarray, target: np.ndarray, k: int = K) -> np.ndarray:
+    """Per row, the 1-based place of its ``target`` column among the row's k best, 0 if not
+    among them (next-item Hit@k: rank > 0; MRR@k: 1 / rank)."""
+    found = top_k(scores, k) == target[:, None]
+    return np.where(found.any(axis=1), found.argmax(axis=1) + 1, 0)
+
+
 def customer_quantiles(user: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Per pair, its place among the same customer's pairs in a random order, as a quantile
     ``(position + 0.5) / count`` in (0, 1). ``< f`` holds out about a share f of each customer's

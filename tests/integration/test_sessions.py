@@ -147,7 +147,7 @@ def test_the_store_survives_a_database_restart(tmp_path: Path) -> None:
 def _expected(stack: Stack, customer: int | None, recent: list[Activity], k: int = 10) -> list[str]:
     """pgvector's own top k for the session's vector, in stock, without the history or purchases."""
     with VectorQueries(stack.db) as q:
-        own = q.user_vector(customer) if customer is not None else None
+        own = q.user_vectors([customer]).get(customer) if customer is not None else None
         vector = served_encoder(stack).user_vector(own, recent, q.item_vectors([a.product_code for a in recent]))
         found = q.items_for_embedding(vector, k, exclude=sorted({a.product_code for a in recent}),
                                       filters=Filters(in_stock=True, not_bought_by=customer))

@@ -102,7 +102,7 @@ def test_the_transformation_keeps_firehoses_contract(stack: Stack, enricher: Enr
         from recpipe.inference.session import Activity
         from recpipe.vectors.query import Filters
 
-        vector = served_encoder(stack).user_vector(q.user_vector(customer), [Activity(items[0]), Activity(items[1], "cart")],
+        vector = served_encoder(stack).user_vector(q.user_vectors([customer])[customer], [Activity(items[0]), Activity(items[1], "cart")],
                                               q.item_vectors(items[:2]))
         expected = [s.id for s in q.items_for_embedding(vector, 10, exclude=items[:2],
                                                         filters=Filters(in_stock=True, not_bought_by=customer))]

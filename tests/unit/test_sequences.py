@@ -66,7 +66,9 @@ def test_the_numpy_encoder_equals_torch() -> None:
     vectors = {f"P{i}": items[i] for i in range(50)}
     one = enc.user_vector(own[0], [Activity(f"P{i}") for i in history[0] if i >= 0], vectors)
     np.testing.assert_allclose(one, want[0], atol=1e-5)
-    assert SessionEncoder.from_arrays(enc.to_arrays()).to_arrays().keys() == enc.to_arrays().keys()
+    again = SessionEncoder.from_arrays(enc.to_arrays())  # as towers.npz keeps it
+    assert again is not None
+    np.testing.assert_array_equal(again.user_vectors(own[:6], history[:6], items), want[:6])
 
 
 def test_training_the_encoder_is_deterministic_and_learns_a_planted_transition() -> None:

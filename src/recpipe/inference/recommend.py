@@ -159,7 +159,7 @@ class Recommender:
             return None
         own = None  # a visitor: what they do now says more than their city (the session alone)
         if customer_number is not None:
-            own = self.user_vector(q, shop, customer_number)
+            own = self.user_vectors(q, shop, [customer_number]).get(customer_number)
             if own is None:  # known to the shop, not at training time: their features
                 features = features or q.customer_features(customer_number)
                 if features:
@@ -171,13 +171,17 @@ class Recommender:
         return self._collect(lambda n: q.items_for_embedding(vector, n, exclude=sorted(skip), filters=filters),
                              shop, rules)
 
-    def user_vector(self, q: VectorQueries, shop: _Shop, customer_number: int) -> Any:
-        """A customer's stored embedding (None: none), read once per load of the vector database."""
-        if customer_number not in shop.users:
+    def user_vectors(self, q: VectorQueries, shop: _Shop, customers: Sequence[int]) -> dict[int, Any]:
+        """The stored embeddings of ``customers`` who have one, read once per load of the vector
+        database (one query for those not read yet)."""
+        missing = sorted({c for c in customers if c not in shop.users})
+        if missing:
+            found = q.user_vectors(missing)
             if len(shop.users) > VECTOR_CACHE:
                 shop.users.clear()
-            shop.users[customer_number] = q.user_vector(customer_number)
-        return shop.users[customer_number]
+            for c in missing:
+                shop.users[c] = found.get(c)
+        return {c: shop.users[c] for c in customers if shop.users.get(c) is not None}
 
     def item_vectors(self, q: VectorQueries, shop: _Shop, wanted: Sequence[str]) -> dict[str, Any]:
         """The loaded embeddings of ``wanted`` products, read once per load of the vector database."""

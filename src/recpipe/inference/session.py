@@ -78,30 +78,20 @@ class SessionEncoder:
     def pooled(self, recent: Sequence[Activity], vectors: Mapping[str, np.ndarray]) -> np.ndarray | None:
         """The session's unit-length vector; None when no product of it has an embedding (the
         only case: every other session gives a vector)."""
-        known = [a for a in recent if a.product_code in vectors][-self.max_recent:]
-        if not known:
-            return None
-        n = len(known)
-        weights = np.array([self.decay ** (n - 1 - j) * (self.cart if a.kind == "cart" else 1.0)
-                            for j, a in enumerate(known)])
-        stacked = np.stack([np.asarray(vectors[a.product_code], np.float64) for a in known])
-        pooled = weights @ stacked
-        if np.linalg.norm(pooled) < 1e-6:  # opposite products cancelled out: the latest one speaks
-            pooled = stacked[-1]
-        if self.transform is not None:
-            pooled = self.transform.astype(np.float64) @ pooled
-        return _unit(pooled)
+        return self.user_vector(None, recent, vectors)
 
     def user_vector(self, own: np.ndarray | None, recent: Sequence[Activity],
                     vectors: Mapping[str, np.ndarray]) -> np.ndarray | None:
         """The vector to rank with: the customer's own (None for a visitor) moved toward what
-        they are doing now; None when neither says anything."""
-        session = self.pooled(recent, vectors)
-        if session is None:
+        they are doing now; None when neither says anything. ``user_vectors`` for one shopper,
+        by product code."""
+        known = [a for a in recent if a.product_code in vectors][-self.max_recent:]
+        if not known:
             return None if own is None else _unit(np.asarray(own, np.float64)).astype(np.float32)
-        if own is None:
-            return session.astype(np.float32)
-        return _unit(self.base * _unit(np.asarray(own, np.float64)) + session).astype(np.float32)
+        items = np.stack([np.asarray(vectors[a.product_code]) for a in known])
+        mine = None if own is None else np.asarray(own)[None, :]
+        return self.user_vectors(mine, np.arange(len(known))[None, :], items,
+                                 np.array([[a.kind == "cart" for a in known]]))[0]
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

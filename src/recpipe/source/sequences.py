@@ -22,6 +22,9 @@ from typing import Any
 
 import numpy as np
 
+from recpipe import ranking
+from recpipe.contracts.limits import MAX_RECENT
+
 INTENT = 2.0  # log-weight of a product of the line the shopper just looked at
 FOLLOW = 2.5  # log-weight of one of that product's follow-ups
 FOLLOW_UPS = 3
@@ -98,9 +101,8 @@ def next_item_oracle(logits: np.ndarray, t: Transitions, history: np.ndarray) ->
     return logits + t.bonus(history[:, -1])
 
 
-HISTORY = 20  # products before the held-out one the oracle is told of (serving's MAX_RECENT)
+HISTORY = MAX_RECENT  # products before the held-out one the oracle is told of
 SAMPLE = 5_000  # customers the oracle's figures are computed for, at most
-K = 10
 
 
 def oracle_figures(choice: Any, user: np.ndarray, item: np.ndarray, rng: np.random.Generator) -> dict[str, Any]:
@@ -126,9 +128,7 @@ def oracle_figures(choice: Any, user: np.ndarray, item: np.ndarray, rng: np.rand
         scores = next_item_oracle(choice.logits(user[e]), choice.sequence, history)
         for r, (first, last) in enumerate(zip(b, e, strict=True)):
             scores[r, item[first:last]] = -np.inf  # every product they took before (the history among them)
-        top = np.argsort(-scores, axis=1)[:, :K]
-        found = top == item[e][:, None]
-        rank = np.where(found.any(axis=1), found.argmax(axis=1) + 1, 0)
+        rank = ranking.target_ranks(scores, item[e], ranking.K)
         hits += float((rank > 0).sum())
         rr += float(np.where(rank > 0, 1.0 / np.maximum(rank, 1), 0.0).sum())
     n = len(ends)

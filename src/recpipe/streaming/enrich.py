@@ -72,7 +72,7 @@ class LocalEnricher:
         self.connections = connections
         self.recommender = Recommender(models, check_every=models.check_every)
         self.k = k
-        self._cache: dict[tuple[Any, ...], Any] = {}  # answers (Ranked | None), vectors, purchases
+        self._cache: dict[tuple[Any, ...], Any] = {}  # answers (Ranked | None) and purchases
         self._version: tuple[str, Any] | None = None
         self._frozen_at: int | None = None  # cache size at the last gc.freeze()
         self.recorder = Recorder()  # what this enricher wrote to the session store
@@ -140,33 +140,30 @@ class LocalEnricher:
             return {}
         vectors = self.recommender.item_vectors(q, shop, codes([a for r in recent.values() for a in r]))
         recent = {i: r for i, r in recent.items() if any(a.product_code in vectors for a in r)}
-        customers = sorted({c for i in recent if (c := events[i].customer_number) is not None
-                            and ("vector", c) not in self._cache})
-        if customers:
-            found = q.user_vectors(customers)
-            for c in customers:
-                self._cache[("vector", c)] = found.get(c)
+        stored = self.recommender.user_vectors(q, shop, [c for i in recent if (c := events[i].customer_number)
+                                                          is not None])
         keys: dict[int, tuple[Any, ...]] = {}
         asks: dict[tuple[Any, ...], int] = {}  # a question not in the cache -> the event that asks it
         for i, r in recent.items():
             e = events[i]
-            own = self._cache.get(("vector", e.customer_number))
             who = ("visitor",) if e.customer_number is None else \
-                ("stored",) if own is not None else ("features", _features_key(e))
+                ("stored",) if e.customer_number in stored else ("features", _features_key(e))
             keys[i] = key = ("session", e.customer_number, who, tuple(r), frozenset(_left_out(e)))
             if key not in self._cache and key not in asks:
                 asks[key] = i
         if asks:
             wanted = list(asks)
             asking = [events[asks[k]] for k in wanted]
-            found = q.items_for_embeddings(self._session_vectors(model, vectors, asking, [recent[asks[k]] for k in wanted]),
+            found = q.items_for_embeddings(self._session_vectors(model, vectors, stored, asking,
+                                                                 [recent[asks[k]] for k in wanted]),
                                            self.k, filters=stock, skip_each=[sorted(_left_out(e)) for e in asking],
                                            buyers=[e.customer_number if bought else None for e in asking])
             for key, items in zip(wanted, found, strict=True):
                 self._cache[key] = _ranked(items)
         return {i: ("session", _top(self._cache[key] or [], set(), self.k)) for i, key in keys.items()}
 
-    def _session_vectors(self, model: Any, vectors: dict[str, Any], events: list[Event],
+    @staticmethod
+    def _session_vectors(model: Any, vectors: dict[str, Any], stored: dict[int, Any], events: list[Event],
                          recent: list[list[Activity]]) -> np.ndarray:
         """Every asking event's session vector in one pass (``SessionEncoder.user_vectors``): a
         customer's own vector is their stored one, else their features'; a visitor has none."""
@@ -183,9 +180,8 @@ class LocalEnricher:
             known = [a for a in r if a.product_code in index][-width:]
             history[j, width - len(known):] = [index[a.product_code] for a in known]
             cart[j, width - len(known):] = [a.kind == "cart" for a in known]
-            stored = self._cache.get(("vector", e.customer_number))
-            if stored is not None:
-                own[j], has_own[j] = stored, True
+            if e.customer_number in stored:
+                own[j], has_own[j] = stored[e.customer_number], True
             elif e.customer_number is not None:
                 by_features.append(j)
         if by_features:

@@ -37,7 +37,7 @@ SCORE = "cosine similarity of the L2-normalised embeddings (trained as softmax l
 def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     hp = options.hp
     seq = Sequences.of(data.user, data.order) if data.order is not None else None
-    latest = seq.last() if seq is not None else None
+    latest = seq.last() if seq is not None else np.zeros(0, np.int64)  # each customer's latest interaction
     s = interaction_split(data, seed=hp.seed, validation=options.validation, test=options.test_share,
                           cold=options.cold_start, latest=latest)
     if hp.batch_size is None:
@@ -56,12 +56,12 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     evaluated = Trained("retrieval", SCORE, model, p, True, [run], {}, s.describe(), hp)
     towers = evaluated.towers(customer_ids, product_ids)
     # Cold-start customers were not in training: their ids have no embedding, features decide.
-    mine = ranking.embeddings(towers.user(p.xu, customer_ids), towers.item(p.xi, product_ids))
+    users, items = towers.user(p.xu, customer_ids), towers.item(p.xi, product_ids)
+    mine = ranking.embeddings(users, items)
     metrics: dict[str, Any] = {"objective": "retrieval", **h.score(mine, mine)}
     metrics["baselines"] = _baselines(data, s, h, p, options, progress)
-    users, items = towers.user(p.xu, customer_ids), towers.item(p.xi, product_ids)
     session: dict[str, Any] = {"trained": False, "why": "the dataset has no time order (no orders in the source)"}
-    if seq is not None and latest is not None:
+    if seq is not None:
         progress.status("training the session encoder on the validation interactions, in time order")
         known = np.concatenate([s.train, s.validation])
         fitted = fit_session(users, items, Examples.of(seq, s.validation, data.user, data.item),
@@ -72,7 +72,7 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
         lam = metrics["baselines"].get("ease", {}).get("lambda")
         truth, why = baselines.next_item_oracle(data)
         metrics["next_item"] = next_item.evaluate(
-            data.user, data.item, n_users, n_items, np.concatenate([s.train, s.validation]), seq,
+            data.user, data.item, n_users, n_items, known, seq,
             latest[np.isin(latest, s.test)], seq.last(s.cold_users), users, items, fitted.encoder, lam, truth)
         if truth is None:
             metrics["next_item"]["oracle"] = {"skipped": why}
@@ -92,7 +92,7 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     # The refit leaves out each customer's latest interaction, and the session encoder learns
     # from those: next items the towers have not memorised, as serving meets them.
     every = np.arange(len(data))
-    towers_on = np.setdiff1d(every, latest) if latest is not None and len(latest) else every
+    towers_on = np.setdiff1d(every, latest)
     progress.status(f"refitting on {len(towers_on):,} of {len(data):,} interactions for {best_epochs} epochs")
     q = prepare(data, towers_on)
     torch.manual_seed(hp.seed)
@@ -105,7 +105,7 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
                         {"published": {"trained_on": trained_on, "epochs": best_epochs, "interactions": len(towers_on),
                                        "left_to_the_session_encoder": len(every) - len(towers_on),
                                        "seconds": round(refit.history[-1].seconds, 3) if refit.history else 0.0}})
-    if seq is not None and latest is not None and len(latest):
+    if seq is not None and len(latest):
         progress.status("training the published session encoder on each customer's latest interaction")
         t = published.towers(customer_ids, product_ids)
         fitted = fit_session(t.user(q.xu, customer_ids), t.item(q.xi, product_ids),

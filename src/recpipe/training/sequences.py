@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recpipe.contracts.limits import MAX_RECENT
-from recpipe.ranking import top_k
+from recpipe.ranking import target_ranks
 
 K = 10
 
@@ -110,9 +110,7 @@ def next_item(scores: Scores, ex: Examples, n_items: int, seen_user: np.ndarray 
             known = seen.get(int(ex.user[i]))
             if known is not None:
                 s[j, known[known != ex.item[i]]] = -np.inf
-        top = top_k(s, K)
-        found = top == ex.item[idx][:, None]
-        rank = np.where(found.any(axis=1), found.argmax(axis=1) + 1, 0)
+        rank = target_ranks(s, ex.item[idx], K)
         hits += float((rank > 0).sum())
         rr += float(np.where(rank > 0, 1.0 / np.maximum(rank, 1), 0.0).sum())
     return {"hit_at_10": hits / len(ex), "mrr_at_10": rr / len(ex), "examples": len(ex)}

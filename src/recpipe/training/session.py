@@ -81,7 +81,7 @@ def fit_session(users: np.ndarray, items: np.ndarray, ex: Examples, *, temperatu
     alone (``base`` → ∞), the one that ranks the held-out fifth best for known customers is
     kept (visitors are served alike by all but the untrained)."""
     default = SessionEncoder()
-    lookup = _Owned(owned) if owned is not None else None
+    lookup = _Owned(owned, len(users)) if owned is not None else None
     if len(ex) < 10:
         return SessionFit(default, {"trained": False, "why": f"{len(ex)} next-item examples: too few to learn from"})
     rng = np.random.default_rng(seed)
@@ -141,15 +141,14 @@ def fit_session(users: np.ndarray, items: np.ndarray, ex: Examples, *, temperatu
 class _Owned:
     """Each customer's products, for leaving them out of their softmax."""
 
-    def __init__(self, owned: tuple[np.ndarray, np.ndarray]) -> None:
+    def __init__(self, owned: tuple[np.ndarray, np.ndarray], n_users: int) -> None:
         user, item = owned
         order = np.argsort(user, kind="stable")
         self.items = item[order]
-        self.start = np.searchsorted(user[order], np.arange(int(user.max()) + 2 if len(user) else 1))
+        self.start = np.searchsorted(user[order], np.arange(n_users + 1))  # customer u: start[u]..start[u + 1]
 
     def pairs(self, users: np.ndarray, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row, item) of every product the customers of ``users`` had, but each row's ``keep``."""
-        users = np.minimum(users, len(self.start) - 2)
         lo, hi = self.start[users], self.start[users + 1]
         n = hi - lo
         rows = np.repeat(np.arange(len(users)), n)

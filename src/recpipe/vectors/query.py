@@ -22,6 +22,7 @@ from recpipe.contracts.artifacts import EMBEDDING_DIM
 from recpipe.contracts.limits import DEFAULT_EF_SEARCH, MAX_EF_SEARCH, MAX_K
 from recpipe.contracts.vectors import Scored
 from recpipe.errors import InputError, NotFound, NotPublished
+from recpipe.vectors import sessions
 from recpipe.vectors.connect import connect, has_table
 
 T = TypeVar("T")
@@ -151,10 +152,6 @@ class VectorQueries:
                                 (list(codes),))
         return {r[0]: np.asarray(r[1], np.float32) for r in rows}
 
-    def user_vector(self, customer_number: int) -> np.ndarray | None:
-        """A customer's stored embedding (None: none is loaded for them)."""
-        return self.user_vectors([customer_number]).get(int(customer_number))
-
     def user_vectors(self, customer_numbers: Sequence[int]) -> dict[int, np.ndarray]:
         """The stored embeddings of those customers who have one."""
         if not customer_numbers:
@@ -165,14 +162,10 @@ class VectorQueries:
 
     def recent(self, owner_kind: str, owner: str | int) -> tuple[list[Any], int | None]:
         """``sessions.recent`` on this connection: an owner's recent products, oldest first."""
-        from recpipe.vectors import sessions
-
         return sessions.recent(self._conn, owner_kind, owner)
 
     def record_activity(self, rows: Sequence[Any]) -> int:
         """``sessions.record`` on this connection."""
-        from recpipe.vectors import sessions
-
         return sessions.record(self._conn, rows)
 
     # -- the shop around the vectors (loaded from the source by `vectors load`) -------------
