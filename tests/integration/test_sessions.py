@@ -12,14 +12,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import psycopg
 import pytest
+from pgvector.psycopg import register_vector
 
 from recpipe.adapters import open_vectors
 from recpipe.contracts.events import Activity, Event
 from recpipe.contracts.limits import MAX_RECENT, RECENT_TTL_S
 from recpipe.streaming.transform import enricher_from_settings, transform
-from recpipe.vectors import sessions
+from recpipe.vectors import matrix, sessions
 from recpipe.vectors.connect import connect
 from recpipe.vectors.query import Filters, VectorQueries
 from tests.support.stack import Stack, served_encoder
@@ -199,6 +201,42 @@ def test_a_visitors_session_is_served_by_its_id(http: httpx.Client, stack: Stack
     known = http.get("/sessions/known-session/recommendations").json()
     assert known["customer_number"] == customer and known["strategy"] == "session"
     assert [i["id"] for i in known["items"]] == _expected(stack, customer, [Activity(c) for c in browsed])
+
+
+def test_in_process_ranking_is_pgvectors_exact_answer(stack: Stack) -> None:
+    """The stream ranks a small catalog in process (vectors.matrix): the same products, order
+    and scores as pgvector's exact search with the same filters."""
+    rng = np.random.default_rng(7)
+    with VectorQueries(stack.db) as q:
+        m = q.read(matrix.read)
+        assert m is not None and len(m) == rows(stack, "SELECT count(*) FROM item_emb")[0][0]
+        queries = rng.normal(size=(40, m.vectors.shape[1]))
+        leave = [set(rng.choice(m.ids, size=6, replace=False).tolist()) for _ in queries]
+        got = m.top(queries, 10, [m.rows(s) for s in leave], in_stock=True)
+    with psycopg.connect(stack.db.conninfo()) as c:
+        register_vector(c)
+        c.execute("SET enable_indexscan = off")
+        for query, skip, mine in zip(queries, leave, got, strict=True):
+            exact = c.execute("SELECT id, 1 - (embedding <=> %(v)s) FROM item_emb WHERE quantity_in_stock > 0 "
+                              "AND id <> ALL(%(skip)s) ORDER BY embedding <=> %(v)s, id COLLATE \"C\" LIMIT 10",
+                              {"v": query.astype(np.float32), "skip": sorted(skip)}).fetchall()
+            assert [s.id for s in mine] == [r[0] for r in exact]
+            assert np.allclose([s.score for s in mine], [r[1] for r in exact], atol=1e-5)
+
+
+def test_the_stream_answers_alike_through_the_index_when_the_catalog_is_large(
+        stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above matrix.EXACT_MAX_ITEMS the stream asks pgvector's index, with the same filters."""
+    codes = [r[0] for r in rows(stack, "SELECT id FROM item_emb ORDER BY id")]
+    customers = [r[0] for r in rows(stack, "SELECT id FROM user_emb ORDER BY id LIMIT 6")]
+    events = [event(f"alike-{i}", customers[i] if i < len(customers) else None, codes[i * 3:i * 3 + 3 + i],
+                    cart=(codes[i * 3],)) for i in range(10)]
+    in_process = deliver(stack, events)
+    monkeypatch.setattr(matrix, "EXACT_MAX_ITEMS", 0)
+    indexed = deliver(stack, events)
+    assert [r["strategy"] for r in in_process] == ["session"] * 10
+    assert [[i["id"] for i in r["recommended_items"]] for r in indexed] == \
+        [[i["id"] for i in r["recommended_items"]] for r in in_process]
 
 
 def test_a_database_user_without_rights_on_the_store_still_gets_every_record_enriched(

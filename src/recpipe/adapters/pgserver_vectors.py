@@ -9,6 +9,7 @@ processes, reuse the running server; ``recpipe vectors stop`` stops it. Everythi
 from __future__ import annotations
 
 import os
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -18,6 +19,9 @@ from recpipe.errors import ServiceError, require
 # Server settings of the embedded PostgreSQL (a real server is configured by its owner).
 SETTINGS = {"shared_buffers": "1GB"}
 STOP_SECONDS = 60.0  # pg_ctl's own wait
+# pgserver's process lock (fasteners) is not for threads: two threads of one process starting
+# the server at once failed with "Unable to release an unaquired lock". One at a time.
+_STARTING = threading.Lock()
 
 
 _UNITS = {"B": 1, "kB": 1024, "8kB": 8192, "MB": 1024**2, "GB": 1024**3}
@@ -52,6 +56,10 @@ class EmbeddedPostgres:
                                hint=f"see {log}; or set {self.setting} to a postgresql:// server") from exc
 
     def conninfo(self) -> str:
+        with _STARTING:
+            return self._conninfo()
+
+    def _conninfo(self) -> str:
         server = self._server()
         try:
             server.ensure_postgres_running()  # pgserver caches a handle per process: it may have been stopped since

@@ -25,6 +25,7 @@ import gc
 import logging
 import uuid
 from collections.abc import Sequence
+from concurrent import futures
 from typing import Any, Protocol
 
 import numpy as np
@@ -32,7 +33,6 @@ import numpy as np
 from recpipe.contracts.events import (
     SIMILAR_ROUNDS,
     STREAM_K,
-    Activity,
     EnrichedRecord,
     Event,
     Item,
@@ -43,9 +43,9 @@ from recpipe.contracts.vectors import Scored
 from recpipe.inference.connections import Connections
 from recpipe.inference.model import ModelSource
 from recpipe.inference.recommend import Recommender
-from recpipe.inference.session import codes
+from recpipe.vectors import matrix
 from recpipe.vectors.query import Filters
-from recpipe.vectors.sessions import Recorder, rows_of
+from recpipe.vectors.sessions import Recorder, Row, rows_of
 
 log = logging.getLogger("recpipe.streaming.enrich")
 K = STREAM_K
@@ -77,11 +77,25 @@ class LocalEnricher:
         self._frozen_at: int | None = None  # cache size at the last gc.freeze()
         self.recorder = Recorder()  # what this enricher wrote to the session store
         self.store_failures = 0  # batches the session store refused (logged)
+        self._writer = futures.ThreadPoolExecutor(1, thread_name_prefix="recpipe-session-store")
+        self._matrix: matrix.ItemMatrix | None = None  # the loaded item vectors, if few enough to rank here
 
     def enrich(self, events: Sequence[Event]) -> list[EnrichedRecord]:
         """One enriched record per event, in order. A database outage raises ServiceError."""
         if not events:
             return []
+        # the session store is written on a second connection while the batch is enriched on
+        # this one: the database works on one core while Python works on the other
+        writing = self._writer.submit(self._record, self.recorder.fresh(rows_of(events)))
+        try:
+            out = self._enrich(events)
+        except BaseException:
+            futures.wait([writing])
+            raise
+        writing.result()
+        return out
+
+    def _enrich(self, events: Sequence[Event]) -> list[EnrichedRecord]:
         stock = Filters(in_stock=True)
         with self.connections.queries() as q:
             shop = self.recommender.shop(q)
@@ -90,15 +104,17 @@ class LocalEnricher:
                 self._cache.clear()  # its entries hold no cycles: freed at once, frozen or not
                 self._version = (model.version, shop.loaded_at)
                 self._frozen_at = None
+                self._matrix = q.read(matrix.read)
             bought = bool(shop.popular)  # purchases are loaded: leave out what each customer bought
             sessions = self._sessions(q, model, shop, events, stock, bought)
             rest = [e for i, e in enumerate(events) if i not in sessions]
             self._fill_users(q, rest, stock, bought)
             self._fill_features(q, model, rest, stock, bought)
             answers = [sessions[i] if i in sessions else self._answer(e, bought) for i, e in enumerate(events)]
-            self._fill_bought(q, events, answers, bought)
+            if bought:
+                self._purchases(q, [e.customer_number for e, (_s, items) in zip(events, answers, strict=True)
+                                    if items is None and e.customer_number is not None])
             similar = self._similar(q, events, stock)
-            self._record(q, events)
         popular = self._popular(shop, events)
         if self._frozen_at is None or len(self._cache) - self._frozen_at >= FREEZE_EVERY:
             gc.freeze()
@@ -114,15 +130,16 @@ class LocalEnricher:
                                 strategy=strategy, recommended_at=now))
         return out
 
-    def _record(self, q: Any, events: Sequence[Event]) -> None:
-        """Write the batch to the session store. A database that refuses the write (no privilege
-        on ``recent_activity``, a read-only replica) is logged and the batch still delivered:
-        the records are the product, the store their freshness. An outage still fails the batch."""
+    def _record(self, rows: list[Row]) -> None:
+        """Write the batch to the session store (on the writer's thread and connection). A
+        database that refuses the write (no privilege on ``recent_activity``, a read-only replica)
+        is logged and the batch still delivered: the records are the product, the store their
+        freshness. An outage still fails the batch."""
         import psycopg
 
-        rows = self.recorder.fresh(rows_of(events))
         try:
-            q.record_activity(rows)
+            with self.connections.queries() as q:
+                q.record_activity(rows)
         except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as exc:
             self.store_failures += 1
             if self.store_failures == 1 or self.store_failures % 100 == 0:
@@ -134,52 +151,50 @@ class LocalEnricher:
 
     def _sessions(self, q: Any, model: Any, shop: Any, events: Sequence[Event], stock: Filters,
                   bought: bool) -> dict[int, tuple[str, list[Item] | None]]:
-        """The session strategy's answers, for the events whose history has a product the model knows."""
-        recent = {i: Activity.of(e)[-MAX_RECENT:] for i, e in enumerate(events) if e.browse_history}
-        if not recent:
+        """The session strategy's answers, for the events whose history has a product the model
+        knows. Not cached: nearly every event asks a new question (its click changed the session)."""
+        asking = [i for i, e in enumerate(events) if e.browse_history]
+        if not asking:
             return {}
-        vectors = self.recommender.item_vectors(q, shop, codes([a for r in recent.values() for a in r]))
-        recent = {i: r for i, r in recent.items() if any(a.product_code in vectors for a in r)}
-        stored = self.recommender.user_vectors(q, shop, [c for i in recent if (c := events[i].customer_number)
-                                                          is not None])
-        keys: dict[int, tuple[Any, ...]] = {}
-        asks: dict[tuple[Any, ...], int] = {}  # a question not in the cache -> the event that asks it
-        for i, r in recent.items():
-            e = events[i]
-            who = ("visitor",) if e.customer_number is None else \
-                ("stored",) if e.customer_number in stored else ("features", _features_key(e))
-            keys[i] = key = ("session", e.customer_number, who, tuple(r), frozenset(_left_out(e)))
-            if key not in self._cache and key not in asks:
-                asks[key] = i
-        if asks:
-            wanted = list(asks)
-            asking = [events[asks[k]] for k in wanted]
-            found = q.items_for_embeddings(self._session_vectors(model, vectors, stored, asking,
-                                                                 [recent[asks[k]] for k in wanted]),
-                                           self.k, filters=stock, skip_each=[sorted(_left_out(e)) for e in asking],
-                                           buyers=[e.customer_number if bought else None for e in asking])
-            for key, items in zip(wanted, found, strict=True):
-                self._cache[key] = _ranked(items)
-        return {i: ("session", _top(self._cache[key] or [], set(), self.k)) for i, key in keys.items()}
+        m = self._matrix
+        if m is not None:
+            index, items = m.index, m.vectors
+        else:
+            vectors = self.recommender.item_vectors(q, shop, list(dict.fromkeys(
+                b.product_code for i in asking for b in events[i].browse_history[-MAX_RECENT:])))
+            if not vectors:
+                return {}
+            index = {c: n for n, c in enumerate(vectors)}
+            items = np.stack(list(vectors.values()))
+        history, cart, known = _histories(model.session.max_recent, [events[i] for i in asking], index)
+        asking = [i for i, ok in zip(asking, known, strict=True) if ok]
+        if not asking:
+            return {}
+        asked = [events[i] for i in asking]
+        stored = self.recommender.user_vectors(q, shop, [c for e in asked if (c := e.customer_number) is not None])
+        queries = self._session_vectors(model, items, history[known], cart[known], stored, asked)
+        if m is not None:  # ranked in process (vectors.matrix): pgvector's exact answer, a fraction of the cost
+            if bought:
+                self._purchases(q, [c for e in asked if (c := e.customer_number) is not None])
+            leave_out = [m.rows(_left_out(e) | (self._bought(e) if bought else set())) for e in asked]
+            found = m.top(queries, self.k, leave_out, in_stock=stock.in_stock)
+        else:
+            found = q.items_for_embeddings(queries, self.k, filters=stock,
+                                           skip_each=[sorted(_left_out(e)) for e in asked],
+                                           buyers=[e.customer_number if bought else None for e in asked])
+        return {i: ("session", [{"id": str(s.id), "score": round(s.score, 6)} for s in items_])
+                for i, items_ in zip(asking, found, strict=True)}
 
     @staticmethod
-    def _session_vectors(model: Any, vectors: dict[str, Any], stored: dict[int, Any], events: list[Event],
-                         recent: list[list[Activity]]) -> np.ndarray:
-        """Every asking event's session vector in one pass (``SessionEncoder.user_vectors``): a
-        customer's own vector is their stored one, else their features'; a visitor has none."""
-        enc = model.session
-        codes_ = list(vectors)
-        index = {c: n for n, c in enumerate(codes_)}
-        width = enc.max_recent
-        history = np.full((len(events), width), -1, dtype=np.int64)
-        cart = np.zeros((len(events), width), dtype=bool)
-        own = np.zeros((len(events), len(vectors[codes_[0]])), dtype=np.float32)
+    def _session_vectors(model: Any, items: np.ndarray, history: np.ndarray, cart: np.ndarray,
+                         stored: dict[int, Any], events: list[Event]) -> np.ndarray:
+        """Every asking event's session vector in one pass (``SessionEncoder.user_vectors``;
+        ``history`` holds rows of ``items``): a customer's own vector is their stored one, else
+        their features'; a visitor has none."""
+        own = np.zeros((len(events), items.shape[1]), dtype=np.float32)
         has_own = np.zeros(len(events), dtype=bool)
         by_features = []
-        for j, (e, r) in enumerate(zip(events, recent, strict=True)):
-            known = [a for a in r if a.product_code in index][-width:]
-            history[j, width - len(known):] = [index[a.product_code] for a in known]
-            cart[j, width - len(known):] = [a.kind == "cart" for a in known]
+        for j, e in enumerate(events):
             if e.customer_number in stored:
                 own[j], has_own[j] = stored[e.customer_number], True
             elif e.customer_number is not None:
@@ -188,7 +203,7 @@ class LocalEnricher:
             embedded, usable = model.user_embeddings([events[j].features() for j in by_features])
             for j, vector, ok in zip(by_features, embedded, usable, strict=True):
                 own[j], has_own[j] = vector, bool(ok)
-        return enc.user_vectors(own, history, np.stack([vectors[c] for c in codes_]), cart, has_own)
+        return model.session.user_vectors(own, history, items, cart, has_own)
 
     # -- what to ask the vector database: only what the cache does not know --------------------------
     def _fill_users(self, q: Any, events: Sequence[Event], stock: Filters, bought: bool) -> None:
@@ -228,13 +243,13 @@ class LocalEnricher:
                 return strategy, _top(found, _left_out(e), self.k)
         return "popular", None
 
-    def _fill_bought(self, q: Any, events: Sequence[Event], answers: list[Any], bought: bool) -> None:
-        """What the known customers who get the popular items bought (rare: they have no vector)."""
-        if not bought:
-            return
-        for e, (_strategy, items) in zip(events, answers, strict=True):
-            if items is None and e.customer_number is not None and ("bought", e.customer_number) not in self._cache:
-                self._cache[("bought", e.customer_number)] = frozenset(q.bought(e.customer_number))
+    def _purchases(self, q: Any, customers: Sequence[int]) -> None:
+        """What these customers bought, read once per load (one query for those not read yet)."""
+        missing = sorted({c for c in customers if ("bought", c) not in self._cache})
+        if missing:
+            found = q.bought_many(missing)
+            for c in missing:
+                self._cache[("bought", c)] = frozenset(found.get(c, ()))
 
     def _bought(self, e: Event) -> set[str]:
         return set(self._cache.get(("bought", e.customer_number)) or ())
@@ -266,6 +281,22 @@ class LocalEnricher:
                     out[i] = (code, found)
             waiting = [i for i in waiting if out[i][0] is None]
         return out
+
+
+def _histories(width: int, events: Sequence[Event], index: dict[str, int]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each event's last ``MAX_RECENT`` products that have a row in ``index``, the latest
+    ``width`` of them as rows (oldest first, -1 padded on the left), which of them are in the
+    cart, and whether the event has any."""
+    history = np.full((len(events), width), -1, dtype=np.int64)
+    cart = np.zeros((len(events), width), dtype=bool)
+    for j, e in enumerate(events):
+        known = [(index[b.product_code], b.in_shopping_cart) for b in e.browse_history[-MAX_RECENT:]
+                 if b.product_code in index][-width:]
+        if known:
+            history[j, width - len(known):] = [r for r, _ in known]
+            cart[j, width - len(known):] = [c for _, c in known]
+    return history, cart, history[:, -1] >= 0
 
 
 def _features_key(e: Event) -> tuple[Any, ...]:

@@ -113,15 +113,13 @@ class Shoppers:
         walk = self.choice.sequence if self.choice is not None else None
         if walk is None:
             return np.argsort(-(logits + self.rng.gumbel(size=len(self.products))))[:MAX_HISTORY]
-        taken = np.zeros(len(self.products), dtype=bool)
         order: list[int] = []
-        for _ in range(min(MAX_HISTORY, len(self.products))):
-            keys = logits + self.rng.gumbel(size=len(self.products))
+        for noise in self.rng.gumbel(size=(min(MAX_HISTORY, len(self.products)), len(self.products))):
+            keys = logits + noise
             if order:
-                keys = keys + walk.bonus(np.array([order[-1]]))[0]
-            keys[taken] = -np.inf
+                keys += walk.after(order[-1])
+                keys[order] = -np.inf
             order.append(int(np.argmax(keys)))
-            taken[order[-1]] = True
         return np.array(order, dtype=np.int64)
 
     def _new_session(self) -> dict[str, Any]:

@@ -186,6 +186,13 @@ class VectorQueries:
         return [r[0] for r in self._shop_rows(
             f"SELECT product_code FROM {schema.PURCHASES} WHERE customer_number = %s", (customer_number,))]
 
+    def bought_many(self, customer_numbers: Sequence[int]) -> dict[int, list[str]]:
+        """What each of these customers bought (those who bought nothing are left out)."""
+        rows = self._shop_rows(f"SELECT customer_number, array_agg(product_code) FROM {schema.PURCHASES} "
+                               "WHERE customer_number = ANY(%s::int[]) GROUP BY customer_number",
+                               ([int(c) for c in customer_numbers],)) if customer_numbers else []
+        return {int(c): list(codes) for c, codes in rows}
+
     def popularity(self) -> list[tuple[str, str | None, int | None, int]]:
         """Every catalog product with its number of buyers, most bought first, ties by id."""
         return [tuple(r) for r in self._shop_rows(
