@@ -107,3 +107,25 @@ def test_only_an_events_latest_max_recent_products_are_recorded() -> None:
 def test_activity_of_an_event(kind: str) -> None:
     e = event("s", None, [("A", kind == "cart")], "2026-12-01T10:00:00Z")
     assert Activity.of(e) == [Activity("A", kind)]
+
+
+def test_a_carried_encoder_ranks_the_refits_vectors_as_it_ranked_the_evaluated_ones() -> None:
+    """A refit is another basis of the same geometry: the transform turned with it gives the
+    same session vectors, turned; a refit unlike the evaluated towers drops the transform."""
+    from recpipe.training.session import carry
+
+    rng = np.random.default_rng(3)
+    old = rng.normal(size=(60, 8))
+    rotation, _ = np.linalg.qr(rng.normal(size=(8, 8)))
+    new = old @ rotation
+    enc = SessionEncoder(decay=0.7, base=1.3, transform=(np.eye(8) + 0.3 * rng.normal(size=(8, 8))).astype(np.float32))
+    carried, said = carry(enc, old, new)
+    assert said["transform"] == "rotated into the refit's basis" and said["alignment"] > 0.999
+    assert (carried.decay, carried.base) == (0.7, 1.3)
+    history = np.array([[-1, 4, 9, 17]])
+    before = enc.user_vectors(None, history, old.astype(np.float32))
+    after = carried.user_vectors(None, history, new.astype(np.float32))
+    assert np.allclose(before @ rotation, after, atol=1e-5)
+    unrelated, said = carry(enc, old, rng.normal(size=(60, 8)))
+    assert unrelated.transform is None and said["transform"] == "dropped"
+    assert carry(SessionEncoder(), old, new)[1] == {"transform": "none (the identity)"}

@@ -70,8 +70,9 @@ CREATE_RECENT = (f"CREATE TABLE IF NOT EXISTS {RECENT} (owner_kind varchar(8) NO
                  "product_code varchar NOT NULL, kind varchar(8) NOT NULL, at timestamptz NOT NULL, "
                  "recorded_at timestamptz NOT NULL DEFAULT now(), customer_number integer, "
                  "PRIMARY KEY (owner_kind, owner, product_code))")
-CREATE_RECENT_INDEXES = (f"CREATE INDEX IF NOT EXISTS {RECENT}_latest ON {RECENT} (owner_kind, owner, at DESC)",
-                         f"CREATE INDEX IF NOT EXISTS {RECENT}_recorded ON {RECENT} (recorded_at)")
+# No secondary index: a read takes one owner's rows by the primary key's prefix (at most a few
+# dozen) and sorts them; an index on ``at`` or ``recorded_at`` doubled the cost of each write
+# (bench/stream.py), and the expiry that would use one runs once every few minutes.
 
 CREATE_META = (f"CREATE TABLE IF NOT EXISTS {META} (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), "
                "model_version text, artifacts text, items integer, users integer, catalog integer, loaded_at timestamptz)")

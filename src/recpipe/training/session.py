@@ -138,6 +138,32 @@ def fit_session(users: np.ndarray, items: np.ndarray, ex: Examples, *, temperatu
     return SessionFit(chosen, report)
 
 
+def carry(encoder: SessionEncoder, old: np.ndarray, new: np.ndarray, *, floor: float = 0.5
+          ) -> tuple[SessionEncoder, dict[str, Any]]:
+    """``encoder``, fitted on towers whose item vectors are ``old``, for towers that give the same
+    products ``new`` (a refit: another basis of about the same geometry). Its scalars carry as
+    they are; its transform is turned by the rotation that best maps ``old`` onto ``new``
+    (orthogonal Procrustes), unless that rotation leaves the two further apart than ``floor``
+    (mean cosine), when the transform is dropped (the identity: the untrained pooling)."""
+    if encoder.transform is None:
+        return encoder, {"transform": "none (the identity)"}
+    u, _, vt = np.linalg.svd(old.astype(np.float64).T @ new.astype(np.float64))
+    rotation = u @ vt  # rows: old @ rotation ≈ new
+    moved = old @ rotation
+    fit = float(np.mean(np.sum(_unit(moved) * _unit(new), axis=1)))
+    if fit < floor:
+        return replace(encoder, transform=None), {
+            "transform": "dropped", "alignment": round(fit, 4),
+            "why": f"the refit's item vectors match the evaluated ones only to a mean cosine of {fit:.2f}"}
+    transform = rotation.T @ encoder.transform.astype(np.float64) @ rotation
+    return replace(encoder, transform=transform.astype(np.float32)), {
+        "transform": "rotated into the refit's basis", "alignment": round(fit, 4)}
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
 class _Owned:
     """Each customer's products, for leaving them out of their softmax."""
 

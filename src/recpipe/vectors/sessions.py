@@ -5,7 +5,7 @@ reads it (``recent``). Per owner — a customer number, or a session id — the 
 latest ``MAX_RECENT`` products with their kind (``browse``/``cart``) and time; a product seen
 again moves to the front. A product stays recent for ``RECENT_TTL_S`` after it was recorded
 (not after its event time: replayed old events are still what the shopper did last); expired
-rows are ignored at once and deleted by the next writer, at most once a minute.
+rows are ignored at once and deleted by the next writer, at most once every five minutes.
 
 Writers may run at once (Firehose retries, several transformations): each takes the advisory
 locks of the owners it writes, in one order, so two writers never deadlock, and an upsert is
@@ -30,7 +30,7 @@ from recpipe.contracts.limits import MAX_RECENT, RECENT_TTL_S
 
 log = logging.getLogger("recpipe.vectors.sessions")
 OWNERS = ("customer", "session")
-EXPIRE_EVERY_S = 60.0
+EXPIRE_EVERY_S = 300.0  # reads ignore expired rows at once; this only bounds the table
 _STEP = dt.timedelta(microseconds=1)  # orders the products of one event's history
 _expired_at = 0.0
 _expire_lock = threading.Lock()
@@ -96,8 +96,6 @@ def ensure(conn: Any) -> None:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("create", schema.RECENT),))
         try:
             conn.execute(schema.CREATE_RECENT)
-            for statement in schema.CREATE_RECENT_INDEXES:
-                conn.execute(statement)
         except errors.UniqueViolation:  # created by a writer that did not take the lock (an older one)
             pass
 
