@@ -36,7 +36,7 @@ def test_best_first_by_cosine_not_by_length() -> None:
 
 def test_equal_scores_are_ordered_by_id_even_across_the_kth_place() -> None:
     same = [[1.0, 0.0]] * 5
-    m = matrix(np.array(same + [[0.0, 1.0]]), ids=["E", "C", "A", "D", "B", "Z"])
+    m = matrix(np.array([*same, [0.0, 1.0]]), ids=["E", "C", "A", "D", "B", "Z"])
     assert [s.id for s in m.top(np.array([[1.0, 0.0]]), 2, [m.rows([])])[0]] == ["A", "B"]
     assert [s.id for s in m.top(np.array([[1.0, 0.0]]), 2, [m.rows(["A"])])[0]] == ["B", "C"]
 

@@ -19,9 +19,31 @@ def test_sequences_follow_each_customers_order_and_skip_the_unknown() -> None:
     assert s.position.tolist() == [2, 0, 1, 0, 1, -1]
     assert s.last().tolist() == [0, 4]  # each customer's latest with something before it
     assert s.last(np.array([1])).tolist() == [4]
+    assert s.last(back=2).tolist() == [2]  # customer 0's one before the latest; customer 1's has nothing before it
+    assert s.last(back=3).tolist() == []
     item = np.array([10, 11, 12, 13, 14, 15])
     assert s.histories(np.array([0, 4, 1, 5]), item, length=3).tolist() == [
         [-1, 11, 12], [-1, -1, 13], [-1, -1, -1], [-1, -1, -1]]
+
+
+def test_the_split_keeps_each_latest_for_the_test_and_the_one_before_for_the_validation() -> None:
+    import pyarrow as pa
+
+    from recpipe.training.dataset import Ratings, interaction_split
+
+    n = 60
+    user = np.repeat(np.arange(6), 10)
+    order = np.tile(np.arange(10), 6)
+    data = Ratings(user=user, item=np.arange(n) % 17, rating=np.ones(n, np.float32),
+                   users=pa.table({"customerNumber": np.arange(6)}), items=pa.table({"productCode": [str(i) for i in
+                                                                                                  range(17)]}),
+                   manifest=None, order=order)  # type: ignore[arg-type]  # the split reads no manifest
+    s = Sequences.of(user, order)
+    latest, before = s.last(), s.last(back=2)
+    split = interaction_split(data, seed=1, cold=0.0, latest=latest, before_latest=before)
+    assert set(latest) <= set(split.test) and set(before) <= set(split.validation)
+    assert not set(before) & (set(split.train) | set(split.test))
+    assert sorted([*split.train, *split.validation, *split.test]) == list(range(n))
 
 
 def test_next_item_by_hand() -> None:

@@ -173,17 +173,22 @@ class LocalEnricher:
         asked = [events[i] for i in asking]
         stored = self.recommender.user_vectors(q, shop, [c for e in asked if (c := e.customer_number) is not None])
         queries = self._session_vectors(model, items, history[known], cart[known], stored, asked)
-        if m is not None:  # ranked in process (vectors.matrix): pgvector's exact answer, a fraction of the cost
-            if bought:
-                self._purchases(q, [c for e in asked if (c := e.customer_number) is not None])
-            leave_out = [m.rows(_left_out(e) | (self._bought(e) if bought else set())) for e in asked]
-            found = m.top(queries, self.k, leave_out, in_stock=stock.in_stock)
-        else:
+        if m is None:  # a catalog too large to rank here: pgvector's index
             found = q.items_for_embeddings(queries, self.k, filters=stock,
                                            skip_each=[sorted(_left_out(e)) for e in asked],
                                            buyers=[e.customer_number if bought else None for e in asked])
-        return {i: ("session", [{"id": str(s.id), "score": round(s.score, 6)} for s in items_])
-                for i, items_ in zip(asking, found, strict=True)}
+            return {i: ("session", [{"id": str(s.id), "score": round(s.score, 6)} for s in items_])
+                    for i, items_ in zip(asking, found, strict=True)}
+        # ranked in process (vectors.matrix): pgvector's exact answer, a fraction of the cost
+        if bought:
+            self._purchases(q, [c for e in asked if (c := e.customer_number) is not None])
+        leave_out = [m.rows(b.product_code for b in e.browse_history) for e in asked]
+        if bought:
+            leave_out = [np.concatenate([seen, self._bought_rows(m, e)]) for seen, e in zip(leave_out, asked, strict=True)]
+        rows, scores = m.best(queries, self.k, leave_out, in_stock=stock.in_stock)
+        ids, rounded = m.ids, np.round(scores.astype(np.float64), 6).tolist()
+        return {i: ("session", [{"id": ids[j], "score": x} for j, x in zip(r, sc, strict=True) if x != -np.inf])
+                for i, r, sc in zip(asking, rows.tolist(), rounded, strict=True)}
 
     @staticmethod
     def _session_vectors(model: Any, items: np.ndarray, history: np.ndarray, cart: np.ndarray,
@@ -251,13 +256,21 @@ class LocalEnricher:
             for c in missing:
                 self._cache[("bought", c)] = frozenset(found.get(c, ()))
 
+    def _bought_rows(self, m: matrix.ItemMatrix, e: Event) -> np.ndarray:
+        """The rows of ``m`` that the event's customer bought (once per load)."""
+        key = ("bought_rows", e.customer_number)
+        found = self._cache.get(key)
+        if found is None:
+            found = self._cache[key] = m.rows(self._bought(e))
+        return found
+
     def _bought(self, e: Event) -> set[str]:
         return set(self._cache.get(("bought", e.customer_number)) or ())
 
     def _popular(self, shop: Any, events: Sequence[Event]) -> Ranked:
         """The most bought products in stock, enough for the longest leave-out list of the batch."""
         top = (shop.popular[0][3] if shop.popular else 0) or 1
-        most = self.k + max(len(_left_out(e)) + len(self._bought(e)) for e in events)
+        most = self.k + max(len(e.browse_history) + len(self._bought(e)) for e in events)
         return _ranked([Scored(item, buyers / top) for item, _line, in_stock, buyers in shop.popular
                         if (in_stock or 0) > 0][:most])
 

@@ -186,11 +186,14 @@ class InteractionSplit:
 
 
 def interaction_split(data: Ratings, *, seed: int, validation: float = 0.1, test: float = 0.2,
-                      cold: float = 0.05, latest: np.ndarray | None = None) -> InteractionSplit:
+                      cold: float = 0.05, latest: np.ndarray | None = None,
+                      before_latest: np.ndarray | None = None) -> InteractionSplit:
     """Seeded: ``cold`` of the customers held out whole; of every other customer's interactions
     about ``test`` for the test and ``validation`` for early stopping (a customer's only
     interaction always stays in training). ``latest``: interaction rows that go to the test
-    whatever the draw (each customer's latest: the next-item evaluation's targets)."""
+    whatever the draw (each customer's latest: the next-item evaluation's targets);
+    ``before_latest``: rows that go to the validation (each customer's one before: what the
+    session encoder is chosen on, as leave-last-out protocols do)."""
     from recpipe import ranking
 
     rng = np.random.default_rng(seed)
@@ -204,6 +207,11 @@ def interaction_split(data: Ratings, *, seed: int, validation: float = 0.1, test
     forced = np.zeros(len(data), dtype=bool)
     if latest is not None:
         forced[latest] = True
-    return InteractionSplit(train=rows[warm & (q >= test + validation) & ~forced],
-                            validation=rows[warm & (q >= test) & (q < test + validation) & ~forced],
-                            test=rows[warm & ((q < test) | forced)], cold=rows[is_cold], cold_users=cold_users)
+    checking = np.zeros(len(data), dtype=bool)
+    if before_latest is not None:
+        checking[before_latest] = True
+    checking &= ~forced
+    return InteractionSplit(train=rows[warm & (q >= test + validation) & ~forced & ~checking],
+                            validation=rows[warm & (((q >= test) & (q < test + validation) & ~forced) | checking)],
+                            test=rows[warm & ((q < test) | forced) & ~checking], cold=rows[is_cold],
+                            cold_users=cold_users)

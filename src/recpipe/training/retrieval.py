@@ -38,8 +38,9 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     hp = options.hp
     seq = Sequences.of(data.user, data.order) if data.order is not None else None
     latest = seq.last() if seq is not None else np.zeros(0, np.int64)  # each customer's latest interaction
+    before = seq.last(back=2) if seq is not None else np.zeros(0, np.int64)  # and the one before it
     s = interaction_split(data, seed=hp.seed, validation=options.validation, test=options.test_share,
-                          cold=options.cold_start, latest=latest)
+                          cold=options.cold_start, latest=latest, before_latest=before)
     if hp.batch_size is None:
         hp = replace(hp, batch_size=retrieval_batch_size(len(s.train)))
     n_users, n_items = len(data.users), len(data.items)
@@ -64,9 +65,10 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     if seq is not None:
         progress.status("training the session encoder on the validation interactions, in time order")
         known = np.concatenate([s.train, s.validation])
-        fitted = fit_session(users, items, Examples.of(seq, s.validation, data.user, data.item),
+        checks = before[np.isin(before, s.validation)]  # the encoder is chosen on these, as serving meets them
+        fitted = fit_session(users, items, Examples.of(seq, np.setdiff1d(s.validation, checks), data.user, data.item),
                              temperature=hp.temperature, seed=hp.seed, owned=(data.user[known], data.item[known]),
-                             progress=progress)
+                             select=Examples.of(seq, checks, data.user, data.item), progress=progress)
         evaluated.session, session = fitted.encoder, fitted.report
         progress.status("evaluating the next item, for known customers and new visitors")
         lam = metrics["baselines"].get("ease", {}).get("lambda")

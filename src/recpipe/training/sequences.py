@@ -40,15 +40,18 @@ class Sequences:
         position[rows] = np.arange(len(rows)) - begin
         return cls(rows, u, position)
 
-    def last(self, users: np.ndarray | None = None) -> np.ndarray:
-        """Each customer's latest interaction row that has one before it (of ``users``, if given)."""
+    def last(self, users: np.ndarray | None = None, *, back: int = 1) -> np.ndarray:
+        """Each customer's latest interaction row that has one before it (of ``users``, if
+        given); ``back=2``: the one before their latest (the validation target of a
+        leave-last-out protocol), and so on."""
         if not len(self.rows):
             return np.zeros(0, np.int64)
-        ends = np.flatnonzero(np.append(self.user[1:] != self.user[:-1], True))
-        keep = self.position[self.rows[ends]] >= 1
+        ends = np.flatnonzero(np.append(self.user[1:] != self.user[:-1], True))  # each customer's latest
+        keep = self.position[self.rows[ends]] - (back - 1) >= 1  # the target is theirs and has one before it
+        at = ends[keep] - (back - 1)
         if users is not None:
-            keep &= np.isin(self.user[ends], users)
-        return self.rows[ends[keep]]
+            at = at[np.isin(self.user[at], users)]
+        return self.rows[at]
 
     def histories(self, targets: np.ndarray, item: np.ndarray, length: int = MAX_RECENT) -> np.ndarray:
         """Per target row, the item rows of the ``length`` interactions before it, oldest first,

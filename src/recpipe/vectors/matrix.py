@@ -47,40 +47,51 @@ class ItemMatrix:
             in_stock: bool = False) -> list[list[Scored]]:
         """Per query vector, the ``k`` items of highest cosine similarity, without the rows in
         its ``leave_out`` (``rows()``; and, with ``in_stock``, those out of stock)."""
+        rows, scores = self.best(queries, k, leave_out, in_stock=in_stock)
+        ids = self.ids
+        return [[Scored(ids[i], s) for i, s in zip(r.tolist(), c.tolist(), strict=True) if s != -np.inf]
+                for r, c in zip(rows, scores, strict=True)]
+
+    def best(self, queries: np.ndarray, k: int, leave_out: Sequence[np.ndarray], *,
+             in_stock: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """``top`` as arrays: rows (n × k) and their scores, best first; a score of -inf marks
+        a place left empty (fewer than ``k`` items to give)."""
         queries = np.asarray(queries, dtype=np.float64)
         norms = np.linalg.norm(queries, axis=1, keepdims=True)
         queries = (queries / np.where(norms > 0, norms, 1.0)).astype(np.float32)  # float32, as pgvector computes
         k = min(k, len(self.ids))
-        out: list[list[Scored]] = []
+        rows, scores = np.zeros((len(queries), k), np.int64), np.zeros((len(queries), k), np.float32)
         for start in range(0, len(queries), _CHUNK):
-            scores = queries[start:start + _CHUNK] @ self.unit.T
-            if in_stock:
-                scores[:, ~self.in_stock] = -np.inf
-            chunk = leave_out[start:start + _CHUNK]
-            if chunk:
-                cols = np.concatenate(chunk)
-                scores[np.repeat(np.arange(len(chunk)), [len(c) for c in chunk]), cols] = -np.inf
-            out.extend(self._best(scores, k))
-        return out
+            chunk = self.unit_scores(queries[start:start + _CHUNK], leave_out[start:start + _CHUNK], in_stock)
+            rows[start:start + _CHUNK], scores[start:start + _CHUNK] = _best(chunk, k)
+        return rows, scores
 
-    def _best(self, scores: np.ndarray, k: int) -> list[list[Scored]]:
-        """Each row's top ``k``, best first, equal scores by id (the row order of ``ids``)."""
-        if k < scores.shape[1]:
-            top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-        else:
-            top = np.broadcast_to(np.arange(scores.shape[1]), scores.shape).copy()
-        best = np.take_along_axis(scores, top, axis=1)
-        order = np.lexsort((top, -best), axis=1)
-        top = np.take_along_axis(top, order, axis=1)
-        best = np.take_along_axis(best, order, axis=1)
-        # a tie across the k-th place may have kept the later id: those rows are ranked in full
-        tied = np.flatnonzero((scores >= best[:, -1:]).sum(axis=1) > k) if k < scores.shape[1] else np.empty(0, int)
-        for row in tied:
-            full = np.lexsort((np.arange(scores.shape[1]), -scores[row]))[:k]
-            top[row], best[row] = full, scores[row, full]
-        ids = self.ids
-        return [[Scored(ids[i], s) for i, s in zip(t.tolist(), b.tolist(), strict=True) if s != -np.inf]
-                for t, b in zip(top, best, strict=True)]
+    def unit_scores(self, queries: np.ndarray, leave_out: Sequence[np.ndarray], in_stock: bool) -> np.ndarray:
+        scores = queries @ self.unit.T
+        if in_stock and not self.in_stock.all():
+            scores[:, ~self.in_stock] = -np.inf
+        if leave_out:
+            cols = np.concatenate(leave_out)
+            scores[np.repeat(np.arange(len(leave_out)), [len(c) for c in leave_out]), cols] = -np.inf
+        return scores
+
+
+def _best(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's top ``k`` columns and scores, best first, equal scores by column (id order)."""
+    if k < scores.shape[1]:
+        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    else:
+        top = np.broadcast_to(np.arange(scores.shape[1]), scores.shape).copy()
+    best = np.take_along_axis(scores, top, axis=1)
+    order = np.lexsort((top, -best), axis=1)
+    top = np.take_along_axis(top, order, axis=1)
+    best = np.take_along_axis(best, order, axis=1)
+    # a tie across the k-th place may have kept the later id: those rows are ranked in full
+    tied = np.flatnonzero((scores >= best[:, -1:]).sum(axis=1) > k) if k < scores.shape[1] else np.empty(0, int)
+    for row in tied:
+        full = np.lexsort((np.arange(scores.shape[1]), -scores[row]))[:k]
+        top[row], best[row] = full, scores[row, full]
+    return top, best
 
 
 def read(conn: Any, limit: int | None = None) -> ItemMatrix | None:

@@ -14,6 +14,7 @@ idempotent (the same event recorded twice leaves the same rows).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -94,10 +95,8 @@ def ensure(conn: Any) -> None:
 
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("create", schema.RECENT),))
-        try:
+        with contextlib.suppress(errors.UniqueViolation):  # created by a writer that did not take the lock
             conn.execute(schema.CREATE_RECENT)
-        except errors.UniqueViolation:  # created by a writer that did not take the lock (an older one)
-            pass
 
 
 def record(conn: Any, rows: Sequence[Row]) -> int:
