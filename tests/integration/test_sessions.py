@@ -82,6 +82,22 @@ def test_the_store_keeps_the_latest_max_recent_per_owner(conn: Any) -> None:
     assert got == [f"P{i:03d}" for i in range(2 * MAX_RECENT, 3 * MAX_RECENT)]
 
 
+def test_owners_left_unpruned_by_their_writer_are_trimmed_by_the_sweep(conn: Any) -> None:
+    """A writer prunes only the owners its Recorder saw crowded; the sweep with the expiry
+    trims the rest (reads never see more than MAX_RECENT either way)."""
+    base = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    for i in range(2 * MAX_RECENT):
+        sessions.record(conn, sessions.rows_of([event("unpruned", None, [f"Q{i:03d}"], at=(base + dt.timedelta(
+            seconds=i)).isoformat())]), prune=[])
+    count = f"SELECT count(*) FROM {sessions.schema.RECENT} WHERE owner = 'unpruned'"
+    assert conn.execute(count).fetchone()[0] == 2 * MAX_RECENT
+    assert len(sessions.recent(conn, "session", "unpruned")[0]) == MAX_RECENT
+    assert sessions.expire(conn) == MAX_RECENT
+    assert conn.execute(count).fetchone()[0] == MAX_RECENT
+    assert [a.product_code for a in sessions.recent(conn, "session", "unpruned")[0]] == [
+        f"Q{i:03d}" for i in range(MAX_RECENT, 2 * MAX_RECENT)]
+
+
 def test_an_older_event_arriving_late_changes_nothing(conn: Any) -> None:
     sessions.record(conn, sessions.rows_of([event("s", None, ["A", "B"], cart=("B",), at="2026-12-01T10:05:00Z")]))
     sessions.record(conn, sessions.rows_of([event("s", None, ["B", "A"], at="2026-12-01T10:00:00Z")]))

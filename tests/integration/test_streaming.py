@@ -138,7 +138,7 @@ def test_one_round_trip_per_kind_of_query_for_a_whole_batch(stack: Stack, monkey
     assert all(r["result"] == "Ok" for r in first["records"])
     strategies = {decoded(r)["strategy"] for r in first["records"]}
     assert strategies == {"session", "stored", "features"}
-    once = {"items_for_users": 1, "items_for_embeddings": 2, "similar_items_many": 1}  # sessions, features
+    once = {"items_for_users": 1, "items_for_embeddings": 1, "similar_items_many": 1}  # features (sessions: in process)
     assert calls == once
     again = transform(doc, enricher)  # the same questions: answered from the cache
     assert calls == once

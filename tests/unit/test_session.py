@@ -129,3 +129,19 @@ def test_a_carried_encoder_ranks_the_refits_vectors_as_it_ranked_the_evaluated_o
     unrelated, said = carry(enc, old, rng.normal(size=(60, 8)))
     assert unrelated.transform is None and said["transform"] == "dropped"
     assert carry(SessionEncoder(), old, new)[1] == {"transform": "none (the identity)"}
+
+
+def test_the_recorder_prunes_only_the_owners_it_has_crowded() -> None:
+    from recpipe.vectors.sessions import Recorder
+
+    rec = Recorder()
+    at = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    for i in range(MAX_RECENT + 2):
+        e = Event.model_validate({"session_id": "s", "customer_number": 9, "event_time": (at + dt.timedelta(
+            seconds=i)).isoformat(), "browse_history": [{"product_code": f"P{i}", "quantity": 1, "in_shopping_cart": False}]})
+        rows = rec.fresh(rows_of([e]))
+        crowded = rec.crowded(rows)
+        assert crowded == ([] if i < MAX_RECENT else [("customer", "9"), ("session", "s")])
+        rec.done(rows)
+    again = rows_of([e])  # the same product again: nothing new for the owner, nothing to prune
+    assert rec.crowded(rec.fresh(again)) == []

@@ -45,7 +45,7 @@ from recpipe.inference.model import ModelSource
 from recpipe.inference.recommend import Recommender
 from recpipe.vectors import matrix
 from recpipe.vectors.query import Filters
-from recpipe.vectors.sessions import Recorder, Row, rows_of
+from recpipe.vectors.sessions import Recorder, rows_of
 
 log = logging.getLogger("recpipe.streaming.enrich")
 K = STREAM_K
@@ -86,7 +86,7 @@ class LocalEnricher:
             return []
         # the session store is written on a second connection while the batch is enriched on
         # this one: the database works on one core while Python works on the other
-        writing = self._writer.submit(self._record, self.recorder.fresh(rows_of(events)))
+        writing = self._writer.submit(self._record, events)
         try:
             out = self._enrich(events)
         except BaseException:
@@ -130,16 +130,17 @@ class LocalEnricher:
                                 strategy=strategy, recommended_at=now))
         return out
 
-    def _record(self, rows: list[Row]) -> None:
+    def _record(self, events: Sequence[Event]) -> None:
         """Write the batch to the session store (on the writer's thread and connection). A
         database that refuses the write (no privilege on ``recent_activity``, a read-only replica)
         is logged and the batch still delivered: the records are the product, the store their
         freshness. An outage still fails the batch."""
         import psycopg
 
+        rows = self.recorder.fresh(rows_of(events))
         try:
             with self.connections.queries() as q:
-                q.record_activity(rows)
+                q.record_activity(rows, prune=self.recorder.crowded(rows))
         except (psycopg.errors.InsufficientPrivilege, psycopg.errors.ReadOnlySqlTransaction) as exc:
             self.store_failures += 1
             if self.store_failures == 1 or self.store_failures % 100 == 0:

@@ -12,7 +12,9 @@ already. Rankers, all on the same examples:
   customer's row including the session (a visitor: the session alone); session-kNN (Jannach &
   Ludewig 2017): the 100 training customers whose products are most like the session's
   (cosine), their products weighted by that similarity;
-* on a synthetic shop, the generator's next-item oracle (its choice model and walk).
+* on a synthetic shop, the generator's next-item oracle (its choice model and walk), and the
+  same oracle without the session (the choice model alone): their ratio is what knowing the
+  session can add at best on that shop.
 """
 
 from __future__ import annotations
@@ -70,6 +72,8 @@ def evaluate(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int, tra
         }
         if oracle is not None:
             rankers["oracle"] = lambda idx, ex=ex: oracle(ex.user[idx], ex.history[idx])
+            # the generator's taste alone: how much knowing the session can add, at best
+            rankers["oracle_without_session"] = lambda idx, ex=ex: oracle(ex.user[idx], np.full_like(ex.history[idx], -1))
         figures: dict[str, Any] = {name: _score(fn, ex, n_items, seen) if fn is not None else
                                    {"skipped": "too large for this evaluation, or no λ was chosen"}
                                    for name, fn in rankers.items()}
@@ -80,6 +84,8 @@ def evaluate(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int, tra
                              "vs_best_of_ease_and_session_knn": _ratio(hit, best)}
         if "oracle" in figures:
             figures["ratios"]["vs_oracle"] = _ratio(hit, figures["oracle"]["hit_at_10"])
+            figures["ratios"]["oracle_vs_oracle_without_session"] = _ratio(
+                figures["oracle"]["hit_at_10"], figures["oracle_without_session"]["hit_at_10"])
         out[who] = figures
     out["protocol"] = {"target": "each customer's latest interaction (by its first order)",
                        "history": f"the {encoder.max_recent} before it, oldest first", "k": 10,

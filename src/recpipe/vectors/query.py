@@ -164,9 +164,9 @@ class VectorQueries:
         """``sessions.recent`` on this connection: an owner's recent products, oldest first."""
         return sessions.recent(self._conn, owner_kind, owner)
 
-    def record_activity(self, rows: Sequence[Any]) -> int:
+    def record_activity(self, rows: Sequence[Any], *, prune: Any = None) -> int:
         """``sessions.record`` on this connection."""
-        return sessions.record(self._conn, rows)
+        return sessions.record(self._conn, rows, prune=prune)
 
     # -- the shop around the vectors (loaded from the source by `vectors load`) -------------
     # Without a catalog (loaded with --no-catalog) these answer as for an empty shop.

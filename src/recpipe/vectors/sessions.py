@@ -52,20 +52,39 @@ class Recorder:
     """What one writer has recorded: an event repeats its session's history, so only its own
     product, and products new to the writer or whose kind changed, are written again (a batch
     of 500 events wrote ~4,000 rows, now ~600: bench/stream.py). Bounded; a new writer starts
-    empty and writes each session's history once."""
+    empty and writes each session's history once.
+
+    It also counts each owner's products it wrote: only an owner it has written more than
+    ``MAX_RECENT`` products of is pruned with the write (pruning every owner of a batch read
+    all their rows, half the write's cost). An owner that other writers, or an earlier one,
+    wrote too may hold more until the sweep that comes with the expiry; reads take the newest
+    ``MAX_RECENT`` either way."""
 
     def __init__(self, limit: int = 500_000) -> None:
         self.limit = limit
         self._kinds: dict[tuple[str, str, str], str] = {}
+        self._counts: dict[tuple[str, str], int] = {}
 
     def fresh(self, rows: Sequence[Row]) -> list[Row]:
         return [r for r in rows if r.clicked or self._kinds.get((r.owner_kind, r.owner, r.product_code)) != r.kind]
 
+    def crowded(self, rows: Sequence[Row]) -> list[tuple[str, str]]:
+        """The owners of ``rows`` that may now hold more than ``MAX_RECENT`` products."""
+        new: dict[tuple[str, str], int] = {}
+        for r in rows:
+            if (r.owner_kind, r.owner, r.product_code) not in self._kinds:
+                new[(r.owner_kind, r.owner)] = new.get((r.owner_kind, r.owner), 0) + 1
+        return sorted(o for o, n in new.items() if self._counts.get(o, 0) + n > MAX_RECENT)
+
     def done(self, rows: Sequence[Row]) -> None:
         if len(self._kinds) > self.limit:
             self._kinds.clear()
+            self._counts = {o: MAX_RECENT + 1 for o in self._counts}  # forgotten: prune them with their next write
         for r in rows:
-            self._kinds[(r.owner_kind, r.owner, r.product_code)] = r.kind
+            key = (r.owner_kind, r.owner, r.product_code)
+            if key not in self._kinds:
+                self._counts[(r.owner_kind, r.owner)] = self._counts.get((r.owner_kind, r.owner), 0) + 1
+            self._kinds[key] = r.kind
 
 
 def rows_of(events: Iterable[Event]) -> list[Row]:
@@ -99,22 +118,24 @@ def ensure(conn: Any) -> None:
             conn.execute(schema.CREATE_RECENT)
 
 
-def record(conn: Any, rows: Sequence[Row]) -> int:
-    """Upsert ``rows`` (from ``rows_of``), then keep each owner's newest ``MAX_RECENT``."""
+def record(conn: Any, rows: Sequence[Row], *, prune: Sequence[tuple[str, str]] | None = None) -> int:
+    """Upsert ``rows`` (from ``rows_of``), then keep the newest ``MAX_RECENT`` of each owner in
+    ``prune`` (default: every owner of ``rows``; the others wait for the sweep, ``expire``)."""
     from psycopg import errors
 
     if not rows:
         return 0
+    owners = sorted({(r.owner_kind, r.owner) for r in rows}) if prune is None else list(prune)
     try:
-        _record(conn, rows)
+        _record(conn, rows, owners)
     except errors.UndefinedTable:
         ensure(conn)
-        _record(conn, rows)
+        _record(conn, rows, owners)
     _maybe_expire(conn)
     return len(rows)
 
 
-def _record(conn: Any, rows: Sequence[Row]) -> None:
+def _record(conn: Any, rows: Sequence[Row], prune: Sequence[tuple[str, str]]) -> None:
     keys = sorted({_lock_key(r.owner_kind, r.owner) for r in rows})
     # the rows as one JSON text: psycopg's array dumping of six columns cost more Python time
     # than the upsert took in PostgreSQL (bench/stream.py)
@@ -132,12 +153,21 @@ def _record(conn: Any, rows: Sequence[Row]) -> None:
             "kind = CASE WHEN excluded.at >= r.at THEN excluded.kind ELSE r.kind END, "
             "at = greatest(r.at, excluded.at), recorded_at = now(), "
             "customer_number = coalesce(excluded.customer_number, r.customer_number)", {"rows": payload})
-        conn.execute(
-            f"DELETE FROM {schema.RECENT} r USING (SELECT owner_kind, owner, product_code, row_number() OVER "
-            f"(PARTITION BY owner_kind, owner ORDER BY at DESC, product_code) AS n FROM {schema.RECENT} "
-            "WHERE (owner_kind, owner) IN (SELECT DISTINCT x->>0, x->>1 FROM json_array_elements(%(rows)s::json) x)) "
-            "old WHERE old.n > %(keep)s AND r.owner_kind = old.owner_kind AND r.owner = old.owner "
-            "AND r.product_code = old.product_code", {"rows": payload, "keep": MAX_RECENT})
+        if prune:
+            _prune(conn, "WHERE (owner_kind, owner) IN (SELECT * FROM unnest(%(kinds)s::varchar[], %(owners)s::text[]))",
+                   {"kinds": [o[0] for o in prune], "owners": [o[1] for o in prune]})
+
+
+def _prune(conn: Any, where: str, params: dict[str, Any]) -> int:
+    """Delete all but the newest ``MAX_RECENT`` of each owner the ``where`` picks. Rows a
+    writer holds are skipped, not waited for (the sweep takes no owner's lock: waiting could
+    deadlock with a writer); the next prune takes them."""
+    return int(conn.execute(
+        f"DELETE FROM {schema.RECENT} WHERE ctid IN (SELECT r.ctid FROM {schema.RECENT} r JOIN "
+        f"(SELECT owner_kind, owner, product_code, row_number() OVER (PARTITION BY owner_kind, owner "
+        f"ORDER BY at DESC, product_code) AS n FROM {schema.RECENT} {where}) old ON r.owner_kind = old.owner_kind "
+        "AND r.owner = old.owner AND r.product_code = old.product_code WHERE old.n > %(keep)s "
+        "FOR UPDATE OF r SKIP LOCKED)", {**params, "keep": MAX_RECENT}).rowcount)
 
 
 def recent(conn: Any, owner_kind: str, owner: str | int, limit: int = MAX_RECENT
@@ -161,13 +191,16 @@ def recent(conn: Any, owner_kind: str, owner: str | int, limit: int = MAX_RECENT
 
 
 def expire(conn: Any) -> int:
-    """Delete what has expired; how many rows went."""
+    """Delete what has expired, and each owner's products beyond ``MAX_RECENT`` (the sweep);
+    how many rows went."""
     from psycopg import errors
 
     try:
-        return sum(conn.execute(f"DELETE FROM {schema.RECENT} WHERE owner_kind = %s AND "
-                                "recorded_at <= now() - make_interval(secs => %s)", (kind, ttl)).rowcount
+        gone = sum(conn.execute(f"DELETE FROM {schema.RECENT} WHERE ctid IN (SELECT ctid FROM {schema.RECENT} "
+                                "WHERE owner_kind = %s AND recorded_at <= now() - make_interval(secs => %s) "
+                                "FOR UPDATE SKIP LOCKED)", (kind, ttl)).rowcount
                    for kind, ttl in RECENT_TTL_S.items())
+        return gone + _prune(conn, "", {})
     except errors.UndefinedTable:
         return 0
 
