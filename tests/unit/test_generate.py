@@ -244,3 +244,14 @@ def test_a_customers_purchases_follow_the_walk_and_the_next_item_oracle_is_recor
     oracle = shop.params["next_item_oracle"]
     assert 0 < oracle["hit_at_10"] <= 1 and oracle["customers"] > 100
     assert pc.min(shop.tables["orderdetails"]["orderLineNumber"]).as_py() == 1
+
+
+def test_one_shoppers_next_click_weights_are_the_batch_weights() -> None:
+    """``Transitions.after`` (the producer's per-click form) equals ``bonus`` for every product."""
+    from recpipe.source.sequences import transitions
+
+    rng = np.random.default_rng(5)
+    line = rng.integers(0, 6, 40)
+    t = transitions(line, rng.random(40) < 0.9, rng)
+    for previous in range(40):
+        assert np.array_equal(t.after(previous), t.bonus(np.array([previous]))[0])

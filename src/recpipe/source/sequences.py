@@ -17,6 +17,7 @@ to take, so it is a ceiling to compare with, not an exact bound.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,9 +52,15 @@ class Transitions:
     def after(self, previous: int) -> np.ndarray:
         """``bonus`` of every product after one ``previous`` product (a shopper's next click:
         computed without ``bonus``'s batch broadcasting, 20x faster for one)."""
-        out = self.intent * (self.line == self.line[previous])
+        out = self._by_line[self.line[previous]].copy()
         out[self.follow[previous]] += self.follow_weight
         return out
+
+    @functools.cached_property
+    def _by_line(self) -> np.ndarray:
+        """Per product line index, the intent bonus of every product (lines × products)."""
+        lines = np.arange(int(self.line.max()) + 1 if len(self.line) else 0)
+        return self.intent * (self.line[None, :] == lines[:, None])
 
     def lead_in(self, following: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """Log-weights of ``candidates`` (m × c) as the product taken just before each

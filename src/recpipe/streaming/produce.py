@@ -114,12 +114,11 @@ class Shoppers:
         if walk is None:
             return np.argsort(-(logits + self.rng.gumbel(size=len(self.products))))[:MAX_HISTORY]
         order: list[int] = []
-        for noise in self.rng.gumbel(size=(min(MAX_HISTORY, len(self.products)), len(self.products))):
-            keys = logits + noise
+        for keys in logits + self.rng.gumbel(size=(min(MAX_HISTORY, len(self.products)), len(self.products))):
             if order:
                 keys += walk.after(order[-1])
                 keys[order] = -np.inf
-            order.append(int(np.argmax(keys)))
+            order.append(int(keys.argmax()))
         return np.array(order, dtype=np.int64)
 
     def _new_session(self) -> dict[str, Any]:
