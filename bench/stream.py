@@ -171,14 +171,25 @@ def concurrent(settings: Any, work: Path, rate: float, seconds: float) -> dict[s
     enricher = enricher_from_settings(settings)
     producer = subprocess.Popen([sys.executable, "-m", "recpipe", "stream", "produce", "--rate", str(rate),
                                  "--duration", str(seconds), "--json"], env=env, stdout=subprocess.PIPE, text=True)
-    t0 = time.perf_counter()
+    finished: dict[str, Any] = {}
+
+    def wait_for_producer() -> None:  # when the last event was put (the producer's start-up is not delivery time)
+        finished["out"] = producer.communicate()[0]
+        finished["at"] = time.perf_counter()
+
+    waiter = threading.Thread(target=wait_for_producer)
+    waiter.start()
     result = deliver(stream, sink, lambda e: transform_with_reasons(e, enricher),
                      DeliveryOptions(name="concurrent", until_idle=3.0))
-    wall = time.perf_counter() - t0 - 3.0
-    produced = json.loads(producer.communicate()[0])
+    done = time.perf_counter() - 3.0
+    waiter.join()
+    produced = json.loads(finished["out"])
     assert result.counts["ok"] == produced["events"], (result, produced)
+    putting = produced["events"] / produced["events_per_second"]
+    lag = max(0.0, done - finished["at"])  # how long the delivery ran on after the last event was put
     row = {"offered_rate": rate, "produced": produced["events"], "produced_per_s": produced["events_per_second"],
-           "delivered_per_s": round(produced["events"] / wall, 1), "seconds": round(wall, 2)}
+           "delivered_per_s": round(produced["events"] / (putting + lag), 1), "seconds": round(putting + lag, 2),
+           "lag_after_the_last_event_s": round(lag, 2)}
     print("concurrent", row, flush=True)
     return row
 
