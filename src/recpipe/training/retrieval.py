@@ -66,9 +66,11 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
         progress.status("training the session encoder on the validation interactions, in time order")
         known = np.concatenate([s.train, s.validation])
         checks = before[np.isin(before, s.validation)]  # the encoder is chosen on these, as serving meets them
+        chosen_on = checks if len(checks) <= next_item.MAX_EXAMPLES else np.sort(  # a seeded sample: a fixed cost
+            np.random.default_rng(hp.seed).choice(checks, next_item.MAX_EXAMPLES, replace=False))
         fitted = fit_session(users, items, Examples.of(seq, np.setdiff1d(s.validation, checks), data.user, data.item),
                              temperature=hp.temperature, seed=hp.seed, owned=(data.user[known], data.item[known]),
-                             select=Examples.of(seq, checks, data.user, data.item), progress=progress)
+                             select=Examples.of(seq, chosen_on, data.user, data.item), progress=progress)
         evaluated.session, session = fitted.encoder, fitted.report
         progress.status("evaluating the next item, for known customers and new visitors")
         lam = metrics["baselines"].get("ease", {}).get("lambda")
