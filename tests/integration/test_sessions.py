@@ -247,8 +247,11 @@ def test_the_stream_answers_alike_through_the_index_when_the_catalog_is_large(
     customers = [r[0] for r in rows(stack, "SELECT id FROM user_emb ORDER BY id LIMIT 6")]
     events = [event(f"alike-{i}", customers[i] if i < len(customers) else None, codes[i * 3:i * 3 + 3 + i],
                     cart=(codes[i * 3],)) for i in range(10)]
-    in_process = deliver(stack, events)
-    monkeypatch.setattr(matrix, "EXACT_MAX_ITEMS", 0)
+    with VectorQueries(stack.db) as q:
+        assert q.read(matrix.read) is not None  # this catalog is ranked in process...
+        in_process = deliver(stack, events)
+        monkeypatch.setattr(matrix, "EXACT_MAX_ITEMS", 0)
+        assert q.read(matrix.read) is None  # ...and now through the index
     indexed = deliver(stack, events)
     assert [r["strategy"] for r in in_process] == ["session"] * 10
     assert [[i["id"] for i in r["recommended_items"]] for r in indexed] == \

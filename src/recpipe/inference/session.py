@@ -68,12 +68,11 @@ class SessionEncoder:
             pooled[cancelled] = stacked[cancelled, -1]
         if self.transform is not None:
             pooled = pooled @ self.transform.T.astype(np.float64)
-        pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        pooled = unit(pooled)
         if own is not None:
-            mine = np.asarray(own, np.float64)
-            mine = self.base * mine / np.maximum(np.linalg.norm(mine, axis=1, keepdims=True), 1e-12)
+            mine = self.base * unit(np.asarray(own, np.float64))
             pooled = pooled + (mine if has_own is None else np.where(has_own[:, None], mine, 0.0))
-        return (pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+        return unit(pooled).astype(np.float32)
 
     def pooled(self, recent: Sequence[Activity], vectors: Mapping[str, np.ndarray]) -> np.ndarray | None:
         """The session's unit-length vector; None when no product of it has an embedding (the
@@ -87,16 +86,16 @@ class SessionEncoder:
         by product code."""
         known = [a for a in recent if a.product_code in vectors][-self.max_recent:]
         if not known:
-            return None if own is None else _unit(np.asarray(own, np.float64)).astype(np.float32)
+            return None if own is None else unit(np.asarray(own, np.float64)).astype(np.float32)
         items = np.stack([np.asarray(vectors[a.product_code]) for a in known])
         mine = None if own is None else np.asarray(own)[None, :]
         return self.user_vectors(mine, np.arange(len(known))[None, :], items,
                                  np.array([[a.kind == "cart" for a in known]]))[0]
 
 
-def _unit(v: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(v))
-    return v / norm if norm > 1e-12 else v
+def unit(x: np.ndarray) -> np.ndarray:
+    """Each vector (the last axis) scaled to unit length; a zero vector stays zero."""
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
 def codes(recent: Sequence[Activity]) -> list[str]:

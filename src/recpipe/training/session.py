@@ -7,10 +7,11 @@ An example is a product a customer took next and the ``MAX_RECENT`` before it; i
 softmax over every product (the history left out) of cosine / temperature, as the retrieval
 objective uses. A share of each batch is trained as a visitor (no own vector), so one encoder
 serves both, and each history is cut to its latest 1 to ``MAX_RECENT`` products at random, so it
-serves a session's first clicks as well as a long history. Early stopping on a fifth of the
-examples; of the trained encoder, the untrained one and a small grid of recency decays and
-own-vector weights (with and without the trained transform), the one that ranks that fifth
-best is kept, so training it never makes serving worse.
+serves a session's first clicks as well as a long history. Early stopping and the choice are on
+held-out examples (each customer's interaction before their latest, else a fifth of the
+examples): of the trained encoder, the untrained one and a small grid of recency decays and
+own-vector weights (with and without the trained transform), the one that ranks them best is
+kept, so training it never makes serving worse.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from recpipe.inference.session import SessionEncoder
+from recpipe.inference.session import SessionEncoder, unit
 from recpipe.progress import SILENT, Progress
 from recpipe.training.model import torch
 from recpipe.training.sequences import Examples, next_item
@@ -32,7 +33,7 @@ nn = torch.nn
 FULL_SOFTMAX_ITEMS = 20_000  # above this, each batch scores a uniform sample of products
 SAMPLED = 8_192
 OWN_ONLY = 1e6  # a base this large leaves a known customer's own vector as it is
-DECAYS = (0.3, 0.5, 0.65, 0.8)  # the recency decays and own-vector weights tried on the held-out fifth
+DECAYS = (0.3, 0.5, 0.65, 0.8)  # the recency decays and own-vector weights tried on the held-out examples
 BASES = (0.5, 0.75, 1.0, 1.5)
 
 
@@ -132,7 +133,7 @@ def fit_session(users: np.ndarray, items: np.ndarray, ex: Examples, *, temperatu
     trained = model.to_numpy()
     candidates = {"untrained": default, "trained": trained, "own_vector_alone": replace(trained, base=OWN_ONLY)}
     # the softmax the gradient follows is not the top 10 serving shows: how fast older products
-    # fade and how much a customer's own vector weighs are also picked on the held-out fifth
+    # fade and how much a customer's own vector weighs are also picked on the held-out examples
     # (MovieLens 100K: decay 0.5 ranked next items ~20% better than 0.8, which the gradient kept)
     for decay in DECAYS:
         for base in BASES:
@@ -170,7 +171,7 @@ def carry(encoder: SessionEncoder, old: np.ndarray, new: np.ndarray, *, floor: f
     u, _, vt = np.linalg.svd(old.astype(np.float64).T @ new.astype(np.float64))
     rotation = u @ vt  # rows: old @ rotation ≈ new
     moved = old @ rotation
-    fit = float(np.mean(np.sum(_unit(moved) * _unit(new), axis=1)))
+    fit = float(np.mean(np.sum(unit(moved) * unit(new), axis=1)))
     if fit < floor:
         return replace(encoder, transform=None), {
             "transform": "dropped", "alignment": round(fit, 4),
@@ -178,10 +179,6 @@ def carry(encoder: SessionEncoder, old: np.ndarray, new: np.ndarray, *, floor: f
     transform = rotation.T @ encoder.transform.astype(np.float64) @ rotation
     return replace(encoder, transform=transform.astype(np.float32)), {
         "transform": "rotated into the refit's basis", "alignment": round(fit, 4)}
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
 class _Owned:

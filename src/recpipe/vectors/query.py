@@ -183,8 +183,7 @@ class VectorQueries:
         return dict(zip(("city", "country", "creditLimit"), rows[0], strict=True)) if rows else None
 
     def bought(self, customer_number: int) -> list[str]:
-        return [r[0] for r in self._shop_rows(
-            f"SELECT product_code FROM {schema.PURCHASES} WHERE customer_number = %s", (customer_number,))]
+        return self.bought_many([customer_number]).get(int(customer_number), [])
 
     def bought_many(self, customer_numbers: Sequence[int]) -> dict[int, list[str]]:
         """What each of these customers bought (those who bought nothing are left out)."""

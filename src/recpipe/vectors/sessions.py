@@ -105,7 +105,7 @@ def rows_of(events: Iterable[Event]) -> list[Row]:
                 if seen is None or at >= seen[0]:
                     latest[key] = (at, kind, e.customer_number, j == last)
     return [Row(*key, kind, at, customer, clicked)
-            for key, (at, kind, customer, clicked) in sorted(latest.items(), key=lambda kv: kv[0])]
+            for key, (at, kind, customer, clicked) in sorted(latest.items())]  # keys are unique
 
 
 def ensure(conn: Any) -> None:
