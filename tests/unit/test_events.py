@@ -60,3 +60,30 @@ def test_any_bytes_are_an_event_or_one_clear_error(data: bytes) -> None:
         assert isinstance(parse_event(data), Event)
     except InputError as exc:
         assert str(exc).startswith("the record") and "\n" not in str(exc)
+
+
+def test_the_loop_fields_are_optional_and_absent_ones_stay_out_of_the_json() -> None:
+    seed = parse_event(json.dumps(GOOD).encode())
+    assert seed.to_json() == {**GOOD, "credit_limit": 21000.0}  # the seed's event comes out as it went in
+    assert seed.event_id is None and seed.browse_history[0].kind == "cart"
+    looped = {**GOOD, "event_id": "e-1", "browse_history": [
+        {"product_code": "S1", "quantity": 1, "in_shopping_cart": False, "recommendation_id": "r-9"},
+        {"product_code": "S2", "quantity": 1, "in_shopping_cart": True, "purchased": True}]}
+    e = parse_event(json.dumps(looped).encode())
+    assert e.event_id == "e-1" and [b.kind for b in e.browse_history] == ["browse", "purchase"]
+    assert e.browse_history[0].recommendation_id == "r-9" and parse_event(e.to_bytes()) == e
+    assert "recommendation_id" not in e.to_json()["browse_history"][1]
+
+
+@pytest.mark.parametrize(("change", "reason"), [
+    ({"event_id": ""}, "event_id"),
+    ({"event_id": 7}, "event_id"),
+    ({"event_id": "x" * 129}, "event_id"),
+    ({"browse_history": [{"product_code": "S1", "quantity": 1, "in_shopping_cart": False,
+                          "recommendation_id": ""}]}, "browse_history.0.recommendation_id"),
+    ({"browse_history": [{"product_code": "S1", "quantity": 1, "in_shopping_cart": False,
+                          "purchased": "yes"}]}, "browse_history.0.purchased"),
+])
+def test_a_bad_loop_field_says_which(change: dict, reason: str) -> None:
+    with pytest.raises(InputError, match=reason):
+        parse_event(json.dumps({**GOOD, **change}).encode())

@@ -31,3 +31,33 @@ def test_every_simulated_event_is_valid_and_sessions_grow_one_click_at_a_time(tm
         longest[e.session_id] = len(codes)
     again = Shoppers.from_source(db, read_sidecar(sidecar), seed=4).next_events(3000)  # the same seed, the same walks
     assert [(e.session_id, e.browse_history) for e in again] == [(e.session_id, e.browse_history) for e in events]
+
+
+def test_every_simulated_event_has_its_own_id(tmp_path: Path) -> None:
+    db = open_source(f"sqlite:///{tmp_path / 'shop.db'}")
+    make_shop(db, PRESETS["tiny"], sidecar=tmp_path / "shop.generator.json", replace=True)
+    events = Shoppers.from_source(db, seed=1).next_events(2000) + Shoppers.from_source(db, seed=1).next_events(2000)
+    ids = [e.event_id for e in events]
+    assert all(ids) and len(set(ids)) == len(ids)  # two runs of one seed: the same walks, never the same ids
+
+
+def test_a_replayed_event_without_an_id_is_named_by_its_bytes() -> None:
+    from recpipe.streaming.produce import replay
+
+    class Kept:
+        url = "memory://"
+
+        def __init__(self) -> None:
+            self.records: list[tuple[str, bytes]] = []
+
+        def put(self, records: list[tuple[str, bytes]]) -> list[str]:
+            self.records += records
+            return [str(i) for i in range(len(records))]
+
+    line = b'{"session_id":"a","event_time":"2026-11-25T17:00:00Z","browse_history":[]}'
+    given = b'{"event_id":"mine","session_id":"a","event_time":"2026-11-25T17:00:00Z","browse_history":[]}'
+    first, second = Kept(), Kept()
+    replay(first, [line, given, line + b" "], source="x")  # type: ignore[arg-type]
+    replay(second, [line], source="x")  # type: ignore[arg-type]
+    ids = [parse_event(data).event_id for _, data in first.records + second.records]
+    assert ids[1] == "mine" and ids[0] == ids[2] == ids[3] and len(ids[0] or "") == 32

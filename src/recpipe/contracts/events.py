@@ -7,6 +7,11 @@ One event is one JSON object in one stream record; its partition key is the sess
      "browse_history": [{"product_code": "S10_1678", "quantity": 2, "in_shopping_cart": true}]}
 
 ``customer_number`` is null for a visitor the shop does not know (their features decide).
+
+Three optional fields close the loop (an event without them is valid, and written as it came):
+``event_id`` names the event uniquely (``stream produce`` sets it when absent; the delivery and
+the events dataset keep one copy of each); on a browsed product, ``recommendation_id`` names
+the list it was picked from and ``purchased`` says it was bought.
 The enriched record is the event plus ``recommended_items``, ``similar_items``
 (``{"product_code", "similar_items"}``, for the latest browsed product the model knows),
 ``recommendation_id``, ``model_version`` and ``recommended_at``; each item is ``{"id", "score"}``.
@@ -16,7 +21,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
@@ -29,15 +34,35 @@ from recpipe.contracts.limits import (
 from recpipe.errors import InputError
 
 
+ID_MAX = 128  # characters of an event_id or a recommendation_id
+KINDS = ("browse", "cart", "purchase")  # what a shopper does with a product, each implying the one before
+
+
+def _absent(value: object) -> bool:
+    """Optional fields added after the seed are left out of the JSON when absent, so that the
+    seed's events come out of the stream exactly as they went in."""
+    return value is None
+
+
 class BrowsedProduct(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     product_code: str = Field(min_length=1, max_length=50, pattern=NO_NUL)
     quantity: int = Field(ge=0, le=1_000_000)
     in_shopping_cart: bool
+    # the list it was picked from (an enriched record's or a /recommendations answer's id), if any
+    recommendation_id: str | None = Field(default=None, min_length=1, max_length=ID_MAX, pattern=NO_NUL,
+                                          exclude_if=_absent)
+    purchased: bool | None = Field(default=None, exclude_if=_absent)  # bought in this session
+
+    @property
+    def kind(self) -> str:
+        """What the shopper did with it: ``purchase``, ``cart`` or ``browse`` (the furthest)."""
+        return "purchase" if self.purchased else "cart" if self.in_shopping_cart else "browse"
 
 
 class Event(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+    event_id: str | None = Field(default=None, min_length=1, max_length=ID_MAX, pattern=NO_NUL, exclude_if=_absent)
     session_id: str = Field(min_length=1, max_length=256, pattern=NO_NUL)
     customer_number: int | None = Field(default=None, ge=0, le=MAX_CUSTOMER_NUMBER)
     city: str | None = Field(default=None, max_length=50, pattern=NO_NUL)
@@ -72,7 +97,8 @@ class Activity:
     @classmethod
     def of(cls, event: Event) -> list[Activity]:
         """An event's browse history as recent activity."""
-        return [cls(b.product_code, "cart" if b.in_shopping_cart else "browse") for b in event.browse_history]
+        return [cls(b.product_code, "cart" if b.in_shopping_cart or b.purchased else "browse")
+                for b in event.browse_history]
 
 
 def parse_event(data: bytes) -> Event:
@@ -119,6 +145,7 @@ class SimilarItems(TypedDict):
 class EnrichedRecord(TypedDict):
     """An event as the delivery writes it: the event's own fields, then what the stream added."""
 
+    event_id: NotRequired[str]
     session_id: str
     customer_number: int | None
     city: str | None

@@ -8,6 +8,7 @@ entry script; ``recpipe etl run --engine spark`` runs this module on a local Spa
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,7 @@ def local_session(app_name: str = "recpipe-etl", *, master: str = "local[*]", dr
     except ImportError as exc:
         raise MissingDependencyError("pyspark", "spark", "The spark ETL engine") from exc
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python workers (the online ETL) run this Python
     jars = jars or ",".join(j for j in DEBIAN_JARS if Path(j).exists())
     return (SparkSession.builder.master(master)
             .appName(app_name)
@@ -118,3 +120,63 @@ def run(db: SourceDatabase, out: Path | str, quarantine_out: Path | str, *, spar
         raise InputError(f"the Spark ETL failed reading {db.url}: {said}",
                          hint="see the Spark log above; is the JDBC driver on spark.jars?") from exc
     return EngineResult(source_rows=source_rows, rows=rows, quarantined=counts)
+
+
+def _candidate_rows(objects: Any) -> Any:
+    """Spark's workers: (key, data) rows of sink objects as candidate rows (``etl.lines``)."""
+    from recpipe.etl.lines import rows_of_object
+
+    for key, data in objects:
+        yield from rows_of_object(key, bytes(data))
+
+
+class SparkKeeper:
+    """The online datasets on Spark (``etl.online.Keeper``): the objects are parsed by Spark's
+    Python workers with the DuckDB engine's own function, and kept by the same SQL. The batch's
+    objects pass through the driver (a batch is bounded: ``etl.online.BATCH_OBJECTS``)."""
+
+    def __init__(self, spark: Any, objects: list[tuple[str, bytes]]) -> None:
+        from pyspark import StorageLevel
+
+        from recpipe.etl.online import candidate_schema
+
+        self.spark = spark = spark or local_session()
+        frame = spark.createDataFrame([(k, bytearray(d)) for k, d in objects] or [], "key string, data binary")
+        ddl = ", ".join(f"{f.name} {_ARROW_TO_SPARK[str(f.type)]}" for f in candidate_schema())
+        parts = max(1, min(len(objects), 4 * (os.cpu_count() or 2)))
+        # RDD rows, not mapInArrow: that wants pandas, which recpipe does not otherwise need
+        rows = frame.repartition(parts).rdd.mapPartitions(_candidate_rows)
+        self.candidates = spark.createDataFrame(rows, ddl).persist(StorageLevel.MEMORY_AND_DISK)
+        self.candidates.createOrReplaceTempView("candidates")
+
+    def days(self) -> set[str]:
+        from recpipe.etl.online import DAYS
+
+        return {r["day"] for r in self.spark.sql(DAYS).collect()}
+
+    def keep(self, kept_events: Any, kept_impressions: Any) -> Any:
+        import pyarrow as pa
+
+        from recpipe.etl.online import BAD_LINES, KEEP_EVENTS, KEEP_IMPRESSIONS, LINES, Tables
+
+        for name, table in (("kept_events", kept_events), ("kept_impressions", kept_impressions)):
+            ddl = ", ".join(f"{c} string" for c in table.column_names)
+            rows = [tuple(r.values()) for r in table.to_pylist()]
+            self.spark.createDataFrame(rows, ddl).createOrReplaceTempView(name)
+        arrow = {"string": pa.string(), "int": pa.int32(), "bigint": pa.int64(),
+                 "timestamp": pa.timestamp("us", tz="UTC"), "array<string>": pa.list_(pa.string())}
+        out = []
+        for query in (KEEP_EVENTS, KEEP_IMPRESSIONS, BAD_LINES, LINES):
+            frame = self.spark.sql(query)
+            batches = frame._collect_as_arrow()  # what toPandas uses; Spark 3.5 has no public toArrow
+            out.append(pa.Table.from_batches(batches) if batches else
+                       pa.schema([pa.field(f.name, arrow[f.dataType.simpleString()])
+                                  for f in frame.schema]).empty_table())
+        return Tables(*out)
+
+    def close(self) -> None:
+        self.candidates.unpersist()
+
+
+_ARROW_TO_SPARK = {"string": "string", "int32": "int", "int64": "bigint", "timestamp[us, tz=UTC]": "timestamp",
+                   "list<item: string>": "array<string>"}

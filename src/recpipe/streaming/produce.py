@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -33,6 +34,7 @@ ACTIVE_SESSIONS = 200
 NEW_SESSION = 0.3  # chance that an event starts a new session
 MAX_HISTORY = 12
 IN_CART = 0.3
+_REPLAYED = uuid.UUID("3b0f4c7e-2d6a-4f1e-9a43-6c2b8e5d7f90")  # names replayed events that came without an id
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ class Shoppers:
                     product_code=code, quantity=int(self.rng.integers(1, 4)),
                     in_shopping_cart=bool(self.rng.random() < IN_CART)))
             out.append(Event.model_construct(
-                session_id=session["id"], customer_number=session["customer"], city=session["city"],
+                event_id=uuid.uuid4().hex, session_id=session["id"], customer_number=session["customer"], city=session["city"],
                 country=session["country"], credit_limit=session["credit"], event_time=now,
                 browse_history=list(session["history"])))
         return out
@@ -223,7 +225,8 @@ def replay(stream: Stream, lines: Iterable[bytes], *, source: str, rate: float |
            progress: Progress = SILENT) -> ReplayResult:
     """Put the events of NDJSON ``lines`` (the event contract, one per line) on the stream, in
     order, each checked first; a line that is not an event is reported with its number and
-    nothing is put for it. Blank lines are skipped. ``rate``: events/s at most (None: at once)."""
+    nothing is put for it. An event without an ``event_id`` gets one named by its bytes (the
+    same line replayed twice is the same event, kept once downstream). Blank lines are skipped. ``rate``: events/s at most (None: at once)."""
     if rate is not None and rate <= 0:
         raise InputError(f"rate {rate}: give a positive number of events per second")
     started = time.monotonic()
@@ -252,6 +255,9 @@ def replay(stream: Stream, lines: Iterable[bytes], *, source: str, rate: float |
         except InputError as exc:
             bad.append(BadLine(number, exc.message))
             continue
+        if event.event_id is None:  # named by its bytes: the same line replayed twice is one event
+            event.event_id = uuid.uuid5(_REPLAYED, data.decode()).hex
+            data = event.to_bytes()
         record = (event.session_id, data)
         if len(batch) == KINESIS_PUT_MAX_RECORDS or size + len(data) + len(event.session_id) > KINESIS_PUT_MAX_BYTES \
                 or (rate and len(batch) >= max(1, int(rate / 10))):

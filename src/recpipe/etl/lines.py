@@ -1,0 +1,201 @@
+"""One delivered or served line as rows of the online datasets (``recpipe.contracts.activity``).
+
+Pure: bytes in, rows out, the same function on both engines (DuckDB's runs it in process,
+Spark's in its Python workers), so that the two read every line alike. ``rows_of_object``
+turns one object of the recommendations sink into ``Candidate`` rows: events, impressions and
+quarantined lines, each tagged with the delivery hour it came from.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import uuid
+import zlib
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+
+from pydantic import ValidationError
+from pydantic_core import from_json
+
+from recpipe.contracts.activity import SERVED_PREFIX, TEXT_KEPT
+from recpipe.contracts.events import Event
+
+ENRICHED_KEYS = ("recommended_items", "similar_items", "recommendation_id", "model_version", "strategy",
+                 "recommended_at")
+_DERIVED = uuid.UUID("9d3b1a52-7c4e-4f0a-8e61-2a5f4b7c9e13")  # names delivered events that came without an id
+
+
+class Candidate(NamedTuple):
+    """A row before the datasets keep it: ``row`` is ``event``, ``impression`` or ``bad``."""
+
+    hour: str
+    row: str
+    event_id: str | None = None
+    session_id: str | None = None
+    customer_number: int | None = None
+    event_time: dt.datetime | None = None  # events: the event's; impressions: served_at
+    kind: str | None = None
+    product_code: str | None = None
+    quantity: int | None = None
+    recommendation_id: str | None = None
+    source: str | None = None
+    model_version: str | None = None
+    strategy: str | None = None
+    variant: str | None = None
+    items: list[str] | None = None
+    similar_to: str | None = None
+    similar_items: list[str] | None = None
+    object: str | None = None
+    line: int | None = None
+    reason: str | None = None
+    detail: str | None = None
+    text: str | None = None
+
+
+CANDIDATE_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("hour", "string"), ("row", "string"), ("event_id", "string"), ("session_id", "string"),
+    ("customer_number", "int32"), ("event_time", "timestamp_us_utc"), ("kind", "string"),
+    ("product_code", "string"), ("quantity", "int32"), ("recommendation_id", "string"), ("source", "string"),
+    ("model_version", "string"), ("strategy", "string"), ("variant", "string"), ("items", "list_string"),
+    ("similar_to", "string"), ("similar_items", "list_string"), ("object", "string"), ("line", "int64"),
+    ("reason", "string"), ("detail", "string"), ("text", "string"),
+)
+
+
+class BadLine(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+def hour_of(key: str) -> str | None:
+    """The delivery hour of an object of the sink: ``YYYY/MM/DD/HH`` (the stream's) or
+    ``served/YYYY/MM/DD/HH`` (the service's); None for anything else (failed records, state)."""
+    parts = key.split("/")
+    served = parts[0] == SERVED_PREFIX.rstrip("/")
+    head = parts[1:5] if served else parts[:4]
+    if len(parts) != (6 if served else 5) or [len(p) for p in head] != [4, 2, 2, 2] \
+            or not all(p.isdigit() for p in head):
+        return None
+    return "/".join(parts[:5] if served else parts[:4])
+
+
+def decompress(data: bytes, key: str) -> bytes:
+    """An object's bytes, gunzipped if they are gzip (Firehose's GZIP compression), by their magic bytes."""
+    if data[:2] == b"\x1f\x8b":
+        try:
+            return gzip.decompress(data)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise BadLine("not_json", f"the gzip object {key} cannot be read: {exc}") from None
+    return data
+
+
+def rows_of_object(key: str, data: bytes) -> Iterator[Candidate]:
+    """Every row of one object; a line that cannot be read is a ``bad`` row, never an error."""
+    hour = hour_of(key)
+    if hour is None:
+        return
+    try:
+        text = decompress(data, key)
+    except BadLine as bad:
+        yield Candidate(hour, "bad", object=key, line=0, reason=bad.reason, detail=bad.detail, text="")
+        return
+    served = hour.startswith(SERVED_PREFIX)
+    for number, raw in enumerate(text.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            if served:
+                yield served_row(hour, raw)
+            else:
+                yield from delivered_rows(hour, raw)
+        except BadLine as bad:
+            yield Candidate(hour, "bad", object=key, line=number, reason=bad.reason, detail=bad.detail[:500],
+                            text=raw[:TEXT_KEPT].decode("utf-8", "replace"))
+
+
+def _object(raw: bytes) -> dict[str, Any]:
+    try:
+        doc = from_json(raw)
+    except ValueError as exc:
+        raise BadLine("not_json", f"not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise BadLine("not_json", f"a JSON {type(doc).__name__}, not an object")
+    return doc
+
+
+def _time(value: Any, field: str) -> dt.datetime:
+    try:
+        t = dt.datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        t = None
+    if t is None or t.tzinfo is None:
+        raise BadLine("not_enriched" if field != "served_at" else "not_an_impression",
+                      f"{field}: {str(value)[:60]!r} is not an ISO 8601 time with a time zone")
+    return t.astimezone(dt.UTC)
+
+
+def _ids(items: Any, field: str, reason: str) -> list[str]:
+    if not isinstance(items, list) or not all(isinstance(i, dict) and isinstance(i.get("id"), str) for i in items):
+        raise BadLine(reason, f"{field}: not a list of {{id, score}}")
+    return [i["id"] for i in items]
+
+
+def _text(doc: dict[str, Any], field: str, reason: str, *, optional: bool = False) -> str | None:
+    value = doc.get(field)
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise BadLine(reason, f"{field}: missing or not a non-empty text")
+    return value
+
+
+def delivered_rows(hour: str, raw: bytes) -> list[Candidate]:
+    """An enriched record: its event as one row per browsed product and its lists as one impression."""
+    doc = _object(raw)
+    served = {k: doc.pop(k) for k in ENRICHED_KEYS if k in doc}
+    try:
+        event = Event.model_validate(doc)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise BadLine("not_an_event", f"{'.'.join(map(str, e['loc'])) or '(record)'}: {e['msg'].lower()}") from None
+    if len(served) < len(ENRICHED_KEYS):
+        missing = ", ".join(k for k in ENRICHED_KEYS if k not in served)
+        raise BadLine("not_enriched", f"no {missing}")
+    similar = served["similar_items"]
+    if not isinstance(similar, dict):
+        raise BadLine("not_enriched", "similar_items: not an object")
+    recommendation = _text(served, "recommendation_id", "not_enriched")
+    event_id = event.event_id or uuid.uuid5(_DERIVED, event.to_bytes().decode()).hex
+    impression = Candidate(
+        hour, "impression", event_id=event_id, session_id=event.session_id, customer_number=event.customer_number,
+        event_time=_time(served["recommended_at"], "recommended_at"), recommendation_id=recommendation,
+        source="stream", model_version=_text(served, "model_version", "not_enriched"),
+        strategy=_text(served, "strategy", "not_enriched"),
+        items=_ids(served["recommended_items"], "recommended_items", "not_enriched"),
+        similar_to=_text(similar, "product_code", "not_enriched", optional=True),
+        similar_items=_ids(similar.get("similar_items"), "similar_items.similar_items", "not_enriched"))
+    at = event.event_time.astimezone(dt.UTC)
+    return [impression, *(Candidate(hour, "event", event_id=event_id, session_id=event.session_id,
+                                    customer_number=event.customer_number, event_time=at, kind=b.kind,
+                                    product_code=b.product_code, quantity=b.quantity,
+                                    recommendation_id=b.recommendation_id) for b in event.browse_history)]
+
+
+def served_row(hour: str, raw: bytes) -> Candidate:
+    """One line of the service's impression log (``api.impressions``)."""
+    doc = _object(raw)
+    reason = "not_an_impression"
+    customer = doc.get("customer_number")
+    if customer is not None and (not isinstance(customer, int) or isinstance(customer, bool)
+                                 or not 0 <= customer < 2**31):
+        raise BadLine(reason, "customer_number: not a customer number")
+    items = doc.get("items")
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise BadLine(reason, "items: not a list of product codes")
+    return Candidate(hour, "impression", session_id=_text(doc, "session_id", reason, optional=True),
+                     customer_number=customer, event_time=_time(doc.get("served_at"), "served_at"),
+                     recommendation_id=_text(doc, "recommendation_id", reason), source="service",
+                     model_version=_text(doc, "model_version", reason), strategy=_text(doc, "strategy", reason),
+                     variant=_text(doc, "variant", reason, optional=True), items=items, similar_items=[])
