@@ -81,6 +81,11 @@ def _api_key(text: str) -> str:
     return text
 
 
+def _seconds_or_off(text: str) -> float:
+    value = 0.0 if text.strip() == "0" else _positive_float(text)
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -134,6 +139,9 @@ ROLES: dict[str, Role] = {
              "one per core, divided among workers", parse=_positive_int),
         Role("serve_reload_every", "seconds between checks for a new model (recpipe serve)", "10",
              parse=_positive_float, default=lambda v: "10"),
+        Role("serve_impressions_every", "seconds between writes of the service's impression log into the "
+             "recommendations sink (recpipe serve); 0 logs nothing", "1", parse=_seconds_or_off,
+             default=lambda v: "1"),
         Role("api_key", "API key clients of `recpipe serve` must send (Authorization: Bearer …)",
              "a long random string, e.g. from `python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
              parse=_api_key, secret=True, unset="unset: no key (the service answers anyone who reaches it)"),
@@ -202,6 +210,7 @@ class Settings:
     serve_ef_search: int | None = None  # None: pgvector's default
     serve_threads: int | None = None  # None: one per core, divided among the workers
     serve_reload_every: float = 10.0
+    serve_impressions_every: float = 1.0  # 0: the service logs no impressions
     inference_url: str | None = None  # None: the transformation uses the model and pgvector in-process
     api_key: str | None = dataclasses.field(default=None, repr=False)  # None: `recpipe serve` needs no key (loopback only)
 

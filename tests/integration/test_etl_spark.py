@@ -107,3 +107,26 @@ def test_glue_connection_settings_become_a_source_url() -> None:
     conf = {"url": "jdbc:mysql://db.example:3306", "fullUrl": "jdbc:mysql://db.example:3306/classicmodels",
             "user": "etl", "password": "p@ss/word"}
     assert source_url_from_jdbc(conf) == "mysql+pymysql://etl:p%40ss%2Fword@db.example:3306/classicmodels"
+
+
+def test_spark_reads_the_online_datasets_as_duckdb_does(spark, tmp_path: Path) -> None:
+    from recpipe.adapters import open_recommendations
+    from recpipe.contracts.activity import EVENTS, EVENTS_QUARANTINE, IMPRESSIONS
+    from recpipe.etl.online import read_online
+    from recpipe.etl.online import run as run_online
+    from tests.support.delivered import put, record, shop_of_edges
+
+    sink = tmp_path / "sink"
+    shop_of_edges(sink)
+    lakes = {engine: open_lake(str(tmp_path / engine)) for engine in ("duckdb", "spark")}
+    for engine, lake in lakes.items():
+        run_online(open_recommendations(str(sink)), lake, engine=engine, spark=spark)
+    put(sink, "2026/12/05/09", "recpipe-1-c", [record("e6", "s1", "2026-12-05T09:00:00Z",
+                                                      [("S1", "browse", "r-0"), ("S6", "browse", "r-3")], "r-9")])
+    manifests = {engine: run_online(open_recommendations(str(sink)), lake, engine=engine, spark=spark)
+                 for engine, lake in lakes.items()}
+    assert manifests["spark"].totals() == manifests["duckdb"].totals()
+    for dataset in (EVENTS, IMPRESSIONS, EVENTS_QUARANTINE):
+        duck, spark_rows = (read_online(lakes[e], dataset) for e in ("duckdb", "spark"))
+        assert spark_rows.schema == duck.schema and spark_rows.num_rows > 0
+        assert spark_rows.sort_by(duck.column_names[0]).equals(duck.sort_by(duck.column_names[0])), dataset

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import os
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -21,6 +22,7 @@ from typing import Any, TypeVar
 
 from recpipe.adapters import Backends
 from recpipe.adapters.base import VectorDatabase
+from recpipe.api.impressions import ImpressionLog
 from recpipe.config import Settings
 from recpipe.contracts.events import Activity
 from recpipe.inference.connections import Connections
@@ -51,6 +53,10 @@ class Service:
         self.threads = threads or default_threads()
         self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="recpipe-db")
         self.connections = Connections(self.db, ef_search=self.ef_search)
+        self.impressions: ImpressionLog | None = None
+        if settings.serve_impressions_every:
+            self.impressions = ImpressionLog(Backends(settings).recommendations(),
+                                             every=settings.serve_impressions_every)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on one of the service's threads."""
@@ -60,6 +66,8 @@ class Service:
         """Finish running work, then close every thread's connection."""
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.connections.close()
+        if self.impressions is not None:
+            self.impressions.close()
 
     # -- blocking work, run through run() -------------------------------------------------------
     def user_embeddings(self, records: list[dict[str, Any]]) -> tuple[Model, list[list[float]]]:
@@ -82,13 +90,23 @@ class Service:
     def for_customer(self, customer_number: int, features: Mapping[str, Any] | None, rules: Rules,
                      recent: Sequence[Activity] | None = None) -> Recommendation:
         with self.queries() as q:
-            return self.recommender.for_customer(q, customer_number, features, rules, recent)
+            rec = self.recommender.for_customer(q, customer_number, features, rules, recent)
+        self._shown(rec, customer_number, None)
+        return rec
 
     def for_session(self, session_id: str, features: Mapping[str, Any] | None, rules: Rules,
                     recent: Sequence[Activity] | None = None) -> tuple[Recommendation, int | None]:
         """The session's recommendations and its customer (None: a visitor, or ``recent`` given)."""
         with self.queries() as q:
-            return self.recommender.for_session(q, session_id, features, rules, recent)
+            rec, customer = self.recommender.for_session(q, session_id, features, rules, recent)
+        self._shown(rec, customer, session_id)
+        return rec, customer
+
+    def _shown(self, rec: Recommendation, customer: int | None, session: str | None) -> None:
+        """An answer of /recommendations is an impression: logged (``api.impressions``)."""
+        if self.impressions is not None:
+            self.impressions.log(dt.datetime.now(dt.UTC), rec.recommendation_id, rec.model_version, rec.strategy,
+                                 rec.items, customer, session)
 
     def ready(self) -> tuple[Model, str | None]:
         """The served model, once the vector database answers and holds a load, and the latest

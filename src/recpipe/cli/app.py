@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from recpipe import __version__
-from recpipe.cli import demo, etl, package, serve, source, stream, train, vectors
+from recpipe.cli import demo, etl, package, report, serve, source, stream, train, vectors
 from recpipe.cli.output import console, emit_json, table
 from recpipe.config import ROLES, load_settings
 
@@ -28,6 +28,7 @@ app.command("serve")(serve.serve)
 app.add_typer(stream.app, name="stream")
 app.command("demo")(demo.demo)
 app.command("package")(package.package)
+app.command("report")(report.report)
 
 
 def _version(value: bool) -> None:

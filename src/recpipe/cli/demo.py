@@ -49,7 +49,7 @@ def demo(
                         lambda: source_stage(settings, preset=scale, seed=seed, replace=True, quiet=as_json),
                         lambda s: f"{s.counts['ratings']:,} ratings from {s.counts['customers']:,} customers "
                                   f"in {s.source}")
-    stages.run("etl", "the training dataset", lambda: etl_stage(settings, quiet=as_json),
+    stages.run("etl", "the training dataset", lambda: etl_stage(settings, quiet=as_json, events=False)[0],
                lambda m: f"{m.rows:,} rows in {m.partitions:,} partitions ({m.engine}), "
                          f"{m.quarantine.rows:,} quarantined, at {m.location}")
     model = stages.run("train", "the two-tower model", lambda: training_stage(settings, quiet=as_json),

@@ -97,7 +97,7 @@ def candidates_table(objects: Iterable[tuple[str, bytes]]) -> Any:
 
     rows = [r for key, data in objects for r in rows_of_object(key, data)]
     schema = candidate_schema()
-    columns = list(zip(*rows, strict=True)) if rows else [[] for _ in schema]
+    columns: list[Any] = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
     return pa.table([pa.array(list(c), type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
 
 

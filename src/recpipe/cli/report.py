@@ -1,0 +1,72 @@
+"""``recpipe report``: what shoppers did with the lists they were shown, per model and strategy."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from recpipe.adapters import Backends
+from recpipe.cli.output import console, emit_json, table
+from recpipe.config import load_settings
+from recpipe.report.attribution import Line, Rate
+from recpipe.report.pipeline import Report
+from recpipe.report.pipeline import run as run_report
+
+
+def report(
+    refresh: Annotated[bool, typer.Option(
+        "--refresh/--no-refresh", help="Read the recommendations sink's new hours first (`recpipe etl events`), "
+                                       "so that the figures reach the last delivered event.")] = True,
+    hourly: Annotated[bool, typer.Option("--hourly", help="One line per hour as well.")] = False,
+    lake_url: Annotated[str | None, typer.Option("--lake-url", show_default=False,
+                                                 help="Lake directory or s3://bucket/prefix; overrides "
+                                                      "RECPIPE_LAKE_URL.")] = None,
+    recommendations_url: Annotated[str | None, typer.Option(
+        "--recommendations-url", show_default=False,
+        help="The stream's and the service's sink; overrides RECPIPE_RECOMMENDATIONS_URL.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document instead of tables.")] = False,
+) -> None:
+    """Click-through, add-to-cart and purchase rates of the lists shown, per source (stream or
+    service), model version and strategy, each with its 95% interval.
+
+    A list earns a click (a cart, a purchase) when an event names its recommendation_id on a
+    product it held. The figures reach the newest event read into the lake: the lag is the
+    delivery's buffer plus the time since the sink was last read (--refresh reads it now).
+    """
+    settings = load_settings({"lake_url": lake_url, "recommendations_url": recommendations_url})
+    if refresh:
+        from recpipe.cli.etl import events_stage
+
+        events_stage(settings, engine="duckdb", quiet=True)
+    got = run_report(Backends(settings).lake())
+    if as_json:
+        emit_json(got.to_json())
+        return
+    show(got, hourly=hourly)
+
+
+def show(got: Report, *, hourly: bool = False, title: str = "online report") -> None:
+    if not got.lines:
+        console.print("online report: no impressions read yet (deliver the stream, then `recpipe etl events`)")
+        return
+    columns = ("source", "model", "strategy", "impressions", "click-through", "add-to-cart", "purchase")
+    table(f"{title}: rates per list shown, 95% intervals", columns, [_row(x) for x in got.lines])
+    if hourly:
+        table("per hour", ("hour", *columns), [(x.hour, *_row(x)) for x in got.hourly])
+    p = got.pointing
+    rate = f"{p['attributed'] / p['pointing']:.1%}" if p["pointing"] else "-"
+    console.print(f"attribution: {p['attributed']:,} of {p['pointing']:,} products picked from a list were in "
+                  f"that list ({rate}); {p['unknown_list']:,} named a list not read yet")
+    lag = got.lag_seconds()
+    console.print(f"newest event {got.newest_event or '-'}"
+                  + (f" ({lag:,.0f} s ago)" if lag is not None else "") + f"; sink last read {got.read_at or '-'}")
+
+
+def _rate(r: Rate) -> str:
+    return f"{r.rate:.2%} ({r.low:.2%}–{r.high:.2%})"
+
+
+def _row(x: Line) -> tuple[object, ...]:
+    model = x.model_version + (f" / {x.variant}" if x.variant else "")
+    return (x.source, model, x.strategy, x.impressions, _rate(x.ctr), _rate(x.cart_rate), _rate(x.purchase_rate))
