@@ -18,7 +18,7 @@ LAYERS: dict[str, float] = {
     "config": 1,
     "adapters": 2,
     "source": 3, "etl": 3, "ranking": 3, "vectors": 3, "inference": 3, "training": 3, "streaming": 3,
-    "deploy": 3,
+    "deploy": 3, "report": 3,
     "cli": 4, "api": 4, "jobs": 4, "__main__": 5,
 }
 
