@@ -359,3 +359,42 @@ def test_a_trained_model_waits_for_vectors_load_instead_of_mixing_versions(http:
     assert after.headers["x-model-version"] == version and after.json() != before.json()
     assert "waiting" not in http.get("/ready").json()
     stack.version = version
+
+
+def test_every_recommendations_answer_becomes_an_impression_in_the_lake(stack: Stack, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The service's impression log, end to end: answers over HTTP, the writer thread's objects
+    in the sink, `etl events` into the lake; the same ids, lists, models and strategies."""
+    import dataclasses
+
+    from recpipe.adapters import open_lake, open_recommendations
+    from recpipe.api.app import create_app
+    from recpipe.api.background import serving
+    from recpipe.api.service import Service
+    from recpipe.etl.online import read_online
+    from recpipe.etl.online import run as read_sink
+
+    import sqlite3
+
+    settings = dataclasses.replace(stack.settings(), recommendations_url=str(tmp_path / "sink"),
+                                   serve_impressions_every=0.2)
+    with sqlite3.connect(stack.root / "source.db") as db:
+        customers = [r[0] for r in db.execute("SELECT customerNumber FROM customers ORDER BY 1 LIMIT 6")]
+        product = db.execute("SELECT productCode FROM products ORDER BY 1").fetchone()[0]
+    answers = []
+    with serving(create_app(settings, service=Service(settings))) as url, \
+            httpx.Client(base_url=url, timeout=30) as client:
+        for customer in customers:
+            answers.append(client.get(f"/recommendations/{customer}", params={"k": 4}).json())
+        answers.append(client.get("/sessions/v-1/recommendations", params={"recent": product}).json())
+        assert client.get("/recommendations/-1").status_code == 422  # no answer, no impression
+    objects = open_recommendations(str(tmp_path / "sink")).list_files("served/")
+    assert objects and all(o.endswith(".ndjson") for o in objects)
+    lake = open_lake(str(tmp_path / "lake"))
+    read_sink(open_recommendations(str(tmp_path / "sink")), lake)
+    shown = {i["recommendation_id"]: i for i in read_online(lake, "impressions").to_pylist()}
+    assert set(shown) == {a["recommendation_id"] for a in answers}
+    for a in answers:
+        row = shown[a["recommendation_id"]]
+        assert (row["source"], row["model_version"], row["strategy"]) == ("service", a["model_version"], a["strategy"])
+        assert row["items"] == [i["id"] for i in a["items"]] and row["customer_number"] == a.get("customer_number")
+    assert shown[answers[-1]["recommendation_id"]]["session_id"] == "v-1"
