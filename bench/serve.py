@@ -97,6 +97,37 @@ def measure(env: dict[str, str], workers: int, args: tuple[str, ...], endpoints:
     return results
 
 
+def paired(env: dict[str, str], workers: int, args: tuple[str, ...], paths: list[str], seconds: int, work: Path,
+           rounds: int = 3) -> dict[int, dict[str, Any]]:
+    """The same server with its impression log on (into ``work/logged``) and off, both running,
+    measured in turns (the order alternating each round) at every concurrency: the median
+    requests/s of each, and their ratio. Turns, not one server after the other: on a shared
+    machine the rate drifts more between minutes than logging costs."""
+    servers = {"logged": serve.start({**env, "RECPIPE_RECOMMENDATIONS_URL": str(work / "logged")}, workers=workers,
+                                     args=args),
+               "unlogged": serve.start({**env, "RECPIPE_SERVE_IMPRESSIONS_EVERY": "0"}, workers=workers, args=args)}
+    out: dict[int, dict[str, Any]] = {}
+    try:
+        for name, (server, url) in servers.items():
+            if not serve.wait_ready(url, 60):
+                sys.exit(f"recpipe serve ({name}) did not become ready: "
+                         f"{server.stderr.read() if server.poll() is not None else ''}")
+            wrk(url, paths, 4, 2, work)  # warm-up
+        for clients in CONCURRENCY:
+            runs: dict[str, list[dict[str, Any]]] = {"logged": [], "unlogged": []}
+            for r in range(rounds):
+                for name in (("logged", "unlogged") if r % 2 == 0 else ("unlogged", "logged")):
+                    runs[name].append(wrk(servers[name][1], paths, clients, seconds, work))
+            ratio = float(np.median([x["rps"] for x in runs["logged"]]) / np.median([x["rps"] for x in runs["unlogged"]]))
+            out[clients] = {**runs, "ratio": round(ratio, 3)}
+            print(f"impression log on/off × {clients}: {ratio:.3f}", flush=True)
+    finally:
+        for server, _ in servers.values():
+            server.terminate()
+            server.wait(10)
+    return out
+
+
 def _ms(text: str) -> float:
     value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
@@ -112,6 +143,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="recpipe serve --threads (default: its own)")
     parser.add_argument("--compare-threads", type=int, default=8, help="also measure 16 clients with this many "
                                                                          "threads (0: skip)")
+    parser.add_argument("--rounds", type=int, default=5, help="turns of each server in the impression log comparison")
+    parser.add_argument("--compare-impressions", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure /recommendations with the impression log off (issue 23's cost)")
     parser.add_argument("--work", type=Path, default=None)
     parser.add_argument("--name", default="serve")
     args = parser.parse_args()
@@ -136,8 +170,12 @@ def main() -> None:
     }
     threads = ("--threads", str(args.threads)) if args.threads else ()
     compared: dict[str, dict[int, Any]] = {}
+    unlogged: dict[str, dict[int, Any]] = {}
     try:
         results = measure({**os.environ, **env}, args.workers, threads, endpoints, CONCURRENCY, args.seconds, work)
+        if args.compare_impressions:  # what the impression log costs: two servers, measured in turns
+            unlogged = paired({**os.environ, **env}, args.workers, threads, endpoints["/recommendations/{id}"],
+                              args.seconds, work, args.rounds)
         if args.compare_threads:
             compared = measure({**os.environ, **env}, args.workers, ("--threads", str(args.compare_threads)),
                                {k: v for k, v in endpoints.items() if k != "/health"}, (16,), args.seconds, work)
@@ -153,6 +191,17 @@ def main() -> None:
             floor = results["/health"][clients]["rps"]
             rows.append((f"{name} ({args.compare_threads} threads)", clients, r["rps"], r["p50_ms"], r["p99_ms"],
                          r["rps"] / floor, r["non_2xx"]))
+    for clients, pair in unlogged.items():
+        for side in ("logged", "unlogged"):
+            runs = pair[side]
+            floor = results["/health"][clients]["rps"]
+            median = float(np.median([r["rps"] for r in runs]))
+            rows.append((f"/recommendations/{{id}}, impression log {'on' if side == 'logged' else 'off'} "
+                         f"(median of {len(runs)})", clients, median, float(np.median([r["p50_ms"] for r in runs])),
+                         float(np.median([r["p99_ms"] for r in runs])), median / floor,
+                         sum(r["non_2xx"] for r in runs)))
+    logged = {c: pair["ratio"] for c, pair in unlogged.items()}
+    served = sum(len(p.read_bytes().splitlines()) for p in (work / "logged" / "served").rglob("*.ndjson"))
     with_history = results["/recommendations/{id}?recent=10"]
     ratios = {c: round(with_history[c]["rps"] / results["/recommendations/{id}"][c]["rps"], 3) for c in with_history}
     report(args.name, f"recpipe serve ({args.workers} uvicorn process(es)) with {len(items):,} items, {len(users):,} users; wrk on "
@@ -161,7 +210,8 @@ def main() -> None:
            {"items": len(items), "users": len(users), "seconds": args.seconds, "workers": args.workers,
             "threads": args.threads or "default (one per core)", "results": results,
             "compare_threads": args.compare_threads, "compared": compared,
-            "history_vs_stored_rps": ratios})
+            "history_vs_stored_rps": ratios, "unlogged": unlogged,
+            "impression_log_vs_none_rps": logged, "impression_log_lines": served})
 
 
 if __name__ == "__main__":

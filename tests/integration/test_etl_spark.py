@@ -90,16 +90,21 @@ def test_the_glue_script_runs_under_spark_submit(tmp_path: Path, shop) -> None:
         pytest.fail("spark-submit not found beside the Python that runs the tests")
     url = f"sqlite:///{tmp_path / 'src.db'}"
     write_shop(open_source(url), shop)
+    from tests.support.delivered import shop_of_edges
+
+    shop_of_edges(tmp_path / "sink")
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
     result = subprocess.run(
         [submit, "--master", "local[2]", "--conf", "spark.ui.enabled=false",
          "--jars", "/usr/share/java/sqlite-jdbc.jar",
          str(ROOT / "src" / "recpipe" / "jobs" / "glue_etl.py"),
-         "--JOB_NAME", "local-test", "--source_url", url, "--lake_url", str(tmp_path / "lake")],
+         "--JOB_NAME", "local-test", "--source_url", url, "--lake_url", str(tmp_path / "lake"),
+         "--recommendations_url", str(tmp_path / "sink")],
         capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["rows"] == shop.tables["ratings"].num_rows
+    assert summary["events"] == {"objects": 3, "lines": 15, "events": 7, "impressions": 9, "quarantined": 5}
     assert read_training(tmp_path / "lake" / DATASET).equals(expected_training(shop.tables))
 
 

@@ -365,6 +365,7 @@ def test_every_recommendations_answer_becomes_an_impression_in_the_lake(stack: S
     """The service's impression log, end to end: answers over HTTP, the writer thread's objects
     in the sink, `etl events` into the lake; the same ids, lists, models and strategies."""
     import dataclasses
+    import sqlite3
 
     from recpipe.adapters import open_lake, open_recommendations
     from recpipe.api.app import create_app
@@ -372,8 +373,6 @@ def test_every_recommendations_answer_becomes_an_impression_in_the_lake(stack: S
     from recpipe.api.service import Service
     from recpipe.etl.online import read_online
     from recpipe.etl.online import run as read_sink
-
-    import sqlite3
 
     settings = dataclasses.replace(stack.settings(), recommendations_url=str(tmp_path / "sink"),
                                    serve_impressions_every=0.2)

@@ -43,7 +43,7 @@ def put(sink: Path, hour: str, name: str, lines: list[Any], *, gzipped: bool = F
 def shop_of_edges(sink: Path) -> None:
     """Duplicates, late and out-of-order events, bad lines, gzip, failed records and the service's log."""
     h1 = [("S1", "browse", "r-0")]
-    h2 = h1 + [("S2", "cart", "r-1")]
+    h2 = [*h1, ("S2", "cart", "r-1")]
     h3 = [("S1", "browse", "r-0"), ("S2", "purchase", "r-1")]
     put(sink, "2026/12/05/07", "recpipe-1-2026-12-05-07-00-00-a", [
         record("e1", "s1", "2026-12-05T07:00:00Z", h1, "r-1"),

@@ -48,7 +48,7 @@ def test_repeated_event_ids_are_dropped_once_delivered_and_retries_are_not() -> 
     again = transform(invocation(("1", "a"), ("6", "b"), ("7", "c")), enricher, seen)  # 1 is a retry, 6 a repeat
     assert results(again) == ["Ok", "Dropped", "Ok"] and enricher.got == ["a", None, None, "b", "a", "c"]
     enriched_a = json.loads(base64.b64decode(first["records"][0]["data"]))
-    assert enriched_a["event_id"] == "a" and list(enriched_a)[0] == "event_id"
+    assert enriched_a["event_id"] == "a" and next(iter(enriched_a)) == "event_id"
 
 
 def test_a_failed_invocation_remembers_nothing() -> None:

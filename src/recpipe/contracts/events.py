@@ -33,7 +33,6 @@ from recpipe.contracts.limits import (
 )
 from recpipe.errors import InputError
 
-
 ID_MAX = 128  # characters of an event_id or a recommendation_id
 KINDS = ("browse", "cart", "purchase")  # what a shopper does with a product, each implying the one before
 

@@ -4,7 +4,8 @@
   activity (given, or from the session store) holds a product with an embedding — their own
   vector moved toward what they are doing now (``inference.session``), or for a visitor that
   alone; ``stored``, a customer's stored embedding; ``features``, their features (given, or the
-  loaded customers table's) through the user tower; ``popular`` with nothing the model knows.
+  loaded customers table's) through the user tower; ``popular`` with nothing the model knows,
+  or when the rules ask for it (``Rules.popular``: a control list to compare the model with).
 * What: candidates from pgvector, minus the cart, what the customer already bought, what the
   session already browsed and an explicit exclude list; out-of-stock items dropped unless
   asked for; an optional product line; at most N per product line; exactly k when the catalog
@@ -45,6 +46,7 @@ class Rules:
     in_stock: bool = True
     product_line: str | None = None
     max_per_line: int | None = None
+    popular: bool = False  # the most bought products whatever the model knows: a control list
 
     @property
     def filters(self) -> Filters:
@@ -119,6 +121,8 @@ class Recommender:
             filters = replace(filters, not_bought_by=customer_number)
         items: list[dict[str, Any]] | None = None
         strategy = "stored"
+        if rules.popular:
+            return self._popular_for(q, shop, model, rules, skip, filters)
         if recent:
             items = self._session(q, model, shop, customer_number, features, recent, rules, skip, filters)
             if items is not None:
@@ -135,10 +139,14 @@ class Recommender:
                 items = self._collect(lambda n: q.items_for_embedding(embedding[0], n, exclude=sorted(skip),
                                                                       filters=filters), shop, rules)
         if items is None:
-            if filters.not_bought_by is not None:
-                skip |= set(q.bought(filters.not_bought_by))
-            return Recommendation(model.version, "popular", self._popular(shop, rules, skip))
+            return self._popular_for(q, shop, model, rules, skip, filters)
         return Recommendation(model.version, strategy, items)
+
+    def _popular_for(self, q: VectorQueries, shop: _Shop, model: Model, rules: Rules, skip: set[str],
+                     filters: Filters) -> Recommendation:
+        if filters.not_bought_by is not None:
+            skip = skip | set(q.bought(filters.not_bought_by))
+        return Recommendation(model.version, "popular", self._popular(shop, rules, skip))
 
     def for_session(self, q: VectorQueries, session_id: str, features: Mapping[str, Any] | None = None,
                     rules: Rules = Rules(), recent: Sequence[Activity] | None = None

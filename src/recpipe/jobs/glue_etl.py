@@ -6,6 +6,8 @@ Job arguments (``getResolvedOptions``)::
     --connection_name NAME       a Glue JDBC connection to the source database, or
     --source_url URL             a source URL as RECPIPE_SOURCE_URL takes it
     --lake_url s3://bucket/lake  where ratings_ml_training is published
+    --recommendations_url URL    optional: the recs bucket (s3://…) whose delivered and served
+                                 lines then become the lake's events and impressions
     --max_quarantine_fraction F  optional, default 0.05
     --jdbc_driver CLASS          optional; on Glue the MySQL Connector/J Glue ships
                                  (com.mysql.cj.jdbc.Driver), locally MariaDB's
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from recpipe.contracts.dataset import DatasetManifest
 
 REQUIRED = ["JOB_NAME", "lake_url"]
-OPTIONAL = ["connection_name", "source_url", "max_quarantine_fraction", "jdbc_driver"]
+OPTIONAL = ["connection_name", "source_url", "max_quarantine_fraction", "jdbc_driver", "recommendations_url"]
 GLUE_MYSQL_DRIVER = "com.mysql.cj.jdbc.Driver"  # on Glue's class path; MariaDB's driver is not
 _DRIVERS = {"mysql": "mysql+pymysql", "mariadb": "mysql+pymysql", "postgresql": "postgresql",
             "sqlite": "sqlite"}
@@ -100,7 +102,15 @@ def main(argv: list[str] | None = None) -> DatasetManifest:
                        open_lake(args["lake_url"], setting="--lake_url"), engine="spark",
                        max_quarantine_fraction=float(args.get("max_quarantine_fraction", 0.05)),
                        spark=spark, remote_staging=job is not None and args["lake_url"].startswith("s3://"))
-    print(json.dumps({k: getattr(manifest, k) for k in ("version", "rows", "partitions", "location")}))
+    summary = {k: getattr(manifest, k) for k in ("version", "rows", "partitions", "location")}
+    if "recommendations_url" in args:  # the online datasets, on the same Spark (recpipe.etl.online)
+        from recpipe.adapters import open_recommendations
+        from recpipe.etl.online import run as run_online
+
+        online = run_online(open_recommendations(args["recommendations_url"], setting="--recommendations_url"),
+                            open_lake(args["lake_url"], setting="--lake_url"), engine="spark", spark=spark)
+        summary["events"] = online.totals()
+    print(json.dumps(summary))
     if job is not None:
         job.commit()
     return manifest

@@ -135,6 +135,7 @@ resource "aws_glue_job" "etl" {
     "--additional-python-modules"        = join(",", concat([local.wheel], var.shared.manifest.glue_modules))
     "--connection_name"                  = aws_glue_connection.source.name
     "--lake_url"                         = var.shared.lake_url
+    "--recommendations_url"              = var.shared.recommendations_url # delivered and served lines -> events, impressions
     "--continuous-log-logGroup"          = aws_cloudwatch_log_group.job.name
     "--enable-continuous-cloudwatch-log" = "true"
     "--enable-metrics"                   = "true"
@@ -263,6 +264,16 @@ data "aws_iam_policy_document" "job" {
       variable = "s3:prefix"
       values   = ["${var.shared.lake_prefix}/*", "glue-temp/*"]
     }
+  }
+  statement {
+    sid       = "ReadRecommendations" # the online datasets: what Firehose delivered and the service logged
+    actions   = ["s3:GetObject"]
+    resources = ["${var.shared.bucket_arns["recs"]}/*"]
+  }
+  statement {
+    sid       = "ListRecommendations"
+    actions   = ["s3:ListBucket"]
+    resources = [var.shared.bucket_arns["recs"]]
   }
   statement {
     sid       = "SourceSecret"

@@ -55,8 +55,9 @@ module "inference" {
   timeout_seconds      = 30
   reserved_concurrency = 50
   log_retention_days   = var.log_retention_days
-  policy_json          = data.aws_iam_policy_document.serving.json
-  environment          = local.environment
+  policy_json          = data.aws_iam_policy_document.inference.json
+  # its answers are logged to the recs bucket under served/ (impressions; `recpipe etl events` reads them)
+  environment = merge(local.environment, { RECPIPE_RECOMMENDATIONS_URL = var.shared.recommendations_url })
 }
 
 resource "aws_lambda_function_url" "inference" {
@@ -71,6 +72,20 @@ data "aws_iam_policy_document" "serving" {
     sid       = "VectorsSecret"
     actions   = ["secretsmanager:GetSecretValue"]
     resources = [var.vectors_secret_arn]
+  }
+}
+
+data "aws_iam_policy_document" "inference" {
+  source_policy_documents = [data.aws_iam_policy_document.serving.json]
+  statement {
+    sid       = "ImpressionLog"
+    actions   = ["s3:PutObject"]
+    resources = ["${local.recs}/served/*"]
+  }
+  statement {
+    sid       = "ImpressionLogKey"
+    actions   = ["kms:GenerateDataKey", "kms:Encrypt"]
+    resources = [var.shared.kms_key_arn]
   }
 }
 

@@ -3,7 +3,7 @@ as parameters and what the shopper is doing now (``recent``, or the session stor
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -49,6 +49,9 @@ class RecommendationQuery(BaseModel):
     product_line: str | None = Field(None, max_length=50, pattern=NO_NUL,
                                      description="Only this product line (empty: any).")
     max_per_line: int | None = Field(None, ge=1, le=MAX_K, description="At most this many per product line.")
+    strategy: Literal["auto", "popular"] = Field(
+        "auto", description="auto: the best the model can do; popular: the most bought products whatever the "
+                            "model knows (a control list, to compare the model with).")
     city: str | None = Field(None, max_length=50, description="For a customer without a stored embedding.")
     country: str | None = Field(None, max_length=50, description="For a customer without a stored embedding.")
     credit_limit: float | None = Field(None, allow_inf_nan=False, ge=-MAX_CREDIT_LIMIT, le=MAX_CREDIT_LIMIT,
@@ -70,7 +73,7 @@ class RecommendationQuery(BaseModel):
     def rules(self) -> Rules:
         return Rules(k=self.k, exclude=tuple(self.exclude), cart=tuple(self.cart), exclude_bought=self.exclude_bought,
                      exclude_browsed=self.exclude_browsed, in_stock=self.in_stock, product_line=self.product_line,
-                     max_per_line=self.max_per_line)
+                     max_per_line=self.max_per_line, popular=self.strategy == "popular")
 
     def activity(self) -> list[Activity] | None:
         """The ``recent`` products given (None: ask the session store)."""
