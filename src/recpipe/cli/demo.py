@@ -73,18 +73,24 @@ def demo(
                                    f"{max(s['ms'] for s in r['steps'][1:]):,.0f} ms (stream → delivery → session store)")
     if not as_json:
         _show_browsing(browsed)
-    streamed = stages.run("stream", "shoppers' events, delivered with recommendations",
+    streamed = stages.run("stream", "shoppers react to their lists; events delivered with recommendations",
                           lambda: stream_some(settings, quiet=as_json),
                           lambda r: f"{r['produced']:,} events → {r['counts']['ok']:,} enriched records in "
                                     f"{r['objects']} object(s) under {r['sink']}/YYYY/MM/dd/HH/")
     if not as_json:
         _show_enriched(streamed)
+    online = stages.run("report", "what the lists shown earned", lambda: online_report(settings),
+                        lambda r: _online_summary(r))
+    if not as_json:
+        from recpipe.cli.report import show
+
+        show(online, sources=("service",), title="online report (`recpipe report`)")
     total = round(time.perf_counter() - started, 2)
     if as_json:
         emit_json({"home": str(settings.home), "stages": stages.done, "seconds": total,
                    "rmse_floor": source.rmse_floor, "model_version": model.model_version,
                    "metrics": model.metrics, "stream": {k: v for k, v in streamed.items() if k != "example"},
-                   "session": browsed})
+                   "session": browsed, "report": online.to_json()})
         return
     table(f"recpipe demo: done in {total:.1f} s (home {settings.home})", ("stage", "seconds", "result"),
           [(s["stage"], f"{s['seconds']:.2f}", s["result"]) for s in stages.done])
@@ -133,13 +139,38 @@ def stream_some(settings: Settings, *, quiet: bool) -> dict[str, Any]:
     from recpipe.streaming.pipeline import tail
 
     _fresh_stream(settings)
-    produced = produce_stage(settings, rate=2_000, count=500, duration=None, quiet=quiet)
+    # shoppers shown the service's lists (half the model's, half the most bought) react to them
+    produced = produce_stage(settings, rate=5_000, count=1_000, duration=None, quiet=quiet, closed_loop=True)
     # the default delivery name: `recpipe stream deliver` goes on from where the demo stopped
     result = deliver_stage(settings, DeliveryOptions(until_idle=0.5), quiet=quiet)
     sink = Backends(settings).recommendations()
     objects = [f for f in sink.list_files() if f[:4].isdigit()]
     return {"produced": produced.events, "counts": result.counts, "sink": sink.url, "objects": len(objects),
-            "latest_object": objects[-1] if objects else None, "example": next(iter(tail(sink, 1)), None)}
+            "latest_object": objects[-1] if objects else None, "example": next(iter(tail(sink, 1)), None),
+            "arms": produced.arms}
+
+
+def online_report(settings: Settings) -> Any:
+    """`recpipe etl events`, then `recpipe report`: the lists shown, and what they earned."""
+    from recpipe.adapters import Backends
+    from recpipe.cli.etl import events_stage
+    from recpipe.report.pipeline import run as run_report
+
+    events_stage(settings, engine="duckdb", quiet=True)
+    return run_report(Backends(settings).lake())
+
+
+def _online_summary(report: Any) -> str:
+    lists: dict[str, tuple[int, int]] = {}
+    for x in report.lines:
+        if x.source == "service":
+            key = "popular" if x.strategy == "popular" else "model"
+            n, c = lists.get(key, (0, 0))
+            lists[key] = (n + x.impressions, c + x.clicks)
+    shown = "; ".join(f"{name}: {c:,} clicks on {n:,} lists ({c / n:.1%})" for name, (n, c) in sorted(lists.items()) if n)
+    p = report.pointing
+    return (f"{shown or 'no lists shown'}; {p['attributed']:,} of {p['pointing']:,} picks from a list attributed "
+            f"to it")
 
 
 def _fresh_stream(settings: Settings) -> None:
@@ -147,7 +178,10 @@ def _fresh_stream(settings: Settings) -> None:
     import shutil
     from pathlib import Path
 
-    for url in (settings.stream_url, settings.recommendations_url):
+    from recpipe.contracts.activity import EVENTS, EVENTS_QUARANTINE, IMPRESSIONS
+
+    lake = [str(Path(settings.lake_url) / name) for name in (EVENTS, IMPRESSIONS, EVENTS_QUARANTINE)]
+    for url in (settings.stream_url, settings.recommendations_url, *lake):
         path = Path(url)
         if "://" not in url and path.resolve().is_relative_to(settings.home):
             shutil.rmtree(path, ignore_errors=True)

@@ -46,12 +46,14 @@ def report(
     show(got, hourly=hourly)
 
 
-def show(got: Report, *, hourly: bool = False, title: str = "online report") -> None:
-    if not got.lines:
+def show(got: Report, *, hourly: bool = False, title: str = "online report",
+         sources: tuple[str, ...] = ("service", "stream")) -> None:
+    lines = [x for x in got.lines if x.source in sources]
+    if not lines:
         console.print("online report: no impressions read yet (deliver the stream, then `recpipe etl events`)")
         return
     columns = ("source", "model", "strategy", "impressions", "click-through", "add-to-cart", "purchase")
-    table(f"{title}: rates per list shown, 95% intervals", columns, [_row(x) for x in got.lines])
+    table(f"{title}: rates per list shown, 95% intervals", columns, [_row(x) for x in lines])
     if hourly:
         table("per hour", ("hour", *columns), [(x.hour, *_row(x)) for x in got.hourly])
     p = got.pointing

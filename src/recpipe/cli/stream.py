@@ -24,17 +24,41 @@ Json = Annotated[bool, typer.Option("--json", help="Print a JSON document instea
 
 
 def produce_stage(settings: Settings, *, rate: float, count: int | None, duration: float | None,
-                  unknown: float = 0.15, seed: int = 0, quiet: bool = False) -> Any:
-    """``streaming.produce.run`` with the settings and a progress bar (the CLI and the demo)."""
+                  unknown: float = 0.15, seed: int = 0, quiet: bool = False, closed_loop: bool = False,
+                  service_url: str | None = None, popular_share: float = 0.5, k: int = 10) -> Any:
+    """``streaming.produce.run`` with the settings and a progress bar (the CLI and the demo);
+    ``closed_loop``: the shoppers are shown the service's lists first (``streaming.closed_loop``),
+    over HTTP at ``service_url`` or in process; the result then has ``arms``."""
     from recpipe.adapters import Backends
     from recpipe.source.load import read_sidecar, sidecar_path
     from recpipe.streaming.produce import Shoppers, run
 
     db = Backends(settings).source()
     shoppers = Shoppers.from_source(db, read_sidecar(sidecar_path(settings.home, db)), unknown=unknown, seed=seed)
-    with bars(quiet=quiet, transient=True) as progress:
-        return run(Backends(settings).stream(), shoppers, rate=rate, count=count, duration=duration,
-                   progress=progress)
+    service = None
+    simulation: Any = shoppers
+    if closed_loop:
+        from recpipe.streaming.closed_loop import ClosedLoop, HttpStorefront
+
+        if service_url:
+            storefront: Any = HttpStorefront(service_url, api_key=settings.api_key)
+        else:
+            from recpipe.api.service import Service
+            from recpipe.api.storefront import ServiceStorefront
+
+            service = Service(settings)
+            storefront = ServiceStorefront(service)
+        simulation = ClosedLoop(shoppers, storefront, k=k, popular_share=popular_share)
+    try:
+        with bars(quiet=quiet, transient=True) as progress:
+            result = run(Backends(settings).stream(), simulation, rate=rate, count=count, duration=duration,
+                         progress=progress)
+    finally:
+        if service is not None:
+            service.close()  # its impression log is written
+    if closed_loop:
+        result.arms = simulation.summary()
+    return result
 
 
 def deliver_stage(settings: Settings, options: Any, *, quiet: bool = False) -> Any:
@@ -66,6 +90,17 @@ def produce(
     unknown: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of sessions from visitors the shop "
                                                                   "does not know.")] = 0.15,
     seed: Annotated[int, typer.Option(help="Random seed of the shoppers.")] = 0,
+    closed_loop: Annotated[bool, typer.Option(
+        "--closed-loop", help="Show each shopper the service's recommendations before each click, as a shop "
+                              "page would; they pick by the shop's ground truth, and a pick from the list names "
+                              "its recommendation_id (needs a synthetic shop and a loaded model).")] = False,
+    service_url: Annotated[str | None, typer.Option(
+        "--service-url", show_default=False, help="With --closed-loop: ask this running `recpipe serve` "
+                                                  "(default: the service's code in process, logging to "
+                                                  "RECPIPE_RECOMMENDATIONS_URL).")] = None,
+    popular_share: Annotated[float, typer.Option(
+        min=0.0, max=1.0, help="With --closed-loop: the share of sessions shown the most bought products "
+                               "instead of the model's (the control).")] = 0.5,
     stream_url: StreamUrl = None,
     source_url: Annotated[str | None, typer.Option("--source-url", show_default=False,
                                                    help="Where the customers and products come from; "
@@ -74,7 +109,8 @@ def produce(
 ) -> None:
     """Simulate shoppers from the source database: events with real customers (and unknown
     visitors) browsing real products, partitioned by session. Give --count or --duration, or
-    replay real activity with --from FILE."""
+    replay real activity with --from FILE. With --closed-loop they react to what the service
+    recommends (see docs/online.md)."""
     if from_file is not None:
         if count is not None or duration is not None:
             raise typer.BadParameter("--from replays every event of the file: leave out --count and --duration")
@@ -82,14 +118,22 @@ def produce(
         return
     if (count is None) == (duration is None):
         raise typer.BadParameter("give exactly one of --count or --duration (or --from FILE)")
+    if service_url is not None and not closed_loop:
+        raise typer.BadParameter("--service-url is for --closed-loop")
     settings = load_settings({"stream_url": stream_url, "source_url": source_url})
-    result = produce_stage(settings, rate=rate or 1000.0, count=count, duration=duration, unknown=unknown,
-                           seed=seed, quiet=as_json)
+    result = produce_stage(settings, rate=rate or (100.0 if closed_loop else 1000.0), count=count, duration=duration,
+                           unknown=unknown, seed=seed, quiet=as_json, closed_loop=closed_loop, service_url=service_url,
+                           popular_share=popular_share)
     if as_json:
         emit_json(result.to_json())
         return
     console.print(f"put {result.events:,} events from {result.sessions:,} sessions in {result.seconds:.1f} s "
                   f"({result.rate:,.0f}/s; browsing by {result.preferences}) onto {result.stream}", highlight=False)
+    if result.arms:
+        table("what the lists earned (counted by the simulation; `recpipe report` counts it from the lake)",
+              ("shown", "lists", "clicks", "click-through (95%)", "carts", "purchases", "a perfect list's"),
+              [(name, a["impressions"], a["clicks"], f"{a['ctr']:.1%} ({a['ctr_low']:.1%}–{a['ctr_high']:.1%})",
+                a["carts"], a["purchases"], f"{a['ceiling_ctr']:.1%}") for name, a in result.arms.items()])
 
 
 def _replay(path: str, rate: float | None, stream_url: str | None, as_json: bool) -> None:

@@ -7,6 +7,7 @@ import json
 from typing import Any
 
 from recpipe.adapters.base import Lake, Stream
+from recpipe.contracts.activity import SERVED_PREFIX
 from recpipe.progress import SILENT, Progress
 from recpipe.streaming.deliver import Delivery, DeliveryOptions, DeliveryResult, Transform
 from recpipe.streaming.state import FAILED_PREFIX, STATE_PREFIX, DeliveryState
@@ -34,7 +35,7 @@ def status(stream: Stream, sink: Lake, name: str = "recpipe") -> dict[str, Any]:
         lag = int(head) - int(position or 0) if head is not None else None
         shards.append({"shard": shard.id, "position": position, "head": head, "lag": lag,
                        "finished": shard.id in state.finished})
-    objects = [f for f in sink.list_files() if not f.startswith(STATE_PREFIX)]
+    objects = [f for f in sink.list_files() if not f.startswith((STATE_PREFIX, SERVED_PREFIX))]
     return {"stream": stream.url, "sink": sink.url, "delivery": name, "shards": shards, "counts": state.counts.to_json(),
             "objects": sum(not f.startswith(FAILED_PREFIX) for f in objects),
             "failed_objects": sum(f.startswith(FAILED_PREFIX) for f in objects),
@@ -44,7 +45,7 @@ def status(stream: Stream, sink: Lake, name: str = "recpipe") -> dict[str, Any]:
 def tail(sink: Lake, n: int = 10) -> list[dict[str, Any]]:
     """The latest ``n`` enriched records (newest last), from the newest objects."""
     # names sort by hour, then by the second their buffer opened (YYYY/MM/dd/HH/<name>-1-<time>-<id>)
-    keys = sorted(f for f in sink.list_files() if not f.startswith((STATE_PREFIX, FAILED_PREFIX)))
+    keys = sorted(f for f in sink.list_files() if not f.startswith((STATE_PREFIX, FAILED_PREFIX, SERVED_PREFIX)))
     out: list[dict[str, Any]] = []
     for key in reversed(keys):
         lines = (sink.read_bytes(key) or b"").decode().splitlines()

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from sqlalchemy import func, select
@@ -37,20 +37,24 @@ IN_CART = 0.3
 _REPLAYED = uuid.UUID("3b0f4c7e-2d6a-4f1e-9a43-6c2b8e5d7f90")  # names replayed events that came without an id
 
 
-@dataclass(frozen=True)
+@dataclass
 class ProduceResult:
     stream: str
     events: int
     sessions: int  # sessions started by this run
     seconds: float
-    preferences: str  # "choice model" (a synthetic shop) or "popularity"
+    preferences: str  # "choice model" (a synthetic shop), "popularity", or "closed loop (…)"
+    arms: dict[str, Any] | None = None  # a closed loop's: what each arm's lists earned
 
     @property
     def rate(self) -> float:
         return self.events / self.seconds if self.seconds else 0.0
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self) | {"events_per_second": round(self.rate, 1)}
+        doc = asdict(self) | {"events_per_second": round(self.rate, 1)}
+        if self.arms is None:
+            del doc["arms"]
+        return doc
 
 
 class Shoppers:
@@ -173,7 +177,16 @@ class Shoppers:
         return out
 
 
-def run(stream: Stream, shoppers: Shoppers, *, rate: float, count: int | None = None,
+class Simulation(Protocol):
+    """What ``run`` draws events from: ``Shoppers``, or the closed loop around them."""
+
+    started: int
+    preferences: str
+
+    def next_events(self, n: int) -> list[Event]: ...
+
+
+def run(stream: Stream, shoppers: Simulation, *, rate: float, count: int | None = None,
         duration: float | None = None, progress: Progress = SILENT) -> ProduceResult:
     """Put ``count`` events (or as many as ``duration`` seconds allow) at ``rate`` events/s."""
     if rate <= 0 or (count is None) == (duration is None) or (count or 1) < 1 or (duration or 1) <= 0:
