@@ -36,13 +36,20 @@ def test_demo_builds_and_summarises_a_source(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert [s["stage"] for s in summary["stages"]] == ["source", "etl", "train", "vectors", "serve", "session",
-                                                       "stream"]
+                                                       "stream", "report"]
     steps = summary["session"]["steps"]  # one customer clicks three products: their list follows
     assert [s["strategy"] for s in steps] == ["stored", "session", "session", "session"]
     assert all(s["clicked"] not in {i["id"] for i in s["items"]} for s in steps[1:])
     assert steps[1]["items"] != steps[0]["items"]
     assert next(s for s in summary["stages"] if s["stage"] == "serve")["result"].startswith("GET /recommendations/")
-    assert summary["stream"]["produced"] == summary["stream"]["counts"]["ok"] == 500
+    assert summary["stream"]["produced"] == summary["stream"]["counts"]["ok"] == 1000
+    arms = summary["stream"]["arms"]  # the shoppers reacted to the service's lists: the report counts the same
+    shown = {x["strategy"]: x for x in summary["report"]["overall"] if x["source"] == "service"}
+    assert shown["popular"]["impressions"] == arms["popular"]["impressions"] > 0
+    assert shown["popular"]["clicks"] == arms["popular"]["clicks"]
+    assert sum(x["clicks"] for k, x in shown.items() if k != "popular") == arms["model"]["clicks"]
+    attribution = summary["report"]["attribution"]
+    assert attribution["attributed"] == attribution["pointing"] == arms["model"]["clicks"] + arms["popular"]["clicks"]
     assert summary["stream"]["latest_object"].startswith(time.strftime("%Y/%m/%d/", time.gmtime()))
     assert (home / "source.db").is_file()
     assert (home / "lake" / "ratings_ml_training" / "_manifest.json").is_file()
@@ -56,10 +63,11 @@ def test_demo_builds_and_summarises_a_source(tmp_path: Path) -> None:
     # with --serve it then serves the page on the demo's data until Ctrl-C
     try:
         out = _demo_serving(home)
-        assert "recpipe demo: done" in out and "500 events → 500 enriched records" in out
+        assert "recpipe demo: done" in out and "1,000 events → 1,000 enriched records" in out
+        assert "online report (`recpipe report`)" in out
         lines = out.splitlines()  # piped (no COLUMNS): no section is empty, no table broken at 80 columns
         rules = [i for i, line in enumerate(lines) if line.startswith("───") and ". " in line]
-        assert len(rules) == 7 and all(not lines[i + 1].startswith("───") for i in rules), lines
+        assert len(rules) == 8 and all(not lines[i + 1].startswith("───") for i in rules), lines
         assert any(len(line) > 100 for line in lines)
     finally:
         stopped = run("vectors", "stop", home=home)

@@ -54,7 +54,7 @@ def events_stage(settings: Settings, *, engine: str | None = None, quiet: bool =
     sink = Backends(settings).recommendations()
     if not any(hour_of(key) for key in sink.list_files()):
         return read_manifest(Backends(settings).lake())
-    with bars(quiet=quiet) as progress:
+    with bars(quiet=quiet, transient=True) as progress:
         return run_online(sink, Backends(settings).lake(), engine=engine,
                           spark=spark or _spark(settings, engine), progress=progress)
 

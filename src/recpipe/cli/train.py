@@ -29,6 +29,10 @@ def train(
              "interaction (--no-refit publishes the evaluated model, trained on the training split).")] = True,
     rating_baseline: Annotated[bool, typer.Option(
         help="Retrieval: also train the rating model on the same split and rank with it, as a baseline.")] = True,
+    events: Annotated[bool, typer.Option(
+        "--events/--no-events", help="Also learn from the lake's events (`recpipe etl events`): each product a known "
+                                     "customer browsed, carted or bought on the stream and did not rate is one more "
+                                     "interaction, the newest in their history.")] = True,
     max_epochs: Annotated[int, typer.Option(min=1, help="Upper bound on epochs per phase.")] = 40,
     patience: Annotated[int, typer.Option(min=1, help="Stop after this many epochs without a better validation "
                                                       "score (retrieval: Recall@10; rating: loss).")] = 3,
@@ -63,7 +67,8 @@ def train(
     options = TrainOptions(fit=FitOptions(batch_size=batch_size, learning_rate=learning_rate, max_epochs=max_epochs,
                                           patience=patience, temperature=temperature,
                                           id_weight_decay=id_weight_decay, seed=seed),
-                           objective=objective, hybrid=hybrid, refit=refit, rating_baseline=rating_baseline)
+                           objective=objective, hybrid=hybrid, refit=refit, rating_baseline=rating_baseline,
+                           events=events)
     options.check()
     manifest = training_stage(settings, options, quiet=as_json)
     if as_json:
@@ -92,6 +97,13 @@ def print_evaluation(m: ModelManifest) -> None:
     t = m.training
     published = t.get("published")
     refit = f"; published vectors: {published['trained_on']}" if published else ""
+    used = t.get("events") or {}
+    if used.get("rows"):
+        console.print(f"events: {used['added']:,} interactions added from {used['rows']:,} event rows of "
+                      f"{used['hours']:,} delivery hour(s) ({', '.join(f'{k} {v:,}' for k, v in used['by_kind'].items())}"
+                      f"); {used['already_rated']:,} already rated, {used['visitors']:,} visitors', "
+                      f"{used['unknown_customers'] + used['unknown_products']:,} of unknown customers or products",
+                      highlight=False)
     console.print(f"model {m.model_version} ({m.kind}): best epoch {t['best_epoch']} of {t['epochs']}, "
                   f"{t['seconds']['to_best_epoch']:.1f} s to the best epoch, {t['samples_per_second']:,.0f} samples/s; "
                   f"numpy towers agree with torch to {t['numpy_agreement']['max_abs_diff']:.1e}{refit}")

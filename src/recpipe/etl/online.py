@@ -116,7 +116,8 @@ def run(sink: Lake, lake: Lake, *, engine: str = "duckdb", spark: Any = None, ba
                 hours.setdefault(hour, []).append(key)
         todo = [h for h in sorted(hours) if _changed(old, h, hours[h])]
         manifest = old or EventsManifest(updated_at="", engine=engine, sink=sink.url, hours={})
-        progress.start("objects", sum(len(hours[h]) for h in todo))
+        if todo:
+            progress.start("objects", sum(len(hours[h]) for h in todo))
         for batch in _batches(todo, hours, batch_objects):
             started = time.perf_counter()
             objects = [(key, _read(sink, key)) for h in batch for key in hours[h]]

@@ -38,6 +38,7 @@ class TrainOptions:
     validation: float = 0.1
     test: float | None = None  # default: 0.2 of each customer's interactions (retrieval), 0.1 (rating)
     cold_start: float = 0.05  # retrieval: share of customers held out whole
+    events: bool = True  # also learn from the lake's events dataset (training.events)
 
     @property
     def hp(self) -> FitOptions:
@@ -71,6 +72,7 @@ def run(lake: Lake, store: Lake, name: str, options: TrainOptions | None = None,
     store.check_writable()
     progress.status(f"reading the training dataset from {lake.location(DATASET)}")
     data = read_ratings(lake)
+    data, used = _with_events(lake, data, options.events, progress)
     read_seconds = time.perf_counter() - started
     trained = (train_retrieval if options.objective == "retrieval" else train_rating)(data, options, progress)
 
@@ -102,7 +104,8 @@ def run(lake: Lake, store: Lake, name: str, options: TrainOptions | None = None,
         "towers": {tower: {"input_width": int(x.shape[1]), "hidden": list(hp.hidden), "id_embeddings": n_ids[tower],
                            "inputs": p.encoders[tower].input_names} for tower, x in (("user", p.xu), ("item", p.xi))},
         "features": {k: e.to_json() for k, e in p.encoders.items()},
-        "counts": {"users": len(data.users), "items": len(data.items), "ratings": len(data), **trained.counts},
+        "counts": {"users": len(data.users), "items": len(data.items), "ratings": data.manifest.rows,
+                   "interactions": len(data), **trained.counts},
         "training": {
             "options": hp.to_json() | {"validation": options.validation, "test": options.test_share,
                                        "cold_start": options.cold_start, "refit": options.refit},
@@ -111,6 +114,7 @@ def run(lake: Lake, store: Lake, name: str, options: TrainOptions | None = None,
             "seconds": {"read": round(read_seconds, 3), "to_best_epoch": round(to_best, 3),
                         "training": round(float(offsets[-1] + runs[-1].history[-1].seconds), 3)},
             "numpy_agreement": agreement,
+            "events": used,
             **trained.extra,
         },
         "metrics": trained.metrics,
@@ -136,6 +140,23 @@ def run(lake: Lake, store: Lake, name: str, options: TrainOptions | None = None,
         (root / artifacts.MANIFEST).write_text(manifest.to_text(), encoding="utf-8")
         store.publish(name, staged, manifest=artifacts.MANIFEST)
     return manifest
+
+
+def _with_events(lake: Lake, data: Any, wanted: bool, progress: Progress) -> tuple[Any, dict[str, Any]]:
+    """The ratings with the lake's events added (``training.events``), and what was used."""
+    if not wanted:
+        return data, {"used": False, "why": "--no-events"}
+    from recpipe.contracts.activity import EVENTS
+    from recpipe.etl.online import read_manifest, read_online
+    from recpipe.training.events import add_events
+
+    manifest = read_manifest(lake)
+    if manifest is None:
+        return data, {"used": False, "why": f"no events in {lake.location(EVENTS)} (`recpipe etl events` reads them)"}
+    progress.status(f"reading the events from {lake.location(EVENTS)}")
+    events = read_online(lake, EVENTS, ["customer_number", "product_code", "kind", "event_time"])
+    data, used = add_events(data, events, [h for h in manifest.hours if not h.startswith("served/")])
+    return data, {"used": True, **used.to_json()}
 
 
 def _agreement(model: Any, inputs: Any, user_emb: np.ndarray, item_emb: np.ndarray, hybrid: bool) -> dict[str, float]:
