@@ -386,6 +386,13 @@ def test_every_recommendations_answer_becomes_an_impression_in_the_lake(stack: S
             answers.append(client.get(f"/recommendations/{customer}", params={"k": 4}).json())
         answers.append(client.get("/sessions/v-1/recommendations", params={"recent": product}).json())
         assert client.get("/recommendations/-1").status_code == 422  # no answer, no impression
+        import time as _time
+
+        deadline = _time.monotonic() + 10  # the writer writes every 0.2 s
+        while "recpipe_impressions_pending 0.0" not in (scraped := client.get("/metrics").text) \
+                and _time.monotonic() < deadline:
+            _time.sleep(0.1)
+        assert "recpipe_impressions_written_total 7.0" in scraped and "recpipe_impressions_lost_total 0.0" in scraped
     objects = open_recommendations(str(tmp_path / "sink")).list_files("served/")
     assert objects and all(o.endswith(".ndjson") for o in objects)
     lake = open_lake(str(tmp_path / "lake"))

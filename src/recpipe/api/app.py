@@ -63,6 +63,8 @@ def create_app(settings: Settings | None = None, *, service: Service | None = No
         app.add_middleware(ApiKey, key=settings.api_key)
     document(app, keyed=bool(settings.api_key))
     app.state.metrics.install(app)
+    if app.state.service.impressions is not None:
+        app.state.metrics.watch_impressions(app.state.service.impressions)
     app.add_middleware(CollapseSlashes)
     errors.install(app)
     for router in ROUTERS:

@@ -29,6 +29,10 @@ class Metrics:
         self.latency = Histogram("recpipe_http_request_duration_seconds", "HTTP request latency",
                                  ("method", "route"), buckets=BUCKETS, registry=self.registry)
 
+    def watch_impressions(self, log: Any) -> None:
+        """Export the service's impression log (``api.impressions``): lists written, lost, pending."""
+        self.registry.register(_ImpressionLog(log))
+
     def install(self, app: Any) -> None:
         app.add_middleware(_Measure, metrics=self, routes=app.router.routes)
 
@@ -69,6 +73,25 @@ class Metrics:
             multiprocess.MultiProcessCollector(registry)
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class _ImpressionLog:
+    """A collector read at each scrape (the log keeps the counts; nothing runs per request)."""
+
+    def __init__(self, log: Any) -> None:
+        self.log = log
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        yield CounterMetricFamily("recpipe_impressions_written", "Lists shown by /recommendations and written to "
+                                  "the impression log", value=self.log.written)
+        yield CounterMetricFamily("recpipe_impressions_lost", "Lists the impression log dropped (the sink "
+                                  "failed for too long)", value=self.log.lost)
+        yield CounterMetricFamily("recpipe_impression_log_write_failures", "Failed writes of the impression log",
+                                  value=self.log.failures)
+        yield GaugeMetricFamily("recpipe_impressions_pending", "Lists shown, not yet written",
+                                value=len(self.log.pending))
 
 
 def _matching(routes: list[Any], scope: dict[str, Any], full: Any) -> Any:

@@ -92,13 +92,19 @@ def candidate_schema() -> Any:
 
 def candidates_table(objects: Iterable[tuple[str, bytes]]) -> Any:
     """``rows_of_object`` over ``objects`` as one Arrow table (the DuckDB engine's, and each
-    Spark worker's for its share)."""
+    Spark worker's for its share), built an object at a time: only one object's rows are ever
+    Python objects."""
     import pyarrow as pa
 
-    rows = [r for key, data in objects for r in rows_of_object(key, data)]
     schema = candidate_schema()
-    columns: list[Any] = list(zip(*rows, strict=True)) if rows else [() for _ in schema]
-    return pa.table([pa.array(list(c), type=f.type) for c, f in zip(columns, schema, strict=True)], schema=schema)
+    parts = []
+    for key, data in objects:
+        rows = list(rows_of_object(key, data))
+        if rows:
+            columns: list[Any] = list(zip(*rows, strict=True))
+            parts.append(pa.table([pa.array(list(c), type=f.type) for c, f in zip(columns, schema, strict=True)],
+                                  schema=schema))
+    return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
 def run(sink: Lake, lake: Lake, *, engine: str = "duckdb", spark: Any = None, batch_objects: int = BATCH_OBJECTS,
@@ -120,13 +126,13 @@ def run(sink: Lake, lake: Lake, *, engine: str = "duckdb", spark: Any = None, ba
             progress.start("objects", sum(len(hours[h]) for h in todo))
         for batch in _batches(todo, hours, batch_objects):
             started = time.perf_counter()
-            objects = [(key, _read(sink, key)) for h in batch for key in hours[h]]
-            if engine == "duckdb":
-                keeper: Keeper = DuckDBKeeper(objects)
+            keys = [key for h in batch for key in hours[h]]
+            if engine == "duckdb":  # each object read as it is parsed
+                keeper: Keeper = DuckDBKeeper((key, _read(sink, key)) for key in keys)
             else:
                 from recpipe.etl.spark_engine import SparkKeeper
 
-                keeper = SparkKeeper(spark, objects)
+                keeper = SparkKeeper(spark, [(key, _read(sink, key)) for key in keys])
             try:
                 tables = keeper.keep(*_kept(lake, manifest, batch, keeper.days()))
             finally:
@@ -135,7 +141,7 @@ def run(sink: Lake, lake: Lake, *, engine: str = "duckdb", spark: Any = None, ba
             manifest = EventsManifest(updated_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                                       engine=engine, sink=sink.url, hours={**manifest.hours, **reads})
             lake.write_bytes(EVENTS_MANIFEST, manifest.model_dump_json(indent=1).encode())
-            progress.advance("objects", len(objects))
+            progress.advance("objects", len(keys))
             progress.status(f"{len(batch)} hour(s) in {time.perf_counter() - started:.1f} s")
         return manifest
 
@@ -251,7 +257,7 @@ class Keeper(Protocol):
 
 
 class DuckDBKeeper:
-    def __init__(self, objects: list[tuple[str, bytes]]) -> None:
+    def __init__(self, objects: Iterable[tuple[str, bytes]]) -> None:
         import duckdb
 
         self.con = duckdb.connect()
