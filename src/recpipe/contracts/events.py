@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, NotRequired, TypedDict
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from typing_extensions import TypedDict as ValidatedDict  # pydantic validates these on Python 3.11
 
 from recpipe.contracts.limits import (
     KINESIS_MAX_RECORD_BYTES,
@@ -168,3 +169,25 @@ def enriched(event: Event, recommended: list[Item], similar_to: str | None, simi
             "similar_items": {"product_code": similar_to, "similar_items": similar},
             "recommendation_id": recommendation_id, "model_version": model_version, "strategy": strategy,
             "recommended_at": recommended_at}
+
+
+class _ShownItem(ValidatedDict):  # TypedDicts: 1.5x faster to validate than nested models
+    id: str
+    score: float
+
+
+class _Similar(ValidatedDict):
+    product_code: str | None
+    similar_items: list[_ShownItem]
+
+
+class DeliveredRecord(Event):
+    """An ``EnrichedRecord`` line, validated in one pass (the events dataset's fast path: a
+    line it refuses is looked at field by field to say why)."""
+
+    recommended_items: list[_ShownItem]
+    similar_items: _Similar
+    recommendation_id: str = Field(min_length=1, pattern=NO_NUL)
+    model_version: str = Field(min_length=1, pattern=NO_NUL)
+    strategy: str = Field(min_length=1, pattern=NO_NUL)
+    recommended_at: str
