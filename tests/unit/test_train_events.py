@@ -16,7 +16,7 @@ from recpipe.adapters import open_artifacts, open_lake, open_recommendations
 from recpipe.etl.online import run as read_sink
 from recpipe.source.generate import ShopSpec
 from recpipe.training.dataset import read_ratings
-from recpipe.training.events import add_events
+from recpipe.training.events import EVENT_WEIGHTS, add_events, weights
 from recpipe.training.fit import FitOptions
 from recpipe.training.pipeline import TrainOptions
 from recpipe.training.pipeline import run as train
@@ -80,9 +80,20 @@ def test_train_reads_the_events_dataset_and_no_events_leaves_it(lake: Path, tmp_
     assert used["used"] and used["hours"] == 1 and used["last_hour"] == "2026/12/05/08" and used["rows"] == 90
     assert used["added"] + used["already_rated"] == 90 and used["added"] > 0
     assert with_events.counts["interactions"] == with_events.counts["ratings"] + used["added"]
+    weighting = with_events.metrics["event_weights"]  # one model per weighting, the best by validation Recall@10
+    assert set(weighting["validation_recall_at_10"]) == set(EVENT_WEIGHTS) and weighting["chosen"] in EVENT_WEIGHTS
+    best = max(weighting["validation_recall_at_10"].values())
+    assert weighting["validation_recall_at_10"][weighting["chosen"]] == best
+    assert {h["phase"] for h in with_events.training["history"]} == {f"retrieval, events {weighting['chosen']}"}
     store, name = open_artifacts(str(tmp_path / "without"))
     without = train(open_lake(str(tmp_path / "lake")), store, name,
                     TrainOptions(fit=fast, rating_baseline=False, events=False))
     assert without.training["events"] == {"used": False, "why": "--no-events"}
-    assert without.counts["interactions"] == without.counts["ratings"]
+    assert without.counts["interactions"] == without.counts["ratings"] and "event_weights" not in without.metrics
     assert np.isfinite(with_events.metrics["recall_at_10"])
+
+
+def test_a_rating_weighs_one_and_an_event_its_kinds_weight() -> None:
+    kind = np.array([-1, 0, 1, 2, -1], np.int8)
+    assert weights(kind, (0.3, 0.6, 1.0)).tolist() == pytest.approx([1.0, 0.3, 0.6, 1.0, 1.0])
+    assert weights(None, (1.0, 1.0, 1.0)) is None and weights(kind, None) is None

@@ -49,6 +49,7 @@ class Ratings:
     rating: np.ndarray  # float32, 1..5
     manifest: DatasetManifest  # what the ETL published
     order: np.ndarray | None = None  # float64 per rating: when it was first ordered (a sort key); NaN: unknown
+    kind: np.ndarray | None = None  # int8 per row: -1 a rating, else an event's furthest kind (training.events.KINDS)
 
     def __len__(self) -> int:
         return len(self.rating)

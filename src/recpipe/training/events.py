@@ -21,6 +21,13 @@ from recpipe.training.dataset import Ratings
 
 KINDS = ("browse", "cart", "purchase")
 KIND_RATING = {"browse": 3.0, "cart": 4.0, "purchase": 5.0}  # the rating objective's target for an event-only pair
+# The retrieval objective weighs an event-only pair by its kind (a rating weighs 1). Training tries
+# each setting and keeps the one with the best validation Recall@10 (``retrieval.train_retrieval``).
+EVENT_WEIGHTS: dict[str, tuple[float, float, float]] = {  # browse, cart, purchase
+    "as ratings": (1.0, 1.0, 1.0),
+    "by intent": (0.3, 0.6, 1.0),
+    "recent first": (2.0, 3.0, 4.0),  # what shoppers do now outweighs what they rated
+}
 
 
 @dataclass(frozen=True)
@@ -76,8 +83,18 @@ def add_events(data: Ratings, events: Any, hours: list[str]) -> tuple[Ratings, E
     new_rating = np.array([KIND_RATING[KINDS[p[1][0]]] for p in pairs], np.float32)
     order = data.order if data.order is not None else np.full(len(data), -1, np.int64)
     after = (int(order.max()) if len(order) else -1) + 1 + np.arange(len(pairs), dtype=np.int64)
+    new_kind = np.array([p[1][0] for p in pairs], np.int8)
+    kind = data.kind if data.kind is not None else np.full(len(data), -1, np.int8)
     return replace(data, user=np.concatenate([data.user, new_user]), item=np.concatenate([data.item, new_item]),
-                   rating=np.concatenate([data.rating, new_rating]), order=np.concatenate([order, after])), used
+                   rating=np.concatenate([data.rating, new_rating]), order=np.concatenate([order, after]),
+                   kind=np.concatenate([kind, new_kind])), used
+
+
+def weights(kind: np.ndarray | None, per_kind: tuple[float, float, float] | None) -> np.ndarray | None:
+    """Per interaction row: 1 for a rating, ``per_kind[k]`` for an event of kind k (None: all 1)."""
+    if kind is None or per_kind is None:
+        return None
+    return np.where(kind < 0, 1.0, np.asarray(per_kind, np.float32)[np.maximum(kind, 0)]).astype(np.float32)
 
 
 def _rows(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:

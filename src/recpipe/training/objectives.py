@@ -9,6 +9,7 @@
   A share of each batch drops the id embeddings, so the feature towers alone stay good for
   customers and products seen only through their features. Validation: Recall@10 of the
   validation interactions, ranking every product the customer has not bought in training.
+  An event-only interaction (``training.events``) may weigh more or less than a rating.
 * ``Rating`` (the seed's): the cosine of a pair regresses the rating scaled to [-1, 1] (MSE);
   validation: the MSE of the validation ratings.
 """
@@ -70,9 +71,11 @@ class Retrieval:
     id_dropout: float = 0.2
     batch_size: int = 2048
     id_weight_decay: float = 1.0
+    weight: np.ndarray | None = None  # per interaction row (None: every positive weighs 1)
 
     def __post_init__(self) -> None:
         counts = np.bincount(self.data.item.numpy()[self.train], minlength=len(self.data.xi)).astype(np.float64)
+        self.weights = torch.from_numpy(self.weight) if self.weight is not None else None
         self.log_q = torch.from_numpy(np.log(np.maximum(counts, 1.0) / max(len(self.train), 1)).astype(np.float32))
 
     def loss(self, model: TwoTower, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -83,7 +86,12 @@ class Retrieval:
             drop = torch.rand(2, len(rows), generator=generator) < self.id_dropout
             uid = torch.where(drop[0], model.user_id.padding, uid)
             iid = torch.where(drop[1], model.item_id.padding, iid)
-        return self._softmax_loss(model.user_embedding(d.xu[u], uid), model.item_embedding(d.xi[i], iid), i)
+        if self.weights is None:
+            return self._softmax_loss(model.user_embedding(d.xu[u], uid), model.item_embedding(d.xi[i], iid), i)
+        w = self.weights[rows]
+        each = self._softmax_loss(model.user_embedding(d.xu[u], uid), model.item_embedding(d.xi[i], iid), i,
+                                  reduction="none")
+        return (each * w).sum() / w.sum()
 
     def _softmax_loss(self, users: torch.Tensor, items: torch.Tensor, item_rows: torch.Tensor,
                       reduction: str = "mean") -> torch.Tensor:
