@@ -336,3 +336,21 @@ def test_on_a_phone_nothing_scrolls_sideways_and_the_charts_have_epochs(site: tu
     right = page.evaluate("Math.max(...[...document.querySelectorAll('#recommendations th, #recommendations td')]"
                           ".map(e => e.getBoundingClientRect().right))")
     assert right <= 375  # the score column is on screen
+
+
+def test_the_pipeline_view_shows_what_the_lists_earned(site: tuple[str, Stack], page: Any, tmp_path: Path) -> None:
+    from recpipe.adapters import open_lake, open_recommendations
+    from recpipe.etl.online import run as read_sink
+    from tests.support.delivered import shop_of_edges
+
+    url, stack = site
+    page.goto(f"{url}/#/pipeline")
+    page.wait_for_selector("section:has(h2:text('Online: what the lists shown earned'))")
+    assert "No impressions read yet" in page.inner_text("section:has(h2:text('Online'))")
+    shop_of_edges(tmp_path / "sink")
+    read_sink(open_recommendations(str(tmp_path / "sink")), open_lake(str(stack.lake)))
+    page.reload()
+    page.wait_for_selector("section:has(h2:text('Online')) table")
+    card = page.inner_text("section:has(h2:text('Online'))")
+    assert "28.6% (8.2–64.1)" in card and "3 of 4 products picked from a list" in card  # 2 of 7 stream lists clicked
+    assert "service" in card and "stream" in card

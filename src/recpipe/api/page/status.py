@@ -60,3 +60,11 @@ def live(settings: Settings, n: int) -> dict[str, Any]:
 
     sink = Backends(settings).recommendations()
     return {"sink": sink.url, "records": tail(sink, n), "read_at": time.time()}
+
+
+def online(settings: Settings) -> dict[str, Any]:
+    """``recpipe report`` from the lake as `etl events` last left it: no read of the sink here."""
+    from recpipe.adapters import Backends
+    from recpipe.report.pipeline import run
+
+    return run(Backends(settings).lake()).to_json() | {"hourly": None}

@@ -63,12 +63,14 @@ async def live(svc: ServiceDep, settings: SettingsDep,
 
 @router.get("/pipeline", responses=responses())
 async def pipeline(svc: ServiceDep, settings: SettingsDep, metrics: MetricsDep) -> dict[str, Any]:
-    """Each stage's state: the training set, the model, the vector database, the stream and
-    this service's traffic; a stage that cannot be read says why."""
+    """Each stage's state: the training set, the model, the vector database, the stream, what
+    the lists shown earned (`recpipe report`) and this service's traffic; a stage that cannot be
+    read says why."""
     return {"etl": await svc.run(status.section, lambda: status.etl(settings)),
             "model": await svc.run(status.section, lambda: status.model(settings)),
             "vectors": await svc.run(status.section, lambda: svc.read(vectors_status)),
             "stream": await svc.run(status.section, lambda: status.stream(settings)),
+            "online": await svc.run(status.section, lambda: status.online(settings)),
             "service": {"ok": True, "routes": metrics.summary(), "uptime_seconds": metrics.uptime()}}
 
 

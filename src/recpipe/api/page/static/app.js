@@ -475,6 +475,21 @@ async function itemMap() {
       el("p", { class: "muted" }, `${map.items} items; the two axes hold ${((map.variance[0] + map.variance[1]) * 100).toFixed(0)}% of the variance (PCA)`)));
 }
 
+function online(o) {  // issue 23: `recpipe report`, from the lake as `recpipe etl events` left it
+  const rate = (r) => `${fmt.num(r.rate * 100, 1)}% (${fmt.num(r.low * 100, 1)}–${fmt.num(r.high * 100, 1)})`;
+  const a = o.attribution || {};
+  if (!(o.overall || []).length) {
+    return [el("p", { class: "muted" }, prose("No impressions read yet: deliver the stream, then `recpipe etl events`."))];
+  }
+  return [
+    table(["source", "model", "strategy", "lists shown", "click-through", "add-to-cart", "purchase"],
+      o.overall.map((x) => [x.source, x.model_version, x.strategy, fmt.num(x.impressions), rate(x.ctr), rate(x.cart_rate),
+        rate(x.purchase_rate)]), { numeric: [3, 4, 5, 6], caption: "rates per list shown, with 95% intervals" }),
+    facts([["attributed", `${fmt.num(a.attributed)} of ${fmt.num(a.pointing)} products picked from a list`],
+      ["newest event", fmt.when(o.newest_event)], ["sink last read", fmt.when(o.read_at)]]),
+  ];
+}
+
 async function pipelineView() {
   const p = await api("/pipeline");
   const mapCard = el("section", { class: "card" }, el("h2", {}, "Item embeddings"), el("p", { class: "muted" }, "Loading…"));
@@ -502,6 +517,7 @@ async function pipelineView() {
       card("Stream", p.stream, (s) => [facts([["stream", s.stream], ["sink", s.sink], ["objects written", fmt.num(s.objects)],
         ["failed objects", fmt.num(s.failed_objects)], ["records", Object.entries(s.counts || {}).map(([k, v]) => `${k} ${fmt.num(v)}`).join(" · ") || "–"]]),
         table(["shard", "delivered", "head", "lag"], (s.shards || []).map((sh) => [sh.shard, sh.position ?? "–", sh.head ?? "–", fmt.num(sh.lag)]), { numeric: [3] })]),
+      card("Online: what the lists shown earned", p.online, online, true),
       card("This service", p.service, (s) => [el("p", { class: "muted" }, `up ${fmt.num(s.uptime_seconds)} s`),
         table(["route", "method", "requests", "per s", "4xx", "5xx", "p50 ms", "p99 ms"], s.routes.map((r) => [
           r.route, r.method, fmt.num(r.requests), fmt.num(r.requests / Math.max(s.uptime_seconds, 1), 2), fmt.num(r["4xx"]), fmt.num(r["5xx"]),
