@@ -128,6 +128,25 @@ def paired(env: dict[str, str], workers: int, args: tuple[str, ...], paths: list
     return out
 
 
+def log_cost(work: Path, n: int = 100_000) -> dict[str, float]:
+    """What the impression log costs per answer, measured alone: the request's append, and the
+    writer's share (serialising, writing the object), in microseconds."""
+    import datetime as dt
+
+    from recpipe.adapters import open_recommendations
+    from recpipe.api.impressions import ImpressionLog
+
+    log = ImpressionLog(open_recommendations(str(work / "log-cost")), every=3600)
+    items = [{"id": f"S{i}_{i}", "score": 0.5, "product_line": "Classic Cars"} for i in range(10)]
+    t0 = time.perf_counter()
+    for _ in range(n):
+        log.log(dt.datetime.now(dt.UTC), "0b1f7c9e-2d4a-4e0b-9c1d-5f6a7b8c9d0e", "model", "stored", items, 103, None)
+    t1 = time.perf_counter()
+    log.close()
+    t2 = time.perf_counter()
+    return {"append_us": round((t1 - t0) / n * 1e6, 2), "write_us": round((t2 - t1) / n * 1e6, 2)}
+
+
 def _ms(text: str) -> float:
     value, unit = re.fullmatch(r"([\d.]+)(\w+)", text).groups()  # type: ignore[union-attr]
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
@@ -211,7 +230,8 @@ def main() -> None:
             "threads": args.threads or "default (one per core)", "results": results,
             "compare_threads": args.compare_threads, "compared": compared,
             "history_vs_stored_rps": ratios, "unlogged": unlogged,
-            "impression_log_vs_none_rps": logged, "impression_log_lines": served})
+            "impression_log_vs_none_rps": logged, "impression_log_lines": served,
+            "impression_log_cost": log_cost(work) if args.compare_impressions else None})
 
 
 if __name__ == "__main__":

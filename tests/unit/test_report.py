@@ -47,3 +47,18 @@ def test_events_earn_their_lists_clicks_carts_and_purchases(tmp_path: Path) -> N
 def test_an_empty_lake_reports_nothing(tmp_path: Path) -> None:
     got = report(open_lake(str(tmp_path / "lake")))
     assert got.lines == [] and got.lag_seconds() is None and got.to_json()["attribution"]["rate"] is None
+
+
+def test_the_report_as_prometheus_metrics(tmp_path: Path) -> None:
+    from recpipe.report.prometheus import text
+
+    shop_of_edges(tmp_path / "sink")
+    lake = open_lake(str(tmp_path / "lake"))
+    read_sink(open_recommendations(str(tmp_path / "sink")), lake)
+    lines = text(report(lake)).decode().splitlines()
+    stream = 'model_version="m1",source="stream",strategy="stored",variant=""'
+    assert f"recpipe_online_impressions{{{stream}}} 7.0" in lines
+    assert f"recpipe_online_clicks{{{stream}}} 2.0" in lines and f"recpipe_online_purchases{{{stream}}} 1.0" in lines
+    assert 'recpipe_online_picks{outcome="attributed"} 3.0' in lines
+    assert 'recpipe_online_picks{outcome="unknown_list"} 1.0' in lines
+    assert any(line.startswith("recpipe_online_lag_seconds ") for line in lines)

@@ -25,6 +25,10 @@ def report(
     recommendations_url: Annotated[str | None, typer.Option(
         "--recommendations-url", show_default=False,
         help="The stream's and the service's sink; overrides RECPIPE_RECOMMENDATIONS_URL.")] = None,
+    prometheus_file: Annotated[str | None, typer.Option(
+        "--prometheus-file", show_default=False, metavar="FILE",
+        help="Also write the figures as Prometheus metrics to FILE (a node_exporter textfile collector's "
+             "*.prom), replaced whole.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document instead of tables.")] = False,
 ) -> None:
     """Click-through, add-to-cart and purchase rates of the lists shown, per source (stream or
@@ -40,10 +44,30 @@ def report(
 
         events_stage(settings, engine="duckdb", quiet=True)
     got = run_report(Backends(settings).lake())
+    if prometheus_file:
+        _write_metrics(got, prometheus_file)
     if as_json:
         emit_json(got.to_json())
         return
     show(got, hourly=hourly)
+
+
+def _write_metrics(got: Report, path: str) -> None:
+    """Atomically: the textfile collector never reads half a file."""
+    import os
+    from pathlib import Path
+
+    from recpipe.errors import InputError
+    from recpipe.report.prometheus import text
+
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_bytes(text(got))
+        os.replace(tmp, target)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write {path}: {exc.strerror}", hint="give a writable file") from None
 
 
 def show(got: Report, *, hourly: bool = False, title: str = "online report",
