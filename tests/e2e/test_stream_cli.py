@@ -31,9 +31,9 @@ def test_produce_deliver_status_tail(home: Path) -> None:
     delivered = run("stream", "deliver", "--until-idle", "0.5", "--json", home=home)
     assert delivered.returncode == 0, delivered.stderr
     doc = json.loads(delivered.stdout)
-    assert doc["delivered"] == 300 and doc["counts"]["ok"] == 800  # the demo delivered its 500 already
+    assert doc["delivered"] == 300 and doc["counts"]["ok"] == 1300  # the demo delivered its 1,000 already
     status = json.loads(run("stream", "status", "--json", home=home).stdout)
-    assert all(s["lag"] == 0 for s in status["shards"]) and status["counts"]["ok"] == 800
+    assert all(s["lag"] == 0 for s in status["shards"]) and status["counts"]["ok"] == 1300
     tail = json.loads(run("stream", "tail", "-n", "3", "--json", home=home).stdout)
     assert len(tail) == 3 and all(len(r["recommended_items"]) == 10 for r in tail)
     table = run("stream", "tail", "-n", "2", home=home)
