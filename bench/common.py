@@ -108,3 +108,42 @@ class Printed(Silent):
 
     def status(self, text: str) -> None:
         print(f"  {text}", flush=True)
+
+
+def small_shop(work: Path) -> Any:
+    """The "small" shop (2,000 customers, 200 products) under ``work/home``, through recpipe
+    itself (source, DuckDB ETL, train, vectors load into the embedded PostgreSQL), built once
+    per work directory; its settings."""
+    from recpipe.adapters import open_artifacts, open_lake, open_source, open_vectors
+    from recpipe.config import load_settings
+    from recpipe.etl.pipeline import run as run_etl
+    from recpipe.source.generate import PRESETS
+    from recpipe.source.load import read_sidecar, sidecar_path
+    from recpipe.source.pipeline import run as make_shop
+    from recpipe.training.pipeline import TrainOptions
+    from recpipe.training.pipeline import run as train
+    from recpipe.vectors.pipeline import run as load_vectors
+
+    settings = load_settings(environ={"RECPIPE_HOME": str(work / "home")}, env_file=None)
+    if not (work / "ready").exists():
+        t0 = time.perf_counter()
+        db = open_source(settings.source_url)
+        make_shop(db, PRESETS["small"], sidecar=sidecar_path(settings.home, db), replace=True)
+        lake = open_lake(settings.lake_url)
+        run_etl(db, lake, generator=read_sidecar(sidecar_path(settings.home, db)))
+        store, name = open_artifacts(settings.artifacts_url)
+        train(lake, store, name, TrainOptions(rating_baseline=False))
+        load_vectors(open_vectors(settings.vectors_url), store, name, source=db)
+        (work / "ready").touch()
+        print(f"set-up in {time.perf_counter() - t0:.0f} s", flush=True)
+    return settings
+
+
+def shoppers(settings: Any, seed: int = 3) -> Any:
+    """The shop's simulated shoppers (``streaming.produce.Shoppers``), walking its ground truth."""
+    from recpipe.adapters import open_source
+    from recpipe.source.load import read_sidecar, sidecar_path
+    from recpipe.streaming.produce import Shoppers
+
+    db = open_source(settings.source_url)
+    return Shoppers.from_source(db, read_sidecar(sidecar_path(settings.home, db)), seed=seed)

@@ -34,26 +34,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import report
+from common import report, shoppers
+from common import small_shop as build
 
 from recpipe.adapters import (
     open_artifacts,
     open_lake,
     open_recommendations,
-    open_source,
     open_stream,
     open_vectors,
 )
-from recpipe.config import load_settings
 from recpipe.contracts.artifacts import ITEM_EMBEDDINGS, USER_EMBEDDINGS
 from recpipe.contracts.events import enriched
 from recpipe.etl.online import run as read_sink
-from recpipe.etl.pipeline import run as run_etl
 from recpipe.report.attribution import Rate
 from recpipe.report.pipeline import run as run_report
-from recpipe.source.generate import PRESETS
-from recpipe.source.load import read_sidecar, sidecar_path
-from recpipe.source.pipeline import run as make_shop
 from recpipe.streaming.deliver import DeliveryOptions
 from recpipe.streaming.pipeline import run as deliver
 from recpipe.streaming.produce import Shoppers
@@ -63,30 +58,8 @@ from recpipe.training.dataset import read_ratings
 from recpipe.training.pipeline import TrainOptions
 from recpipe.training.pipeline import run as train
 from recpipe.vectors.files import parse_embeddings
-from recpipe.vectors.pipeline import run as load_vectors
 
 TRENDING, LIFT = 0.15, 3.0  # the shift: this share of the products, this much more attractive (log)
-
-
-def build(work: Path) -> Any:
-    settings = load_settings(environ={"RECPIPE_HOME": str(work / "home")}, env_file=None)
-    if not (work / "ready").exists():
-        t0 = time.perf_counter()
-        db = open_source(settings.source_url)
-        make_shop(db, PRESETS["small"], sidecar=sidecar_path(settings.home, db), replace=True)
-        lake = open_lake(settings.lake_url)
-        run_etl(db, lake, generator=read_sidecar(sidecar_path(settings.home, db)))
-        store, name = open_artifacts(settings.artifacts_url)
-        train(lake, store, name, TrainOptions(rating_baseline=False, events=False))
-        load_vectors(open_vectors(settings.vectors_url), store, name, source=db)
-        (work / "ready").touch()
-        print(f"set-up in {time.perf_counter() - t0:.0f} s", flush=True)
-    return settings
-
-
-def shoppers(settings: Any, seed: int) -> Shoppers:
-    db = open_source(settings.source_url)
-    return Shoppers.from_source(db, read_sidecar(sidecar_path(settings.home, db)), seed=seed)
 
 
 def fresh(settings: Any, work: Path, name: str) -> Any:

@@ -43,52 +43,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import report
+from common import report, shoppers
+from common import small_shop as build
 from tests.support import serve
 
 from recpipe.adapters import (
-    open_artifacts,
-    open_lake,
     open_recommendations,
-    open_source,
     open_stream,
     open_vectors,
 )
 from recpipe.adapters.base import StreamRecord
-from recpipe.config import load_settings
-from recpipe.etl.pipeline import run as run_etl
-from recpipe.source.generate import PRESETS
-from recpipe.source.load import read_sidecar, sidecar_path
-from recpipe.source.pipeline import run as make_shop
 from recpipe.streaming.deliver import DeliveryOptions, firehose_event
 from recpipe.streaming.pipeline import run as deliver
-from recpipe.streaming.produce import Shoppers
 from recpipe.streaming.produce import run as produce
 from recpipe.streaming.transform import enricher_from_settings, transform_with_reasons
-from recpipe.training.pipeline import TrainOptions
-from recpipe.training.pipeline import run as train
-from recpipe.vectors.pipeline import run as load_vectors
-
-
-def build(work: Path) -> Any:
-    settings = load_settings(environ={"RECPIPE_HOME": str(work / "home")}, env_file=None)
-    if not (work / "ready").exists():
-        t0 = time.perf_counter()
-        db = open_source(settings.source_url)
-        make_shop(db, PRESETS["small"], sidecar=sidecar_path(settings.home, db), replace=True)
-        lake = open_lake(settings.lake_url)
-        run_etl(db, lake, generator=read_sidecar(sidecar_path(settings.home, db)))
-        store, name = open_artifacts(settings.artifacts_url)
-        train(lake, store, name, TrainOptions(rating_baseline=False))
-        load_vectors(open_vectors(settings.vectors_url), store, name, source=db)
-        (work / "ready").touch()
-        print(f"set-up in {time.perf_counter() - t0:.0f} s", flush=True)
-    return settings
-
-
-def shoppers(settings: Any) -> Shoppers:
-    db = open_source(settings.source_url)
-    return Shoppers.from_source(db, read_sidecar(sidecar_path(settings.home, db)), seed=3)
 
 
 def pass_through(event: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
