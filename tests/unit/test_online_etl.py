@@ -104,3 +104,18 @@ def test_nothing_read_yet_is_an_empty_dataset_with_its_columns(tmp_path: Path) -
     lake = open_lake(str(tmp_path / "lake"))
     assert read_online(lake, EVENTS).num_rows == 0 and "recommendation_id" in read_online(lake, EVENTS).column_names
     assert run(open_recommendations(str(tmp_path / "empty")), lake).hours == {}
+
+
+def test_a_large_batch_is_parsed_by_one_process_per_core_into_the_same_rows(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    from recpipe.etl import online
+
+    shop_of_edges(tmp_path / "sink")
+    sink = open_recommendations(str(tmp_path / "sink"))
+    objects = [(key, sink.read_bytes(key) or b"") for key in sink.list_files()]
+    alone = online.candidates_table(objects)
+    monkeypatch.setattr(online, "PARALLEL_FROM_BYTES", 0)
+    assert online.parse_in_processes(iter(objects), processes=2).equals(alone)
+    assert online.parse_in_processes(iter(objects), processes=1).equals(alone)
+    monkeypatch.undo()
+    assert online.parse_in_processes(iter(objects)).equals(alone)  # small: in this process
