@@ -108,7 +108,7 @@ def test_nothing_read_yet_is_an_empty_dataset_with_its_columns(tmp_path: Path) -
 
 def test_a_large_batch_is_parsed_by_one_process_per_core_into_the_same_rows(tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    from recpipe.etl import online
+    from recpipe.etl import candidates as online
 
     shop_of_edges(tmp_path / "sink")
     sink = open_recommendations(str(tmp_path / "sink"))

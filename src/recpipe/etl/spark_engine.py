@@ -138,7 +138,7 @@ class SparkKeeper:
     def __init__(self, spark: Any, objects: list[tuple[str, bytes]]) -> None:
         from pyspark import StorageLevel
 
-        from recpipe.etl.online import candidate_schema
+        from recpipe.etl.candidates import candidate_schema
 
         self.spark = spark = spark or local_session()
         frame = spark.createDataFrame([(k, bytearray(d)) for k, d in objects] or [], "key string, data binary")
