@@ -76,7 +76,7 @@ def fresh(settings: Any, work: Path, name: str) -> Any:
 def loop(settings: Any, work: Path, events: int) -> dict[str, Any]:
     from recpipe.api.service import Service
     from recpipe.api.storefront import ServiceStorefront
-    from recpipe.streaming.closed_loop import ClosedLoop
+    from recpipe.streaming.closed_loop import ClosedLoop, lists_by_arm
 
     s = fresh(settings, work, "loop")
     service = Service(s)
@@ -92,12 +92,7 @@ def loop(settings: Any, work: Path, events: int) -> dict[str, Any]:
     read_sink(open_recommendations(s.recommendations_url), open_lake(s.lake_url))
     got = run_report(open_lake(s.lake_url))
     lag = got.lag_seconds()
-    arms: dict[str, list[int]] = {"model": [0, 0], "popular": [0, 0]}
-    for x in got.lines:
-        if x.source == "service":
-            arm = arms["popular" if x.strategy == "popular" else "model"]
-            arm[0] += x.impressions
-            arm[1] += x.clicks
+    arms = lists_by_arm(got.lines)
     rates = {k: Rate.of(c, n) for k, (n, c) in arms.items()}
     return {"events": produced.events, "seconds": produced.seconds, "simulation": simulation.summary(),
             "report": {k: {"impressions": n, "clicks": c, "ctr": dataclasses.asdict(rates[k])} for k, (n, c) in arms.items()},

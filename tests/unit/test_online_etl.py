@@ -119,3 +119,13 @@ def test_a_large_batch_is_parsed_by_one_process_per_core_into_the_same_rows(tmp_
     assert online.parse_in_processes(iter(objects), processes=1).equals(alone)
     monkeypatch.undo()
     assert online.parse_in_processes(iter(objects)).equals(alone)  # small: in this process
+
+
+def test_both_parsing_paths_derive_the_same_id_for_an_event_without_one() -> None:
+    import json
+
+    from recpipe.etl.lines import _delivered_rows, delivered_rows
+
+    line = json.dumps(record(None, "seed", "2026-12-05T07:00:01Z", [("S3", "browse", None)], "r-8")).encode()
+    fast, slow = delivered_rows("2026/12/05/07", line), _delivered_rows("2026/12/05/07", line)
+    assert fast == slow and len(fast[0].event_id or "") == 32

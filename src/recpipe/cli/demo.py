@@ -163,13 +163,10 @@ def online_report(settings: Settings) -> Any:
 
 
 def _online_summary(report: Any) -> str:
-    lists: dict[str, tuple[int, int]] = {}
-    for x in report.lines:
-        if x.source == "service":
-            key = "popular" if x.strategy == "popular" else "model"
-            n, c = lists.get(key, (0, 0))
-            lists[key] = (n + x.impressions, c + x.clicks)
-    shown = "; ".join(f"{name}: {c:,} clicks on {n:,} lists ({c / n:.1%})" for name, (n, c) in sorted(lists.items()) if n)
+    from recpipe.streaming.closed_loop import lists_by_arm
+
+    shown = "; ".join(f"{name}: {c:,} clicks on {n:,} lists ({c / n:.1%})"
+                      for name, (n, c) in lists_by_arm(report.lines).items() if n)
     p = report.pointing
     return (f"{shown or 'no lists shown'}; {p['attributed']:,} of {p['pointing']:,} picks from a list attributed "
             f"to it")

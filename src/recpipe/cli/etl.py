@@ -52,7 +52,7 @@ def events_stage(settings: Settings, *, engine: str | None = None, quiet: bool =
     has nothing yet)."""
     engine = engine or settings.engine
     sink = Backends(settings).recommendations()
-    if not any(hour_of(key) for key in sink.list_files()):
+    if not any(hour_of(key) for key in sink.list_files()):  # nothing to read: no Spark, no lock in the lake
         return read_manifest(Backends(settings).lake())
     with bars(quiet=quiet, transient=True) as progress:
         return run_online(sink, Backends(settings).lake(), engine=engine,

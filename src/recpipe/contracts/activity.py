@@ -30,7 +30,6 @@ EVENTS_QUARANTINE = "events_quarantine"
 EVENTS_MANIFEST = f"{EVENTS}/_manifest.json"
 PARTITION = "date"  # events by event_time's UTC date, impressions by served_at's
 SERVED_PREFIX = "served/"  # the service's impression log in the recommendations sink
-SOURCES = ("stream", "service")  # who showed a list
 
 # (name, Arrow type, nullable), in this order; ``date`` is the Hive partition, not in the files.
 EVENT_COLUMNS: tuple[tuple[str, str, bool], ...] = (
@@ -49,6 +48,7 @@ QUARANTINE_COLUMNS: tuple[tuple[str, str, bool], ...] = (
     ("object", "string", False), ("line", "int64", False), ("reason", "string", False),
     ("detail", "string", False), ("text", "string", False),
 )
+COLUMNS = {EVENTS: EVENT_COLUMNS, IMPRESSIONS: IMPRESSION_COLUMNS, EVENTS_QUARANTINE: QUARANTINE_COLUMNS}
 TEXT_KEPT = 2000  # characters of a quarantined line kept
 
 REASONS: dict[str, str] = {
@@ -60,13 +60,30 @@ REASONS: dict[str, str] = {
 }
 
 
-def arrow_schema(columns: tuple[tuple[str, str, bool], ...]) -> Any:
-    """The Arrow schema of one of the column lists above."""
+def arrow_type(name: str) -> Any:
+    """The Arrow type a column list above names (``string``, ``int32``, ``int64``,
+    ``timestamp_us_utc``, ``list_string``)."""
     import pyarrow as pa
 
-    types = {"string": pa.string(), "int32": pa.int32(), "int64": pa.int64(),
-             "timestamp_us_utc": pa.timestamp("us", tz="UTC"), "list_string": pa.list_(pa.string())}
-    return pa.schema([pa.field(name, types[t], nullable=null) for name, t, null in columns])
+    return {"string": pa.string(), "int32": pa.int32(), "int64": pa.int64(),
+            "timestamp_us_utc": pa.timestamp("us", tz="UTC"), "list_string": pa.list_(pa.string())}[name]
+
+
+def arrow_schema(dataset: str) -> Any:
+    """The Arrow schema of ``events``, ``impressions`` or ``events_quarantine`` (``COLUMNS``)."""
+    import pyarrow as pa
+
+    return pa.schema([pa.field(name, arrow_type(t), nullable=null) for name, t, null in COLUMNS[dataset]])
+
+
+def data_file(dataset: str, day: str, hour_tag: str) -> str:
+    """A dataset's file of one day (``YYYY-MM-DD``) from one delivery hour."""
+    return f"{dataset}/{PARTITION}={day}/part-{hour_tag}.parquet"
+
+
+def day_of(path: str) -> str:
+    """The day (``YYYY-MM-DD``) of a ``data_file`` path."""
+    return path.split("/")[1].removeprefix(f"{PARTITION}=")
 
 
 class HourRead(BaseModel):
@@ -74,7 +91,7 @@ class HourRead(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     objects: int
-    digest: str  # of the objects' names and sizes: a changed hour is read again
+    digest: str  # of the objects' names: an hour with more objects is read again
     lines: int
     events: int  # rows it added to events (after keeping each product once per session and kind)
     impressions: int

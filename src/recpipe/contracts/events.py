@@ -97,8 +97,12 @@ class Activity:
     @classmethod
     def of(cls, event: Event) -> list[Activity]:
         """An event's browse history as recent activity."""
-        return [cls(b.product_code, "cart" if b.in_shopping_cart or b.purchased else "browse")
-                for b in event.browse_history]
+        return cls.of_products(event.browse_history)
+
+    @classmethod
+    def of_products(cls, products: list[BrowsedProduct]) -> list[Activity]:
+        """Browsed products as recent activity (a bought product counts as carted)."""
+        return [cls(b.product_code, "cart" if b.in_shopping_cart or b.purchased else "browse") for b in products]
 
 
 def parse_event(data: bytes) -> Event:

@@ -8,16 +8,14 @@ import os
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from recpipe.etl.lines import CANDIDATE_COLUMNS, rows_of_object
+from recpipe.contracts.activity import arrow_type
+from recpipe.etl.lines import CANDIDATE_TYPES, rows_of_object
 
 
 def candidate_schema() -> Any:
     import pyarrow as pa
 
-    types = {"string": pa.string(), "int32": pa.int32(), "int64": pa.int64(),
-             "timestamp_us_utc": pa.timestamp("us", tz="UTC"), "list_string": pa.list_(pa.string())}
-    return pa.schema([pa.field("delivery_hour" if n == "hour" else "row_type" if n == "row" else n, types[t])
-                      for n, t in CANDIDATE_COLUMNS])
+    return pa.schema([pa.field(name, arrow_type(t)) for name, t in CANDIDATE_TYPES.items()])
 
 
 def candidates_table(objects: Iterable[tuple[str, bytes]]) -> Any:

@@ -20,16 +20,15 @@ from typing import Any, NamedTuple, Protocol
 
 from recpipe.adapters.base import Lake
 from recpipe.contracts.activity import (
-    EVENT_COLUMNS,
     EVENTS,
     EVENTS_MANIFEST,
     EVENTS_QUARANTINE,
-    IMPRESSION_COLUMNS,
     IMPRESSIONS,
-    QUARANTINE_COLUMNS,
     EventsManifest,
     HourRead,
     arrow_schema,
+    data_file,
+    day_of,
 )
 from recpipe.contracts.dataset import ENGINES
 from recpipe.errors import InputError
@@ -48,7 +47,7 @@ class Tables(NamedTuple):
 BATCH_OBJECTS = 2_000  # objects read per batch (hours are never split): bounds memory
 LOCK = "_recpipe/events.lock"
 
-# What both engines run on the table ``candidates`` (``etl.lines.CANDIDATE_COLUMNS``) and the
+# What both engines run on the table ``candidates`` (``etl.lines.Candidate``) and the
 # keys already kept, ``kept_events`` and ``kept_impressions``. NULLS LAST: Spark sorts NULLs first.
 KEEP_EVENTS = """
 SELECT delivery_hour, event_id, session_id, customer_number, event_time, kind, product_code, quantity,
@@ -138,8 +137,7 @@ def read_online(lake: Lake, dataset: str, columns: list[str] | None = None) -> A
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    schema = arrow_schema({EVENTS: EVENT_COLUMNS, IMPRESSIONS: IMPRESSION_COLUMNS,
-                           EVENTS_QUARANTINE: QUARANTINE_COLUMNS}[dataset])
+    schema = arrow_schema(dataset)
     manifest = read_manifest(lake)
     parts = []
     for path in manifest.files(dataset) if manifest else []:
@@ -148,7 +146,7 @@ def read_online(lake: Lake, dataset: str, columns: list[str] | None = None) -> A
             raise InputError(f"{lake.location(path)} is missing, though {EVENTS_MANIFEST} lists it",
                              hint="run `recpipe etl events` to write it again")
         part = pq.read_table(io.BytesIO(data), columns=columns)
-        day = path.split("/")[1].removeprefix("date=")
+        day = day_of(path)
         parts.append(part.append_column("date", pa.array([dt.date.fromisoformat(day)] * len(part), pa.date32())))
     if not parts:
         empty = schema.empty_table()
@@ -205,7 +203,7 @@ def _kept(lake: Lake, manifest: EventsManifest, batch: list[str], days: set[str]
         if hour in rewritten:
             continue
         for path in read.files:
-            dataset, day = path.split("/")[0], path.split("/")[1].removeprefix("date=")
+            dataset, day = path.split("/")[0], day_of(path)
             if dataset in parts and day in window:
                 data = lake.read_bytes(path)
                 if data is not None:
@@ -263,14 +261,13 @@ def _write(lake: Lake, manifest: EventsManifest, batch: list[str], hours: dict[s
 
     events, impressions, bad, lines = tables
     line_counts = dict(zip(lines["delivery_hour"].to_pylist(), lines["lines"].to_pylist(), strict=True))
-    layout = ((EVENTS, events, "event_time", EVENT_COLUMNS), (IMPRESSIONS, impressions, "served_at", IMPRESSION_COLUMNS),
-              (EVENTS_QUARANTINE, bad, None, QUARANTINE_COLUMNS))
+    layout = ((EVENTS, events, "event_time"), (IMPRESSIONS, impressions, "served_at"), (EVENTS_QUARANTINE, bad, None))
     reads = {}
     for hour in batch:
         files: dict[str, Any] = {}
         counts = {}
-        for dataset, table, time_column, columns in layout:
-            schema = arrow_schema(columns)
+        for dataset, table, time_column in layout:
+            schema = arrow_schema(dataset)
             mine = table.filter(pc.equal(table["delivery_hour"], hour))
             counts[dataset] = len(mine)
             if time_column is None:  # bad lines: by the hour they were delivered in
@@ -279,12 +276,11 @@ def _write(lake: Lake, manifest: EventsManifest, batch: list[str], hours: dict[s
                 days = pc.strftime(mine[time_column], format="%Y-%m-%d", locale="C") if len(mine) else pa.array([], pa.string())
             for day in sorted(set(days.to_pylist())):
                 rows = mine.filter(pc.equal(days, day)).select(schema.names).cast(schema)
-                files[f"{dataset}/date={day}/part-{_tag(hour)}.parquet"] = rows
+                files[data_file(dataset, day, _tag(hour))] = rows
         before = manifest.hours[hour].files if hour in manifest.hours else []
         for path in before:
             if path not in files:
-                dataset = path.split("/")[0]
-                files[path] = arrow_schema(dict(((d, c) for d, _, _, c in layout))[dataset]).empty_table()
+                files[path] = arrow_schema(path.split("/")[0]).empty_table()
         for path, rows in sorted(files.items()):
             buffer = io.BytesIO()
             pq.write_table(rows.sort_by(rows.schema.names[0]) if len(rows) else rows, buffer, compression="snappy")

@@ -138,11 +138,11 @@ class SparkKeeper:
     def __init__(self, spark: Any, objects: list[tuple[str, bytes]]) -> None:
         from pyspark import StorageLevel
 
-        from recpipe.etl.candidates import candidate_schema
+        from recpipe.etl.lines import CANDIDATE_TYPES
 
         self.spark = spark = spark or local_session()
         frame = spark.createDataFrame([(k, bytearray(d)) for k, d in objects] or [], "key string, data binary")
-        ddl = ", ".join(f"{f.name} {_ARROW_TO_SPARK[str(f.type)]}" for f in candidate_schema())
+        ddl = ", ".join(f"{name} {_SPARK_TYPES_OF[t]}" for name, t in CANDIDATE_TYPES.items())
         parts = max(1, min(len(objects), 4 * (os.cpu_count() or 2)))
         # RDD rows, not mapInArrow: that wants pandas, which recpipe does not otherwise need
         rows = frame.repartition(parts).rdd.mapPartitions(_candidate_rows)
@@ -157,14 +157,14 @@ class SparkKeeper:
     def keep(self, kept_events: Any, kept_impressions: Any) -> Any:
         import pyarrow as pa
 
+        from recpipe.contracts.activity import arrow_type
         from recpipe.etl.online import BAD_LINES, KEEP_EVENTS, KEEP_IMPRESSIONS, LINES, Tables
 
         for name, table in (("kept_events", kept_events), ("kept_impressions", kept_impressions)):
             ddl = ", ".join(f"{c} string" for c in table.column_names)
             rows = [tuple(r.values()) for r in table.to_pylist()]
             self.spark.createDataFrame(rows, ddl).createOrReplaceTempView(name)
-        arrow = {"string": pa.string(), "int": pa.int32(), "bigint": pa.int64(),
-                 "timestamp": pa.timestamp("us", tz="UTC"), "array<string>": pa.list_(pa.string())}
+        arrow = {spark_type: arrow_type(name) for name, spark_type in _SPARK_TYPES_OF.items()}
         out = []
         for query in (KEEP_EVENTS, KEEP_IMPRESSIONS, BAD_LINES, LINES):
             frame = self.spark.sql(query)
@@ -178,5 +178,5 @@ class SparkKeeper:
         self.candidates.unpersist()
 
 
-_ARROW_TO_SPARK = {"string": "string", "int32": "int", "int64": "bigint", "timestamp[us, tz=UTC]": "timestamp",
-                   "list<item: string>": "array<string>"}
+_SPARK_TYPES_OF = {"string": "string", "int32": "int", "int64": "bigint", "timestamp_us_utc": "timestamp",
+                   "list_string": "array<string>"}  # contracts.activity's type names as Spark's

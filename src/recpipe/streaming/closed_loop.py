@@ -120,6 +120,7 @@ class ClosedLoop:
         if not 0 <= popular_share <= 1:
             raise InputError(f"--popular-share {popular_share}: give a share between 0 and 1")
         self.shoppers, self.storefront, self.k, self.popular_share = shoppers, storefront, k, popular_share
+        self.truth = shoppers.choice  # the generator's choice model
         self.rng = shoppers.rng
         self.row = {code: i for i, code in enumerate(shoppers.products)}
         self.lift = np.log1p(boost / np.log2(np.arange(k) + 2.0))  # by position, from the top
@@ -141,31 +142,23 @@ class ClosedLoop:
         return out
 
     def _session(self) -> dict[str, Any]:
-        s = self.shoppers
-        pool = s.sessions
-        if len(pool) < 200 or self.rng.random() < 0.3:  # the producer's pool: ACTIVE_SESSIONS, NEW_SESSION
-            session = self._new()
-            if len(pool) >= 200:
-                pool[int(self.rng.integers(len(pool)))] = session
-            else:
-                pool.append(session)
-            return session
-        i = int(self.rng.integers(len(pool)))
-        if len(pool[i]["history"]) >= min(MAX_HISTORY, len(s.products)):
-            pool[i] = self._new()  # it has seen all it will: another shopper takes its place
-        return pool[i]
+        """The producer's choice of session; one that has seen all it will gives its place to a new shopper."""
+        session = self.shoppers.pick_session(self._new)
+        if len(session["history"]) >= min(MAX_HISTORY, len(self.shoppers.products)):
+            pool = self.shoppers.sessions
+            pool[next(i for i, s in enumerate(pool) if s is session)] = session = self._new()
+        return session
 
     def _new(self) -> dict[str, Any]:
         session = self.shoppers._new_session()
-        logits = session["logits"]
-        sellable = self.shoppers.choice.sellable if self.shoppers.choice is not None else np.ones(len(logits), bool)
+        logits, sellable = session["logits"], self.truth.sellable
         session["mean"], session["sd"] = float(logits[sellable].mean()), float(logits[sellable].std()) or 1.0
         session["arm"] = "popular" if self.rng.random() < self.popular_share else "model"
         return session
 
     def _click(self, session: dict[str, Any], now: dt.datetime) -> Event:
         history: list[BrowsedProduct] = session["history"]
-        recent = [Activity(b.product_code, "cart" if b.in_shopping_cart else "browse") for b in history]
+        recent = Activity.of_products(history)
         features = {"city": session["city"], "country": session["country"], "creditLimit": session["credit"]}
         arm = self.arms[session["arm"]]
         shown = self.storefront.show(session["id"], session["customer"], features, recent,
@@ -173,9 +166,8 @@ class ClosedLoop:
         arm.impressions += 1
         arm.strategies[shown.strategy] = arm.strategies.get(shown.strategy, 0) + 1
         taste = session["logits"].copy()
-        walk = self.shoppers.choice.sequence if self.shoppers.choice is not None else None
-        if walk is not None and history:
-            taste += walk.after(self.row[history[-1].product_code])
+        if self.truth.sequence is not None and history:  # the walk from the product just looked at
+            taste += self.truth.sequence.after(self.row[history[-1].product_code])
         browsed = [self.row[b.product_code] for b in history]
         taste[browsed] = -np.inf
         keys = taste + self.rng.gumbel(size=len(taste))
@@ -206,3 +198,14 @@ class ClosedLoop:
 
     def summary(self) -> dict[str, Any]:
         return {name: arm.to_json() for name, arm in self.arms.items() if arm.impressions}
+
+
+def lists_by_arm(lines: Any) -> dict[str, tuple[int, int]]:
+    """A report's service lines (``report.attribution.Line``) by the closed loop's arm, as
+    (lists shown, clicks): ``popular`` is the control, every other strategy the model's."""
+    out = {"model": (0, 0), "popular": (0, 0)}
+    for x in lines:
+        if x.source == "service":
+            arm = "popular" if x.strategy == "popular" else "model"
+            out[arm] = (out[arm][0] + x.impressions, out[arm][1] + x.clicks)
+    return out

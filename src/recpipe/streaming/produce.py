@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol
 
@@ -150,18 +150,24 @@ class Shoppers:
                 "city": self.customers["city"][j], "country": self.customers["country"][j], "credit": credit,
                 "logits": logits, "order": self._first_order(logits), "history": []}
 
+    def pick_session(self, new: Callable[[], dict[str, Any]] | None = None) -> dict[str, Any]:
+        """The session of the next event: a new one (``new()``, by default ``_new_session``)
+        while fewer than ``ACTIVE_SESSIONS`` are open and at ``NEW_SESSION``'s rate after (it
+        takes a random one's place), else an open one at random."""
+        if len(self.sessions) < ACTIVE_SESSIONS or self.rng.random() < NEW_SESSION:
+            session = (new or self._new_session)()
+            if len(self.sessions) >= ACTIVE_SESSIONS:
+                self.sessions[int(self.rng.integers(len(self.sessions)))] = session
+            else:
+                self.sessions.append(session)
+            return session
+        return self.sessions[int(self.rng.integers(len(self.sessions)))]
+
     def next_events(self, n: int, now: dt.datetime | None = None) -> list[Event]:
         now = now or dt.datetime.now(dt.UTC)
         out = []
         for _ in range(n):
-            if len(self.sessions) < ACTIVE_SESSIONS or self.rng.random() < NEW_SESSION:
-                session = self._new_session()
-                if len(self.sessions) >= ACTIVE_SESSIONS:
-                    self.sessions[int(self.rng.integers(len(self.sessions)))] = session
-                else:
-                    self.sessions.append(session)
-            else:
-                session = self.sessions[int(self.rng.integers(len(self.sessions)))]
+            session = self.pick_session()
             row = self._next_click(session)
             if row is not None:
                 code = self.products[row]
@@ -171,8 +177,8 @@ class Shoppers:
                     product_code=code, quantity=int(self.rng.integers(1, 4)),
                     in_shopping_cart=bool(self.rng.random() < IN_CART)))
             out.append(Event.model_construct(
-                event_id=uuid.uuid4().hex, session_id=session["id"], customer_number=session["customer"], city=session["city"],
-                country=session["country"], credit_limit=session["credit"], event_time=now,
+                event_id=uuid.uuid4().hex, session_id=session["id"], customer_number=session["customer"],
+                city=session["city"], country=session["country"], credit_limit=session["credit"], event_time=now,
                 browse_history=list(session["history"])))
         return out
 
@@ -239,7 +245,8 @@ def replay(stream: Stream, lines: Iterable[bytes], *, source: str, rate: float |
     """Put the events of NDJSON ``lines`` (the event contract, one per line) on the stream, in
     order, each checked first; a line that is not an event is reported with its number and
     nothing is put for it. An event without an ``event_id`` gets one named by its bytes (the
-    same line replayed twice is the same event, kept once downstream). Blank lines are skipped. ``rate``: events/s at most (None: at once)."""
+    same line replayed twice is the same event, kept once downstream). Blank lines are skipped.
+    ``rate``: events/s at most (None: at once)."""
     if rate is not None and rate <= 0:
         raise InputError(f"rate {rate}: give a positive number of events per second")
     started = time.monotonic()

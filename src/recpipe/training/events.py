@@ -16,10 +16,11 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 
+from recpipe.contracts.events import KINDS
 from recpipe.training.dataset import Ratings
 
-KINDS = ("browse", "cart", "purchase")
 KIND_RATING = {"browse": 3.0, "cart": 4.0, "purchase": 5.0}  # the rating objective's target for an event-only pair
 # The retrieval objective weighs an event-only pair by its kind (a rating weighs 1). Training tries
 # each setting and keeps the one with the best validation Recall@10 (``retrieval.train_retrieval``).
@@ -50,11 +51,10 @@ def add_events(data: Ratings, events: Any, hours: list[str]) -> tuple[Ratings, E
     """``data`` with the events' new (customer, product) pairs appended; ``events``: an Arrow
     table with ``customer_number``, ``product_code``, ``kind`` and ``event_time``."""
     n = events.num_rows
-    customer = events["customer_number"].to_numpy(zero_copy_only=False)
-    visitor = np.isnan(customer.astype(np.float64)) if n else np.zeros(0, bool)
+    visitor = pc.is_null(events["customer_number"]).to_numpy(zero_copy_only=False).astype(bool)
+    number = pc.fill_null(events["customer_number"], -1).to_numpy(zero_copy_only=False).astype(np.int64)
     customers = data.users["customerNumber"].to_numpy().astype(np.int64)
     products = np.array(data.items["productCode"].to_pylist(), dtype=object)
-    number = np.where(visitor, -1, np.nan_to_num(customer.astype(np.float64), nan=-1)).astype(np.int64)
     user = _rows(customers, number)
     code = np.array(events["product_code"].to_pylist(), dtype=object)
     item = _rows(products, code)

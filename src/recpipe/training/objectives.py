@@ -86,12 +86,11 @@ class Retrieval:
             drop = torch.rand(2, len(rows), generator=generator) < self.id_dropout
             uid = torch.where(drop[0], model.user_id.padding, uid)
             iid = torch.where(drop[1], model.item_id.padding, iid)
+        users, items = model.user_embedding(d.xu[u], uid), model.item_embedding(d.xi[i], iid)
         if self.weights is None:
-            return self._softmax_loss(model.user_embedding(d.xu[u], uid), model.item_embedding(d.xi[i], iid), i)
+            return self._softmax_loss(users, items, i)
         w = self.weights[rows]
-        each = self._softmax_loss(model.user_embedding(d.xu[u], uid), model.item_embedding(d.xi[i], iid), i,
-                                  reduction="none")
-        return (each * w).sum() / w.sum()
+        return (self._softmax_loss(users, items, i, reduction="none") * w).sum() / w.sum()
 
     def _softmax_loss(self, users: torch.Tensor, items: torch.Tensor, item_rows: torch.Tensor,
                       reduction: str = "mean") -> torch.Tensor:

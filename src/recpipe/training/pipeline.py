@@ -146,7 +146,7 @@ def _with_events(lake: Lake, data: Any, wanted: bool, progress: Progress) -> tup
     """The ratings with the lake's events added (``training.events``), and what was used."""
     if not wanted:
         return data, {"used": False, "why": "--no-events"}
-    from recpipe.contracts.activity import EVENTS
+    from recpipe.contracts.activity import EVENTS, SERVED_PREFIX
     from recpipe.etl.online import read_manifest, read_online
     from recpipe.training.events import add_events
 
@@ -155,7 +155,7 @@ def _with_events(lake: Lake, data: Any, wanted: bool, progress: Progress) -> tup
         return data, {"used": False, "why": f"no events in {lake.location(EVENTS)} (`recpipe etl events` reads them)"}
     progress.status(f"reading the events from {lake.location(EVENTS)}")
     events = read_online(lake, EVENTS, ["customer_number", "product_code", "kind", "event_time"])
-    data, used = add_events(data, events, [h for h in manifest.hours if not h.startswith("served/")])
+    data, used = add_events(data, events, [h for h in manifest.hours if not h.startswith(SERVED_PREFIX)])
     return data, {"used": True, **used.to_json()}
 
 
