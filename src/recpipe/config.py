@@ -86,6 +86,16 @@ def _seconds_or_off(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value < 1:
+        raise ValueError("it must be a fraction from 0 to below 1, e.g. 0.05 for 5%")
+    return value
+
+
 def _positive_float(text: str) -> float:
     try:
         value = float(text)
@@ -139,6 +149,15 @@ ROLES: dict[str, Role] = {
              "one per core, divided among workers", parse=_positive_int),
         Role("serve_reload_every", "seconds between checks for a new model (recpipe serve)", "10",
              parse=_positive_float, default=lambda v: "10"),
+        Role("serve_switch_every", "seconds between checks for a promoted or rolled-back model and a started or "
+             "stopped experiment (recpipe serve, the stream's transformation)", "1", parse=_positive_float,
+             default=lambda v: "1"),
+        Role("gate_tolerance", "how much worse than the serving model, relatively, a new model's offline figures "
+             "may be and still be promoted by `recpipe vectors load`", "0.05", parse=_share,
+             default=lambda v: "0.05"),
+        Role("models_keep", "models the vector database keeps loaded (the serving one, the one a rollback "
+             "brings back and an experiment's always among them)", "3", parse=_positive_int,
+             default=lambda v: "3"),
         Role("serve_impressions_every", "seconds between writes of the service's impression log into the "
              "recommendations sink (recpipe serve); 0 logs nothing", "1", parse=_seconds_or_off,
              default=lambda v: "1"),
@@ -210,6 +229,9 @@ class Settings:
     serve_ef_search: int | None = None  # None: pgvector's default
     serve_threads: int | None = None  # None: one per core, divided among the workers
     serve_reload_every: float = 10.0
+    serve_switch_every: float = 1.0
+    gate_tolerance: float = 0.05
+    models_keep: int = 3
     serve_impressions_every: float = 1.0  # 0: the service logs no impressions
     inference_url: str | None = None  # None: the transformation uses the model and pgvector in-process
     api_key: str | None = dataclasses.field(default=None, repr=False)  # None: `recpipe serve` needs no key (loopback only)

@@ -61,8 +61,14 @@ class Queries:
     def loaded(self) -> tuple[str, str]:
         return "load-1", "v-test"
 
-    def loaded_model(self) -> tuple[str, str, dict[str, bytes]]:
-        return "load-1", "v-test", {}  # no copy in the database: the published model, same version
+    def model_files(self, version: str) -> tuple[None, dict[str, bytes]]:
+        return None, {}  # no copy in the database: the published model, same version
+
+    def experiment(self) -> None:
+        return None
+
+    def use(self, tables: Any) -> Queries:
+        return self
 
     def product_lines(self) -> list[str]:
         return sorted({line for line, _, _ in CATALOG.values() if line})

@@ -24,6 +24,7 @@ from typing import Any
 
 from recpipe.adapters.staged import LocalStaged, S3Staged, Staged
 from recpipe.config import mask_url
+from recpipe.contracts.artifacts import VERSIONS
 from recpipe.contracts.dataset import MANIFEST
 from recpipe.contracts.limits import S3_DELETE_BATCH
 from recpipe.errors import ConfigError, InputError, RecpipeError, ServiceError, require
@@ -128,8 +129,8 @@ class S3Lake:
         publish that fails midway (after the client's retries) puts the previous version back
         and removes what it added: readers never keep a mix."""
         base = self._key(name)
-        staging = self._key("_staging") + "/"
-        old = {k for k in self._list(f"{base}/" if base else "") if not k.startswith(staging)}
+        kept = (self._key("_staging") + "/", self._key(VERSIONS) + "/")  # staging; the model registry
+        old = {k for k in self._list(f"{base}/" if base else "") if not k.startswith(kept)}
         rel = [r for r in staged.files() if r != manifest]
         keys = {r: self._key(name, r) for r in [*rel, manifest]}
         if manifest not in staged.files():

@@ -42,11 +42,12 @@ class ImpressionLog:
         self._thread.start()
 
     def log(self, served_at: dt.datetime, recommendation_id: str, model_version: str, strategy: str,
-            items: list[dict[str, Any]], customer_number: int | None = None, session_id: str | None = None) -> None:
+            items: list[dict[str, Any]], customer_number: int | None = None, session_id: str | None = None,
+            variant: str | None = None) -> None:
         """One answer (cheap: the request's thread only appends)."""
         with self._append:
             self.pending.append((served_at, recommendation_id, model_version, strategy, items, customer_number,
-                                 session_id))
+                                 session_id, variant))
 
     def flush(self) -> None:
         """Write what is pending as one object now (the writer does it every ``every`` seconds)."""
@@ -60,9 +61,9 @@ class ImpressionLog:
                    f"{uuid.uuid4().hex[:12]}.ndjson")
             body = b"".join(to_json({
                 "recommendation_id": rid, "served_at": at.isoformat(), "customer_number": customer,
-                "session_id": session, "model_version": model, "strategy": strategy, "variant": None,
+                "session_id": session, "model_version": model, "strategy": strategy, "variant": variant,
                 "items": [i["id"] for i in items]}) + b"\n"
-                for at, rid, model, strategy, items, customer, session in lines)
+                for at, rid, model, strategy, items, customer, session, variant in lines)
             try:
                 self.sink.write_bytes(key, body)
             except Exception as exc:  # kept for the next write; the service keeps answering

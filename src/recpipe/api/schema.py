@@ -48,6 +48,8 @@ class Recommendations(BaseModel):
     recommendation_id: str
     model_version: str
     strategy: str = Field(description=STRATEGIES)
+    variant: str | None = Field(None, description="The shopper's variant of the running experiment "
+                                "(`recpipe experiments`); null when none runs.")
     items: list[Item]
 
 
@@ -57,6 +59,8 @@ class SessionRecommendations(BaseModel):
     recommendation_id: str
     model_version: str
     strategy: str = Field(description=STRATEGIES)
+    variant: str | None = Field(None, description="The shopper's variant of the running experiment "
+                                "(`recpipe experiments`); null when none runs.")
     items: list[Item]
 
 

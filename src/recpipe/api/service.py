@@ -41,13 +41,13 @@ def default_threads() -> int:
 class Service:
     def __init__(self, settings: Settings, *, ef_search: int | None = None, check_every: float | None = None,
                  threads: int | None = None) -> None:
-        """Options left None come from the settings (RECPIPE_SERVE_*)."""
+        """Options left None come from the settings (RECPIPE_SERVE_*); ``check_every`` sets both
+        how often the artifacts and the vector database are looked at."""
         ef_search = ef_search or settings.serve_ef_search
-        check_every = check_every or settings.serve_reload_every
         threads = threads or settings.serve_threads
         store, name = Backends(settings).artifacts()
-        self.models = ModelSource(store, name, check_every=check_every)
-        self.recommender = Recommender(self.models, check_every=check_every)
+        self.models = ModelSource(store, name, check_every=check_every or settings.serve_reload_every)
+        self.recommender = Recommender(self.models, check_every=check_every or settings.serve_switch_every)
         self.db: VectorDatabase = Backends(settings).vectors()
         self.ef_search = ef_search
         self.threads = threads or default_threads()
@@ -71,8 +71,8 @@ class Service:
 
     # -- blocking work, run through run() -------------------------------------------------------
     def user_embeddings(self, records: list[dict[str, Any]]) -> tuple[Model, list[list[float]]]:
-        """The user tower of the model whose item vectors are loaded: its answers go back into
-        /items_from_user."""
+        """The user tower of the serving model: its answers go back into /items_from_user
+        (which ranks the serving model's item vectors: no experiment on the seed's endpoints)."""
         with self.queries() as q:
             model = self.recommender.model(q)
         return model, (model.user_embeddings(records)[0].tolist() if records else [])
@@ -88,10 +88,11 @@ class Service:
             return self.recommender.similar_to_item(q, item_id, rules)
 
     def for_customer(self, customer_number: int, features: Mapping[str, Any] | None, rules: Rules,
-                     recent: Sequence[Activity] | None = None) -> Recommendation:
+                     recent: Sequence[Activity] | None = None, session_id: str | None = None) -> Recommendation:
+        """``session_id``: where the list is shown (logged with it; the customer's variant is theirs)."""
         with self.queries() as q:
             rec = self.recommender.for_customer(q, customer_number, features, rules, recent)
-        self._shown(rec, customer_number, None)
+        self._shown(rec, customer_number, session_id)
         return rec
 
     def for_session(self, session_id: str, features: Mapping[str, Any] | None, rules: Rules,
@@ -106,7 +107,7 @@ class Service:
         """An answer of /recommendations is an impression: logged (``api.impressions``)."""
         if self.impressions is not None:
             self.impressions.log(dt.datetime.now(dt.UTC), rec.recommendation_id, rec.model_version, rec.strategy,
-                                 rec.items, customer, session)
+                                 rec.items, customer, session, rec.variant)
 
     def ready(self) -> tuple[Model, str | None]:
         """The served model, once the vector database answers and holds a load, and the latest

@@ -19,7 +19,7 @@ class ServiceStorefront:
              *, popular: bool, k: int) -> Shown:
         rules = Rules(k=k, cart=tuple(a.product_code for a in recent if a.kind == "cart"), popular=popular)
         if customer is not None:
-            rec = self.service.for_customer(customer, None, rules, recent)
+            rec = self.service.for_customer(customer, None, rules, recent, session_id)
         else:
             rec, _ = self.service.for_session(session_id, features, rules, recent)
-        return Shown(rec.recommendation_id, rec.strategy, [i["id"] for i in rec.items])
+        return Shown(rec.recommendation_id, rec.strategy, [i["id"] for i in rec.items], rec.variant)

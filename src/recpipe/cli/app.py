@@ -7,7 +7,19 @@ from typing import Annotated
 import typer
 
 from recpipe import __version__
-from recpipe.cli import demo, etl, package, report, serve, source, stream, train, vectors
+from recpipe.cli import (
+    demo,
+    etl,
+    experiments,
+    models,
+    package,
+    report,
+    serve,
+    source,
+    stream,
+    train,
+    vectors,
+)
 from recpipe.cli.output import console, emit_json, table
 from recpipe.config import ROLES, load_settings
 
@@ -24,6 +36,8 @@ app.add_typer(source.app, name="source")
 app.add_typer(etl.app, name="etl")
 app.command("train")(train.train)
 app.add_typer(vectors.app, name="vectors")
+app.add_typer(models.app, name="models")
+app.add_typer(experiments.app, name="experiments")
 app.command("serve")(serve.serve)
 app.add_typer(stream.app, name="stream")
 app.command("demo")(demo.demo)

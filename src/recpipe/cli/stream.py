@@ -25,10 +25,11 @@ Json = Annotated[bool, typer.Option("--json", help="Print a JSON document instea
 
 def produce_stage(settings: Settings, *, rate: float, count: int | None, duration: float | None,
                   unknown: float = 0.15, seed: int = 0, quiet: bool = False, closed_loop: bool = False,
-                  service_url: str | None = None, popular_share: float = 0.5, k: int = 10) -> Any:
+                  service_url: str | None = None, popular_share: float | None = None, k: int = 10) -> Any:
     """``streaming.produce.run`` with the settings and a progress bar (the CLI and the demo);
     ``closed_loop``: the shoppers are shown the service's lists first (``streaming.closed_loop``),
-    over HTTP at ``service_url`` or in process; the result then has ``arms``."""
+    over HTTP at ``service_url`` or in process; the result then has ``arms``. ``popular_share``
+    None: half the sessions, or none while an experiment runs (the service assigns them)."""
     from recpipe.adapters import Backends
     from recpipe.source.load import read_sidecar, sidecar_path
     from recpipe.streaming.produce import Shoppers, run
@@ -48,6 +49,12 @@ def produce_stage(settings: Settings, *, rate: float, count: int | None, duratio
 
             service = Service(settings)
             storefront = ServiceStorefront(service)
+        if popular_share is None:
+            from recpipe.vectors import experiments
+            from recpipe.vectors.connect import connect
+
+            with connect(Backends(settings).vectors()) as conn:
+                popular_share = 0.0 if experiments.running(conn) is not None else 0.5
         simulation = ClosedLoop(shoppers, storefront, k=k, popular_share=popular_share)
     try:
         with bars(quiet=quiet, transient=True) as progress:
@@ -98,9 +105,10 @@ def produce(
         "--service-url", show_default=False, help="With --closed-loop: ask this running `recpipe serve` "
                                                   "(default: the service's code in process, logging to "
                                                   "RECPIPE_RECOMMENDATIONS_URL).")] = None,
-    popular_share: Annotated[float, typer.Option(
-        min=0.0, max=1.0, help="With --closed-loop: the share of sessions shown the most bought products "
-                               "instead of the model's (the control).")] = 0.5,
+    popular_share: Annotated[float | None, typer.Option(
+        min=0.0, max=1.0, show_default=False,
+        help="With --closed-loop: the share of sessions shown the most bought products instead of the model's "
+             "(the control) [0.5; 0 while an experiment runs: the service assigns the shoppers].")] = None,
     stream_url: StreamUrl = None,
     source_url: Annotated[str | None, typer.Option("--source-url", show_default=False,
                                                    help="Where the customers and products come from; "

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from recpipe.cli.output import bars, console, emit_json, mapping, table
 from recpipe.config import Settings, load_settings
@@ -28,20 +29,36 @@ Ef = Annotated[int | None, typer.Option("--ef-search", min=1, max=MAX_EF_SEARCH,
                                         help="HNSW candidates to consider (recall vs speed; default 40).")]
 
 
-def vectors_stage(settings: Settings, *, catalog: bool = True, quiet: bool = False) -> LoadResult:
-    """``vectors.pipeline.run`` with the settings and a status line (the CLI and the demo)."""
+def vectors_stage(settings: Settings, *, catalog: bool = True, quiet: bool = False, force: bool = False,
+                  version: str | None = None) -> LoadResult:
+    """``vectors.pipeline.run`` with the settings and a status line (the CLI and the demo);
+    ``version``: a registered model instead of the latest published one."""
     from recpipe.adapters import Backends
+    from recpipe.contracts.artifacts import registered
     from recpipe.vectors.pipeline import run
 
     db = Backends(settings).vectors()
     store, name = Backends(settings).artifacts()
+    if version is not None:
+        name = registered(version)
     source = Backends(settings).source() if catalog else None
     try:
         with bars(quiet=quiet, transient=True) as progress:
-            return run(db, store, name, source=source, progress=progress)
+            return run(db, store, name, source=source, progress=progress, force=force,
+                       tolerance=settings.gate_tolerance, keep=settings.models_keep)
     finally:
         if source is not None:
             source.close()
+
+
+def gate_table(gate: dict[str, Any]) -> None:
+    """The promotion gate's verdict, figure by figure."""
+    verdict = "forced" if gate["forced"] else "passed" if gate["passed"] else "failed"
+    against = f" against {gate['serving']}" if gate["serving"] else ""
+    table(f"promotion gate{against}: {verdict} ({gate['reason']})",
+          ("figure", "new", "serving", "limit", "ok"),
+          [(c["figure"], "-" if c["new"] is None else round(c["new"], 4), round(c["serving"], 4), c["limit"],
+            "yes" if c["passed"] else "NO") for c in gate["checks"]])
 
 
 @app.command("load")
@@ -52,15 +69,34 @@ def load(artifacts_url: ArtifactsUrl = None, vectors_url: VectorsUrl = None,
          catalog: Annotated[bool, typer.Option(
              "--catalog/--no-catalog", help="Also load the product catalog and who bought what from the source "
                                             "(serving uses them for new products and 'already bought').")] = True,
+         force: Annotated[bool, typer.Option(
+             "--force", help="Serve the new model even if the promotion gate fails.")] = False,
+         version: Annotated[str | None, typer.Option(
+             "--version", show_default=False, help="Load this registered model version instead of the latest "
+                                                   "published one (`recpipe models list`).")] = None,
          as_json: Json = False) -> None:
-    """Load the artifacts' item and user embeddings, build HNSW (cosine) indexes, switch them in.
+    """Load the artifacts' item and user embeddings beside the loaded models and serve them if
+    the promotion gate passes (exit code 3 when it does not).
 
-    Atomic: queries keep answering from the previous load until the new one is complete, and a
-    failed load changes nothing. The embedded PostgreSQL starts on first use and keeps
-    running for later commands (`recpipe vectors stop` stops it).
+    The gate compares the new model's offline figures (its manifest) with the serving model's:
+    each may be worse by RECPIPE_GATE_TOLERANCE (5%) at most; the verdict is printed and kept
+    (`recpipe models show`). A model that fails stays loaded, not served: `--force`, or
+    `recpipe models promote VERSION` later, serves it. Atomic: queries keep answering from what
+    served until the switch, and a failed load changes nothing. Beyond RECPIPE_MODELS_KEEP
+    loaded models (3) the oldest are dropped. The embedded PostgreSQL starts on first use and
+    keeps running for later commands (`recpipe vectors stop` stops it).
     """
     settings = load_settings({"artifacts_url": artifacts_url, "vectors_url": vectors_url, "source_url": source_url})
-    result = vectors_stage(settings, catalog=catalog, quiet=as_json)
+    result = vectors_stage(settings, catalog=catalog, quiet=as_json, force=force, version=version)
+    _show_load(result, as_json)
+    if not result.promoted:
+        raise typer.Exit(GATE_FAILED)
+
+
+GATE_FAILED = 3  # `vectors load` exit code: loaded, but the gate kept the serving model
+
+
+def _show_load(result: LoadResult, as_json: bool) -> None:
     if as_json:
         emit_json(result.to_json())
     else:
@@ -68,7 +104,13 @@ def load(artifacts_url: ArtifactsUrl = None, vectors_url: VectorsUrl = None,
                                    "users": result.users, "catalog products": result.catalog,
                                    "purchases": result.purchases, "database": result.vectors,
                                    "from": result.artifacts, "copy s": result.seconds["copy"],
-                                   "index s": result.seconds["index"], "total s": result.seconds["total"]})
+                                   "index s": result.seconds["index"], "total s": result.seconds["total"],
+                                   "serving": result.serving, "dropped": ", ".join(result.dropped or []) or "-"})
+        if result.gate is not None:
+            gate_table(result.gate)
+        if not result.promoted:
+            console.print(f"model {escape(result.model_version)} is loaded but not served: the gate failed. "
+                          f"Serve it anyway with `recpipe models promote {escape(result.model_version)}`.")
 
 
 def _queries(vectors_url: str | None, ef_search: int | None) -> Any:

@@ -25,6 +25,18 @@ SERVING_FILES = (TOWERS, *SCALERS.values())
 EMBEDDING_DIM = 32  # the towers' output, and vector(32) in the vector tables
 
 
+# the registry: every published model also kept whole under ``_versions/<version>/`` in the
+# artifacts store (beside the seed's layout, which holds the latest), never changed after
+VERSIONS = "_versions"
+
+
+def registered(version: str) -> str:
+    """The artifacts name of a registered model version (read like ``name`` with ``artifact_path``)."""
+    if not version or "/" in version or version.startswith("."):
+        raise InputError(f"{version!r} is not a model version", hint="`recpipe models list` shows them")
+    return f"{VERSIONS}/{version}"
+
+
 def artifact_path(name: str, path: str) -> str:
     """``path`` inside artifacts published as ``name`` ("" when they fill a whole bucket)."""
     return f"{name}/{path}" if name else path

@@ -163,16 +163,22 @@ class EnrichedRecord(TypedDict):
     model_version: str
     strategy: str
     recommended_at: str
+    variant: NotRequired[str]  # the shopper's variant, while an experiment runs
 
 
 def enriched(event: Event, recommended: list[Item], similar_to: str | None, similar: list[Item], *,
-             recommendation_id: str, model_version: str, strategy: str, recommended_at: str) -> EnrichedRecord:
-    """The one way an enriched record is made, by the in-process and the remote enricher alike."""
-    return {**event.to_json(),  # type: ignore[typeddict-item]
-            "recommended_items": recommended,
-            "similar_items": {"product_code": similar_to, "similar_items": similar},
-            "recommendation_id": recommendation_id, "model_version": model_version, "strategy": strategy,
-            "recommended_at": recommended_at}
+             recommendation_id: str, model_version: str, strategy: str, recommended_at: str,
+             variant: str | None = None) -> EnrichedRecord:
+    """The one way an enriched record is made, by the in-process and the remote enricher alike.
+    ``variant``: the shopper's variant of a running experiment (left out when none runs)."""
+    record: EnrichedRecord = {**event.to_json(),  # type: ignore[typeddict-item]
+                              "recommended_items": recommended,
+                              "similar_items": {"product_code": similar_to, "similar_items": similar},
+                              "recommendation_id": recommendation_id, "model_version": model_version,
+                              "strategy": strategy, "recommended_at": recommended_at}
+    if variant is not None:
+        record["variant"] = variant
+    return record
 
 
 class _ShownItem(ValidatedDict):  # TypedDicts: 1.5x faster to validate than nested models
@@ -195,3 +201,4 @@ class DeliveredRecord(Event):
     model_version: str = Field(min_length=1, pattern=NO_NUL)
     strategy: str = Field(min_length=1, pattern=NO_NUL)
     recommended_at: str
+    variant: str | None = Field(default=None, min_length=1, pattern=NO_NUL)

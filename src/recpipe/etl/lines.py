@@ -23,7 +23,8 @@ from recpipe.contracts.activity import REASONS, SERVED_PREFIX, TEXT_KEPT
 from recpipe.contracts.events import DeliveredRecord, Event
 
 _EVENT_FIELDS = set(Event.model_fields)
-ENRICHED_KEYS = tuple(f for f in DeliveredRecord.model_fields if f not in _EVENT_FIELDS)  # what the stream adds
+ENRICHED_KEYS = tuple(f for f, info in DeliveredRecord.model_fields.items()  # what the stream adds (always)
+                      if f not in _EVENT_FIELDS and info.is_required())
 _DERIVED = uuid.UUID("9d3b1a52-7c4e-4f0a-8e61-2a5f4b7c9e13")  # names delivered events that came without an id
 
 
@@ -168,12 +169,14 @@ def delivered_rows(hour: str, raw: bytes) -> list[Candidate]:
         return _delivered_rows(hour, raw)
     return _rows(hour, d, _event_id(d), _time(d.recommended_at, "recommended_at", "not_enriched"), d.recommendation_id,
                  d.model_version, d.strategy, [i["id"] for i in d.recommended_items],
-                 similar_to, [i["id"] for i in similar["similar_items"]])
+                 similar_to, [i["id"] for i in similar["similar_items"]], d.variant)
 
 
 def _delivered_rows(hour: str, raw: bytes) -> list[Candidate]:
     doc = _object(raw)
     served = {k: doc.pop(k) for k in ENRICHED_KEYS if k in doc}
+    variant = _text(doc, "variant", "not_enriched", optional=True)
+    doc.pop("variant", None)
     try:
         event = Event.model_validate(doc)
     except ValidationError as exc:
@@ -191,17 +194,17 @@ def _delivered_rows(hour: str, raw: bytes) -> list[Candidate]:
                  _text(served, "model_version", "not_enriched"), _text(served, "strategy", "not_enriched"),
                  _ids(served["recommended_items"], "recommended_items", "not_enriched"),
                  _text(similar, "product_code", "not_enriched", optional=True),
-                 _ids(similar.get("similar_items"), "similar_items.similar_items", "not_enriched"))
+                 _ids(similar.get("similar_items"), "similar_items.similar_items", "not_enriched"), variant)
 
 
 def _rows(hour: str, event: Event, event_id: str, served_at: dt.datetime, recommendation: str | None,
           model: str | None, strategy: str | None, items: list[str], similar_to: str | None,
-          similar: list[str]) -> list[Candidate]:
+          similar: list[str], variant: str | None = None) -> list[Candidate]:
     """The impression and the event rows of one delivered record."""
     impression = Candidate(
         hour, "impression", event_id=event_id, session_id=event.session_id, customer_number=event.customer_number,
         event_time=served_at, recommendation_id=recommendation, source="stream", model_version=model,
-        strategy=strategy, items=items, similar_to=similar_to, similar_items=similar)
+        strategy=strategy, variant=variant, items=items, similar_to=similar_to, similar_items=similar)
     at = event.event_time.astimezone(dt.UTC)
     return [impression, *(Candidate(hour, "event", event_id=event_id, session_id=event.session_id,
                                     customer_number=event.customer_number, event_time=at, kind=b.kind,

@@ -12,7 +12,11 @@
   has k that qualify.
 * Items: similar items by embedding; a catalog product with no embedding yet (added after
   training) gets the most popular items of its product line; an unknown id is NotFound.
-Every answer carries a recommendation_id and the model version.
+* Which model: the serving one, or, while an experiment runs, the shopper's variant's
+  (``contracts.models.Experiment.assign``: by customer number, a visitor by session); a
+  ``popularity`` variant gets the ``popular`` list. Each request reads one loaded model's tables
+  and runs that model's towers: answers are never mixed, whatever is promoted meanwhile.
+Every answer carries a recommendation_id, the model version and its variant (None: no experiment).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any
 
 from recpipe.contracts.events import Activity
 from recpipe.contracts.limits import MAX_K
+from recpipe.contracts.models import Experiment, ModelTables, Variant
 from recpipe.contracts.vectors import Scored
 from recpipe.errors import NotFound, NotPublished
 from recpipe.inference.model import Model, ModelSource
@@ -72,32 +77,48 @@ class Recommendation:
     strategy: str  # session | stored | features | popular | similar | product_line | embedding
     items: list[dict[str, Any]]
     recommendation_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    variant: str | None = None  # the experiment's variant the shopper is in (None: no experiment)
 
     def to_json(self) -> dict[str, Any]:
         return {"recommendation_id": self.recommendation_id, "model_version": self.model_version,
-                "strategy": self.strategy, "items": self.items}
+                "strategy": self.strategy, "variant": self.variant, "items": self.items}
+
+
+@dataclass
+class Served:
+    """One loaded model as served: its tables, its towers, and what was read of its vectors."""
+
+    version: str
+    tables: ModelTables | None  # None: a database loaded before models were versioned (plain tables)
+    model: Model | None  # its copy in the vector database (None: loaded without one)
+    vectors: dict[str, Any] = field(default_factory=dict)  # item embeddings read so far (product code → vector)
+    users: dict[int, Any] = field(default_factory=dict)  # stored customer embeddings read so far (None: none)
 
 
 @dataclass
 class _Shop:
-    """Catalog facts cached per load of the vector database."""
+    """What serving reads of the vector database, cached per load, promotion and experiment."""
 
     loaded_at: Any = None
     popular: list[tuple[str, str | None, int | None, int]] = field(default_factory=list)
     line: dict[str, str | None] = field(default_factory=dict)
     checked: float = 0.0
     lines: list[str] = field(default_factory=list)  # every product line
-    version: str | None = None  # the model whose embeddings are loaded
-    model: Model | None = None  # its copy in the vector database
-    vectors: dict[str, Any] = field(default_factory=dict)  # item embeddings read so far (product code → vector)
-    users: dict[int, Any] = field(default_factory=dict)  # stored customer embeddings read so far (None: none)
+    version: str | None = None  # the serving model
+    served: dict[str, Served] = field(default_factory=dict)  # the serving model and the experiment's
+    experiment: Experiment | None = None  # the running one
+
+    @property
+    def serving(self) -> Served | None:
+        return None if self.version is None else self.served.get(self.version)
 
 
 class Recommender:
     """``published``: the artifacts' latest model, used only when the vector database holds no
-    copy of its model (loaded by an older recpipe) and the versions agree."""
+    copy of its model (loaded by an older recpipe) and the versions agree. ``check_every``: how
+    often (s) to look for a load, a promotion or an experiment."""
 
-    def __init__(self, published: ModelSource, *, check_every: float = 10.0) -> None:
+    def __init__(self, published: ModelSource, *, check_every: float = 1.0) -> None:
         self.published = published
         self.check_every = check_every
         self._shop = _Shop()
@@ -106,11 +127,24 @@ class Recommender:
     # -- customers -------------------------------------------------------------------------
     def for_customer(self, q: VectorQueries, customer_number: int | None,
                      features: Mapping[str, Any] | None = None, rules: Rules = Rules(),
-                     recent: Sequence[Activity] | None = None) -> Recommendation:
+                     recent: Sequence[Activity] | None = None, *, session: str | None = None) -> Recommendation:
         """``recent``: the shopper's latest products, oldest first; None: the session store's
-        for this customer (a visitor without it has none)."""
+        for this customer (a visitor without it has none). ``session``: assigns a visitor to an
+        experiment's variant."""
         shop = self.shop(q)
-        model = self.model(q)
+        # a list asked for as popular (a control of the caller's own) is outside any experiment
+        unit = None if rules.popular else customer_number if customer_number is not None else session
+        served, variant = self.choose(q, shop, unit)
+        rec = self._for_customer(q, shop, served, customer_number, features,
+                                 replace(rules, popular=True) if variant is not None and variant.popularity else rules,
+                                 recent)
+        rec.variant = None if variant is None else variant.name
+        return rec
+
+    def _for_customer(self, q: VectorQueries, shop: _Shop, served: Served, customer_number: int | None,
+                      features: Mapping[str, Any] | None, rules: Rules,
+                      recent: Sequence[Activity] | None) -> Recommendation:
+        model = self.model_of(served)
         check_product_line(rules.product_line, shop.lines)
         if recent is None:
             recent = q.recent("customer", customer_number)[0] if customer_number is not None else []
@@ -124,7 +158,7 @@ class Recommender:
         if rules.popular:
             return self._popular_for(q, shop, model, rules, skip, filters)
         if recent:
-            items = self._session(q, model, shop, customer_number, features, recent, rules, skip, filters)
+            items = self._session(q, model, shop, served, customer_number, features, recent, rules, skip, filters)
             if items is not None:
                 return Recommendation(model.version, "session", items)
         if customer_number is not None:
@@ -156,18 +190,18 @@ class Recommender:
         customer = None
         if recent is None:
             recent, customer = q.recent("session", session_id)
-        return self.for_customer(q, customer, features, rules, recent), customer
+        return self.for_customer(q, customer, features, rules, recent, session=session_id), customer
 
-    def _session(self, q: VectorQueries, model: Model, shop: _Shop, customer_number: int | None,
+    def _session(self, q: VectorQueries, model: Model, shop: _Shop, served: Served, customer_number: int | None,
                  features: Mapping[str, Any] | None, recent: Sequence[Activity], rules: Rules, skip: set[str],
                  filters: Any) -> list[dict[str, Any]] | None:
         """The session strategy's items; None when no product of the session has an embedding."""
-        vectors = self.item_vectors(q, shop, codes(recent))
+        vectors = self.item_vectors(q, served, codes(recent))
         if not any(a.product_code in vectors for a in recent):
             return None
         own = None  # a visitor: what they do now says more than their city (the session alone)
         if customer_number is not None:
-            own = self.user_vectors(q, shop, [customer_number]).get(customer_number)
+            own = self.user_vectors(q, served, [customer_number]).get(customer_number)
             if own is None:  # known to the shop, not at training time: their features
                 features = features or q.customer_features(customer_number)
                 if features:
@@ -179,28 +213,30 @@ class Recommender:
         return self._collect(lambda n: q.items_for_embedding(vector, n, exclude=sorted(skip), filters=filters),
                              shop, rules)
 
-    def user_vectors(self, q: VectorQueries, shop: _Shop, customers: Sequence[int]) -> dict[int, Any]:
-        """The stored embeddings of ``customers`` who have one, read once per load of the vector
-        database (one query for those not read yet)."""
-        missing = sorted({c for c in customers if c not in shop.users})
+    @staticmethod
+    def user_vectors(q: VectorQueries, served: Served, customers: Sequence[int]) -> dict[int, Any]:
+        """The stored embeddings of ``customers`` who have one, read once per loaded model (one
+        query for those not read yet; ``q`` reads ``served``'s tables)."""
+        missing = sorted({c for c in customers if c not in served.users})
         if missing:
             found = q.user_vectors(missing)
-            if len(shop.users) > VECTOR_CACHE:
-                shop.users.clear()
+            if len(served.users) > VECTOR_CACHE:
+                served.users.clear()
             for c in missing:
-                shop.users[c] = found.get(c)
-        return {c: shop.users[c] for c in customers if shop.users.get(c) is not None}
+                served.users[c] = found.get(c)
+        return {c: served.users[c] for c in customers if served.users.get(c) is not None}
 
-    def item_vectors(self, q: VectorQueries, shop: _Shop, wanted: Sequence[str]) -> dict[str, Any]:
-        """The loaded embeddings of ``wanted`` products, read once per load of the vector database."""
-        missing = [c for c in wanted if c not in shop.vectors]
+    @staticmethod
+    def item_vectors(q: VectorQueries, served: Served, wanted: Sequence[str]) -> dict[str, Any]:
+        """The loaded embeddings of ``wanted`` products, read once per loaded model."""
+        missing = [c for c in wanted if c not in served.vectors]
         if missing:
             found = q.item_vectors(missing)
-            if len(shop.vectors) > VECTOR_CACHE:
-                shop.vectors.clear()
+            if len(served.vectors) > VECTOR_CACHE:
+                served.vectors.clear()
             for code in missing:
-                shop.vectors[code] = found.get(code)
-        return {c: shop.vectors[c] for c in wanted if shop.vectors.get(c) is not None}
+                served.vectors[code] = found.get(code)
+        return {c: served.vectors[c] for c in wanted if served.vectors.get(c) is not None}
 
     # -- items ---------------------------------------------------------------------------------
     def similar_to_item(self, q: VectorQueries, item_id: str, rules: Rules = Rules()) -> Recommendation:
@@ -223,39 +259,76 @@ class Recommender:
         return Recommendation(model.version, "product_line", self._popular(shop, same_line, skip | {item_id}))
 
     # -- the loaded state ----------------------------------------------------------------------
+    def choose(self, q: VectorQueries, shop: _Shop, unit: int | str | None) -> tuple[Served, Variant | None]:
+        """The model a shopper (customer number, else session id; None: nobody in particular) is
+        served, and their variant of the running experiment; ``q`` now reads that model's tables."""
+        variant = None
+        served = self._serving(shop, q)
+        if shop.experiment is not None and unit is not None:
+            variant = shop.experiment.assign(unit)
+            if not variant.popularity:
+                served = shop.served[variant.target]
+        q.use(served.tables)
+        return served, variant
+
+    def serving(self, q: VectorQueries) -> Served:
+        """The serving model; ``q`` now reads its tables."""
+        served = self._serving(self.shop(q), q)
+        q.use(served.tables)
+        return served
+
     def model(self, q: VectorQueries) -> Model:
-        """The model whose embeddings the vector database serves: a user tower and item vectors
-        of different versions are never paired, whatever training has published since."""
-        shop = self.shop(q)
-        if shop.model is not None:
-            return shop.model
-        if shop.version is None:
+        """The serving model's towers (``q`` reads its tables): a user tower and item vectors of
+        different versions are never paired, whatever training has published since."""
+        return self.model_of(self.serving(q))
+
+    def _serving(self, shop: _Shop, q: VectorQueries) -> Served:
+        served = shop.serving
+        if served is None:
             raise NotPublished(f"nothing is loaded in the vector database {q.db.url}",
                                hint="run `recpipe vectors load`")
+        return served
+
+    def model_of(self, served: Served) -> Model:
+        if served.model is not None:
+            return served.model
         published = self.published.version()
-        if published != shop.version:
-            raise NotPublished(f"the vector database holds the embeddings of model {shop.version} but no copy of "
+        if published != served.version:
+            raise NotPublished(f"the vector database holds the embeddings of model {served.version} but no copy of "
                                f"that model (loaded by an older recpipe); the artifacts hold model {published}",
                                hint="run `recpipe vectors load` to serve the published model")
         return self.published.get()
 
     def shop(self, q: VectorQueries) -> _Shop:
-        """The catalog, popularity and model of the current load, checked every ``check_every`` s."""
+        """The catalog, popularity, serving model and running experiment, checked every
+        ``check_every`` s (two small reads)."""
         now = time.monotonic()
         if now - self._shop.checked < self.check_every:
             return self._shop
         with self._lock:
             if now - self._shop.checked >= self.check_every:
-                loaded_at, _ = q.loaded()
-                if loaded_at != self._shop.loaded_at or not self._shop.checked:
-                    loaded_at, version, files = q.loaded_model()
-                    model = Model.from_files(version, files.get, f"the vector database {q.db.url}") \
-                        if files and version else None
-                    popular = q.popularity()
-                    self._shop = _Shop(loaded_at, popular, {r[0]: r[1] for r in popular}, version=version,
-                                       model=model, lines=q.product_lines())
+                self._shop = self._refresh(q, self._shop)
                 self._shop.checked = now
         return self._shop
+
+    def _refresh(self, q: VectorQueries, old: _Shop) -> _Shop:
+        loaded_at, version = q.loaded()
+        experiment = q.experiment()
+        wanted = ([version] if version else []) + (experiment.versions() if experiment else [])
+        if loaded_at == old.loaded_at and old.checked and experiment == old.experiment and set(wanted) <= set(old.served):
+            return old
+        same = loaded_at == old.loaded_at and bool(old.checked)
+        popular, lines = (old.popular, old.lines) if same else (q.popularity(), q.product_lines())
+        kept = old.served if same else {}  # a load or a promotion reads every model again
+        served = {v: kept.get(v) or self._read(q, v) for v in dict.fromkeys(wanted)}
+        return _Shop(loaded_at, popular, {r[0]: r[1] for r in popular}, lines=lines, version=version,
+                     served=served, experiment=experiment)
+
+    @staticmethod
+    def _read(q: VectorQueries, version: str) -> Served:
+        tables, files = q.model_files(version)
+        model = Model.from_files(version, files.get, f"the vector database {q.db.url}") if files else None
+        return Served(version, tables, model)
 
     def _collect(self, fetch: Callable[[int], list[Scored] | None], shop: _Shop, rules: Rules
                  ) -> list[dict[str, Any]] | None:

@@ -14,8 +14,8 @@ from typing import Any
 
 Z95 = 1.959963984540054
 
-# Over ``impressions`` and ``events`` (``recpipe.contracts.activity``), in DuckDB.
-OUTCOMES = """
+# Over ``impressions`` and ``events`` (``recpipe.contracts.activity``), in DuckDB: what each list earned.
+EARNED = """
 WITH pointed AS (
     SELECT e.recommendation_id, e.kind, e.product_code, i.recommendation_id IS NOT NULL AS known,
            list_contains(i.items, e.product_code) OR list_contains(i.similar_items, e.product_code) AS listed
@@ -26,6 +26,8 @@ WITH pointed AS (
            bool_or(kind = 'purchase') AS purchased
     FROM pointed WHERE listed GROUP BY recommendation_id
 )
+"""
+OUTCOMES = EARNED + """
 SELECT i.source, i.model_version, i.strategy, COALESCE(i.variant, '') AS variant,
        strftime(date_trunc('hour', i.served_at), '%Y-%m-%dT%H:00Z') AS hour,
        COUNT(*) AS impressions, COUNT(e.clicked) AS clicks,
@@ -110,6 +112,21 @@ def outcomes(impressions: Any, events: Any) -> tuple[list[Line], dict[str, int]]
         con.close()
     return sorted(lines, key=lambda x: (x.source, x.model_version, x.strategy, x.variant, x.hour)), {
         "pointing": pointing, "attributed": attributed, "unknown_list": unknown}
+
+
+def per_list(impressions: Any, events: Any, columns: str) -> list[tuple[Any, ...]]:
+    """``columns`` of each impression (alias ``i``) and whether it earned a click, in DuckDB."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        con.register("impressions", impressions)
+        con.register("events", events)
+        return con.execute(EARNED + f"SELECT {columns}, e.clicked IS NOT NULL FROM impressions i "  # noqa: S608 (code's columns)
+                           "LEFT JOIN earned e ON e.recommendation_id = i.recommendation_id").fetchall()
+    finally:
+        con.close()
 
 
 def overall(lines: list[Line]) -> list[Line]:

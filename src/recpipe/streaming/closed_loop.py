@@ -11,7 +11,9 @@ list's ``recommendation_id``. Whether the product goes into the cart, and is bou
 how much this shopper likes it.
 
 Half the sessions (``popular_share``) are shown the most bought products instead of the
-model's (``strategy=popular``), so the two can be compared on comparable shoppers. For every
+model's (``strategy=popular``), so the two can be compared on comparable shoppers. While an
+experiment runs (``recpipe experiments``) the service assigns the shoppers instead: give a
+share of 0, and the lists are counted per variant. For every
 list shown the simulation also asks what a perfect recommender would have earned: the top
 ``k`` of the shopper's own ground truth, with the same noise (common random numbers), never
 shown. That is the ceiling of the online figures.
@@ -45,6 +47,7 @@ class Shown:
     recommendation_id: str
     strategy: str
     items: list[str]
+    variant: str | None = None  # the shopper's variant, while an experiment runs
 
 
 class Storefront(Protocol):
@@ -67,6 +70,7 @@ class HttpStorefront:
         query: dict[str, Any] = {"k": k, "recent": ",".join(a.product_code for a in recent[-MAX_RECENT:]),
                                  "cart": [a.product_code for a in recent if a.kind == "cart"]}
         query |= {"strategy": "popular"} if popular else {}
+        query |= {"session_id": session_id} if customer is not None else {}
         if customer is None:
             query |= {name: value for name, value in (("city", features.get("city")), ("country", features.get("country")),
                                                       ("credit_limit", features.get("creditLimit"))) if value is not None}
@@ -84,7 +88,7 @@ class HttpStorefront:
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             raise ServiceError(f"cannot reach the inference service {self.url}: {exc}",
                                hint="start it (`recpipe serve`) or leave out --service-url to ask it in process") from exc
-        return Shown(doc["recommendation_id"], doc["strategy"], [i["id"] for i in doc["items"]])
+        return Shown(doc["recommendation_id"], doc["strategy"], [i["id"] for i in doc["items"]], doc.get("variant"))
 
 
 @dataclass
@@ -124,7 +128,7 @@ class ClosedLoop:
         self.rng = shoppers.rng
         self.row = {code: i for i, code in enumerate(shoppers.products)}
         self.lift = np.log1p(boost / np.log2(np.arange(k) + 2.0))  # by position, from the top
-        self.arms = {"model": Arm(), "popular": Arm()}
+        self.arms: dict[str, Arm] = {}  # model | popular, or the experiment's variants
 
     @property
     def started(self) -> int:
@@ -160,9 +164,9 @@ class ClosedLoop:
         history: list[BrowsedProduct] = session["history"]
         recent = Activity.of_products(history)
         features = {"city": session["city"], "country": session["country"], "creditLimit": session["credit"]}
-        arm = self.arms[session["arm"]]
         shown = self.storefront.show(session["id"], session["customer"], features, recent,
                                      popular=session["arm"] == "popular", k=self.k)
+        arm = self.arms.setdefault(arm_of(shown.variant, session["arm"]), Arm())
         arm.impressions += 1
         arm.strategies[shown.strategy] = arm.strategies.get(shown.strategy, 0) + 1
         taste = session["logits"].copy()
@@ -200,12 +204,19 @@ class ClosedLoop:
         return {name: arm.to_json() for name, arm in self.arms.items() if arm.impressions}
 
 
+def arm_of(variant: str | None, arm: str) -> str:
+    """The arm a list is counted in: the experiment's variant, else the loop's own split."""
+    return f"variant {variant}" if variant else arm
+
+
 def lists_by_arm(lines: Any) -> dict[str, tuple[int, int]]:
     """A report's service lines (``report.attribution.Line``) by the closed loop's arm, as
-    (lists shown, clicks): ``popular`` is the control, every other strategy the model's."""
-    out = {"model": (0, 0), "popular": (0, 0)}
+    (lists shown, clicks): an experiment's variants, else ``popular`` (the control) and
+    ``model`` (every other strategy)."""
+    out: dict[str, tuple[int, int]] = {}
     for x in lines:
         if x.source == "service":
-            arm = "popular" if x.strategy == "popular" else "model"
-            out[arm] = (out[arm][0] + x.impressions, out[arm][1] + x.clicks)
+            arm = arm_of(x.variant, "popular" if x.strategy == "popular" else "model")
+            shown, clicks = out.get(arm, (0, 0))
+            out[arm] = (shown + x.impressions, clicks + x.clicks)
     return out

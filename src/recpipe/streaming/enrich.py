@@ -26,6 +26,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from concurrent import futures
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
@@ -42,7 +43,7 @@ from recpipe.contracts.limits import MAX_K, MAX_RECENT
 from recpipe.contracts.vectors import Scored
 from recpipe.inference.connections import Connections
 from recpipe.inference.model import ModelSource
-from recpipe.inference.recommend import Recommender
+from recpipe.inference.recommend import Recommender, Served
 from recpipe.vectors import matrix
 from recpipe.vectors.query import Filters
 from recpipe.vectors.sessions import Recorder, rows_of
@@ -65,20 +66,38 @@ class Enricher(Protocol):
     def enrich(self, events: Sequence[Event]) -> list[EnrichedRecord]: ...
 
 
-class LocalEnricher:
-    """In-process: the model and pgvector, with answers cached (see the module's text)."""
+@dataclass
+class _Answers:
+    """What one loaded model has answered, kept while it and the load stay the same."""
 
-    def __init__(self, models: ModelSource, connections: Connections, *, k: int = K) -> None:
+    key: tuple[str, Any]  # (model version, when the vector database was loaded or switched)
+    cache: dict[tuple[Any, ...], Any] = field(default_factory=dict)  # answers (Ranked | None) and purchases
+    matrix: matrix.ItemMatrix | None = None  # its item vectors, if few enough to rank here
+    frozen_at: int | None = None  # cache size at the last gc.freeze()
+
+
+class LocalEnricher:
+    """In-process: the model and pgvector, with answers cached (see the module's text). While an
+    experiment runs, each event is answered by its shopper's variant (``Recommender.choose``)."""
+
+    def __init__(self, models: ModelSource, connections: Connections, *, k: int = K,
+                 switch_every: float = 1.0) -> None:
         self.connections = connections
-        self.recommender = Recommender(models, check_every=models.check_every)
+        self.recommender = Recommender(models, check_every=switch_every)
         self.k = k
-        self._cache: dict[tuple[Any, ...], Any] = {}  # answers (Ranked | None) and purchases
-        self._version: tuple[str, Any] | None = None
-        self._frozen_at: int | None = None  # cache size at the last gc.freeze()
+        self._answers: dict[str, _Answers] = {}  # per model version shown
+        self._state = _Answers(("", None))  # the model answering the group of events at hand
         self.recorder = Recorder()  # what this enricher wrote to the session store
         self.store_failures = 0  # batches the session store refused (logged)
         self._writer = futures.ThreadPoolExecutor(1, thread_name_prefix="recpipe-session-store")
-        self._matrix: matrix.ItemMatrix | None = None  # the loaded item vectors, if few enough to rank here
+
+    @property
+    def _cache(self) -> dict[tuple[Any, ...], Any]:
+        return self._state.cache
+
+    @property
+    def _matrix(self) -> matrix.ItemMatrix | None:
+        return self._state.matrix
 
     def enrich(self, events: Sequence[Event]) -> list[EnrichedRecord]:
         """One enriched record per event, in order. A database outage raises ServiceError."""
@@ -96,38 +115,64 @@ class LocalEnricher:
         return out
 
     def _enrich(self, events: Sequence[Event]) -> list[EnrichedRecord]:
-        stock = Filters(in_stock=True)
         with self.connections.queries() as q:
             shop = self.recommender.shop(q)
-            model = self.recommender.model(q)  # the one whose item vectors are loaded
-            if self._version != (model.version, shop.loaded_at) or len(self._cache) > CACHE_ENTRIES:
-                self._cache.clear()  # its entries hold no cycles: freed at once, frozen or not
-                self._version = (model.version, shop.loaded_at)
-                self._frozen_at = None
-                self._matrix = q.read(matrix.read)
-            bought = bool(shop.popular)  # purchases are loaded: leave out what each customer bought
-            sessions = self._sessions(q, model, shop, events, stock, bought)
+            groups: dict[tuple[str, str | None, bool], list[int]] = {}
+            chosen: dict[tuple[str, str | None, bool], Served] = {}
+            for i, e in enumerate(events):
+                served, variant = self.recommender.choose(
+                    q, shop, e.customer_number if e.customer_number is not None else e.session_id)
+                key = (served.version, None if variant is None else variant.name,
+                       variant is not None and variant.popularity)
+                groups.setdefault(key, []).append(i)
+                chosen[key] = served
+            out: list[EnrichedRecord | None] = [None] * len(events)
+            for key, at in groups.items():
+                q.use(chosen[key].tables)
+                records = self._enrich_with(q, shop, chosen[key], [events[i] for i in at], key[1], popular=key[2])
+                for i, record in zip(at, records, strict=True):
+                    out[i] = record
+        return [r for r in out if r is not None]
+
+    def _enrich_with(self, q: Any, shop: Any, served: Served, events: Sequence[Event], variant: str | None, *,
+                     popular: bool) -> list[EnrichedRecord]:
+        """The records of events one model answers (``popular``: the most bought products)."""
+        stock = Filters(in_stock=True)
+        model = self.recommender.model_of(served)
+        key = (model.version, shop.loaded_at)
+        state = self._answers.get(model.version)
+        if state is None or state.key != key or len(state.cache) > CACHE_ENTRIES:
+            state = self._answers[model.version] = _Answers(key, matrix=q.read(matrix.read, None, served.tables))
+            for other in [v for v, a in self._answers.items() if a.key[1] != shop.loaded_at]:
+                del self._answers[other]  # a load or a switch since: its answers are stale
+        self._state = state
+        bought = bool(shop.popular)  # purchases are loaded: leave out what each customer bought
+        if popular:
+            sessions: dict[int, tuple[str, list[Item] | None]] = {}
+            answers: list[tuple[str, list[Item] | None]] = [("popular", None)] * len(events)
+        else:
+            sessions = self._sessions(q, model, served, events, stock, bought)
             rest = [e for i, e in enumerate(events) if i not in sessions]
             self._fill_users(q, rest, stock, bought)
             self._fill_features(q, model, rest, stock, bought)
             answers = [sessions[i] if i in sessions else self._answer(e, bought) for i, e in enumerate(events)]
-            if bought:
-                self._purchases(q, [e.customer_number for e, (_s, items) in zip(events, answers, strict=True)
-                                    if items is None and e.customer_number is not None])
-            similar = self._similar(q, events, stock)
-        popular = self._popular(shop, events)
-        if self._frozen_at is None or len(self._cache) - self._frozen_at >= FREEZE_EVERY:
+        if bought:
+            self._purchases(q, [e.customer_number for e, (_s, items) in zip(events, answers, strict=True)
+                                if items is None and e.customer_number is not None])
+        similar = self._similar(q, events, stock)
+        top = self._popular(shop, events)
+        if state.frozen_at is None or len(state.cache) - state.frozen_at >= FREEZE_EVERY:
             gc.freeze()
-            self._frozen_at = len(self._cache)
+            state.frozen_at = len(state.cache)
         now = dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds")
         out = []
         for e, (strategy, items), (code, alike) in zip(events, answers, similar, strict=True):
             seen = _left_out(e)
             if items is None:
-                items = _top(popular, seen | self._bought(e), self.k)
+                items = _top(top, seen | self._bought(e), self.k)
             out.append(enriched(e, items, code, _top(alike, seen | {code}, self.k),
                                 recommendation_id=str(uuid.uuid4()), model_version=model.version,
-                                strategy=strategy, recommended_at=now))
+                                strategy=strategy, recommended_at=now, variant=variant))
         return out
 
     def _record(self, events: Sequence[Event]) -> None:
@@ -150,7 +195,7 @@ class LocalEnricher:
             return
         self.recorder.done(rows)
 
-    def _sessions(self, q: Any, model: Any, shop: Any, events: Sequence[Event], stock: Filters,
+    def _sessions(self, q: Any, model: Any, served: Served, events: Sequence[Event], stock: Filters,
                   bought: bool) -> dict[int, tuple[str, list[Item] | None]]:
         """The session strategy's answers, for the events whose history has a product the model
         knows. Not cached: nearly every event asks a new question (its click changed the session)."""
@@ -161,7 +206,7 @@ class LocalEnricher:
         if m is not None:
             index, items = m.index, m.vectors
         else:
-            vectors = self.recommender.item_vectors(q, shop, list(dict.fromkeys(
+            vectors = self.recommender.item_vectors(q, served, list(dict.fromkeys(
                 b.product_code for i in asking for b in events[i].browse_history[-MAX_RECENT:])))
             if not vectors:
                 return {}
@@ -172,7 +217,7 @@ class LocalEnricher:
         if not asking:
             return {}
         asked = [events[i] for i in asking]
-        stored = self.recommender.user_vectors(q, shop, [c for e in asked if (c := e.customer_number) is not None])
+        stored = self.recommender.user_vectors(q, served, [c for e in asked if (c := e.customer_number) is not None])
         queries = self._session_vectors(model, items, history[known], cart[known], stored, asked)
         if m is None:  # a catalog too large to rank here: pgvector's index
             found = q.items_for_embeddings(queries, self.k, filters=stock,

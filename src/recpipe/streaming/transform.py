@@ -86,7 +86,8 @@ def enricher_from_settings(settings: Any = None) -> Enricher:
         return RemoteEnricher(settings.inference_url, api_key=settings.api_key)
     store, name = Backends(settings).artifacts()
     return LocalEnricher(ModelSource(store, name, check_every=settings.serve_reload_every),
-                    Connections(Backends(settings).vectors(), ef_search=settings.serve_ef_search))
+                         Connections(Backends(settings).vectors(), ef_search=settings.serve_ef_search),
+                         switch_every=settings.serve_switch_every)
 
 
 def transform(event: dict[str, Any], enricher: Enricher, seen: SeenIds | None = None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from recpipe import __version__
 from recpipe.adapters.base import Lake
-from recpipe.contracts.artifacts import ModelManifest
+from recpipe.contracts.artifacts import MANIFEST, ModelManifest, artifact_path, registered
 from recpipe.contracts.dataset import DATASET
 from recpipe.errors import InputError, InternalError
 from recpipe.progress import SILENT, Progress
@@ -138,8 +138,19 @@ def run(lake: Lake, store: Lake, name: str, options: TrainOptions | None = None,
         doc["seconds"] = round(time.perf_counter() - started, 3)
         manifest = ModelManifest.model_validate(_finite(doc))  # a mismatch here is a bug: it fails loudly
         (root / artifacts.MANIFEST).write_text(manifest.to_text(), encoding="utf-8")
+        progress.status(f"registering model {version}")
+        register(store, name, root, version)
         store.publish(name, staged, manifest=artifacts.MANIFEST)
     return manifest
+
+
+def register(store: Lake, name: str, root: Path, version: str) -> None:
+    """Keep the model whole in the registry (``contracts.artifacts.VERSIONS``), its manifest
+    last: a version the registry lists is complete."""
+    target = registered(version)
+    files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+    for rel in [*(f for f in files if f != MANIFEST), MANIFEST]:
+        store.write_bytes(artifact_path(target, rel), (root / rel).read_bytes())
 
 
 def _with_events(lake: Lake, data: Any, wanted: bool, progress: Progress) -> tuple[Any, dict[str, Any]]:

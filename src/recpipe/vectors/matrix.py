@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from recpipe.contracts import vectors as schema
+from recpipe.contracts.models import ModelTables
 from recpipe.contracts.vectors import Scored
 from recpipe.vectors.connect import has_table
 
@@ -94,16 +95,18 @@ def _best(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return top, best
 
 
-def read(conn: Any, limit: int | None = None) -> ItemMatrix | None:
-    """The loaded item vectors (run through ``VectorQueries.read``); None if none are loaded or
-    there are more than ``limit`` (rank those with the index)."""
-    if not has_table(conn, schema.ITEMS):
+def read(conn: Any, limit: int | None = None, tables: ModelTables | None = None) -> ItemMatrix | None:
+    """A loaded model's item vectors (``tables``; None: the serving model's), run through
+    ``VectorQueries.read``; None if none are loaded or there are more than ``limit`` (rank
+    those with the index)."""
+    items = schema.ITEMS if tables is None else tables.items
+    if not has_table(conn, items):
         return None
-    count = conn.execute(f"SELECT count(*) FROM {schema.ITEMS}").fetchone()[0]
+    count = conn.execute(f"SELECT count(*) FROM {items}").fetchone()[0]
     if count == 0 or count > (EXACT_MAX_ITEMS if limit is None else limit):
         return None
     rows = sorted(conn.execute(f"SELECT id, embedding::real[], coalesce(quantity_in_stock, 0) > 0 "
-                               f"FROM {schema.ITEMS}").fetchall())  # by id as Python orders text, as query.py does
+                               f"FROM {items}").fetchall())  # by id as Python orders text, as query.py does
     vectors = np.asarray([r[1] for r in rows], dtype=np.float32)
     norms = np.linalg.norm(vectors.astype(np.float64), axis=1, keepdims=True)
     ids = [r[0] for r in rows]

@@ -4,17 +4,20 @@ embeddings into PostgreSQL + pgvector, atomically.
 1. Read and check the CSVs (nothing touches the database if a file is bad).
 2. Under an advisory lock (one load at a time), binary-COPY into fresh tables with
    unique names, build their HNSW (cosine) indexes and ANALYZE them.
-3. Switch in one transaction: the old tables are renamed away and dropped, the new ones take
-   the canonical names. A query running meanwhile finishes on the old tables (the switch
-   waits for it); a failure at any step drops the new tables and leaves the old ones serving.
+3. Switch in one transaction: the catalog tables are replaced, the model's tables take their
+   versioned names beside the other loaded models' (``vectors.registry``), and, if the gate
+   (``vectors.gate``) lets it, the model serves. A query running meanwhile finishes on the old
+   tables (the switch waits for it); a failure at any step drops the new tables and leaves
+   what served serving.
+4. Retention: loaded models beyond ``keep`` are dropped, oldest first (``registry.retain``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import random
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -32,9 +35,13 @@ from recpipe.contracts.artifacts import (
 )
 from recpipe.errors import InputError, ServiceError
 from recpipe.progress import SILENT, Progress
+from recpipe.vectors import registry
 from recpipe.vectors.connect import connect, ensure_vector_extension, has_table
 from recpipe.vectors.files import Embeddings, parse_attributes, parse_embeddings
+from recpipe.vectors.gate import DEFAULT_TOLERANCE, Verdict, judge
 from recpipe.vectors.status import loaded_on
+
+DEFAULT_KEEP = 3  # loaded models kept in the vector database (RECPIPE_MODELS_KEEP)
 
 LOCK_KEY = 7_406_513_002  # pg_advisory_lock key: one load at a time per database
 
@@ -75,6 +82,10 @@ class LoadResult:
     purchases: int | None
     artifacts: str
     seconds: dict[str, float]
+    promoted: bool = True  # the loaded model serves now
+    serving: str | None = None  # the version serving after the load
+    gate: dict[str, Any] | None = None  # the gate's verdict (``vectors.gate.Verdict``)
+    dropped: list[str] | None = None  # loaded versions retention removed
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -85,9 +96,11 @@ class LoadResult:
 
 
 def run(db: VectorDatabase, store: Lake, name: str, *, source: SourceDatabase | None = None,
-        progress: Progress = SILENT) -> LoadResult:
+        progress: Progress = SILENT, force: bool = False, tolerance: float = DEFAULT_TOLERANCE,
+        keep: int = DEFAULT_KEEP, action: str | None = None) -> LoadResult:
     """Load the artifacts' embeddings (and, from ``source``, the catalog and purchases that
-    serving uses) and switch them all in at once; return what is now served."""
+    serving uses) beside the models already loaded, and serve them if the gate passes (or
+    ``force``); return what is now served."""
     step = progress.status
     started = time.perf_counter()
     step(f"reading the embeddings from {store.location(name)}")
@@ -99,8 +112,11 @@ def run(db: VectorDatabase, store: Lake, name: str, *, source: SourceDatabase | 
 
         step(f"reading the catalog, customers and purchases from {source.url}")
         catalog, purchases, customers = read_catalog(source), read_purchases(source), read_customers(source)
-    version = files["manifest"].model_version
+    manifest = files["manifest"]
+    version = manifest.model_version
     seconds: dict[str, float] = {}
+    verdict: Verdict | None = None
+    dropped: list[str] = []
     with connect(db) as conn:
         ensure_vector_extension(conn, db.url)
         conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
@@ -151,9 +167,13 @@ def run(db: VectorDatabase, store: Lake, name: str, *, source: SourceDatabase | 
                     conn.execute(schema.line_index(new[table], f"{new[table]}_line"))
                 conn.execute(f"ANALYZE {new[table]}")
             seconds["index"] = time.perf_counter() - t0
-            step("switching the new embeddings in")
+            verdict = _verdict(conn, manifest.metrics, tolerance, force)
+            step("switching the new embeddings in" if verdict.passed else "keeping the serving model (gate failed)")
             _switch(conn, new, version=version, artifacts=store.location(name), items=len(items), users=len(users),
-                    catalog=None if catalog is None else catalog.num_rows)
+                    catalog=None if catalog is None else catalog.num_rows, objective=manifest.objective,
+                    metrics=manifest.metrics, verdict=verdict, action=action)
+            with conn.transaction():
+                dropped = registry.retain(conn, keep)
         except BaseException:
             for table in new.values():
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
@@ -161,10 +181,27 @@ def run(db: VectorDatabase, store: Lake, name: str, *, source: SourceDatabase | 
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
     seconds["total"] = time.perf_counter() - started
+    assert verdict is not None  # noqa: S101 (set before the switch)
     return LoadResult(model_version=version, items=len(items), users=len(users), vectors=db.url,
                       catalog=None if catalog is None else catalog.num_rows,
                       purchases=None if purchases is None else purchases.num_rows,
-                      artifacts=store.location(name), seconds={k: round(v, 3) for k, v in seconds.items()})
+                      artifacts=store.location(name), seconds={k: round(v, 3) for k, v in seconds.items()},
+                      promoted=verdict.passed, serving=version if verdict.passed else verdict.serving,
+                      gate=verdict.to_json(), dropped=dropped)
+
+
+def _verdict(conn: Any, metrics: dict[str, Any], tolerance: float, force: bool) -> Verdict:
+    """The gate against the serving model (``force``: promoted whatever it says)."""
+    now = registry.serving(conn)
+    serving = None
+    if now is not None:
+        found = [m for m in registry.loaded(conn) if m["version"] == now]
+        serving = (found[0]["metrics"] if found else None) or {}  # loaded before the gate: nothing to compare
+    verdict = judge(metrics, serving, serving_version=now if serving is not None else None, tolerance=tolerance)
+    if force and not verdict.passed:
+        return Verdict(True, f"forced (the gate said: {verdict.reason})", tolerance, verdict.serving,
+                       verdict.checks, forced=True)
+    return verdict
 
 
 def _drop_leftovers(conn: Any) -> None:
@@ -200,49 +237,58 @@ SWITCH_TRIES_S = 120.0  # how long the switch keeps trying while queries hold th
 
 
 def _switch(conn: Any, new: dict[str, str], **meta: Any) -> None:
-    """Switch the new tables in, in one transaction. Queries take their table locks one at a
-    time, so a switch that waits for one table while holding another can deadlock with them:
-    the switch takes every lock in one statement and gives up after a short wait (before
-    PostgreSQL's deadlock detector would cancel a query), then tries again after a pause."""
+    switching(conn, lambda: _switch_once(conn, new, **meta))
+
+
+def switching(conn: Any, body: Callable[[], None]) -> None:
+    """Run ``body`` in one transaction that gives up waiting for a lock after a moment and is
+    tried again. Queries take their table locks one at a time, so a switch that waits for one
+    table while holding another can deadlock with them: it gives up before PostgreSQL's
+    deadlock detector would cancel a query, then tries again after a pause."""
     import psycopg
 
     deadline, attempt = time.monotonic() + SWITCH_TRIES_S, 0
     while True:
         attempt += 1
         try:
-            return _switch_once(conn, new, **meta)
+            with conn.transaction():
+                conn.execute(f"SET LOCAL lock_timeout = '{SWITCH_LOCK_TIMEOUT}'")
+                body()
+            return
         except psycopg.errors.LockNotAvailable:
             if time.monotonic() >= deadline:
-                raise ServiceError(f"the vector tables stayed busy for {SWITCH_TRIES_S:.0f} s: the new "
-                                   "embeddings were not switched in (the old ones still serve)",
-                                   hint="run `recpipe vectors load` again") from None
+                raise ServiceError(f"the vector tables stayed busy for {SWITCH_TRIES_S:.0f} s: nothing was "
+                                   "switched (what served still serves)",
+                                   hint="try again") from None
             time.sleep(min(1.0, 0.02 * 2 ** min(attempt, 6)) * random.random())  # noqa: S311 (jitter)
 
 
-def _switch_once(conn: Any, new: dict[str, str], **meta: Any) -> None:
-    with conn.transaction():
-        conn.execute(f"SET LOCAL lock_timeout = '{SWITCH_LOCK_TIMEOUT}'")
-        conn.execute(schema.CREATE_META)
-        existing = [t for t in new if has_table(conn, t)]
-        if existing:
-            conn.execute(f"LOCK TABLE {', '.join(existing)} IN ACCESS EXCLUSIVE MODE")
-        for table, staged in new.items():
-            if table in existing:
-                conn.execute(f"DROP TABLE {table}")
-            conn.execute(f"ALTER TABLE {staged} RENAME TO {table}")
-            names = schema.INDEXES[table]
-            if "hnsw" in names:
-                conn.execute(f"ALTER INDEX {staged}_hnsw RENAME TO {names['hnsw']}")
-            conn.execute(f"ALTER INDEX {staged}_pkey RENAME TO {table}_pkey")
-            if "line" in names:
-                conn.execute(f"ALTER INDEX {staged}_line RENAME TO {names['line']}")
-        conn.execute(
-            f"INSERT INTO {schema.META} (singleton, model_version, artifacts, items, users, catalog, loaded_at) "
-            "VALUES (true, %(version)s, %(artifacts)s, %(items)s, %(users)s, %(catalog)s, %(at)s) "
-            "ON CONFLICT (singleton) DO UPDATE SET model_version = EXCLUDED.model_version, "
-            "artifacts = EXCLUDED.artifacts, items = EXCLUDED.items, users = EXCLUDED.users, "
-            "catalog = EXCLUDED.catalog, loaded_at = EXCLUDED.loaded_at",
-            {**meta, "at": dt.datetime.now(dt.UTC)})
+def _switch_once(conn: Any, new: dict[str, str], *, version: str, artifacts: str, items: int, users: int,
+                 catalog: int | None, objective: str, metrics: dict[str, Any], verdict: Verdict,
+                 action: str | None = None) -> None:
+    """Inside ``switching``'s transaction: the shop's tables replaced, the model's installed,
+    and served if the gate passed."""
+    model = (schema.ITEMS, schema.USERS, schema.MODEL)
+    registry.ensure(conn)
+    shop = {t: staged for t, staged in new.items() if t not in model}
+    existing = [t for t in shop if has_table(conn, t)]
+    if existing:
+        conn.execute(f"LOCK TABLE {', '.join(existing)} IN ACCESS EXCLUSIVE MODE")
+    for table, staged in shop.items():
+        if table in existing:
+            conn.execute(f"DROP TABLE {table}")
+        conn.execute(f"ALTER TABLE {staged} RENAME TO {table}")
+        names = schema.INDEXES[table]
+        conn.execute(f"ALTER INDEX {staged}_pkey RENAME TO {table}_pkey")
+        if "line" in names:
+            conn.execute(f"ALTER INDEX {staged}_line RENAME TO {names['line']}")
+    registry.install(conn, new, version, artifacts=artifacts, objective=objective, items=items, users=users,
+                     metrics=metrics, gate=verdict.to_json())
+    if verdict.passed:
+        action = action or ("first" if verdict.serving is None else "force" if verdict.forced else "gate")
+        registry.point(conn, version, action, note=verdict.reason)
+    if catalog is not None:  # serving reads the shop again when loaded_at changes
+        conn.execute(f"UPDATE {schema.META} SET catalog = %s, loaded_at = now()", (catalog,))
 
 
 def loaded(db: VectorDatabase) -> dict[str, Any] | None:

@@ -20,6 +20,7 @@ from recpipe.adapters.base import VectorDatabase
 from recpipe.contracts import vectors as schema
 from recpipe.contracts.artifacts import EMBEDDING_DIM
 from recpipe.contracts.limits import DEFAULT_EF_SEARCH, MAX_EF_SEARCH, MAX_K
+from recpipe.contracts.models import ModelTables
 from recpipe.contracts.vectors import Scored
 from recpipe.errors import InputError, NotFound, NotPublished
 from recpipe.vectors import sessions
@@ -65,6 +66,12 @@ class VectorQueries:
         self._conn = connect(db)
         self._ef: int | None = None
         self.ef_search = _check_ef(ef_search or DEFAULT_EF_SEARCH)
+        self.items, self.users = schema.ITEMS, schema.USERS  # the serving model's (views), until ``use``
+
+    def use(self, tables: ModelTables | None) -> VectorQueries:
+        """Query one loaded model's tables from now on (None: the serving model's views)."""
+        self.items, self.users = (schema.ITEMS, schema.USERS) if tables is None else (tables.items, tables.users)
+        return self
 
     def close(self) -> None:
         self._conn.close()
@@ -76,12 +83,12 @@ class VectorQueries:
 
     def check_loaded(self) -> None:
         """Raise (UndefinedTable, OperationalError) unless the item embeddings can be read."""
-        self._conn.execute(f"SELECT 1 FROM {schema.ITEMS} LIMIT 1").fetchall()
+        self._conn.execute(f"SELECT 1 FROM {self.items} LIMIT 1").fetchall()
 
     def first_stored_customer(self) -> int | None:
         """The lowest customer number with a stored embedding (None: none loaded)."""
-        return self._shop_rows(f"SELECT min(id) FROM {schema.USERS}", ())[0][0] if has_table(
-            self._conn, schema.USERS) else None
+        return self._shop_rows(f"SELECT min(id) FROM {self.users}", ())[0][0] if has_table(
+            self._conn, self.users) else None
 
     def __enter__(self) -> VectorQueries:
         return self
@@ -106,7 +113,7 @@ class VectorQueries:
         as a binary parameter: the fastest form for one query."""
         vector = _vectors([embedding])[0]
         where, params = filters.sql("e", exclude=bool(exclude))
-        sql = (f"SELECT 1, e.id, 1 - (e.embedding <=> %(vec)s) FROM {schema.ITEMS} e "
+        sql = (f"SELECT 1, e.id, 1 - (e.embedding <=> %(vec)s) FROM {self.items} e "
                f"WHERE true{where} ORDER BY e.embedding <=> %(vec)s LIMIT %(k)s")
         return self._run(sql, params | {"vec": vector}, [vector], k, exclude, filters, binary=True)[0] or []
 
@@ -115,16 +122,16 @@ class VectorQueries:
     def similar_items_many(self, item_ids: Sequence[str], k: int = 10, *, exclude: Sequence[str] = (),
                            filters: Filters = Filters(), skip_each: Sequence[Sequence[str]] | None = None
                            ) -> list[list[Scored] | None]:
-        source = f"{_keyed('%(keys)s::varchar[]', 'key')} JOIN {schema.ITEMS} q ON q.id = u.key"
-        sql, params = _lateral(source, filters, exclude, "AND e.id <> q.id", skip=skip_each is not None)
+        source = f"{_keyed('%(keys)s::varchar[]', 'key')} JOIN {self.items} q ON q.id = u.key"
+        sql, params = _lateral(source, self.items, filters, exclude, "AND e.id <> q.id", skip=skip_each is not None)
         return self._run(sql, params, [str(i) for i in item_ids], k, exclude, filters, skip_each)
 
     def items_for_users(self, customer_numbers: Sequence[int], k: int = 10, *, exclude: Sequence[str] = (),
                         filters: Filters = Filters(), skip_each: Sequence[Sequence[str]] | None = None,
                         not_bought: bool = False) -> list[list[Scored] | None]:
         """``not_bought``: leave out what each customer bought (the purchases table)."""
-        source = f"{_keyed('%(keys)s::int[]', 'key')} JOIN {schema.USERS} q ON q.id = u.key"
-        sql, params = _lateral(source, filters, exclude, skip=skip_each is not None,
+        source = f"{_keyed('%(keys)s::int[]', 'key')} JOIN {self.users} q ON q.id = u.key"
+        sql, params = _lateral(source, self.items, filters, exclude, skip=skip_each is not None,
                                buyer="u.key" if not_bought else None)
         return self._run(sql, params, [int(c) for c in customer_numbers], k, exclude, filters, skip_each)
 
@@ -138,7 +145,7 @@ class VectorQueries:
         # parsed again for every candidate (20x slower at 190 items, EXPLAIN ANALYZE)
         source = (f"{_keyed('%(keys)s::vector[]', 'embedding', '%(buyers)s::int[]', 'q')} "
                   "CROSS JOIN LATERAL (SELECT q.ord, q.skip, q.buyer) u")
-        sql, params = _lateral(source, filters, exclude, skip=skip_each is not None,
+        sql, params = _lateral(source, self.items, filters, exclude, skip=skip_each is not None,
                                buyer="u.buyer" if buyers is not None else None)
         got = self._run(sql, params, texts, k, exclude, filters, skip_each,
                         buyers=list(buyers) if buyers is not None else [None] * len(texts))
@@ -148,7 +155,7 @@ class VectorQueries:
         """The loaded embeddings of ``codes`` (codes without one are left out)."""
         if not codes:
             return {}
-        rows = self._fetch_rows(f"SELECT id, embedding FROM {schema.ITEMS} WHERE id = ANY(%s::varchar[])",
+        rows = self._fetch_rows(f"SELECT id, embedding FROM {self.items} WHERE id = ANY(%s::varchar[])",
                                 (list(codes),))
         return {r[0]: np.asarray(r[1], np.float32) for r in rows}
 
@@ -156,7 +163,7 @@ class VectorQueries:
         """The stored embeddings of those customers who have one."""
         if not customer_numbers:
             return {}
-        rows = self._fetch_rows(f"SELECT id, embedding FROM {schema.USERS} WHERE id = ANY(%s::int[])",
+        rows = self._fetch_rows(f"SELECT id, embedding FROM {self.users} WHERE id = ANY(%s::int[])",
                                 ([int(c) for c in customer_numbers],))
         return {int(r[0]): np.asarray(r[1], np.float32) for r in rows}
 
@@ -229,14 +236,21 @@ class VectorQueries:
         row = self._shop_rows(f"SELECT loaded_at, model_version FROM {schema.META}", ())
         return (row[0][0], row[0][1]) if row else (None, None)
 
-    def loaded_model(self) -> tuple[Any, str | None, dict[str, bytes]]:
-        """``loaded()`` and the serving files of that model, read in one statement (one
-        snapshot); no files if the load was made by a recpipe that kept none."""
-        rows = self._shop_rows(f"SELECT v.loaded_at, v.model_version, m.file, m.data FROM {schema.META} v "
-                               f"CROSS JOIN {schema.MODEL} m", ())
-        if not rows:
-            return (*self.loaded(), {})
-        return rows[0][0], rows[0][1], {file: bytes(data) for _, _, file, data in rows}
+    def model_files(self, version: str) -> tuple[ModelTables | None, dict[str, bytes]]:
+        """The tables and serving files of a loaded version; (None, files of the plain
+        ``recpipe_model`` table) for a database loaded before models were versioned."""
+        from recpipe.vectors import registry
+
+        tables = registry.tables(self._conn, version)
+        source = tables.files if tables is not None else schema.MODEL
+        rows = self._shop_rows(f"SELECT file, data FROM {source}", ())
+        return tables, {file: bytes(data) for file, data in rows}
+
+    def experiment(self) -> Any:
+        """The running experiment (``contracts.models.Experiment``), or None."""
+        from recpipe.vectors import experiments
+
+        return experiments.running(self._conn)
 
     # -- the one query -------------------------------------------------------------------
     def _run(self, sql: str, params: dict[str, Any], keys: list[Any], k: int, exclude: Sequence[str],
@@ -319,8 +333,8 @@ class VectorQueries:
             self._ef = ef
 
 
-def _lateral(source: str, filters: Filters, exclude: Sequence[str], not_self: str = "", *, skip: bool = False,
-             buyer: str | None = None) -> tuple[str, dict[str, Any]]:
+def _lateral(source: str, items: str, filters: Filters, exclude: Sequence[str], not_self: str = "", *,
+             skip: bool = False, buyer: str | None = None) -> tuple[str, dict[str, Any]]:
     """One statement for a batch: per row of ``source`` (ordinal ``u.ord``, embedding
     ``q.embedding``, codes to skip ``u.skip``), its top k by an index scan; rows of unknown keys do not appear. With
     the filters' parameters. ``buyer``: the expression of the row's customer whose purchases to leave out."""
@@ -332,7 +346,7 @@ def _lateral(source: str, filters: Filters, exclude: Sequence[str], not_self: st
                  "AND p.product_code = e.id)")
     return (f"SELECT u.ord, r.id, r.score FROM {source} "
             f"LEFT JOIN LATERAL (SELECT e.id, 1 - (e.embedding <=> q.embedding) AS score "
-            f"FROM {schema.ITEMS} e WHERE true {not_self}{where}{each} "
+            f"FROM {items} e WHERE true {not_self}{where}{each} "
             f"ORDER BY e.embedding <=> q.embedding LIMIT %(k)s) r ON true"), params
 
 

@@ -21,5 +21,7 @@ Limit = Annotated[int, Query(ge=1, le=MAX_K, description="How many items.")]
 def answer(body: Any, rec: Recommendation) -> JSONResponse:
     """Built here, already valid: returning a Response skips FastAPI's re-validation of the
     response model (a sixth of a request's CPU); the model still documents it."""
-    return JSONResponse(body, headers={"X-Recommendation-Id": rec.recommendation_id,
-                                       "X-Model-Version": rec.model_version})
+    headers = {"X-Recommendation-Id": rec.recommendation_id, "X-Model-Version": rec.model_version}
+    if rec.variant is not None:
+        headers["X-Variant"] = rec.variant
+    return JSONResponse(body, headers=headers)

@@ -52,6 +52,9 @@ class RecommendationQuery(BaseModel):
     strategy: Literal["auto", "popular"] = Field(
         "auto", description="auto: the best the model can do; popular: the most bought products whatever the "
                             "model knows (a control list, to compare the model with).")
+    session_id: str | None = Field(None, min_length=1, max_length=256, pattern=NO_NUL,
+                                   description="The session the list is shown in: logged with it, so that its "
+                                               "clicks can be counted per session.")
     city: str | None = Field(None, max_length=50, description="For a customer without a stored embedding.")
     country: str | None = Field(None, max_length=50, description="For a customer without a stored embedding.")
     credit_limit: float | None = Field(None, allow_inf_nan=False, ge=-MAX_CREDIT_LIMIT, le=MAX_CREDIT_LIMIT,
@@ -94,7 +97,8 @@ async def recommendations(customer_number: Annotated[int, Path(ge=0, le=MAX_CUST
                           ask: Annotated[RecommendationQuery, Query()], svc: ServiceDep) -> Response:
     """Recommendations for a customer, with the business rules as parameters; what they did
     lately (`recent`, else the session store's) moves them toward it (strategy `session`)."""
-    rec = await svc.run(svc.for_customer, customer_number, ask.features(), ask.rules(), ask.activity())
+    rec = await svc.run(svc.for_customer, customer_number, ask.features(), ask.rules(), ask.activity(),
+                        ask.session_id)
     return answer({"customer_number": customer_number, **rec.to_json()}, rec)
 
 
