@@ -19,6 +19,15 @@ CREATE EXTENSION IF NOT EXISTS aws_s3 CASCADE;
 
 BEGIN;
 
+-- A database `recpipe vectors load` manages keeps every loaded model in its own tables and
+-- item_emb/user_emb as views of the serving one's (src/recpipe/contracts/models.py): those
+-- views give way to this script's plain tables, which the seed's clients read. recpipe's own
+-- service keeps serving the model its registry names until the next `recpipe vectors load`.
+DO $$ BEGIN
+  IF (SELECT relkind FROM pg_class WHERE oid = to_regclass('item_emb')) = 'v' THEN DROP VIEW item_emb; END IF;
+  IF (SELECT relkind FROM pg_class WHERE oid = to_regclass('user_emb')) = 'v' THEN DROP VIEW user_emb; END IF;
+END $$;
+
 DROP TABLE IF EXISTS item_emb;
 DROP TABLE IF EXISTS user_emb;
 

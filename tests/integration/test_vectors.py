@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from recpipe.adapters import open_artifacts, open_vectors
+from recpipe.contracts.models import ModelTables, slug
 from recpipe.errors import InputError, ServiceError
 from recpipe.vectors import pipeline as load_module
 from recpipe.vectors.pipeline import LoadResult, loaded
@@ -36,7 +37,8 @@ def embedded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
 def vdb(request: pytest.FixtureRequest, embedded: object) -> object:
     if request.param == "embedded":
         with psycopg.connect(embedded.conninfo(), autocommit=True) as c:  # type: ignore[attr-defined]
-            c.execute("DROP TABLE IF EXISTS item_emb, user_emb, recpipe_vectors")
+            c.execute("DROP SCHEMA public CASCADE")  # every model's tables, the views, the bookkeeping
+            c.execute("CREATE SCHEMA public")
         return embedded
     pg_server = request.getfixturevalue("pg_server")
     name = f"v_{uuid.uuid4().hex[:10]}"
@@ -54,20 +56,35 @@ def _tables(vdb: object) -> set[str]:
         return {r[0] for r in c.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
 
 
+BOOKKEEPING = {"recpipe_vectors", "recpipe_models", "recpipe_promotions", "recpipe_experiments"}
+
+
+def _layout(*versions: str) -> set[str]:
+    """The tables of a database with these models loaded (``contracts.models``)."""
+    return BOOKKEEPING | {t for v in versions for t in (lambda m: (m.items, m.users, m.files))(ModelTables.of(v, slug(v)))}
+
+
 def test_load_builds_the_tables_and_hnsw_indexes(vdb: object, tmp_path: Path) -> None:
     known = write_artifacts(tmp_path / "art")
     result = _load(vdb, tmp_path / "art")
     assert (result.items, result.users, result.model_version) == (300, 40, "v1")
-    assert _tables(vdb) == {"item_emb", "user_emb", "recpipe_vectors", "recpipe_model"}
+    assert _tables(vdb) == _layout("v1")
+    t = ModelTables.of("v1", slug("v1"))
     with psycopg.connect(vdb.conninfo()) as c:  # type: ignore[attr-defined]
         defs = {r[0]: r[1] for r in c.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname='public'")}
         row = c.execute("SELECT product_line, quantity_in_stock FROM item_emb WHERE id = %s", (known.items[7],)).fetchone()
-    assert "hnsw" in defs["item_emb_embedding_hnsw"] and "vector_cosine_ops" in defs["item_emb_embedding_hnsw"]
-    assert "hnsw" in defs["user_emb_embedding_hnsw"] and "item_emb_product_line" in defs
+        views = {r[0] for r in c.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'")}
+        plan = "\n".join(r[0] for r in c.execute(  # the seed's name, a view, still ranks by the index
+            "EXPLAIN SELECT id FROM item_emb ORDER BY embedding <=> %s::vector LIMIT 5",
+            (str(known.item_vectors[0].tolist()),)))
+    assert views == {"item_emb", "user_emb"}
+    assert "hnsw" in defs[f"{t.items}_hnsw"] and "vector_cosine_ops" in defs[f"{t.items}_hnsw"]
+    assert "hnsw" in defs[f"{t.users}_hnsw"] and f"{t.items}_line" in defs
+    assert f"Index Scan using {t.items}_hnsw" in plan or "Seq Scan" in plan  # 300 rows: the planner may scan
     assert row == (known.lines[7], known.stock[7])
     assert loaded(vdb)["model_version"] == "v1"  # type: ignore[arg-type,index]
     again = _load(vdb, tmp_path / "art")  # repeatable
-    assert again.items == 300 and _tables(vdb) == {"item_emb", "user_emb", "recpipe_vectors", "recpipe_model"}
+    assert again.items == 300 and _tables(vdb) == _layout("v1") and loaded(vdb)["model_version"] == "v1"  # type: ignore[index]
 
 
 def _ids(found: list) -> list:  # type: ignore[type-arg]
@@ -170,7 +187,7 @@ def test_a_running_query_keeps_the_old_data_and_a_failed_load_changes_nothing(
     with pytest.raises(psycopg.errors.UndefinedFunction):
         _load(vdb, tmp_path / "v1")
     assert loaded(vdb)["model_version"] == "v2"  # type: ignore[arg-type,index]
-    assert _tables(vdb) == {"item_emb", "user_emb", "recpipe_vectors", "recpipe_model"}
+    assert _tables(vdb) == _layout("v1", "v2")
 
 
 @pytest.mark.parametrize("problem", ["dimension", "malformed", "duplicate"])

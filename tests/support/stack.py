@@ -35,9 +35,11 @@ class Stack:
                   TrainOptions(fit=FitOptions(max_epochs=3, patience=1, seed=seed)))
         return m.model_version
 
-    def load(self) -> None:
+    def load(self, *, force: bool = True) -> Any:
+        """Load the latest trained model; served whatever the gate says unless ``force`` is off
+        (a test stack serves what it trains)."""
         store, name = open_artifacts(str(self.artifacts))
-        load_vectors(self.db, store, name, source=self.source)
+        return load_vectors(self.db, store, name, source=self.source, force=force)
 
     def settings(self) -> Any:
         """The service reaches the database by its postgresql:// URL, as it would reach RDS: it

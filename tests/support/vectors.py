@@ -38,7 +38,8 @@ def clustered(n: int, rng: np.random.Generator, dim: int = 32, clusters: int = 1
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32)
 
 
-def write_artifacts(root: Path, *, items: int = 300, users: int = 40, seed: int = 0, version: str = "v1") -> Known:
+def write_artifacts(root: Path, *, items: int = 300, users: int = 40, seed: int = 0, version: str = "v1",
+                    metrics: dict[str, object] | None = None) -> Known:
     rng = np.random.default_rng(seed)
     item_ids = [f"S{10 + k % 90}_{1000 + k}" for k in range(items)]
     iv, uv = clustered(items, rng), clustered(users, rng)
@@ -50,7 +51,8 @@ def write_artifacts(root: Path, *, items: int = 300, users: int = 40, seed: int 
     write_item_attributes(root / ITEM_ATTRIBUTES, pa.table({"productCode": item_ids, "productLine": lines,
                                                             "quantityInStock": pa.array(stock, pa.int32())}))
     (root / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
-    (root / MANIFEST).write_text(json.dumps(hand_made_model_manifest(version, len(item_ids), len(user_ids))))
+    (root / MANIFEST).write_text(json.dumps(hand_made_model_manifest(version, len(item_ids), len(user_ids))
+                                            | {"metrics": metrics or {}}))
     return Known(item_ids, iv, lines, stock, user_ids, uv, version)
 
 
