@@ -26,7 +26,7 @@ def _counts(stack: Stack) -> dict[str, int]:
     with psycopg.connect(stack.db.conninfo()) as c:
         return {t: c.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                 for t in ("item_emb", "user_emb", "catalog", "purchases", "customers", "recpipe_vectors",
-                          "recpipe_model")}
+                          "recpipe_models", "recpipe_promotions", "recpipe_experiments")}
 
 
 @pytest.fixture(scope="module")

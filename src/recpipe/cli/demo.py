@@ -56,9 +56,12 @@ def demo(
                        lambda m: f"model {m.model_version}: {headline(m)}, artifacts at {settings.artifacts_url}")
     if not as_json:
         print_evaluation(model)
-    stages.run("vectors", "embeddings into PostgreSQL + pgvector", lambda: vectors_stage(settings, quiet=as_json),
+    # the demo makes a new shop each time: its model serves whatever the previous shop's measured
+    stages.run("vectors", "embeddings into PostgreSQL + pgvector",
+               lambda: vectors_stage(settings, quiet=as_json, force=True),
                lambda v: f"{v.items:,} item and {v.users:,} user embeddings with HNSW indexes"
-                         f"{f', {v.catalog:,} catalog products' if v.catalog is not None else ''} in {v.vectors}")
+                         f"{f', {v.catalog:,} catalog products' if v.catalog is not None else ''} in {v.vectors}; "
+                         f"serving it (promotion gate: {v.gate['reason'] if v.gate else '-'})")
     served = stages.run("serve", "recommendations over HTTP", lambda: ask_the_service(settings),
                         lambda r: f"GET /recommendations/{r['customer_number']} → "
                                   f"{', '.join(i['id'] for i in r['items'])} (model {r['model_version']})")
@@ -97,7 +100,7 @@ def demo(
     console.print(f"try: curl 'localhost:{port}/recommendations/{served['customer_number']}?{ASKED}'"
                   " (OpenAPI page at /docs) · recpipe vectors similar <productCode> -k 5 · recpipe stream produce "
                   "--count 1000, then recpipe stream deliver --until-idle 1 · recpipe stream tail · "
-                  "recpipe vectors stop (stops the embedded PostgreSQL)", highlight=False)
+                  "recpipe models list · recpipe vectors stop (stops the embedded PostgreSQL)", highlight=False)
     page = f"http://127.0.0.1:{port}/#/customers/{served['customer_number']}"
     if not serve:
         console.print(f"the page: run `recpipe serve --port {port}` (or `recpipe demo --serve`), then open {page}",

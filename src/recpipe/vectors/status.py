@@ -20,18 +20,32 @@ def loaded_on(conn: Any) -> dict[str, Any] | None:
 
 
 def status(conn: Any) -> dict[str, Any]:
-    """The vectors stage for the page: what is loaded, each table's rows, size and indexes, and
-    the HNSW parameters."""
+    """The vectors stage for the page: what is loaded and serving, each loaded model's tables and
+    the shop's (rows, size, indexes), the HNSW parameters and the running experiment."""
+    from recpipe.vectors import experiments, registry
+
     info = loaded_on(conn)
     if info is None:
-        return {"loaded": None, "tables": []}
-    tables = []
-    for table in (schema.ITEMS, schema.USERS, schema.CATALOG, schema.CUSTOMERS, schema.PURCHASES):
+        return {"loaded": None, "tables": [], "models": [], "experiment": None}
+    serving = info["model_version"]
+    models, tables = [], []
+    for m in registry.loaded(conn):
+        t = registry.tables(conn, m["version"])
+        models.append({"version": m["version"], "serving": m["version"] == serving, "items": m["items"],
+                       "users": m["users"], "loaded_at": m["loaded_at"].isoformat(),
+                       "gate": (m["gate"] or {}).get("reason")})
+        if t is not None:
+            tables += [(t.items, [f"{t.items}_hnsw", f"{t.items}_line"]), (t.users, [f"{t.users}_hnsw"])]
+    tables += [(table, sorted(schema.INDEXES[table].values())) for table in (schema.CATALOG, schema.CUSTOMERS,
+                                                                            schema.PURCHASES)]
+    found = []
+    for table, indexes in tables:
         if not has_table(conn, table):
             continue
         rows, size = conn.execute(f"SELECT count(*), pg_total_relation_size('{table}') FROM {table}").fetchone()
-        tables.append({"table": table, "rows": rows, "bytes": size, "indexes": sorted(schema.INDEXES[table].values())})
+        found.append({"table": table, "rows": rows, "bytes": size, "indexes": indexes})
     if info["loaded_at"] is not None:
         info["loaded_at"] = info["loaded_at"].isoformat()
-    return {"loaded": info, "hnsw": schema.HNSW, "tables": tables}
-
+    running = experiments.running(conn)
+    return {"loaded": info, "hnsw": schema.HNSW, "tables": found, "models": models,
+            "experiment": None if running is None else running.model_dump(mode="json")}

@@ -490,6 +490,18 @@ function online(o) {  // issue 23: `recpipe report`, from the lake as `recpipe e
   ];
 }
 
+function experiment(v) {  // issue 24: `recpipe experiments`, running in the vector database
+  const e = v.experiment;
+  if (!e) {
+    return [el("p", { id: "pipeline-experiment", class: "muted" }, prose("No experiment runs: every shopper gets the serving model (`recpipe experiments start`)."))];
+  }
+  return [
+    facts([["running", el("span", { id: "pipeline-experiment" }, e.name)], ["since", fmt.when(e.started_at)]]),
+    table(["variant", "shows", "shoppers"], e.variants.map((x) => [x.name, x.target, `${fmt.num(x.share, 1)}%`]),
+      { caption: "every answer says its variant; `recpipe experiments report` compares them" }),
+  ];
+}
+
 async function pipelineView() {
   const p = await api("/pipeline");
   const mapCard = el("section", { class: "card" }, el("h2", {}, "Item embeddings"), el("p", { class: "muted" }, "Loading…"));
@@ -512,8 +524,12 @@ async function pipelineView() {
       card("Vector database", p.vectors, (v) => [facts([
         ["serving model", v.loaded?.model_version], ["loaded", fmt.when(v.loaded?.loaded_at)],
         ["HNSW", v.hnsw ? `m=${v.hnsw.m}, ef_construction=${v.hnsw.ef_construction}, cosine` : "–"]]),
+        table(["model", "state", "items", "users", "loaded", "gate"], (v.models || []).map((m) => [m.version,
+          m.serving ? "serving" : "loaded", fmt.num(m.items), fmt.num(m.users), fmt.when(m.loaded_at), m.gate || "–"]),
+          { numeric: [2, 3], caption: "models loaded side by side (`recpipe models list`)" }),
         table(["table", "rows", "size", "indexes"], (v.tables || []).map((t) => [t.table, fmt.num(t.rows), fmt.bytes(t.bytes), t.indexes.join(", ") || "–"]),
           { numeric: [1, 2] })]),
+      card("Experiment", p.vectors, experiment),
       card("Stream", p.stream, (s) => [facts([["stream", s.stream], ["sink", s.sink], ["objects written", fmt.num(s.objects)],
         ["failed objects", fmt.num(s.failed_objects)], ["records", Object.entries(s.counts || {}).map(([k, v]) => `${k} ${fmt.num(v)}`).join(" · ") || "–"]]),
         table(["shard", "delivered", "head", "lag"], (s.shards || []).map((sh) => [sh.shard, sh.position ?? "–", sh.head ?? "–", fmt.num(sh.lag)]), { numeric: [3] })]),
