@@ -354,3 +354,26 @@ def test_the_pipeline_view_shows_what_the_lists_earned(site: tuple[str, Stack], 
     card = page.inner_text("section:has(h2:text('Online'))")
     assert "28.6% (8.2–64.1)" in card and "3 of 4 products picked from a list" in card  # 2 of 7 stream lists clicked
     assert "service" in card and "stream" in card
+
+
+def test_the_pipeline_view_shows_the_loaded_models_and_the_running_experiment(site: tuple[str, Stack],
+                                                                               page: Any) -> None:
+    from recpipe.vectors import experiments
+    from recpipe.vectors.connect import connect
+
+    url, stack = site
+    page.goto(f"{url}/#/pipeline")
+    page.wait_for_selector("#pipeline-experiment")
+    assert "No experiment runs" in page.inner_text("section:has(h2:text('Experiment'))")
+    models = page.inner_text("section:has(h2:text('Vector database')) table")
+    assert stack.version in models and "serving" in models
+    with connect(stack.db) as conn:
+        experiments.start(conn, "page-ab", [("A", stack.version), ("B", "popularity")], [30])
+    try:
+        page.reload()
+        page.wait_for_selector("#pipeline-experiment:text('page-ab')")
+        card = page.inner_text("section:has(h2:text('Experiment'))")
+        assert "popularity" in card and "30%" in card and "70%" in card
+    finally:
+        with connect(stack.db) as conn:
+            experiments.stop(conn, "page-ab", {})

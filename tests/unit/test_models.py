@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import given
@@ -38,6 +39,18 @@ def test_the_gate_passes_within_the_tolerance_and_fails_beyond_it() -> None:
     assert [c.figure for c in bad.checks if not c.passed] == ["recall@10", "next item hit@10 (customers)"]
     assert "recall@10" in bad.reason and bad.serving == "v1"
     assert judge(_with(recall_at_10=0.30), SERVING, serving_version="v1", tolerance=0.3).passed
+
+
+def test_a_figure_measured_on_too_few_is_not_judged() -> None:
+    """Regression (tests/e2e/test_models_cli.py, the tiny shop): next-item hit@10 on 9 new visitors
+    moves by 11% with one example, and failed a model as good as the serving one."""
+    few = {"objective": "retrieval", "next_item": {"new_visitors": {"session": {"hit_at_10": 0.44, "examples": 9}}}}
+    fewer = {"objective": "retrieval", "next_item": {"new_visitors": {"session": {"hit_at_10": 0.33, "examples": 9}}}}
+    verdict = judge(fewer, few, serving_version="v1")
+    assert verdict.passed and not verdict.checks[0].judged
+    many = {"objective": "retrieval", "next_item": {"new_visitors": {"session": {"hit_at_10": 0.44, "examples": 900}}}}
+    assert not judge(fewer | {"next_item": {"new_visitors": {"session": {"hit_at_10": 0.33, "examples": 900}}}},
+                     many, serving_version="v1").passed
 
 
 def test_the_gate_lets_the_first_model_in_and_refuses_what_it_cannot_compare() -> None:
@@ -173,3 +186,40 @@ def test_sessions_to_exclude_zero_counts_sessions_in_order() -> None:
     found = sessions_to_exclude_zero(_impressions(rows), _events(events), e, step=10)
     assert found is not None and found <= 20
     assert sessions_to_exclude_zero(_impressions(rows[:0]), _events([]), e) is None
+
+
+def test_psi_is_zero_for_the_same_mix_and_large_for_a_shift() -> None:
+    from collections import Counter
+
+    from recpipe.report.drift import PSI_ALERT, psi
+
+    rng = np.random.default_rng(0)
+    products = [f"P{i}" for i in range(200)]
+    weights = 1 / np.arange(1, 201)
+    weights /= weights.sum()
+    training = Counter(rng.choice(products, 50_000, p=weights))
+    same = Counter(rng.choice(products, 5_000, p=weights))
+    value, bins = psi(training, same)
+    assert value < 0.05 and len(bins) == 10
+    flipped = Counter(rng.choice(products, 5_000, p=weights[::-1]))  # the rarely rated are now asked about
+    assert psi(training, flipped)[0] > PSI_ALERT
+    # by hand: two bins of equal training mass, all of the actual in the first
+    value, _ = psi(Counter({"a": 50, "b": 50}), Counter({"a": 10}), bins=2)
+    assert value == pytest.approx((1 - 0.5) * math.log(1 / 0.5) + (1e-4 - 0.5) * math.log(1e-4 / 0.5))
+    unseen = psi(Counter({"a": 1}), Counter({"new": 1}), bins=1)[1]
+    assert unseen[-1]["bin"] == "unseen in training" and unseen[-1]["actual"] == 1.0
+
+
+def test_ctr_drift_flags_a_fall_beyond_the_margin_only() -> None:
+    from recpipe.report.attribution import Line
+    from recpipe.report.drift import ctr_drift
+
+    def day(d: str, n: int, clicks: int, model: str = "m") -> Line:
+        return Line("service", model, "stored", "", f"2026-12-0{d}T10:00Z", n, clicks, 0, 0)
+
+    lines = [day("1", 1000, 400), day("2", 1000, 390), day("3", 1000, 250),
+             day("1", 1000, 400, "steady"), day("3", 1000, 370, "steady"), day("3", 100, 1, "few"), day("1", 150, 90, "few")]
+    got = {x.model_version: x for x in ctr_drift(lines, margin=0.2)}
+    assert got["m"].flagged and (got["m"].first_day, got["m"].latest_day) == ("2026-12-01", "2026-12-03")
+    assert not got["steady"].flagged  # 0.37 vs 0.40: within 20%
+    assert "few" not in got  # too few lists on either day to judge

@@ -29,6 +29,9 @@ def report(
         "--prometheus-file", show_default=False, metavar="FILE",
         help="Also write the figures as Prometheus metrics to FILE (a node_exporter textfile collector's "
              "*.prom), replaced whole.")] = None,
+    drift_margin: Annotated[float, typer.Option(
+        "--drift-margin", min=0.0, max=0.99, help="Flag a model whose latest day's click-through is, with 95% "
+                                                  "confidence, below its first day's lowered by this share.")] = 0.2,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON document instead of tables.")] = False,
 ) -> None:
     """Click-through, add-to-cart and purchase rates of the lists shown, per source (stream or
@@ -37,13 +40,17 @@ def report(
     A list earns a click (a cart, a purchase) when an event names its recommendation_id on a
     product it held. The figures reach the newest event read into the lake: the lag is the
     delivery's buffer plus the time since the sink was last read (--refresh reads it now).
+
+    Drift watch: a model whose click-through fell below its first day's by the margin is
+    flagged, and so is a day whose products shoppers asked about moved away from the training
+    data (a population stability index above 0.2).
     """
     settings = load_settings({"lake_url": lake_url, "recommendations_url": recommendations_url})
     if refresh:
         from recpipe.cli.etl import events_stage
 
         events_stage(settings, engine="duckdb", quiet=True)
-    got = run_report(Backends(settings).lake())
+    got = run_report(Backends(settings).lake(), margin=drift_margin)
     if prometheus_file:
         _write_metrics(got, prometheus_file)
     if as_json:
@@ -87,6 +94,23 @@ def show(got: Report, *, hourly: bool = False, title: str = "online report",
     lag = got.lag_seconds()
     console.print(f"newest event {got.newest_event or '-'}"
                   + (f" ({lag:,.0f} s ago)" if lag is not None else "") + f"; sink last read {got.read_at or '-'}")
+    _drift(got.drift)
+
+
+def _drift(drift: dict[str, object]) -> None:
+    """The drift watch's flags (``report.drift``), one line each."""
+    for x in drift.get("click_through") or []:  # type: ignore[attr-defined]
+        if x["flagged"]:
+            console.print(f"DRIFT: {x['source']} {x['model_version']}{' / ' + x['variant'] if x['variant'] else ''}: "
+                          f"click-through {x['latest']['rate']:.1%} on {x['latest_day']} (95% up to "
+                          f"{x['latest']['high']:.1%}) against {x['first']['rate']:.1%} on {x['first_day']}, "
+                          f"more than {drift['margin']:.0%} lower")
+    products = drift.get("products")
+    if isinstance(products, dict):
+        said = "DRIFT: " if products["flagged"] else ""
+        console.print(f"{said}products asked about on {products['day']} against the training data: population "
+                      f"stability index {products['psi']:.3f} ({products['events']:,} events; above "
+                      f"{products['alert_above']} is a shift to act on)")
 
 
 def _rate(r: Rate) -> str:

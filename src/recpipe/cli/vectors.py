@@ -58,7 +58,8 @@ def gate_table(gate: dict[str, Any]) -> None:
     table(f"promotion gate{against}: {verdict} ({gate['reason']})",
           ("figure", "new", "serving", "limit", "ok"),
           [(c["figure"], "-" if c["new"] is None else round(c["new"], 4), round(c["serving"], 4), c["limit"],
-            "yes" if c["passed"] else "NO") for c in gate["checks"]])
+            ("yes" if c["passed"] else "NO") if c.get("judged", True) else "too few to judge")
+           for c in gate["checks"]])
 
 
 @app.command("load")

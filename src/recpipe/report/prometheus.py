@@ -31,6 +31,14 @@ def text(report: Report) -> bytes:
         pointing.labels(outcome).set(report.pointing[outcome])
     pointing.labels("not_in_list").set(report.pointing["pointing"] - report.pointing["attributed"]
                                        - report.pointing["unknown_list"])
+    products = report.drift.get("products")
+    if products:
+        prometheus.Gauge("recpipe_online_products_psi", "Population stability index of the latest day's products "
+                         "against the training data's (above 0.2: a shift to act on)", registry=registry).set(products["psi"])
+    drifting = prometheus.Gauge("recpipe_online_ctr_drift", "1 when the latest day's click-through is below the first "
+                                "day's by the report's margin", labels, registry=registry)
+    for x in report.drift.get("click_through") or []:
+        drifting.labels(x["source"], x["model_version"], "", x["variant"]).set(int(x["flagged"]))
     lag = report.lag_seconds()
     if lag is not None:
         prometheus.Gauge("recpipe_online_lag_seconds", "From the newest event read to this report",

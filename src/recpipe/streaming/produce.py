@@ -73,6 +73,10 @@ class Shoppers:
         self.rng = np.random.default_rng(seed)
         self.sessions: list[dict[str, Any]] = []
         self.started = 0
+        # session ids differ between runs (the choices stay seeded): a second run with the same seed
+        # is new sessions, not the first run's again (events are kept one per session, product and
+        # kind, and the session store would carry the first run's products over)
+        self.run_id = uuid.uuid4().hex[:6]
 
     @classmethod
     def from_source(cls, db: SourceDatabase, generator: dict[str, Any] | None = None, **kwargs: Any) -> Shoppers:
@@ -146,7 +150,7 @@ class Shoppers:
         credit = self.customers["credit"][i] if known else None
         customer = int(self.customers["number"][i]) if known else None
         logits = self._logits(customer)
-        return {"id": f"s-{self.started:08d}-{int(self.rng.integers(1 << 30)):08x}", "customer": customer,
+        return {"id": f"s-{self.run_id}-{self.started:08d}-{int(self.rng.integers(1 << 30)):08x}", "customer": customer,
                 "city": self.customers["city"][j], "country": self.customers["country"][j], "credit": credit,
                 "logits": logits, "order": self._first_order(logits), "history": []}
 

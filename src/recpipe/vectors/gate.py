@@ -5,7 +5,9 @@ manifest) are not worse than the serving model's beyond a tolerance. Pure: two m
 Each figure is compared relative to the serving model's: a higher-is-better figure passes at
 ``new >= serving * (1 - tolerance)``, a lower-is-better one at ``new <= serving * (1 + tolerance)``.
 A figure the serving model measured and the new one did not fails; one only the new model has is
-not judged. Different objectives cannot be compared, and fail.
+not judged, nor one either model measured on fewer than ``MIN_EXAMPLES`` held-out customers (on
+a handful one example moves the figure by more than any tolerance). Different objectives cannot
+be compared, and fail.
 """
 
 from __future__ import annotations
@@ -13,16 +15,20 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-# (name, path in the manifest's metrics, higher is better)
-FIGURES: tuple[tuple[str, tuple[str, ...], bool], ...] = (
-    ("recall@10", ("recall_at_10",), True),
-    ("ndcg@10", ("ndcg_at_10",), True),
-    ("next item hit@10 (customers)", ("next_item", "known_customers", "session", "hit_at_10"), True),
-    ("next item mrr@10 (customers)", ("next_item", "known_customers", "session", "mrr_at_10"), True),
-    ("next item hit@10 (visitors)", ("next_item", "new_visitors", "session", "hit_at_10"), True),
-    ("rmse", ("rmse",), False),
+_HELD = ("users",)
+_CUSTOMERS = ("next_item", "known_customers", "session")
+_VISITORS = ("next_item", "new_visitors", "session")
+# (name, path in the manifest's metrics, higher is better, path of how many it was measured on)
+FIGURES: tuple[tuple[str, tuple[str, ...], bool, tuple[str, ...]], ...] = (
+    ("recall@10", ("recall_at_10",), True, _HELD),
+    ("ndcg@10", ("ndcg_at_10",), True, _HELD),
+    ("next item hit@10 (customers)", (*_CUSTOMERS, "hit_at_10"), True, (*_CUSTOMERS, "examples")),
+    ("next item mrr@10 (customers)", (*_CUSTOMERS, "mrr_at_10"), True, (*_CUSTOMERS, "examples")),
+    ("next item hit@10 (visitors)", (*_VISITORS, "hit_at_10"), True, (*_VISITORS, "examples")),
+    ("rmse", ("rmse",), False, ("pairs",)),
 )
 DEFAULT_TOLERANCE = 0.05
+MIN_EXAMPLES = 100
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class Check:
     serving: float
     limit: float  # the worst value that passes
     passed: bool
+    judged: bool = True  # False: measured on too few to judge (passes)
 
 
 @dataclass(frozen=True)
@@ -66,12 +73,16 @@ def judge(new: dict[str, Any], serving: dict[str, Any] | None, *, serving_versio
         return Verdict(False, f"a {a} model cannot be compared with the serving {b} model", tolerance,
                        serving_version)
     checks = []
-    for name, path, higher in FIGURES:
+    for name, path, higher, count in FIGURES:
         old = figure(serving, path)
         if old is None:
             continue
         value = figure(new, path)
         limit = old * (1 - tolerance) if higher else old * (1 + tolerance)
+        few = [n for n in (figure(serving, count), figure(new, count)) if n is not None and n < MIN_EXAMPLES]
+        if value is not None and few:
+            checks.append(Check(name, value, old, round(limit, 6), True, judged=False))
+            continue
         ok = value is not None and (value >= limit if higher else value <= limit)
         checks.append(Check(name, value, old, round(limit, 6), ok))
     if not checks:

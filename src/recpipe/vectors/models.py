@@ -34,7 +34,7 @@ def versions(store: Lake) -> list[str]:
 def figures(metrics: dict[str, Any] | None) -> dict[str, float]:
     """The gate's figures a manifest has, by name."""
     out = {}
-    for name, path, _ in FIGURES:
+    for name, path, *_ in FIGURES:
         value = figure(metrics or {}, path)
         if value is not None:
             out[name] = round(value, 4)

@@ -486,7 +486,9 @@ function online(o) {  // issue 23: `recpipe report`, from the lake as `recpipe e
       o.overall.map((x) => [x.source, x.model_version, x.strategy, fmt.num(x.impressions), rate(x.ctr), rate(x.cart_rate),
         rate(x.purchase_rate)]), { numeric: [3, 4, 5, 6], caption: "rates per list shown, with 95% intervals" }),
     facts([["attributed", `${fmt.num(a.attributed)} of ${fmt.num(a.pointing)} products picked from a list`],
-      ["newest event", fmt.when(o.newest_event)], ["sink last read", fmt.when(o.read_at)]]),
+      ["newest event", fmt.when(o.newest_event)], ["sink last read", fmt.when(o.read_at)],
+      ["products vs training (PSI)", o.drift?.products ? `${fmt.num(o.drift.products.psi, 3)}${o.drift.products.flagged ? " — drifting" : ""}` : "–"],
+      ["click-through drifting", ((o.drift?.click_through || []).filter((x) => x.flagged).map((x) => x.model_version).join(", ")) || "none"]]),
   ];
 }
 
