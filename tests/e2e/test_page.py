@@ -373,7 +373,7 @@ def test_the_pipeline_view_shows_the_loaded_models_and_the_running_experiment(si
         page.reload()
         page.wait_for_selector("#pipeline-experiment:text('page-ab')")
         card = page.inner_text("section:has(h2:text('Experiment'))")
-        assert "popularity" in card and "30%" in card and "70%" in card
+        assert "popularity" in card and "30.0%" in card and "70.0%" in card
     finally:
         with connect(stack.db) as conn:
             experiments.stop(conn, "page-ab", {})

@@ -33,10 +33,17 @@ def test_train_reads_an_s3_lake_and_publishes_to_an_s3_bucket(s3_bucket: str, tm
     store, name = open_artifacts(f"s3://{s3_bucket}-art")
     manifest = train(lake, store, name, TrainOptions(fit=FitOptions(max_epochs=3, patience=1))).to_json()
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=f"{s3_bucket}-art")["Contents"]}
-    assert keys == {artifacts.ITEM_EMBEDDINGS, artifacts.USER_EMBEDDINGS, artifacts.ITEM_ATTRIBUTES, artifacts.STATE_DICT, artifacts.TOWERS,
-                    artifacts.MANIFEST, artifacts.LOSS_PLOT, *artifacts.SCALERS.values()}
+    published = {artifacts.ITEM_EMBEDDINGS, artifacts.USER_EMBEDDINGS, artifacts.ITEM_ATTRIBUTES, artifacts.STATE_DICT,
+                 artifacts.TOWERS, artifacts.MANIFEST, artifacts.LOSS_PLOT, *artifacts.SCALERS.values()}
+    registered = f"_versions/{manifest['model_version']}/"  # the registry's whole copy, beside the seed's layout
+    assert {k for k in keys if not k.startswith("_versions/")} == published
+    assert {k.removeprefix(registered) for k in keys if k.startswith("_versions/")} == published
     stored = json.loads(s3.get_object(Bucket=f"{s3_bucket}-art", Key=artifacts.MANIFEST)["Body"].read())
     assert stored["model_version"] == manifest["model_version"]
     assert stored["data"]["rows"] == manifest["counts"]["ratings"] > 0
     body = s3.get_object(Bucket=f"{s3_bucket}-art", Key=artifacts.USER_EMBEDDINGS)["Body"].read().decode()
     assert body.splitlines()[0] == "id,embedding" and len(body.splitlines()) == manifest["counts"]["users"] + 1
+    again = train(lake, store, name, TrainOptions(fit=FitOptions(max_epochs=1, patience=1, seed=2))).to_json()
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=f"{s3_bucket}-art")["Contents"]}
+    assert {k for k in keys if k.startswith(registered)} and {k for k in keys if k.startswith(
+        f"_versions/{again['model_version']}/")}  # a publish keeps the registry: both versions are there

@@ -33,6 +33,7 @@ class ImpressionLog:
     def __init__(self, sink: Lake, *, every: float = 1.0) -> None:
         self.sink, self.every = sink, every
         self.pending: list[tuple[Any, ...]] = []
+        self.writing = 0  # lists taken from ``pending`` by a write not finished yet
         self.written = self.lost = self.failures = 0
         self._lock = threading.Lock()  # the writer's: one flush at a time
         self._append = threading.Lock()  # held for an append or the swap (uncontended: ~0.1 µs)
@@ -54,6 +55,7 @@ class ImpressionLog:
         with self._lock:
             with self._append:
                 lines, self.pending = self.pending, []
+                self.writing = len(lines)
             if not lines:
                 return
             first = lines[0][0]
@@ -72,13 +74,21 @@ class ImpressionLog:
                             len(lines))
                 with self._append:
                     self.pending[:0] = lines
+                    self.writing = 0
                 excess = len(self.pending) - MAX_PENDING
                 if excess > 0:
                     with self._append:
                         del self.pending[:excess]
                     self.lost += excess
                 return
-            self.written += len(lines)
+            with self._append:
+                self.written += len(lines)
+                self.writing = 0
+
+    def unwritten(self) -> int:
+        """Lists shown and not written yet (pending, or in a write under way)."""
+        with self._append:
+            return len(self.pending) + self.writing
 
     def close(self) -> None:
         self._stop.set()

@@ -91,7 +91,7 @@ class _ImpressionLog:
         yield CounterMetricFamily("recpipe_impression_log_write_failures", "Failed writes of the impression log",
                                   value=self.log.failures)
         yield GaugeMetricFamily("recpipe_impressions_pending", "Lists shown, not yet written",
-                                value=len(self.log.pending))
+                                value=self.log.unwritten())
 
 
 def _matching(routes: list[Any], scope: dict[str, Any], full: Any) -> Any:
