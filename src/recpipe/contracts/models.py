@@ -54,6 +54,12 @@ def slug(version: str) -> str:
     return hashlib.sha256(version.encode("utf-8")).hexdigest()[:12]
 
 
+def _named(v: str) -> str:
+    if not NAME.match(v):
+        raise ValueError("a name is letters, digits, '.', '_' or '-' (up to 63), starting with a letter or digit")
+    return v
+
+
 class Variant(BaseModel):
     """One arm of an experiment: a loaded model version, or ``popularity``."""
 
@@ -62,12 +68,7 @@ class Variant(BaseModel):
     target: str  # a model version, or POPULARITY
     share: float = Field(gt=0, le=100)  # percent of the shoppers
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not NAME.match(v):
-            raise ValueError("a variant's name is letters, digits, '.', '_' or '-' (up to 63)")
-        return v
+    _name = field_validator("name")(_named)
 
     @property
     def popularity(self) -> bool:
@@ -84,12 +85,7 @@ class Experiment(BaseModel):
     started_at: dt.datetime
     stopped_at: dt.datetime | None = None
 
-    @field_validator("name")
-    @classmethod
-    def _name(cls, v: str) -> str:
-        if not NAME.match(v):
-            raise ValueError("an experiment's name is letters, digits, '.', '_' or '-' (up to 63)")
-        return v
+    _name = field_validator("name")(_named)
 
     @model_validator(mode="after")
     def _shares(self) -> Experiment:
