@@ -9,7 +9,8 @@ loop   Closed-loop shoppers (`stream produce --closed-loop`, the service in proc
        the share of clicks attributed to their list, and the lag from the newest event to the
        report's figure (delivery buffer 1 s).
 shift  The shop's taste shifts: a random 15% of the products become e^3 = 20x more attractive to
-       everyone (trending), and only the events show it. A model trained on the ratings alone
+       everyone (trending), and only the events show it. The drift watch's population stability
+       index of the products in the events against the training set, with and without the shift. A model trained on the ratings alone
        (`--no-events`) and one trained with the events are scored by Recall@10 on two new
        choices per customer drawn from the shifted truth, against popularity and the oracle
        (the shifted truth itself); and the ratings-only model on choices from the old truth.
@@ -129,12 +130,8 @@ def recall(scores: np.ndarray, seen: list[set[int]], held: np.ndarray) -> float:
     return float(np.mean([len(set(top[r]) & set(held[r])) / len(held[r]) for r in range(len(held))]))
 
 
-def shift(settings: Any, work: Path, events: int) -> dict[str, Any]:
-    s = fresh(settings, work, "shift")
-    sim = shoppers(s, seed=21)
-    before = sim.choice
-    after, trend = shifted(sim, seed=5)
-    sim.choice = after  # the shoppers on the stream now choose by the shifted taste
+def into_lake(s: Any, sim: Shoppers, events: int) -> Any:
+    """``events`` of ``sim``'s shoppers through the transformation and the sink into the lake."""
     enricher = enricher_from_settings(s)
     sink = open_recommendations(s.recommendations_url)
     lines: list[bytes] = []
@@ -148,6 +145,20 @@ def shift(settings: Any, work: Path, events: int) -> dict[str, Any]:
     sink.write_bytes(f"{hour}/recpipe-1-shift", b"".join(lines))
     lake = open_lake(s.lake_url)
     read_sink(sink, lake)
+    return lake
+
+
+def shift(settings: Any, work: Path, events: int) -> dict[str, Any]:
+    # the drift watch's control: as many events from the unshifted taste, in a lake of their own
+    control = run_report(into_lake(fresh(settings, work, "shift-control"), shoppers(settings, seed=22), events))
+    s = fresh(settings, work, "shift")
+    sim = shoppers(s, seed=21)
+    before = sim.choice
+    after, trend = shifted(sim, seed=5)
+    sim.choice = after  # the shoppers on the stream now choose by the shifted taste
+    lake = into_lake(s, sim, events)
+    drift = {"psi_without_the_shift": control.drift["products"]["psi"],
+             "psi_after_the_shift": run_report(lake).drift["products"]["psi"]}
     models = {}
     for name, use in (("without events", False), ("with events", True)):
         store, art = open_artifacts(str(work / "shift" / name.replace(" ", "-")))
@@ -185,7 +196,7 @@ def shift(settings: Any, work: Path, events: int) -> dict[str, Any]:
 
     held_after, held_before = draw(after), draw(before)
     out: dict[str, Any] = {"trending_products": len(trend), "lift": LIFT, "events": events,
-                           "customers_scored": len(sample)}
+                           "customers_scored": len(sample), "drift": drift}
     oracle_after = after.logits(truth_rows)[:, cols]
     oracle_before = before.logits(truth_rows)[:, cols]
     out["oracle"] = {"after": recall(oracle_after, seen, held_after), "before": recall(oracle_before, seen, held_before)}
@@ -295,6 +306,9 @@ def main() -> None:
                          f"oracle {r['oracle']['after']:.3f}"))
             rows.append(("shift", "share of the loss recovered", f"{r['recovered']:.2f}" if r["recovered"] is not None
                          else "-", ""))
+            rows.append(("shift", "drift watch: products' PSI against the training set",
+                         f"{r['drift']['psi_after_the_shift']:.3f}",
+                         f"{r['drift']['psi_without_the_shift']:.3f} without the shift; flagged above 0.2"))
         if "etl" in parts:
             r = doc["etl"] = etl(settings, work, args.etl_events)
             rows.append(("etl", "etl events: records/s", f"{r['etl_per_second']:,}", f"{r['etl_seconds']} s"))
