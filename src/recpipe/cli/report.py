@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from recpipe.adapters import Backends
 from recpipe.cli.output import console, emit_json, table
@@ -97,11 +98,12 @@ def show(got: Report, *, hourly: bool = False, title: str = "online report",
     _drift(got.drift)
 
 
-def _drift(drift: dict[str, object]) -> None:
+def _drift(drift: dict[str, Any]) -> None:
     """The drift watch's flags (``report.drift``), one line each."""
-    for x in drift.get("click_through") or []:  # type: ignore[attr-defined]
+    for x in drift.get("click_through") or []:
         if x["flagged"]:
-            console.print(f"DRIFT: {x['source']} {x['model_version']}{' / ' + x['variant'] if x['variant'] else ''}: "
+            who = escape(f"{x['source']} {x['model_version']}" + (f" / {x['variant']}" if x["variant"] else ""))
+            console.print(f"DRIFT: {who}: "
                           f"click-through {x['latest']['rate']:.1%} on {x['latest_day']} (95% up to "
                           f"{x['latest']['high']:.1%}) against {x['first']['rate']:.1%} on {x['first_day']}, "
                           f"more than {drift['margin']:.0%} lower")

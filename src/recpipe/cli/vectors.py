@@ -40,7 +40,13 @@ def vectors_stage(settings: Settings, *, catalog: bool = True, quiet: bool = Fal
     db = Backends(settings).vectors()
     store, name = Backends(settings).artifacts()
     if version is not None:
+        from recpipe.contracts.artifacts import MANIFEST, VERSIONS, artifact_path
+        from recpipe.errors import NotFound
+
         name = registered(version)
+        if store.read_bytes(artifact_path(name, MANIFEST)) is None:
+            raise NotFound(f"model {version} is not in the registry at {store.location(VERSIONS)}",
+                           hint="`recpipe models list` shows the registered versions")
     source = Backends(settings).source() if catalog else None
     try:
         with bars(quiet=quiet, transient=True) as progress:

@@ -1,8 +1,9 @@
 """Tables and indexes of the vector database, defined once.
 
 ``item_emb``/``user_emb`` keep the seed's columns (``id``, ``embedding vector(32)``);
-``item_emb`` adds what filters need. ``recpipe_vectors`` records what is loaded and
-``recpipe_model`` holds the serving files of that model version.
+``item_emb`` adds what filters need. Each loaded model has its own copy of both and of
+``recpipe_model`` (its serving files), named by ``recpipe.contracts.models``; the seed's names
+are views of the serving model's. ``recpipe_vectors`` records what serves.
 """
 
 from __future__ import annotations
@@ -77,7 +78,8 @@ CREATE_RECENT = (f"CREATE TABLE IF NOT EXISTS {RECENT} (owner_kind varchar(8) NO
 CREATE_META = (f"CREATE TABLE IF NOT EXISTS {META} (singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton), "
                "model_version text, artifacts text, items integer, users integer, catalog integer, loaded_at timestamptz)")
 
-# canonical index names once a load is switched in
+# the indexes each table has: by these names for the shop's tables (and in sql/embeddings.sql's
+# seed layout); a model's own tables name theirs ``<table>_hnsw`` and ``<table>_line``
 INDEXES = {ITEMS: {"hnsw": "item_emb_embedding_hnsw", "line": "item_emb_product_line"},
            USERS: {"hnsw": "user_emb_embedding_hnsw"}, CATALOG: {"line": "catalog_product_line"}, PURCHASES: {},
            CUSTOMERS: {}, MODEL: {}}

@@ -62,7 +62,9 @@ def start(conn: Any, name: str, variants: list[tuple[str, str]], shares: list[fl
             Variant(name=v, target=t, share=s) for (v, t), s in zip(variants, split, strict=True)))
     except ValidationError as exc:
         first = exc.errors()[0]
-        raise InputError(f"experiment {name!r}: {first['msg'].removeprefix('Value error, ')}",
+        what = "a variant's share (--split) must be above 0 and at most 100" if "share" in first["loc"] else \
+            first["msg"].removeprefix("Value error, ")
+        raise InputError(f"experiment {name!r}: {what}",
                          hint="e.g. --variant A=<version> --variant B=popularity --split 50") from None
     with conn.transaction():
         registry.ensure(conn)
