@@ -45,6 +45,7 @@ def demo(
     settings = load_settings()
     stages = _Stages(quiet=as_json)
     started = time.perf_counter()
+    _fresh_stream(settings)  # a new shop: the last demo's events are not its shoppers'
     source = stages.run("source", "a synthetic shop",
                         lambda: source_stage(settings, preset=scale, seed=seed, replace=True, quiet=as_json),
                         lambda s: f"{s.counts['ratings']:,} ratings from {s.counts['customers']:,} customers "
