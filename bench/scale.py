@@ -1,0 +1,96 @@
+"""Scale (issue 27): the whole batch path at 1M, 3M and 10M ratings on this machine.
+
+    python bench/scale.py [--sizes 1m,3m,10m] [--work DIR] [--name scale]
+
+For each size, each stage runs as the user runs it, `recpipe … --json` in its own process
+(wall time and peak memory of the process tree, sampled every 100 ms): `source init` (a
+synthetic shop of that size in SQLite), `etl run` (DuckDB), `train` (the retrieval model and
+its baselines) and `vectors load` (the embedded PostgreSQL). The baseline is the 1M size in the
+same run: each stage's time and memory as a ratio to it. The ranking figures (Recall@10 against
+popularity and EASE, and the oracle) come from each model's manifest.
+
+A stage that fails (at 10M `train` may not fit in memory) is recorded with its error and the
+sizes after it go on from the next stage they can run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from common import report, run_measured
+
+SIZES = {"1m": (65_000, 2_000), "3m": (195_000, 3_000), "10m": (650_000, 5_000)}  # customers, products
+STAGES = ("source", "etl", "train", "vectors")
+
+
+def stage(name: str, customers: int, products: int) -> list[str]:
+    return {"source": ["source", "init", "--customers", str(customers), "--products", str(products), "--seed", "7",
+                       "--replace"],
+            "etl": ["etl", "run", "--no-events"], "train": ["train"], "vectors": ["vectors", "load"]}[name]
+
+
+def run_size(size: str, work: Path) -> dict[str, Any]:
+    customers, products = SIZES[size]
+    env = {**os.environ, "RECPIPE_HOME": str(work / size / "home"), "COLUMNS": "200"}
+    out: dict[str, Any] = {"customers": customers, "products": products, "stages": {}}
+    for name in STAGES:
+        argv = [sys.executable, "-m", "recpipe", *stage(name, customers, products), "--json"]
+        print(f"{size}: {' '.join(argv[3:])}", flush=True)
+        try:
+            seconds, peak, stdout = run_measured(argv, env)
+        except SystemExit as failed:
+            out["stages"][name] = {"failed": str(failed)[-2000:]}
+            break
+        doc = json.loads(stdout)
+        out["stages"][name] = {"seconds": round(seconds, 1), "peak_gib": round(peak / 2**30, 2)}
+        if name == "source":
+            out["ratings"] = doc.get("counts", {}).get("ratings")
+        if name == "train":
+            m, base = doc["metrics"], doc["metrics"]["baselines"]
+            out["ranking"] = {"recall_at_10": m["recall_at_10"],
+                              **{k: (base.get(k) or {}).get("recall_at_10") for k in ("popularity", "ease", "oracle")}}
+            out["train_seconds"] = doc["training"].get("seconds")
+        print(f"  {seconds:,.0f} s, peak {peak / 2**30:.2f} GiB", flush=True)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1m,3m,10m")
+    parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--name", default="scale")
+    args = parser.parse_args()
+    work = args.work or Path(tempfile.mkdtemp(prefix="recpipe-bench-scale-"))
+    sizes = args.sizes.split(",")
+    got = {size: run_size(size, work) for size in sizes}
+    base = got.get("1m", {}).get("stages", {})
+    rows = []
+    for size, r in got.items():
+        for name in STAGES:
+            s = r["stages"].get(name)
+            if s is None:
+                continue
+            if "failed" in s:
+                rows.append((size, name, "failed", "", "", s["failed"].splitlines()[-1][:80]))
+                continue
+            b = base.get(name) or {}
+            rows.append((size, name, s["seconds"], s["peak_gib"],
+                         f"{s['seconds'] / b['seconds']:.2f}× / {s['peak_gib'] / b['peak_gib']:.2f}×" if b.get("seconds") else "",
+                         ""))
+        if "ranking" in r:
+            k = r["ranking"]
+            rows.append((size, "Recall@10", round(k["recall_at_10"], 3), "", "",
+                         f"popularity {k['popularity'] or 0:.3f}, EASE {k['ease'] or 0:.3f}, oracle {k['oracle'] or 0:.3f}"))
+    report(args.name, "the batch path by size (2 cores)", ("size", "stage", "seconds", "peak GiB",
+                                                           "÷ 1M (time / memory)", "detail"), rows,
+           {"sizes": got})
+
+
+if __name__ == "__main__":
+    main()
