@@ -283,7 +283,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="recpipe-bench-online-"))
     settings = build(work)
     parts = set(args.parts.split(","))
-    doc: dict[str, Any] = {"work": str(work)}
+    doc: dict[str, Any] = {}
     rows: list[tuple[Any, ...]] = []
     try:
         if "loop" in parts:
