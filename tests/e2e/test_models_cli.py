@@ -23,6 +23,13 @@ def _json(*args: str, home: Path) -> object:
 
 def test_the_life_of_a_model_from_the_command_line(tmp_path: Path) -> None:
     home = tmp_path / "home"
+    try:
+        _life(home, tmp_path)
+    finally:
+        run("vectors", "stop", home=home)  # the embedded PostgreSQL the demo started
+
+
+def _life(home: Path, tmp_path: Path) -> None:
     assert run("demo", "--scale", "tiny", "--json", home=home).returncode == 0
     first = _json("models", "list", home=home)[0]["version"]  # type: ignore[index]
     assert run("train", home=home).returncode == 0
