@@ -22,9 +22,7 @@ throughput  One server, measured in alternating turns with wrk at 16 clients: on
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
-import io
 import os
 import sys
 import tempfile
@@ -46,7 +44,7 @@ from recpipe.adapters import (
     open_stream,
     open_vectors,
 )
-from recpipe.contracts.artifacts import ITEM_EMBEDDINGS, USER_EMBEDDINGS, artifact_path, registered
+from recpipe.contracts.artifacts import registered
 from recpipe.etl.online import run as read_sink
 from recpipe.streaming.deliver import DeliveryOptions
 from recpipe.streaming.pipeline import run as deliver
@@ -57,6 +55,7 @@ from recpipe.training.pipeline import TrainOptions
 from recpipe.training.pipeline import run as train
 from recpipe.vectors import experiments, models
 from recpipe.vectors.connect import connect
+from recpipe.vectors.pipeline import read_artifacts
 from recpipe.vectors.pipeline import run as load_vectors
 
 CLIENTS = 16
@@ -79,15 +78,12 @@ def second_model(settings: Any, work: Path) -> tuple[str, str]:
 
 
 def vectors_of(store: Any, version: str) -> tuple[dict[int, np.ndarray], np.ndarray, np.ndarray]:
-    def read(path: str) -> list[tuple[str, np.ndarray]]:
-        data = store.read_bytes(artifact_path(registered(version), path))
-        return [(r["id"], np.array([float(x) for x in r["embedding"].strip("[]").split(",")]))
-                for r in csv.DictReader(io.StringIO(data.decode()))]
-
-    users = {int(k): v / np.linalg.norm(v) for k, v in read(USER_EMBEDDINGS)}
-    items = read(ITEM_EMBEDDINGS)
-    vectors = np.stack([v for _, v in items])
-    return users, np.array([k for k, _ in items]), vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    """A version's user and item vectors, unit length, from the registry (as the loader reads them)."""
+    files = read_artifacts(store, registered(version))
+    users, items = files["users"], files["items"]
+    unit_users = users.vectors / np.linalg.norm(users.vectors, axis=1, keepdims=True)
+    return (dict(zip(users.ids.to_pylist(), unit_users, strict=True)), np.array(items.ids.to_pylist()),
+            items.vectors / np.linalg.norm(items.vectors, axis=1, keepdims=True))
 
 
 def env_of(settings: Any, **more: str) -> dict[str, str]:

@@ -4,8 +4,6 @@ were versioned, the registry, and experiments on the service and the stream alik
 
 from __future__ import annotations
 
-import csv
-import io
 import threading
 import time
 import uuid
@@ -19,14 +17,14 @@ import pytest
 
 from recpipe.adapters import open_artifacts, open_vectors
 from recpipe.api.service import Service
-from recpipe.contracts.artifacts import ITEM_EMBEDDINGS, USER_EMBEDDINGS, artifact_path, registered
+from recpipe.contracts.artifacts import registered
 from recpipe.contracts.events import Event
 from recpipe.contracts.models import ModelTables, slug
 from recpipe.errors import InputError
 from recpipe.inference.recommend import Rules
 from recpipe.vectors import experiments, models, registry
 from recpipe.vectors.connect import connect
-from recpipe.vectors.pipeline import loaded
+from recpipe.vectors.pipeline import loaded, read_artifacts
 from recpipe.vectors.pipeline import run as load_vectors
 from tests.support.stack import Stack
 from tests.support.vectors import write_artifacts
@@ -137,18 +135,11 @@ def service(stack: Stack, two: tuple[str, str]) -> Iterator[Service]:
 
 
 def _exact(stack: Stack, version: str) -> tuple[dict[int, np.ndarray], list[str], np.ndarray]:
-    """A version's stored user and item vectors, from its copy in the registry."""
+    """A version's stored user and item vectors, from its copy in the registry (as the loader reads them)."""
     store, _ = open_artifacts(str(stack.artifacts))
-
-    def read(path: str) -> list[tuple[str, np.ndarray]]:
-        data = store.read_bytes(artifact_path(registered(version), path))
-        assert data is not None
-        return [(r["id"], np.array([float(x) for x in r["embedding"].strip("[]").split(",")]))
-                for r in csv.DictReader(io.StringIO(data.decode()))]
-
-    users = {int(k): v for k, v in read(USER_EMBEDDINGS)}
-    items = read(ITEM_EMBEDDINGS)
-    return users, [k for k, _ in items], np.stack([v for _, v in items])
+    files = read_artifacts(store, registered(version))
+    users, items = files["users"], files["items"]
+    return dict(zip(users.ids.to_pylist(), users.vectors, strict=True)), items.ids.to_pylist(), items.vectors
 
 
 def _top(known: tuple[dict[int, np.ndarray], list[str], np.ndarray], customer: int, k: int) -> list[str]:

@@ -34,19 +34,14 @@ def vectors_stage(settings: Settings, *, catalog: bool = True, quiet: bool = Fal
     """``vectors.pipeline.run`` with the settings and a status line (the CLI and the demo);
     ``version``: a registered model instead of the latest published one."""
     from recpipe.adapters import Backends
-    from recpipe.contracts.artifacts import registered
     from recpipe.vectors.pipeline import run
 
     db = Backends(settings).vectors()
     store, name = Backends(settings).artifacts()
     if version is not None:
-        from recpipe.contracts.artifacts import MANIFEST, VERSIONS, artifact_path
-        from recpipe.errors import NotFound
+        from recpipe.vectors.models import require_registered
 
-        name = registered(version)
-        if store.read_bytes(artifact_path(name, MANIFEST)) is None:
-            raise NotFound(f"model {version} is not in the registry at {store.location(VERSIONS)}",
-                           hint="`recpipe models list` shows the registered versions")
+        name = require_registered(store, version)
     source = Backends(settings).source() if catalog else None
     try:
         with bars(quiet=quiet, transient=True) as progress:

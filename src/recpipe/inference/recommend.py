@@ -241,7 +241,7 @@ class Recommender:
     # -- items ---------------------------------------------------------------------------------
     def similar_to_item(self, q: VectorQueries, item_id: str, rules: Rules = Rules()) -> Recommendation:
         shop = self.shop(q)
-        model = self.model(q)
+        model = self.model_of(self.choose(q, shop, None)[0])  # the serving model, of this same snapshot
         check_product_line(rules.product_line, shop.lines)
         skip = set(rules.exclude) | set(rules.cart)
         items = self._collect(lambda n: q.similar_items(item_id, n, exclude=sorted(skip), filters=rules.filters),

@@ -31,6 +31,15 @@ def versions(store: Lake) -> list[str]:
     return sorted(v for v in found if "/" not in v)
 
 
+def require_registered(store: Lake, version: str) -> str:
+    """The artifacts name of a registered version (``contracts.artifacts.registered``), or NotFound."""
+    name = registered(version)
+    if store.read_bytes(artifact_path(name, MANIFEST)) is None:
+        raise NotFound(f"model {version} is not in the registry at {store.location(VERSIONS)}",
+                       hint="`recpipe models list` shows the known versions")
+    return name
+
+
 def figures(metrics: dict[str, Any] | None) -> dict[str, float]:
     """The gate's figures a manifest has, by name."""
     out = {}
@@ -41,10 +50,11 @@ def figures(metrics: dict[str, Any] | None) -> dict[str, float]:
     return out
 
 
-def listing(db: VectorDatabase, store: Lake) -> list[dict[str, Any]]:
-    """Every model the registry or the vector database knows, newest first: when it was made,
-    its objective and figures, whether it is loaded, serving, the one a rollback would bring
-    back, or shown by the running experiment, and its gate verdict."""
+def listing(db: VectorDatabase, store: Lake, only: str | None = None) -> list[dict[str, Any]]:
+    """Every model the registry or the vector database knows (``only``: that version, if either
+    knows it), newest first: when it was made, its objective and figures, whether it is loaded,
+    serving, the one a rollback would bring back, or shown by the running experiment, and its
+    gate verdict."""
     with connect(db) as conn:
         loaded = {m["version"]: m for m in registry.loaded(conn)}
         serving = registry.serving(conn)
@@ -53,19 +63,20 @@ def listing(db: VectorDatabase, store: Lake) -> list[dict[str, Any]]:
     back = standing[-2] if len(standing) >= 2 else None
     shown = set(running.versions()) if running else set()
     rows = {}
-    for version in versions(store):
+    for version in versions(store) if only is None else [v for v in versions(store) if v == only]:
         m = ModelManifest.read(store, registered(version))
         rows[version] = {"version": version, "created_at": m.created_at, "objective": m.objective,
                          "figures": figures(m.metrics), "registered": True}
     for version, row_ in loaded.items():
-        rows.setdefault(version, {"version": version, "created_at": None, "objective": row_["objective"],
-                                  "figures": figures(row_["metrics"]), "registered": False})
+        if only is None or version == only:
+            rows.setdefault(version, {"version": version, "created_at": None, "objective": row_["objective"],
+                                      "figures": figures(row_["metrics"]), "registered": False})
     for version, row in rows.items():
         got = loaded.get(version)
         gate = (got or {}).get("gate") or {}
         row |= {"loaded": got is not None, "serving": version == serving, "rollback_target": version == back,
                 "experiment": running.name if version in shown and running else None,
-                "loaded_at": got["loaded_at"].isoformat() if got else None,
+                "loaded_at": got["loaded_at"].isoformat() if got else None, "gate_verdict": gate or None,
                 "gate": None if not gate else ("forced" if gate.get("forced") else
                                                "passed" if gate.get("passed") else "failed")}
     return sorted(rows.values(), key=lambda r: (r["created_at"] or r["loaded_at"] or "", r["version"]), reverse=True)
@@ -73,17 +84,17 @@ def listing(db: VectorDatabase, store: Lake) -> list[dict[str, Any]]:
 
 def show(db: VectorDatabase, store: Lake, version: str) -> dict[str, Any]:
     """One model: its manifest (from the registry), its load and gate verdict, its promotions."""
-    row = next((r for r in listing(db, store) if r["version"] == version), None)
-    if row is None:
+    found = listing(db, store, only=version)
+    if not found:
         raise NotFound(f"there is no model {version!r} in the registry or the vector database",
                        hint="`recpipe models list` shows them")
-    manifest = ModelManifest.read(store, registered(version)).to_json() if row["registered"] else None
+    row = found[0]
     with connect(db) as conn:
-        loaded = next((m for m in registry.loaded(conn) if m["version"] == version), None)
         history = [p for p in registry.promotions(conn) if version in (p["version"], p["previous"])]
     for p in history:
         p["at"] = p["at"].isoformat()
-    return {**row, "gate_verdict": (loaded or {}).get("gate"), "promotions": history, "manifest": manifest,
+    manifest = ModelManifest.read(store, registered(version)).to_json() if row["registered"] else None
+    return {**row, "promotions": history, "manifest": manifest,
             "artifacts": store.location(registered(version)) if row["registered"] else None}
 
 
@@ -113,10 +124,7 @@ def promote(db: VectorDatabase, store: Lake, version: str, *, keep: int, progres
             progress.status(f"serving model {version}")
             switching(conn, lambda: registry.point(conn, version, "promote", note="promoted by hand"))
             return Switch("promote", version, previous, False, round(time.perf_counter() - started, 3))
-    if store.read_bytes(artifact_path(registered(version), MANIFEST)) is None:
-        raise NotFound(f"model {version} is neither loaded nor in the registry at {store.location(VERSIONS)}",
-                       hint="`recpipe models list` shows the known versions")
-    run(db, store, registered(version), force=True, keep=keep, action="promote", progress=progress)
+    run(db, store, require_registered(store, version), force=True, keep=keep, action="promote", progress=progress)
     return Switch("promote", version, previous, True, round(time.perf_counter() - started, 3))
 
 

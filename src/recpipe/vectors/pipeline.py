@@ -169,9 +169,10 @@ def run(db: VectorDatabase, store: Lake, name: str, *, source: SourceDatabase | 
             seconds["index"] = time.perf_counter() - t0
             verdict = _verdict(conn, manifest.metrics, tolerance, force)
             step("switching the new embeddings in" if verdict.passed else "keeping the serving model (gate failed)")
-            _switch(conn, new, version=version, artifacts=store.location(name), items=len(items), users=len(users),
-                    catalog=None if catalog is None else catalog.num_rows, objective=manifest.objective,
-                    metrics=manifest.metrics, verdict=verdict, action=action)
+            switching(conn, lambda: _switch_once(
+                conn, new, version=version, artifacts=store.location(name), items=len(items), users=len(users),
+                catalog=None if catalog is None else catalog.num_rows, objective=manifest.objective,
+                metrics=manifest.metrics, verdict=verdict, action=action))
             with conn.transaction():
                 dropped = registry.retain(conn, keep)
         except BaseException:
@@ -195,8 +196,7 @@ def _verdict(conn: Any, metrics: dict[str, Any], tolerance: float, force: bool) 
     now = registry.serving(conn)
     serving = None
     if now is not None:
-        found = [m for m in registry.loaded(conn) if m["version"] == now]
-        serving = (found[0]["metrics"] if found else None) or {}  # loaded before the gate: nothing to compare
+        serving = (registry.find(conn, now) or {}).get("metrics") or {}  # loaded before the gate: nothing to compare
     verdict = judge(metrics, serving, serving_version=now if serving is not None else None, tolerance=tolerance)
     if force and not verdict.passed:
         return Verdict(True, f"forced (the gate said: {verdict.reason})", tolerance, verdict.serving,
@@ -234,10 +234,6 @@ def _attributes(items: Embeddings, attributes: pa.Table | None) -> tuple[list[An
 
 SWITCH_LOCK_TIMEOUT = "200ms"  # below PostgreSQL's deadlock_timeout (1 s): the switch yields first
 SWITCH_TRIES_S = 120.0  # how long the switch keeps trying while queries hold the tables
-
-
-def _switch(conn: Any, new: dict[str, str], **meta: Any) -> None:
-    switching(conn, lambda: _switch_once(conn, new, **meta))
 
 
 def switching(conn: Any, body: Callable[[], None]) -> None:

@@ -56,13 +56,21 @@ def loaded(conn: Any) -> list[dict[str, Any]]:
     return [dict(zip(MODEL_ROW, r, strict=True)) for r in rows]
 
 
+def find(conn: Any, version: str) -> dict[str, Any] | None:
+    """A loaded version's row (``MODEL_ROW``), or None."""
+    if not has_table(conn, reg.MODELS):
+        return None
+    row = conn.execute(f"SELECT {', '.join(MODEL_ROW)} FROM {reg.MODELS} WHERE version = %s", (version,)).fetchone()
+    return None if row is None else dict(zip(MODEL_ROW, row, strict=True))
+
+
 def model(conn: Any, version: str) -> dict[str, Any]:
-    found = [m for m in loaded(conn) if m["version"] == version]
-    if not found:
+    found = find(conn, version)
+    if found is None:
         raise NotFound(f"model {version} is not loaded in the vector database",
                        hint="`recpipe models list` shows the loaded versions; `recpipe models promote "
                             "VERSION` loads a registered one")
-    return found[0]
+    return found
 
 
 def promotions(conn: Any) -> list[dict[str, Any]]:
