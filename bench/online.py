@@ -55,9 +55,9 @@ from recpipe.streaming.pipeline import run as deliver
 from recpipe.streaming.produce import Shoppers
 from recpipe.streaming.produce import run as produce
 from recpipe.streaming.transform import enricher_from_settings, transform_with_reasons
-from recpipe.training.dataset import read_ratings
 from recpipe.training.pipeline import TrainOptions
 from recpipe.training.pipeline import run as train
+from recpipe.training.reading import read_ratings
 from recpipe.vectors.files import parse_embeddings
 
 TRENDING, LIFT = 0.15, 3.0  # the shift: this share of the products, this much more attractive (log)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -54,7 +55,7 @@ def popularity(item: np.ndarray, n_items: int) -> np.ndarray:
     return np.bincount(item, minlength=n_items).astype(np.float64) - np.arange(n_items) * 1e-9
 
 
-def evaluate(scorer: Scorer, h: Holdout, k: int = K) -> dict[str, float]:
+def evaluate(scorer: Scorer, h: Holdout, k: int = K) -> dict[str, Any]:
     """Mean Recall@k and NDCG@k over the customers with held-out products, and the share of
     the catalog that appears in at least one of their top-k lists."""
     users = h.users
@@ -67,7 +68,7 @@ def evaluate(scorer: Scorer, h: Holdout, k: int = K) -> dict[str, float]:
     discount = 1.0 / np.log2(np.arange(2, k + 2))
     ideal = np.cumsum(discount)
     block = max(1, BLOCK_CELLS // h.n_items)
-    recall = ndcg = 0.0
+    recall, ndcg = np.empty(len(users)), np.empty(len(users))
     shown = np.zeros(h.n_items, dtype=bool)
     for lo in range(0, len(users), block):
         hi = min(lo + block, len(users))
@@ -82,10 +83,19 @@ def evaluate(scorer: Scorer, h: Holdout, k: int = K) -> dict[str, float]:
         shown[top[listed]] = True
         hits = np.take_along_axis(relevant, top, 1) & listed
         n_rel = relevant.sum(1)
-        recall += float((hits.sum(1) / n_rel).sum())
-        ndcg += float(((hits * discount).sum(1) / ideal[np.minimum(n_rel, k) - 1]).sum())
-    return {"recall_at_10": recall / len(users), "ndcg_at_10": ndcg / len(users),
-            "coverage": float(shown.mean()), "users": len(users)}
+        recall[lo:hi] = hits.sum(1) / n_rel
+        ndcg[lo:hi] = (hits * discount).sum(1) / ideal[np.minimum(n_rel, k) - 1]
+    return {"recall_at_10": float(recall.mean()), "ndcg_at_10": float(ndcg.mean()),
+            "coverage": float(shown.mean()), "users": len(users),
+            "ci95": {"recall_at_10": interval(recall), "ndcg_at_10": interval(ndcg)}}
+
+
+def interval(values: np.ndarray) -> list[float]:
+    """The normal 95% interval of the mean of per-customer ``values`` (how far the mean of
+    another sample of as many customers could fall)."""
+    half = 1.96 * float(values.std(ddof=1)) / np.sqrt(len(values)) if len(values) > 1 else float("nan")
+    mean = float(values.mean())
+    return [mean - half, mean + half]
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:

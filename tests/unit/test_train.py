@@ -20,11 +20,11 @@ from recpipe.inference.features import Encoder
 from recpipe.inference.towers import Towers
 from recpipe.source.generate import ShopSpec
 from recpipe.training import artifacts
-from recpipe.training.dataset import read_ratings
 from recpipe.training.fit import FitOptions
 from recpipe.training.model import TwoTower, torch
 from recpipe.training.pipeline import TrainOptions
 from recpipe.training.pipeline import run as train
+from recpipe.training.reading import read_ratings
 from tests.support.etl import read_training
 from tests.support.training import etl_lake, tree, write_dataset
 

@@ -15,11 +15,11 @@ import pytest
 from recpipe.adapters import open_artifacts, open_lake, open_recommendations
 from recpipe.etl.online import run as read_sink
 from recpipe.source.generate import ShopSpec
-from recpipe.training.dataset import read_ratings
 from recpipe.training.events import EVENT_WEIGHTS, add_events, weights
 from recpipe.training.fit import FitOptions
 from recpipe.training.pipeline import TrainOptions
 from recpipe.training.pipeline import run as train
+from recpipe.training.reading import read_ratings
 from tests.support.delivered import put, record
 from tests.support.training import etl_lake
 

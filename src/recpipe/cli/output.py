@@ -15,11 +15,14 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from recpipe.progress import SILENT
 from recpipe.progress import Progress as ProgressReport
@@ -90,6 +93,16 @@ class RichBars:
         self.bars.console.print(escape(text), highlight=False)
 
 
+class _Left(TimeRemainingColumn):
+    """How long a bar has left ("3:12 left"), once its rate is known; nothing for a status line."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None or task.finished or not task.completed:
+            return Text("")
+        left = super().render(task)
+        return Text(f"{left.plain} left", style=left.style)
+
+
 @contextmanager
 def bars(*, quiet: bool = False, transient: bool = False) -> Iterator[ProgressReport]:
     """Progress for a stage: Rich bars, or nothing under ``--json``."""
@@ -97,7 +110,7 @@ def bars(*, quiet: bool = False, transient: bool = False) -> Iterator[ProgressRe
         yield SILENT
         return
     with Progress(TextColumn("{task.description:<14}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=err_console, transient=transient) as p:
+                  TimeElapsedColumn(), _Left(), console=err_console, transient=transient) as p:
         shown = RichBars(p)
         try:
             yield shown

@@ -27,8 +27,10 @@ def train(
     refit: Annotated[bool, typer.Option(
         help="Retrieval: after the evaluation has chosen the epochs, publish a model refit on every "
              "interaction (--no-refit publishes the evaluated model, trained on the training split).")] = True,
-    rating_baseline: Annotated[bool, typer.Option(
-        help="Retrieval: also train the rating model on the same split and rank with it, as a baseline.")] = True,
+    rating_baseline: Annotated[bool | None, typer.Option(
+        "--rating-baseline/--no-rating-baseline", show_default=False,
+        help="Retrieval: also train the rating model on the same split and rank with it, as a baseline. "
+             "Default: on up to 500,000 interactions (above, it costs more than the model).")] = None,
     events: Annotated[bool, typer.Option(
         "--events/--no-events", help="Also learn from the lake's events (`recpipe etl events`): each product a known "
                                      "customer browsed, carted or bought on the stream and did not rate is one more "
@@ -136,9 +138,17 @@ def _print_ranking(m: ModelManifest) -> None:
 
     rows = [row("retrieval model", metrics, "this model")]
     rows += [row(name, metrics["baselines"][name], note) for name, note in RANKERS if name in metrics["baselines"]]
-    c = m.counts
-    table(f"held-out ranking: {metrics.get('users') or 0:,} customers' {c.get('test', 0):,} test purchases, "
-          f"{(metrics.get('cold_start') or {}).get('users', 0):,} cold-start customers (features only)",
+    sample = (metrics.get("protocol") or {}).get("sample") or {}
+    cold = (metrics.get("cold_start") or {}).get("users", 0)
+    if sample.get("sampled"):
+        who = (f"a seeded sample of {metrics.get('users') or 0:,} of {sample['test_customers_of']:,} customers and "
+               f"{cold:,} of {sample['cold_start_customers_of']:,} cold-start customers (features only)")
+    else:
+        who = (f"{metrics.get('users') or 0:,} customers' {m.counts.get('test', 0):,} test purchases, "
+               f"{cold:,} cold-start customers (features only)")
+    low, high = (metrics.get("ci95") or {}).get("recall_at_10") or (None, None)
+    margin = f"; the model's Recall@10 95% interval {low:.3f}-{high:.3f}" if low is not None else ""
+    table(f"held-out ranking: {who}{margin}",
           ("", "Recall@10", "NDCG@10", "coverage", "cold Recall@10", "cold NDCG@10", ""), rows)
 
 

@@ -21,8 +21,8 @@ from recpipe.contracts.dataset import DATASET
 from recpipe.errors import InputError, InternalError
 from recpipe.progress import SILENT, Progress
 from recpipe.training import artifacts
-from recpipe.training.dataset import read_ratings
 from recpipe.training.fit import FitOptions
+from recpipe.training.reading import read_ratings
 
 AGREEMENT = 1e-5  # numpy towers vs torch, max absolute difference per embedding value
 OBJECTIVES = ("retrieval", "rating")
@@ -34,7 +34,9 @@ class TrainOptions:
     objective: str = "retrieval"
     hybrid: bool = False  # rating objective: add id embeddings in a second phase
     refit: bool = True  # retrieval: publish a model refit on every interaction
-    rating_baseline: bool = True  # retrieval: also rank with the rating model trained on the same split
+    # retrieval: also rank with the rating model trained on the same split; None: up to
+    # retrieval.RATING_BASELINE_MAX interactions (above, it costs more than the model itself)
+    rating_baseline: bool | None = None
     validation: float = 0.1
     test: float | None = None  # default: 0.2 of each customer's interactions (retrieval), 0.1 (rating)
     cold_start: float = 0.05  # retrieval: share of customers held out whole
@@ -71,7 +73,7 @@ def run(lake: Lake, store: Lake, name: str, options: TrainOptions | None = None,
     started = time.perf_counter()
     store.check_writable()
     progress.status(f"reading the training dataset from {lake.location(DATASET)}")
-    data = read_ratings(lake)
+    data = read_ratings(lake, progress)
     data, used = _with_events(lake, data, options.events, progress)
     read_seconds = time.perf_counter() - started
     trained = (train_retrieval if options.objective == "retrieval" else train_rating)(data, options, progress)

@@ -34,6 +34,7 @@ from recpipe.training.objectives import Rating, Retrieval
 from recpipe.training.sequences import Examples, Sequences
 from recpipe.training.session import carry, fit_session
 
+RATING_BASELINE_MAX = 500_000  # interactions: above, the rating baseline is off unless asked for
 SCORE = "cosine similarity of the L2-normalised embeddings (trained as softmax logits / temperature)"
 
 
@@ -85,7 +86,8 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     metrics["protocol"] = {"test_share": options.test_share, "validation_share": options.validation,
                            "cold_start_share": options.cold_start, "k": ranking.K,
                            "relevant": "every held-out interaction",
-                           "candidates": "every product the customer has not bought in training or validation"}
+                           "candidates": "every product the customer has not bought in training or validation",
+                           "sample": h.sample}
     if weighting:
         metrics["event_weights"] = weighting
     evaluated.metrics = metrics
@@ -165,8 +167,15 @@ def _baselines(data: Ratings, s: Any, h: Holdouts, p: Prepared, options: Any, pr
         out["ease"] = {**h.score(make(h.history_user, h.history_item)), **chosen}
     else:
         out["ease"] = {"skipped": f"more than {baselines.EASE_MAX_ITEMS:,} products"}
-    if options.rating_baseline:
+    wanted = options.rating_baseline
+    if wanted is None:
+        wanted = len(data) <= RATING_BASELINE_MAX
+    if wanted:
         out["rating_model"] = _rating_model(data, s, h, p, options.fit.resolved("rating"), progress)
+    else:
+        out["rating_model"] = {"skipped": "off (`recpipe train --rating-baseline` turns it on)" if
+                               options.rating_baseline is False else
+                               f"more than {RATING_BASELINE_MAX:,} interactions (`--rating-baseline` turns it on)"}
     scorer, why = baselines.oracle(data)
     out["oracle"] = h.score(scorer, scorer) if scorer is not None else {"skipped": why}
     return out

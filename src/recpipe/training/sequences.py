@@ -99,6 +99,8 @@ def next_item(scores: Scores, ex: Examples, n_items: int, seen_user: np.ndarray 
         return {"hit_at_10": float("nan"), "mrr_at_10": float("nan"), "examples": 0}
     seen: dict[int, np.ndarray] = {}
     if seen_user is not None and seen_item is not None:
+        mine = np.isin(seen_user, ex.user)  # only the examples' customers' pairs matter
+        seen_user, seen_item = seen_user[mine], seen_item[mine]
         order = np.argsort(seen_user, kind="stable")
         users, starts = np.unique(seen_user[order], return_index=True)
         ends = np.append(starts[1:], len(order))

@@ -1,0 +1,199 @@
+"""Reading the training dataset into ``dataset.Ratings``, checked, in memory that grows with
+the ratings by a few dozen bytes each.
+
+Every check runs before any training: a dataset that is missing, empty, has one customer,
+NaNs or nulls in features, or ratings outside 1–5 is refused with what, where and how to fix.
+
+The files are read ``FILES_AT_ONCE`` at a time. Arrow keeps each file's metadata for as long as
+the dataset that read it lives (about 34 KB a file: 2 GB for the 60,000 files of a 1M-rating shop
+in the seed's one-file-per-customer layout), so each group of files gets a dataset of its own.
+What is kept of a group: per rating its customer, product, rating and time as numpy arrays; the
+features once per customer and once per product.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from recpipe.adapters.base import Lake
+from recpipe.contracts.dataset import (
+    DATASET,
+    ORDER_COLUMNS,
+    PARTITION_KEY,
+    TRAINING_SCHEMA,
+    DatasetManifest,
+)
+from recpipe.errors import InputError, ServiceError
+from recpipe.progress import SILENT, Progress
+from recpipe.training.dataset import COLUMNS, ITEM_COLUMNS, USER_COLUMNS, Ratings
+
+FILES_AT_ONCE = 2_000
+RATING_RANGE = (1, 5)
+FIX = "re-run `recpipe etl run` (it quarantines such rows) or fix the dataset"
+
+
+def read_ratings(lake: Lake, progress: Progress = SILENT) -> Ratings:
+    """Read and check ``<lake>/ratings_ml_training``; refuse anything training cannot use."""
+    location = lake.location(DATASET)
+    manifest = DatasetManifest.read(lake)
+    empty = InputError(f"the training dataset at {location} is empty",
+                       hint="the source has no ratings: add some (`recpipe source add-ratings`), then `recpipe etl run`")
+    part = ds.partitioning(pa.schema([(PARTITION_KEY, pa.int32())]), flavor="hive")
+    with _reading(location):
+        dataset = lake.dataset(DATASET, partitioning=part)
+        files = list(dataset.files)
+        if not files:
+            raise empty
+        ordered = [c for c in ORDER_COLUMNS if c in dataset.schema.names]  # older datasets have none
+        columns = [c for c in COLUMNS if c != PARTITION_KEY] + ordered + [PARTITION_KEY]
+        parts = _Parts(ordered=bool(ordered))
+        progress.start("reading files", len(files))
+        for lo in range(0, len(files), FILES_AT_ONCE):
+            group = files[lo:lo + FILES_AT_ONCE]
+            table = _group(dataset, group, part).to_table(columns=columns)
+            check(table, location)
+            parts.add(table)
+            progress.advance("reading files", len(group))
+    if parts.rows == 0:
+        raise empty
+    if manifest.rows != parts.rows:
+        raise InputError(f"the training dataset at {location} has {parts.rows:,} rows, its manifest says "
+                         f"{manifest.rows:,}", hint="it changed while being read: run `recpipe train` again")
+    return parts.ratings(manifest, location)
+
+
+@contextmanager
+def _reading(location: str) -> Iterator[None]:
+    try:
+        yield
+    except (pa.ArrowInvalid, FileNotFoundError, OSError) as exc:
+        message = str(exc).splitlines()[0]
+        if "AWS Error" in message:  # S3 failed (after its retries): not the data's fault
+            raise ServiceError(f"cannot read the training dataset at {location}: {message}",
+                               hint="retry once S3 answers") from exc
+        if "No match for FieldRef" in message:
+            raise InputError(f"the training dataset at {location} lacks a column the model needs: {message}",
+                             hint=FIX) from exc
+        raise InputError(f"cannot read the training dataset at {location}: {message}", hint=FIX) from exc
+
+
+def _group(dataset: Any, files: list[str], part: Any) -> Any:
+    """A dataset of some of ``dataset``'s files, with its schema and partitioning."""
+    marker = f"/{PARTITION_KEY}="
+    base = files[0].rsplit(marker, 1)[0] if marker in files[0] else None
+    return ds.dataset(files, schema=dataset.schema, format="parquet", filesystem=dataset.filesystem,
+                      partitioning=part if base else None, partition_base_dir=base)
+
+
+def check(table: pa.Table, location: str) -> None:
+    """Nulls where the contract forbids them, NaN/inf numbers, ratings out of range."""
+    nullable = {f.name for f in TRAINING_SCHEMA if f.nullable}
+    for name in COLUMNS:
+        column = table[name]
+        if name not in nullable and column.null_count:
+            _refuse(table, pc.is_null(column), f"{column.null_count:,} rows with a NULL {name}", location)
+        if pa.types.is_floating(column.type):
+            bad = pc.fill_null(pc.invert(pc.is_finite(column)), False)
+            count = pc.sum(bad).as_py() or 0
+            if count:
+                _refuse(table, bad, f"{count:,} rows with {name} NaN or infinite", location)
+    low, high = RATING_RANGE
+    rating = table["productRating"]
+    out = pc.fill_null(pc.or_(pc.less(rating, low), pc.greater(rating, high)), False)
+    count = pc.sum(out).as_py() or 0
+    if count:
+        _refuse(table, out, f"{count:,} ratings outside {low}-{high}", location)
+
+
+def _refuse(table: pa.Table, mask: Any, problem: str, location: str) -> None:
+    first = table.filter(mask).slice(0, 1).to_pylist()[0]
+    example = f"customer {first[PARTITION_KEY]}, product {first['productCode']}"
+    raise InputError(f"the training dataset at {location} has {problem} (first: {example})", hint=FIX)
+
+
+class _Parts:
+    """What is kept of each group of files, and the ``Ratings`` they make."""
+
+    def __init__(self, *, ordered: bool) -> None:
+        self.ordered = ordered
+        self.rows = 0
+        self.customer: list[np.ndarray] = []
+        self.product: list[np.ndarray] = []  # int32: the product's place in ``codes`` (first seen first)
+        self.rating: list[np.ndarray] = []
+        self.day: list[np.ndarray] = []  # float64 days since 1970, NaN: never ordered
+        self.line: list[np.ndarray] = []
+        self.users: list[pa.Table] = []
+        self.items: list[pa.Table] = []
+        self.codes: dict[str, int] = {}
+
+    def add(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        self.rows += table.num_rows
+        customer = _numpy(table[PARTITION_KEY]).astype(np.int32)
+        _, first = np.unique(customer, return_index=True)
+        self.users.append(table.select(list(USER_COLUMNS)).take(pa.array(first)))
+        encoded = table["productCode"].combine_chunks().dictionary_encode()
+        names = encoded.dictionary.to_pylist()
+        new = [k for k, code in enumerate(names) if code not in self.codes]
+        indices = encoded.indices.to_numpy(zero_copy_only=False)
+        if new:
+            _, at = np.unique(indices, return_index=True)  # the first row of each of the group's products
+            self.items.append(table.select(list(ITEM_COLUMNS)).take(pa.array(at[new])))
+            for k in new:
+                self.codes[names[k]] = len(self.codes)
+        local = np.array([self.codes[code] for code in names], dtype=np.int32)
+        self.customer.append(customer)
+        self.product.append(local[indices])
+        self.rating.append(_numpy(table["productRating"]).astype(np.float32))
+        if self.ordered:
+            self.day.append(_numpy(pc.cast(table["orderDate"], pa.int32())).astype(np.float64))
+            self.line.append(_numpy(table["orderLine"]).astype(np.float64))
+
+    def ratings(self, manifest: DatasetManifest, location: str) -> Ratings:
+        customer = np.concatenate(self.customer)
+        users = pa.concat_tables(self.users)
+        numbers, first = np.unique(_numpy(users[PARTITION_KEY]), return_index=True)
+        users = users.take(pa.array(first))
+        if len(numbers) < 2:
+            raise InputError(f"the training dataset at {location} has ratings from {len(numbers)} customer; "
+                             "a recommender needs at least 2", hint="train on a dataset with more customers")
+        if self.rows < 10:
+            raise InputError(f"the training dataset at {location} has {self.rows} ratings; at least 10 are "
+                             "needed for training, validation and test splits", hint="add ratings, then `recpipe etl run`")
+        items = pa.concat_tables(self.items)
+        by_code = pc.sort_indices(items["productCode"]).to_numpy()
+        rank = np.empty(len(by_code), dtype=np.int64)
+        rank[by_code] = np.arange(len(by_code))
+        items = items.take(pa.array(by_code))
+        user = np.searchsorted(numbers, customer).astype(np.int64)
+        del customer
+        item = rank[np.concatenate(self.product)]
+        order = np.lexsort((item, user))  # by customer, then product: the rows' one order
+        rating = np.concatenate(self.rating)[order]
+        when = _order(np.concatenate(self.day)[order], np.concatenate(self.line)[order]) if self.ordered else None
+        return Ratings(users, items, user[order], item[order], rating, manifest, when)
+
+
+def _numpy(column: Any) -> np.ndarray:
+    return column.to_numpy(zero_copy_only=False) if isinstance(column, pa.ChunkedArray | pa.Array) else column
+
+
+def _order(day: np.ndarray, line: np.ndarray) -> np.ndarray | None:
+    """Per rating, its place in time by its first order (the day, then the line within the
+    day) as an int64 rank; -1 where unknown. None when no rating has an order."""
+    known = np.isfinite(day)
+    if not known.any():
+        return None
+    line = np.where(np.isfinite(line), line, np.inf)
+    rows = np.flatnonzero(known)
+    rank = np.full(len(day), -1, dtype=np.int64)
+    rank[rows[np.lexsort((line[rows], day[rows]))]] = np.arange(len(rows))
+    return rank

@@ -1,0 +1,88 @@
+"""Training at scale: the dataset read a few files at a time, the evaluation on a seeded
+sample of customers with its interval, the rating baseline off by default above a size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from recpipe import ranking
+from recpipe.adapters import open_artifacts, open_lake
+from recpipe.source.generate import ShopSpec
+from recpipe.training import evaluate, reading, retrieval
+from recpipe.training.dataset import interaction_split
+from recpipe.training.fit import FitOptions
+from recpipe.training.pipeline import TrainOptions
+from recpipe.training.pipeline import run as train
+from tests.support.training import etl_lake
+
+FAST = FitOptions(max_epochs=2, patience=1)
+
+
+@pytest.fixture(scope="module")
+def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return etl_lake(tmp_path_factory.mktemp("shop"), ShopSpec(customers=400, products=60, seed=11))
+
+
+def test_reading_a_few_files_at_a_time_gives_the_same_ratings(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    whole = reading.read_ratings(open_lake(str(lake)))
+    monkeypatch.setattr(reading, "FILES_AT_ONCE", 7)  # 400 customers' files: 58 groups
+    grouped = reading.read_ratings(open_lake(str(lake)))
+    assert grouped.users.equals(whole.users) and grouped.items.equals(whole.items)
+    for name in ("user", "item", "rating", "order"):
+        a, b = getattr(whole, name), getattr(grouped, name)
+        assert a is not None and b is not None and a.dtype == b.dtype and np.array_equal(a, b), name
+    assert whole.users["customerNumber"].to_pylist() == sorted(whole.users["customerNumber"].to_pylist())
+    assert whole.items["productCode"].to_pylist() == sorted(whole.items["productCode"].to_pylist())
+    assert np.all(np.diff(whole.user) >= 0)  # by customer, then product
+    same = whole.user[1:] == whole.user[:-1]
+    assert np.all(whole.item[1:][same] > whole.item[:-1][same])
+
+
+def test_the_evaluation_ranks_a_seeded_sample_of_customers(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = reading.read_ratings(open_lake(str(lake)))
+    s = interaction_split(data, seed=3)
+    n_users, n_items = len(data.users), len(data.items)
+    whole = evaluate.Holdouts.of(data.user, data.item, n_users, n_items, s, seed=3)
+    assert not whole.sample["sampled"] and whole.sample["test_customers_of"] == len(whole.test.users)
+    monkeypatch.setattr(evaluate, "EVALUATION_CUSTOMERS", 50)
+    a = evaluate.Holdouts.of(data.user, data.item, n_users, n_items, s, seed=3)
+    b = evaluate.Holdouts.of(data.user, data.item, n_users, n_items, s, seed=3)
+    assert a.sample["sampled"] and a.sample["test_customers_of"] == whole.sample["test_customers_of"]
+    assert len(a.test.users) == 50 and np.array_equal(a.test.users, b.test.users)  # seeded
+    assert len(a.cold.users) == min(50, len(whole.cold.users))
+    # a sampled customer keeps every one of their held-out products, and what they had already
+    kept = np.isin(whole.test.relevant_user, a.test.users)
+    assert np.array_equal(np.sort(whole.test.relevant_item[kept]), np.sort(a.test.relevant_item))
+    assert len(a.test.seen_user) == len(whole.test.seen_user)
+    assert np.array_equal(a.validation.relevant_user, whole.validation.relevant_user)  # validation as before
+
+
+def test_a_figure_comes_with_the_95_percent_interval_of_its_mean() -> None:
+    rng = np.random.default_rng(0)
+    n_users, n_items = 400, 30
+    relevant_user = np.repeat(np.arange(n_users), 2)
+    relevant_item = rng.integers(0, n_items, len(relevant_user))
+    h = ranking.Holdout(n_users, n_items, np.zeros(0, np.int64), np.zeros(0, np.int64), relevant_user, relevant_item)
+    got = ranking.evaluate(lambda rows: rng.random((len(rows), n_items)), h)
+    low, high = got["ci95"]["recall_at_10"]
+    assert low < got["recall_at_10"] < high
+    # the same interval by hand: a customer's recall is their hits of 1 or 2 held-out products
+    assert 0.02 < high - low < 0.1
+    assert ranking.interval(np.array([0.0, 1.0, 0.0, 1.0])) == pytest.approx(
+        [0.5 - 1.96 * np.std([0, 1, 0, 1], ddof=1) / 2, 0.5 + 1.96 * np.std([0, 1, 0, 1], ddof=1) / 2])
+
+
+@pytest.mark.parametrize(("asked", "limit", "trained"), [(None, 10**9, True), (None, 100, False), (True, 100, True),
+                                                         (False, 10**9, False)])
+def test_the_rating_baseline_is_off_by_default_above_a_size(tmp_path: Path, lake: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            asked: bool | None, limit: int, trained: bool) -> None:
+    monkeypatch.setattr(retrieval, "RATING_BASELINE_MAX", limit)
+    store, name = open_artifacts(str(tmp_path / "art"))
+    m = train(open_lake(str(lake)), store, name, TrainOptions(fit=FAST, rating_baseline=asked, events=False))
+    got = m.metrics["baselines"]["rating_model"]
+    assert ("recall_at_10" in got) is trained, got
+    if not trained:
+        assert "--rating-baseline" in got["skipped"]
