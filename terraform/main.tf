@@ -48,6 +48,22 @@ module "etl" {
   log_retention_days       = var.log_retention_days
 }
 
+module "training" {
+  source             = "./modules/training"
+  count              = var.enable_training ? 1 : 0
+  name               = var.name
+  shared             = module.shared
+  instance_type      = var.training_instance_type
+  volume_gb          = var.training_volume_gb
+  max_runtime_hours  = var.training_max_runtime_hours
+  image_tags         = var.training_image_tags
+  image_account      = var.training_image_account
+  hyperparameters    = var.training_hyperparameters
+  after_etl_job      = var.enable_etl ? module.etl[0].job_name : ""
+  schedule           = var.training_schedule
+  log_retention_days = var.log_retention_days
+}
+
 module "streaming_inference" {
   source                   = "./modules/streaming-inference"
   count                    = var.enable_streaming && var.enable_vector_db ? 1 : 0

@@ -28,6 +28,11 @@ output "glue_job" {
   value       = try(module.etl[0].job_name, null)
 }
 
+output "training_state_machine" {
+  description = "Starts a training run (aws stepfunctions start-execution --state-machine-arn ...); the ETL's runs start one too."
+  value       = try(module.training[0].state_machine_arn, null)
+}
+
 output "vectors_loader" {
   description = "Name of the vectors loader function (aws lambda invoke --function-name ... out.json)."
   value       = try(module.vector_db[0].loader_name, null)

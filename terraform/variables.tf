@@ -46,6 +46,54 @@ variable "enable_etl" {
   default     = true
 }
 
+variable "enable_training" {
+  description = "Deploy the training stage: SageMaker training jobs of `recpipe train`, started after each ETL run and/or on training_schedule."
+  type        = bool
+  default     = true
+}
+
+variable "training_instance_type" {
+  description = "SageMaker instance of a training run (bigger shops: more memory, see docs/scale.md; ml.g* and ml.p* take the GPU image)."
+  type        = string
+  default     = "ml.m5.2xlarge"
+}
+
+variable "training_volume_gb" {
+  description = "Storage of the training instance, in GB."
+  type        = number
+  default     = 50
+}
+
+variable "training_max_runtime_hours" {
+  description = "A training run taking longer is stopped."
+  type        = number
+  default     = 6
+}
+
+variable "training_image_tags" {
+  description = "Tags of SageMaker's PyTorch training image (Python 3.11) for CPU and GPU instances."
+  type        = object({ cpu = string, gpu = string })
+  default     = { cpu = "2.5.1-cpu-py311-ubuntu22.04-sagemaker", gpu = "2.5.1-gpu-py311-cu124-ubuntu22.04-sagemaker" }
+}
+
+variable "training_image_account" {
+  description = "Account that publishes SageMaker's framework images in the region (763104351884 in most; see AWS's Deep Learning Containers list)."
+  type        = string
+  default     = "763104351884"
+}
+
+variable "training_hyperparameters" {
+  description = "More `recpipe train` options for the training runs, by name, e.g. { \"max-epochs\" = \"20\" }."
+  type        = map(string)
+  default     = {}
+}
+
+variable "training_schedule" {
+  description = "EventBridge schedule expression that also starts a training run, e.g. cron(0 4 * * ? *). Empty: only after the ETL."
+  type        = string
+  default     = ""
+}
+
 variable "enable_vector_db" {
   description = "Deploy the vector database (RDS PostgreSQL + pgvector) and its loader."
   type        = bool

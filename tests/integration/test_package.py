@@ -123,3 +123,35 @@ def test_the_vectors_loader_runs_from_the_zip_and_its_layer(built: tuple[Path, d
     assert answer["loaded"] and answer["model_version"] == stack.version
     assert answer["items"] > 0 and answer["users"] > 0 and answer["catalog"] == 60
     print(f"vectors loader: import {run['import_seconds']:.2f} s, load {run['first_call_seconds']:.2f} s")
+
+
+def test_the_sagemaker_source_dir_runs_the_training_job_from_its_wheel(built: tuple[Path, dict], tmp_path: Path) -> None:
+    """As SageMaker's script mode does: unpack, install requirements.txt's wheel, run train.py."""
+    import tarfile
+
+    from recpipe.source.generate import ShopSpec
+    from tests.support.training import etl_lake
+
+    _, manifest = built
+    out = Path(manifest["output"])
+    entry = manifest["files"]["sagemaker/sourcedir.tar.gz"]
+    assert hashlib.sha256((out / "sagemaker" / "sourcedir.tar.gz").read_bytes()).hexdigest() == entry["sha256"]
+    code = tmp_path / "opt" / "ml" / "code"
+    with tarfile.open(out / "sagemaker" / "sourcedir.tar.gz") as tar:
+        tar.extractall(code, filter="data")
+    wheel = next(code.glob("recpipe-*.whl"))
+    requirements = (code / "requirements.txt").read_text().splitlines()
+    assert requirements[0] == f"./{wheel.name}[aws]" and not any(r.startswith("torch") for r in requirements)
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+                   check=True, timeout=300)
+    lake = etl_lake(tmp_path / "shop", ShopSpec(customers=80, products=20, seed=2))
+    env = {**os.environ, "PYTHONPATH": str(site), "SM_CHANNEL_LAKE": str(lake), "SM_MODEL_DIR": str(tmp_path / "model"),
+           "SM_OUTPUT_DIR": str(tmp_path / "output"), "RECPIPE_HOME": str(tmp_path / "home"),
+           "SM_HPS": json.dumps({"artifacts-url": str(tmp_path / "artifacts"), "max-epochs": "1", "events": "false"})}
+    check = "import recpipe, sys; print(recpipe.__file__)"
+    where = subprocess.run([sys.executable, "-c", check], env=env, cwd=code, capture_output=True, text=True, check=True)
+    assert where.stdout.startswith(str(site))  # the wheel's recpipe, not this checkout's
+    done = subprocess.run([sys.executable, "train.py"], env=env, cwd=code, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((tmp_path / "model" / "model_manifest.json").read_text())["counts"]["users"] > 0

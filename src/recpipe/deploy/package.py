@@ -8,6 +8,10 @@
   ``vectors load`` adds to ``lambda.zip`` (one zip would pass Lambda's 50 MiB).
 - ``glue/recpipe-<version>-py3-none-any.whl`` and ``glue/glue_etl.py``: the package as a
   wheel for Glue's ``--additional-python-modules`` and the job's entry script.
+- ``sagemaker/sourcedir.tar.gz``: what SageMaker's PyTorch training container runs in script
+  mode (``terraform/modules/training``): ``train.py`` (``recpipe.jobs.sagemaker_train``), the
+  wheel, and ``requirements.txt`` (the wheel with its AWS extra and what training adds; the
+  container's own torch is kept).
 - ``manifest.json``: every file with its size (zipped and unzipped) and SHA-256.
 
 Versions are the ones installed here (``pyproject.toml``'s pins), so the zip runs what the
@@ -16,11 +20,14 @@ tests ran. Zips are reproducible: fixed timestamps, sorted entries.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import io
 import json
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -47,6 +54,9 @@ LAMBDA_DISTRIBUTIONS = (
 )
 LAYER_DISTRIBUTIONS = ("pyarrow", "sqlalchemy", "pymysql")  # CSVs by Arrow; the catalog from MySQL
 GLUE_DISTRIBUTIONS = ("pymysql",)  # the wheel's own dependencies Glue resolves from PyPI
+SAGEMAKER_SOURCEDIR = "sagemaker/sourcedir.tar.gz"
+SAGEMAKER_DISTRIBUTIONS = ("matplotlib",)  # training's own, beside the container's torch
+SAGEMAKER_ENTRY = "import sys\n\nfrom recpipe.jobs.sagemaker_train import main\n\nsys.exit(main())\n"
 LAMBDA_MAX_ZIPPED = 50 * 1024 * 1024  # a direct upload; Terraform uses S3, but keep within it
 LAMBDA_MAX_UNZIPPED = 250 * 1024 * 1024
 # Lambda's python3.11 runtime is Amazon Linux 2 (glibc 2.26): only wheels for glibc 2.26 and
@@ -153,6 +163,8 @@ def build(output: Path, *, python: str = "3.11", architecture: str = "x86_64",
         shutil.copy2(root / "src" / "recpipe" / "jobs" / "glue_etl.py", glue / "glue_etl.py")
         for path in sorted(glue.iterdir()):
             files[f"glue/{path.name}"] = _describe(path, f"glue/{path.name}", path.stat().st_size)
+        progress.status(f"writing {SAGEMAKER_SOURCEDIR}")
+        files[SAGEMAKER_SOURCEDIR] = _sourcedir(wheel, output / SAGEMAKER_SOURCEDIR)
     for function in HANDLERS:
         zips = [files[name] for name in (LAMBDA_ZIP, *LAYERS.get(function, []))]
         zipped, unzipped = max(z.bytes for z in zips), sum(z.unzipped_bytes for z in zips)
@@ -192,6 +204,22 @@ def _prune(site: Path) -> None:
                 shutil.rmtree(path, ignore_errors=True)
             elif path.exists():
                 path.unlink()
+
+
+def _sourcedir(wheel: Path, target: Path) -> Built:
+    """SageMaker script mode's source directory, as a reproducible tar.gz."""
+    members = {"train.py": SAGEMAKER_ENTRY.encode(), wheel.name: wheel.read_bytes(),
+               "requirements.txt": "\n".join([f"./{wheel.name}[aws]", *pins(SAGEMAKER_DISTRIBUTIONS)]).encode() + b"\n"}
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    with tmp.open("wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, \
+            tarfile.open(fileobj=gz, mode="w") as tar:
+        for name, data in sorted(members.items()):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 0
+            tar.addfile(info, io.BytesIO(data))
+    tmp.replace(target)
+    return _describe(target, SAGEMAKER_SOURCEDIR, sum(len(d) for d in members.values()))
 
 
 def _wheel(root: Path, into: Path) -> Path:

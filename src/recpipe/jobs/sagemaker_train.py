@@ -14,7 +14,8 @@ SageMaker's settings it reads: ``SM_HPS`` (the hyperparameters as JSON; else
 ``/opt/ml/input/config/hyperparameters.json``), ``SM_CHANNEL_LAKE``, ``SM_MODEL_DIR`` (the model's
 manifest is written there, so the job's model.tar.gz says which model it made) and
 ``SM_OUTPUT_DIR`` (on failure, ``failure`` there holds the one-line reason SageMaker shows as the
-job's FailureReason). The same command runs anywhere::
+job's FailureReason). It prints ``metric <name>=<value>`` lines for the job's metric definitions.
+The same command runs anywhere::
 
     SM_HPS='{"lake-url": "s3://b/lake", "artifacts-url": "s3://b/artifacts"}' python -m recpipe.jobs.sagemaker_train
 """
@@ -108,8 +109,21 @@ def _keep_manifest(options: Mapping[str, str], environ: Mapping[str, str]) -> No
     settings = load_settings({"lake_url": options.get("lake-url"), "artifacts_url": options.get("artifacts-url")})
     store, name = Backends(settings).artifacts()
     body = store.read_bytes(artifact_path(name, MANIFEST))
-    if body is not None:
-        _write(Path(model_dir) / MODEL_MANIFEST, body.decode())
+    if body is None:
+        return
+    _write(Path(model_dir) / MODEL_MANIFEST, body.decode())
+    for line in metric_lines(json.loads(body)):
+        print(line, file=sys.stderr, flush=True)
+
+
+def metric_lines(manifest: Mapping[str, Any]) -> list[str]:
+    """``metric <name>=<value>`` per figure: what the job's metric definitions read from its log."""
+    metrics = manifest.get("metrics") or {}
+    figures = {"recall_at_10": metrics.get("recall_at_10"), "ndcg_at_10": metrics.get("ndcg_at_10"),
+               "popularity_recall_at_10": ((metrics.get("baselines") or {}).get("popularity") or {}).get("recall_at_10"),
+               "cold_start_recall_at_10": (metrics.get("cold_start") or {}).get("recall_at_10"),
+               "rmse": metrics.get("rmse")}
+    return [f"metric {k}={v:.6f}" for k, v in figures.items() if isinstance(v, int | float)]
 
 
 def _write(path: Path, text: str) -> None:

@@ -24,7 +24,7 @@ locals {
   lake       = "lake"
   artifacts  = "${local.lake}/ml-artifacts" # RECPIPE_ARTIFACTS_URL's default under the lake
   glue_wheel = one([for path, _ in var.manifest.files : path if startswith(path, "glue/recpipe-")])
-  code_files = toset(concat(["lambda.zip", "arrow-layer.zip", "glue/glue_etl.py"], [local.glue_wheel]))
+  code_files = toset(concat(["lambda.zip", "arrow-layer.zip", "glue/glue_etl.py", "sagemaker/sourcedir.tar.gz"], [local.glue_wheel]))
 }
 
 resource "aws_kms_key" "this" {
