@@ -21,13 +21,13 @@ from recpipe.source.generate import ShopSpec, generate_shop
 from recpipe.source.load import write_shop
 
 
-def etl_lake(root: Path, spec: ShopSpec) -> Path:
+def etl_lake(root: Path, spec: ShopSpec, layout: str = "partitioned") -> Path:
     """Generate a shop into SQLite and run the DuckDB ETL into ``root/lake``; return the lake."""
     root.mkdir(parents=True, exist_ok=True)
     shop = generate_shop(spec)
     db = open_source(f"sqlite:///{root / 'source.db'}")
     write_shop(db, shop)
-    run_etl(db, open_lake(str(root / "lake")), generator=shop.params)
+    run_etl(db, open_lake(str(root / "lake")), generator=shop.params, layout=layout)
     return root / "lake"
 
 

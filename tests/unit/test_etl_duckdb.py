@@ -65,6 +65,36 @@ def test_layout_manifest_and_other_readers(source: str, tmp_path: Path, shop) ->
     assert not list((tmp_path / "lake" / "_staging").glob(f"{DATASET}-*")), "staging cleaned up"
 
 
+@pytest.mark.parametrize("processes", [1, 2])
+def test_the_compact_layout_holds_the_same_rows_in_few_files_of_whole_customers(
+        source: str, tmp_path: Path, shop, monkeypatch: pytest.MonkeyPatch, processes: int) -> None:
+    from recpipe.etl import duckdb_engine
+    from recpipe.training.reading import read_ratings
+
+    monkeypatch.setattr(duckdb_engine, "COMPACT_ROWS", 700)  # a few files of this small shop
+    monkeypatch.setattr(duckdb_engine, "PARALLEL_FROM_ROWS", 0 if processes > 1 else 10**9)
+    monkeypatch.setattr(duckdb_engine.os, "cpu_count", lambda: processes)
+    compact = open_lake(str(tmp_path / "compact"))
+    manifest = run_etl(open_source(source), compact, layout="compact")
+    root = tmp_path / "compact" / DATASET
+    files = sorted(root.glob("*.parquet"))
+    assert manifest.format["layout"] == "compact" and manifest.files == len(files) and manifest.partitions == 0
+    assert not [p for p in root.iterdir() if p.is_dir()]
+    assert 3 <= len(files) < shop.tables["ratings"].num_rows // 500
+    owners = [set(pq.read_table(f, columns=["customerNumber"])["customerNumber"].to_pylist()) for f in files]
+    assert sum(len(o) for o in owners) == len(set().union(*owners))  # a customer lives in one file
+    assert pq.read_schema(files[0]).names == TRAINING_SCHEMA.names  # customerNumber a column, first
+    got = duckdb.sql(f"SELECT * FROM read_parquet('{root}/*.parquet') ORDER BY customerNumber, productCode").to_arrow_table()
+    assert got.to_pylist() == expected_training(shop.tables).to_pylist()
+    partitioned = open_lake(str(tmp_path / "partitioned"))
+    run_etl(open_source(source), partitioned)
+    a, b = read_ratings(compact), read_ratings(partitioned)  # training reads either layout alike
+    assert a.users.equals(b.users) and a.items.equals(b.items)
+    assert all((getattr(a, k) == getattr(b, k)).all() for k in ("user", "item", "rating", "order"))
+    with pytest.raises(InputError, match="unknown dataset layout"):
+        run_etl(open_source(source), compact, layout="bucketed")
+
+
 def test_rerun_on_unchanged_source_gives_the_same_dataset(source: str, tmp_path: Path) -> None:
     lake = open_lake(str(tmp_path / "lake"))
     first = run_etl(open_source(source), lake)

@@ -119,10 +119,14 @@ class LocalLake:
             os.rename(old, path)
         # ``staged`` now holds the previous version; stage() deletes it.
 
-    def dataset(self, name: str, *, partitioning: Any = None) -> Any:
+    def dataset(self, name: str, *, partitioning: Any = None, files: list[str] | None = None,
+                schema: Any = None) -> Any:
         import pyarrow.dataset as ds
 
-        return ds.dataset(str(self.root / name), format="parquet", partitioning=partitioning)
+        if files is None:
+            return ds.dataset(str(self.root / name), format="parquet", partitioning=partitioning, schema=schema)
+        return ds.dataset([str(self.root / f) for f in files], format="parquet", partitioning=partitioning,
+                          partition_base_dir=str(self.root / name), schema=schema)
 
     def read_bytes(self, relpath: str) -> bytes | None:
         path = self.root / relpath

@@ -203,7 +203,8 @@ class S3Lake:
             for obj in page.get("Contents", []):
                 yield obj["Key"]
 
-    def dataset(self, name: str, *, partitioning: Any = None) -> Any:
+    def dataset(self, name: str, *, partitioning: Any = None, files: list[str] | None = None,
+                schema: Any = None) -> Any:
         """Read with Arrow's own S3 client, given boto3's endpoint, region and credentials."""
         import pyarrow.dataset as ds
         from pyarrow import fs
@@ -221,8 +222,12 @@ class S3Lake:
             scheme, _, host = endpoint.partition("://")
             options.update(endpoint_override=host.rstrip("/"), scheme=scheme)
         filesystem = fs.S3FileSystem(**options)
-        return ds.dataset(f"{self.bucket}/{self._key(name)}", format="parquet",
-                          partitioning=partitioning, filesystem=filesystem)
+        if files is None:
+            return ds.dataset(f"{self.bucket}/{self._key(name)}", format="parquet",
+                              partitioning=partitioning, filesystem=filesystem, schema=schema)
+        return ds.dataset([f"{self.bucket}/{self._key(f)}" for f in files], format="parquet",
+                          partitioning=partitioning, filesystem=filesystem, schema=schema,
+                          partition_base_dir=f"{self.bucket}/{self._key(name)}")
 
     def read_bytes(self, relpath: str) -> bytes | None:
         from botocore.exceptions import ClientError

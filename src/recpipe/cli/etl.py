@@ -32,7 +32,8 @@ Json = Annotated[bool, typer.Option("--json", help="Print the manifest as JSON i
 
 
 def etl_stage(settings: Settings, *, engine: str | None = None, max_quarantine_fraction: float = 0.05,
-              quiet: bool = False, events: bool = True) -> tuple[DatasetManifest, EventsManifest | None]:
+              quiet: bool = False, events: bool = True, layout: str = "partitioned"
+              ) -> tuple[DatasetManifest, EventsManifest | None]:
     """``etl.pipeline.run`` and (``events``) ``etl.online.run`` with the settings and progress
     bars (the CLI and the demo)."""
     db = Backends(settings).source()
@@ -42,7 +43,7 @@ def etl_stage(settings: Settings, *, engine: str | None = None, max_quarantine_f
     spark = _spark(settings, engine)
     with bars(quiet=quiet) as progress:
         manifest = run_etl(db, lake, engine=engine, max_quarantine_fraction=max_quarantine_fraction,
-                           generator=generator, spark=spark, progress=progress)
+                           generator=generator, spark=spark, layout=layout, progress=progress)
     return manifest, events_stage(settings, engine=engine, quiet=quiet, spark=spark) if events else None
 
 
@@ -79,6 +80,10 @@ def run(
     events: Annotated[bool, typer.Option(
         "--events/--no-events", help="Also read the recommendations sink's new hours into the lake's "
                                      "events and impressions (see `recpipe etl events`).")] = True,
+    layout: Annotated[str, typer.Option(
+        help="partitioned: the contract's customerNumber=<n>/ folders, one file per customer. compact: "
+             "files of about a million ratings, whole customers each, customerNumber a column "
+             "(big shops: far fewer files to write, list and read; docs/scale.md).")] = "partitioned",
     source_url: SourceUrl = None,
     lake_url: LakeUrl = None,
     recommendations_url: RecommendationsUrl = None,
@@ -88,13 +93,13 @@ def run(
     then read what the stream delivered and the service served (`recpipe etl events`).
 
     One row per rating joined with its customer and product (recpipe.contracts.dataset), snappy Parquet
-    partitioned customerNumber=<n>, with _manifest.json. Rows that break the contract go to
+    partitioned customerNumber=<n> (or --layout compact), with _manifest.json. Rows that break the contract go to
     <lake>/ratings_ml_training_quarantine with a reason.
     """
     settings = load_settings({"source_url": source_url, "lake_url": lake_url, "engine": engine,
                               "recommendations_url": recommendations_url})
     manifest, online = etl_stage(settings, engine=engine, max_quarantine_fraction=max_quarantine_fraction,
-                                 quiet=as_json, events=events)
+                                 quiet=as_json, events=events, layout=layout)
     if as_json:
         emit_json(manifest.to_json() | {"events": online.totals() if online else None})
     else:
@@ -154,7 +159,8 @@ def _print_events(m: EventsManifest | None) -> None:
 
 def _print(m: DatasetManifest) -> None:
     mapping(f"training dataset {m.version}", {
-        "location": m.location, "rows": m.rows, "partitions (customers)": m.partitions,
+        "location": m.location, "rows": m.rows, "layout": m.format.get("layout", "partitioned"),
+        "partitions (customers)": m.partitions,
         "files": m.files, "bytes": m.bytes, "engine": m.engine, "source": m.source,
         "created at": m.created_at, "seconds (until publish)": m.seconds["until_publish"],
         "fingerprint": m.fingerprint})

@@ -17,6 +17,14 @@ QUARANTINE = "ratings_ml_training_quarantine"
 MANIFEST = "_manifest.json"
 PARTITION_KEY = "customerNumber"
 ENGINES = ("duckdb", "spark")  # what can build it: DuckDB locally, Spark (the AWS Glue job)
+# How the files are laid out (``format.layout`` in the manifest; missing: partitioned).
+# partitioned (the default, the seed's contract): customerNumber=<n>/part-0.parquet, one file per
+#   customer, customerNumber in the path only.
+# compact: part-*.parquet directly in the dataset, each holding whole customers (bucketed by
+#   customerNumber, then cut at COMPACT_ROWS rows), sorted by customer and product, customerNumber
+#   a column like the others. 10M ratings are a few dozen files instead of 600,000.
+LAYOUTS = ("partitioned", "compact")
+COMPACT_ROWS = 1_000_000
 
 # The dataset's columns, in this order. customerNumber is the Hive partition key (customerNumber=<n>/).
 # (name, Arrow type, nullable); TRAINING_SCHEMA / QUARANTINE_SCHEMA are the Arrow schemas, built on

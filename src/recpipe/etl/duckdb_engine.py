@@ -9,10 +9,10 @@ from pathlib import Path
 
 from recpipe.adapters.base import SourceDatabase
 from recpipe.adapters.staged import WrittenFile
-from recpipe.contracts.dataset import PARTITION_KEY, SOURCE_COLUMNS
+from recpipe.contracts.dataset import COMPACT_ROWS, PARTITION_KEY, SOURCE_COLUMNS
 from recpipe.errors import InputError
 from recpipe.etl import transform
-from recpipe.etl.partition_writer import write_in_processes, write_partitions
+from recpipe.etl.partition_writer import write_compact, write_in_processes, write_partitions
 from recpipe.progress import SILENT, Progress
 from recpipe.source.read import source_schema, stream, tables_read
 
@@ -29,8 +29,8 @@ class EngineResult:
 
 def run(db: SourceDatabase, out: Path, quarantine_out: Path, *, memory_limit: str = "1GB",
         threads: int | None = None, processes: int | None = None, batch_rows: int = 100_000,
-        progress: Progress = SILENT) -> EngineResult:
-    """Extract, classify and write snappy Parquet partitioned by customerNumber into ``out``."""
+        layout: str = "partitioned", progress: Progress = SILENT) -> EngineResult:
+    """Extract, classify and write snappy Parquet in ``layout`` (``contracts.dataset.LAYOUTS``) into ``out``."""
     import duckdb
 
     with tempfile.TemporaryDirectory(prefix="recpipe-duckdb-") as tmp:
@@ -74,14 +74,16 @@ def run(db: SourceDatabase, out: Path, quarantine_out: Path, *, memory_limit: st
                 f"TO '{quarantine_out / 'part-0.parquet'}' (FORMAT parquet, COMPRESSION snappy)")
         finally:
             con.close()
+        compact = COMPACT_ROWS if layout == "compact" else None
         if rows >= PARALLEL_FROM_ROWS and (processes or os.cpu_count() or 1) > 1:
             share = f"SELECT * FROM training WHERE {PARTITION_KEY} % {{n}} = {{i}}"
-            written = write_in_processes(database, share, out, PARTITION_KEY, processes)
+            written = write_in_processes(database, share, out, PARTITION_KEY, processes, compact)
         else:
             con = duckdb.connect(str(database), read_only=True)
             try:
                 reader = con.sql("SELECT * FROM training").to_arrow_reader(100_000)
-                written = write_partitions(iter(reader), out, PARTITION_KEY)
+                written = (write_compact(iter(reader), out, PARTITION_KEY, compact) if compact else
+                           write_partitions(iter(reader), out, PARTITION_KEY))
             finally:
                 con.close()
     return EngineResult(source_rows=source_rows, rows=rows, quarantined=quarantined, files=written)

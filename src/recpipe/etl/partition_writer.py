@@ -1,9 +1,11 @@
-"""Writing a key-sorted Arrow stream as Hive partitions: ``<out>/<key>=<value>/part-0.parquet``.
+"""Writing a key-sorted Arrow stream in the dataset's layouts (``contracts.dataset.LAYOUTS``).
 
-The contract partitions by customer, so a dataset holds one small file per customer. General
-writers (DuckDB's PARTITION_BY, pyarrow's write_dataset) spend 4-5 ms per partition here; a
-sorted stream cut at key changes costs about 0.4 ms, and ``write_in_processes`` splits the
-keys over processes that each read their share of a DuckDB file.
+Partitioned, the contract's default: ``<out>/<key>=<value>/part-0.parquet``, one small file per
+customer. General writers (DuckDB's PARTITION_BY, pyarrow's write_dataset) spend 4-5 ms per
+partition here; a sorted stream cut at key changes costs about 0.4 ms. Compact:
+``<out>/part-<share>-<n>.parquet``, the key kept as a column, each file cut at the first key
+change after ``rows`` rows. ``write_in_processes`` splits the keys over processes that each
+read their share of a DuckDB file.
 """
 
 from __future__ import annotations
@@ -61,7 +63,58 @@ def write_partitions(batches: Iterator[pa.RecordBatch], out: Path, key: str) -> 
     return written
 
 
-def _worker(database: str, query: str, out: str, key: str) -> list[WrittenFile]:
+def write_compact(batches: Iterator[pa.RecordBatch], out: Path, key: str, rows: int,
+                  name: str = "part-0") -> list[WrittenFile]:
+    """Write a stream sorted by ``key`` as files of about ``rows`` rows (whole keys each), the
+    key kept as a column: ``<name>-00000.parquet``, ``<name>-00001.parquet``, ..."""
+    pending: list[pa.RecordBatch] = []
+    held = 0
+    written: list[WrittenFile] = []
+
+    def flush() -> None:
+        nonlocal held
+        if not pending:
+            return
+        table = pa.Table.from_batches(pending)
+        relpath = f"{name}-{len(written):05d}.parquet"
+        sink = io.BytesIO()
+        pq.write_table(table, sink, row_group_size=128 * 1024, **WRITE_OPTIONS)
+        data = sink.getvalue()
+        (out / relpath).write_bytes(data)
+        written.append(WrittenFile(relpath, table.num_rows, len(data), hashlib.sha256(data).hexdigest()))
+        pending.clear()
+        held = 0
+
+    last = None  # the key of the last row held
+    for batch in batches:
+        while batch.num_rows:
+            keys = batch.column(key).to_numpy(zero_copy_only=False)
+            room = rows - held
+            if batch.num_rows <= room:
+                pending.append(batch)
+                held += batch.num_rows
+                last = keys[-1]
+                break
+            # cut at the first key change at or after the room left (a key never spans two files)
+            if room <= 0 and held and keys[0] != last:
+                cut = 0
+            else:
+                start = max(room, 1)
+                change = np.flatnonzero(keys[start:] != keys[start - 1:-1])
+                cut = int(change[0]) + start if len(change) else batch.num_rows
+            if cut:
+                pending.append(batch.slice(0, cut))
+                held += cut
+                last = keys[cut - 1]
+            if cut < batch.num_rows:
+                flush()
+            batch = batch.slice(cut)
+    flush()
+    return written
+
+
+def _worker(database: str, query: str, out: str, key: str, compact_rows: int | None = None,
+            name: str = "part-0") -> list[WrittenFile]:
     import duckdb
 
     con = duckdb.connect(database, read_only=True)
@@ -70,18 +123,21 @@ def _worker(database: str, query: str, out: str, key: str) -> list[WrittenFile]:
                         "SET preserve_insertion_order = true"):
             con.execute(setting).fetchall()
         reader = con.sql(query).to_arrow_reader(100_000)
+        if compact_rows:
+            return write_compact(iter(reader), Path(out), key, compact_rows, name)
         return write_partitions(iter(reader), Path(out), key)
     finally:
         con.close()
 
 
 def write_in_processes(database: Path, query_for_share: str, out: Path, key: str,
-                       processes: int | None = None) -> list[WrittenFile]:
+                       processes: int | None = None, compact_rows: int | None = None) -> list[WrittenFile]:
     """Each process writes the keys ``key % n == i``: ``query_for_share`` has ``{n}`` and ``{i}``
-    and must return its rows sorted by ``key`` (a single-threaded scan of a sorted table)."""
+    and must return its rows sorted by ``key`` (a single-threaded scan of a sorted table).
+    ``compact_rows``: the compact layout, files of about that many rows."""
     n = max(1, processes or os.cpu_count() or 1)
     context = multiprocessing.get_context("spawn")  # never fork a process that has DuckDB threads
     with ProcessPoolExecutor(max_workers=n, mp_context=context) as pool:
-        futures = [pool.submit(_worker, str(database), query_for_share.format(n=n, i=i), str(out), key)
-                   for i in range(n)]
+        futures = [pool.submit(_worker, str(database), query_for_share.format(n=n, i=i), str(out), key,
+                               compact_rows, f"part-{i}") for i in range(n)]
         return [w for f in futures for w in f.result()]

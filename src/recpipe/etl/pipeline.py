@@ -21,6 +21,7 @@ from recpipe.contracts.dataset import (
     DATASET,
     ENGINES,
     FILE_COLUMNS,
+    LAYOUTS,
     MANIFEST,
     PARTITION_KEY,
     QUARANTINE,
@@ -37,7 +38,7 @@ from recpipe.source.read import check_source, count_rows
 
 def run(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb", max_quarantine_fraction: float = 0.05,
         generator: dict[str, Any] | None = None, spark: Any = None, remote_staging: bool = False,
-        progress: Progress = SILENT) -> DatasetManifest:
+        layout: str = "partitioned", progress: Progress = SILENT) -> DatasetManifest:
     """Build and publish ``<lake>/ratings_ml_training``; return its manifest.
 
     ``remote_staging`` lets a Spark cluster write its output to the lake's own storage (S3)
@@ -47,6 +48,8 @@ def run(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb", max_quarantin
         raise InputError(f"unknown ETL engine {engine!r}", hint=f"use one of: {', '.join(ENGINES)}")
     if not 0 <= max_quarantine_fraction <= 1:
         raise InputError(f"--max-quarantine-fraction must be within 0 and 1 (got {max_quarantine_fraction})")
+    if layout not in LAYOUTS:
+        raise InputError(f"unknown dataset layout {layout!r}", hint=f"use one of: {', '.join(LAYOUTS)}")
     if remote_staging and engine != "spark":
         raise InputError("only the spark engine can stage remotely", hint="drop remote_staging")
     started = time.perf_counter()
@@ -62,11 +65,11 @@ def run(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb", max_quarantin
         if engine == "duckdb":
             from recpipe.etl import duckdb_engine
 
-            result = duckdb_engine.run(db, Path(out.location), Path(q_out.location), progress=progress)
+            result = duckdb_engine.run(db, Path(out.location), Path(q_out.location), layout=layout, progress=progress)
         else:
             from recpipe.etl import spark_engine
 
-            result = spark_engine.run(db, out.location, q_out.location, spark=spark, progress=progress)
+            result = spark_engine.run(db, out.location, q_out.location, spark=spark, layout=layout, progress=progress)
         transformed = time.perf_counter()
         progress.status("checking the staged dataset")
         ratings = result.source_rows["ratings"]
@@ -80,7 +83,7 @@ def run(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb", max_quarantin
             raise InputError(f"{quarantined:,} of {ratings:,} ratings ({fraction:.1%}) break the contract "
                              f"({detail}), more than --max-quarantine-fraction {max_quarantine_fraction}",
                              hint="fix the source or raise the threshold; the published dataset is unchanged")
-        files = _check_files(out, result.rows, result.files)
+        files = _check_files(out, result.rows, result.files, layout)
         doc = {
             "dataset": DATASET,
             "version": dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ-") + uuid.uuid4().hex[:8],
@@ -96,7 +99,8 @@ def run(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb", max_quarantin
             "bytes": files["bytes"],
             "fingerprint": files["fingerprint"],
             "schema": schema_document(TRAINING_SCHEMA),
-            "format": {"type": "parquet", "compression": "snappy", "partitioning": "hive"},
+            "format": {"type": "parquet", "compression": "snappy", "layout": layout,
+                       "partitioning": "hive" if layout == "partitioned" else f"none: files of whole customers, {PARTITION_KEY} a column"},
             "location": lake.location(DATASET),
             "quarantine": {
                 "rows": quarantined,
@@ -118,14 +122,14 @@ def run(db: SourceDatabase, lake: Lake, *, engine: str = "duckdb", max_quarantin
     return manifest
 
 
-def _check_files(out: Staged, rows: int, written: list[WrittenFile] | None) -> dict[str, Any]:
+def _check_files(out: Staged, rows: int, written: list[WrittenFile] | None, layout: str = "partitioned") -> dict[str, Any]:
     """The staged files keep the contract: layout, names, columns, types and row count.
 
     ``written`` is what the engine says it wrote (path, rows, digest); for an engine that
     cannot say (Spark), the staged files are described here instead.
     """
     found = out.files()
-    stray = [p for p in found if not _DATA_FILE.fullmatch(p)]
+    stray = [p for p in found if not _DATA_FILES[layout].fullmatch(p)]
     if stray:
         raise InternalError(f"the engine wrote unexpected files, e.g. {stray[0]}")
     if written is None:
@@ -135,7 +139,7 @@ def _check_files(out: Staged, rows: int, written: list[WrittenFile] | None) -> d
                          hint="was the staging directory changed during the run?")
     if found:
         got = [(f.name, f.type) for f in out.read_schema(found[0])]
-        expected = [(f.name, f.type) for f in TRAINING_SCHEMA if f.name in FILE_COLUMNS]
+        expected = [(f.name, f.type) for f in TRAINING_SCHEMA if f.name in FILE_COLUMNS or layout == "compact"]
         if got != expected:
             raise InternalError(f"the engine wrote {found[0]} with schema {got}, the contract is {expected}")
     counted = [w.rows for w in written if w.rows is not None]
@@ -144,11 +148,13 @@ def _check_files(out: Staged, rows: int, written: list[WrittenFile] | None) -> d
     digest = hashlib.sha256()
     for w in sorted(written, key=lambda w: w.path):
         digest.update(f"{w.path}\0{w.digest}\n".encode())
-    return {"partitions": len({w.path.split("/", 1)[0] for w in written}), "files": len(written),
+    partitions = len({w.path.split("/", 1)[0] for w in written}) if layout == "partitioned" else 0
+    return {"partitions": partitions, "files": len(written),
             "bytes": sum(w.size for w in written), "fingerprint": "sha256:" + digest.hexdigest()}
 
 
-_DATA_FILE = re.compile(rf"{PARTITION_KEY}=-?\d+/part-[^/]*\.parquet")
+_DATA_FILES = {"partitioned": re.compile(rf"{PARTITION_KEY}=-?\d+/part-[^/]*\.parquet"),
+               "compact": re.compile(r"part-[^/]*\.parquet")}
 
 
 def _generator_summary(params: dict[str, Any] | None) -> dict[str, Any] | None:

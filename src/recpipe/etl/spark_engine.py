@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from recpipe.adapters.base import SourceDatabase
-from recpipe.contracts.dataset import PARTITION_KEY, SOURCE_COLUMNS
+from recpipe.contracts.dataset import COMPACT_ROWS, PARTITION_KEY, SOURCE_COLUMNS
 from recpipe.errors import InputError, MissingDependencyError
 from recpipe.etl import transform
 from recpipe.etl.duckdb_engine import EngineResult
@@ -72,7 +72,7 @@ def read_source(spark: Any, db: SourceDatabase, table: str, *, fetch_rows: int =
 
 
 def run(db: SourceDatabase, out: Path | str, quarantine_out: Path | str, *, spark: Any = None,
-        progress: Progress = SILENT) -> EngineResult:
+        layout: str = "partitioned", progress: Progress = SILENT) -> EngineResult:
     """Extract over JDBC, classify with ``transform.CLASSIFY`` and write the two outputs."""
     spark = spark or local_session()
     try:
@@ -107,10 +107,15 @@ def run(db: SourceDatabase, out: Path | str, quarantine_out: Path | str, *, spar
         source_rows |= {t: spark.table(t).count() for t in present if t not in source_rows}
         for table, n in source_rows.items():
             progress.advance(table, n)
-        (spark.sql(transform.TRAINING)
-         .repartition(PARTITION_KEY)
-         .sortWithinPartitions(PARTITION_KEY, "productCode")
-         .write.mode("overwrite").partitionBy(PARTITION_KEY).parquet(str(out)))
+        training = spark.sql(transform.TRAINING)
+        if layout == "compact":  # ranges of customers, about COMPACT_ROWS rows a file
+            (training.repartitionByRange(max(1, -(-rows // COMPACT_ROWS)), PARTITION_KEY)
+             .sortWithinPartitions(PARTITION_KEY, "productCode")
+             .write.mode("overwrite").parquet(str(out)))
+        else:
+            (training.repartition(PARTITION_KEY)
+             .sortWithinPartitions(PARTITION_KEY, "productCode")
+             .write.mode("overwrite").partitionBy(PARTITION_KEY).parquet(str(out)))
         (spark.sql(transform.QUARANTINED).coalesce(1)
          .sortWithinPartitions("reason", "customerNumber", "productCode")
          .write.mode("overwrite").parquet(str(quarantine_out)))

@@ -9,6 +9,7 @@ Job arguments (``getResolvedOptions``)::
     --recommendations_url URL    optional: the recs bucket (s3://…) whose delivered and served
                                  lines then become the lake's events and impressions
     --max_quarantine_fraction F  optional, default 0.05
+    --layout partitioned|compact optional, default partitioned (``contracts.dataset.LAYOUTS``)
     --jdbc_driver CLASS          optional; on Glue the MySQL Connector/J Glue ships
                                  (com.mysql.cj.jdbc.Driver), locally MariaDB's
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from recpipe.contracts.dataset import DatasetManifest
 
 REQUIRED = ["JOB_NAME", "lake_url"]
-OPTIONAL = ["connection_name", "source_url", "max_quarantine_fraction", "jdbc_driver", "recommendations_url"]
+OPTIONAL = ["connection_name", "source_url", "max_quarantine_fraction", "jdbc_driver", "recommendations_url", "layout"]
 GLUE_MYSQL_DRIVER = "com.mysql.cj.jdbc.Driver"  # on Glue's class path; MariaDB's driver is not
 _DRIVERS = {"mysql": "mysql+pymysql", "mariadb": "mysql+pymysql", "postgresql": "postgresql",
             "sqlite": "sqlite"}
@@ -101,7 +102,8 @@ def main(argv: list[str] | None = None) -> DatasetManifest:
     manifest = run_etl(source,
                        open_lake(args["lake_url"], setting="--lake_url"), engine="spark",
                        max_quarantine_fraction=float(args.get("max_quarantine_fraction", 0.05)),
-                       spark=spark, remote_staging=job is not None and args["lake_url"].startswith("s3://"))
+                       spark=spark, remote_staging=job is not None and args["lake_url"].startswith("s3://"),
+                       layout=args.get("layout", "partitioned"))
     summary = {k: getattr(manifest, k) for k in ("version", "rows", "partitions", "location")}
     if "recommendations_url" in args:  # the online datasets, on the same Spark (recpipe.etl.online)
         from recpipe.adapters import open_recommendations

@@ -17,7 +17,6 @@ import numpy as np
 from recpipe import __version__
 from recpipe.adapters.base import Lake
 from recpipe.contracts.artifacts import MANIFEST, ModelManifest, artifact_path, registered
-from recpipe.contracts.dataset import DATASET
 from recpipe.errors import InputError, InternalError
 from recpipe.progress import SILENT, Progress
 from recpipe.training import artifacts
@@ -72,7 +71,6 @@ def run(lake: Lake, store: Lake, name: str, options: TrainOptions | None = None,
     options.check()
     started = time.perf_counter()
     store.check_writable()
-    progress.status(f"reading the training dataset from {lake.location(DATASET)}")
     data = read_ratings(lake, progress)
     data, used = _with_events(lake, data, options.events, progress)
     read_seconds = time.perf_counter() - started

@@ -47,17 +47,19 @@ def read_ratings(lake: Lake, progress: Progress = SILENT) -> Ratings:
                        hint="the source has no ratings: add some (`recpipe source add-ratings`), then `recpipe etl run`")
     part = ds.partitioning(pa.schema([(PARTITION_KEY, pa.int32())]), flavor="hive")
     with _reading(location):
-        dataset = lake.dataset(DATASET, partitioning=part)
-        files = list(dataset.files)
+        progress.status(f"listing {location}")
+        files = data_files(lake)
         if not files:
             raise empty
-        ordered = [c for c in ORDER_COLUMNS if c in dataset.schema.names]  # older datasets have none
+        schema = lake.dataset(DATASET, partitioning=part, files=files[:1]).schema
+        ordered = [c for c in ORDER_COLUMNS if c in schema.names]  # older datasets have none
         columns = [c for c in COLUMNS if c != PARTITION_KEY] + ordered + [PARTITION_KEY]
         parts = _Parts(ordered=bool(ordered))
+        progress.status(f"reading the training dataset from {location}")
         progress.start("reading files", len(files))
         for lo in range(0, len(files), FILES_AT_ONCE):
             group = files[lo:lo + FILES_AT_ONCE]
-            table = _group(dataset, group, part).to_table(columns=columns)
+            table = lake.dataset(DATASET, partitioning=part, files=group, schema=schema).to_table(columns=columns)
             check(table, location)
             parts.add(table)
             progress.advance("reading files", len(group))
@@ -84,12 +86,10 @@ def _reading(location: str) -> Iterator[None]:
         raise InputError(f"cannot read the training dataset at {location}: {message}", hint=FIX) from exc
 
 
-def _group(dataset: Any, files: list[str], part: Any) -> Any:
-    """A dataset of some of ``dataset``'s files, with its schema and partitioning."""
-    marker = f"/{PARTITION_KEY}="
-    base = files[0].rsplit(marker, 1)[0] if marker in files[0] else None
-    return ds.dataset(files, schema=dataset.schema, format="parquet", filesystem=dataset.filesystem,
-                      partitioning=part if base else None, partition_base_dir=base)
+def data_files(lake: Lake) -> list[str]:
+    """The dataset's Parquet files (in either layout), as ``lake.list_files`` names them."""
+    return [f for f in lake.list_files(DATASET)
+            if f.endswith(".parquet") and not f.rsplit("/", 1)[-1].startswith(("_", "."))]
 
 
 def check(table: pa.Table, location: str) -> None:
