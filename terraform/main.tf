@@ -45,6 +45,7 @@ module "etl" {
   source_security_group_id = var.source_security_group_id
   schedule                 = var.etl_schedule
   workers                  = var.etl_workers
+  layout                   = var.lake_layout
   log_retention_days       = var.log_retention_days
 }
 

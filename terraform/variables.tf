@@ -140,6 +140,12 @@ variable "etl_schedule" {
   default     = ""
 }
 
+variable "lake_layout" {
+  description = "Layout of the training dataset the ETL publishes: partitioned (the contract's customerNumber=<n>/, one file per customer) or compact (files of about a million ratings; big shops, docs/scale.md)."
+  type        = string
+  default     = "partitioned"
+}
+
 variable "etl_workers" {
   description = "G.1X workers of the Glue job (2 or more)."
   type        = number

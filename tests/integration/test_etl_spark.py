@@ -63,6 +63,28 @@ def test_spark_and_duckdb_agree_on_sqlite_even_with_broken_rows(spark, tmp_path:
     assert not [f for f in files if f.name.endswith(".crc") or f.name == "_SUCCESS"]
 
 
+def test_spark_writes_the_compact_layout_as_duckdb_does(spark, tmp_path: Path, shop,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from recpipe.etl import duckdb_engine, spark_engine
+    from recpipe.training.reading import read_ratings
+
+    for engine in (duckdb_engine, spark_engine):
+        monkeypatch.setattr(engine, "COMPACT_ROWS", 1000)
+    url = f"sqlite:///{tmp_path / 'src.db'}"
+    write_shop(open_source(url), shop)
+    duck = run_etl(open_source(url), open_lake(str(tmp_path / "duck")), engine="duckdb", layout="compact")
+    sparky = run_etl(open_source(url), open_lake(str(tmp_path / "spark")), engine="spark", spark=spark,
+                     layout="compact")
+    assert sparky.format["layout"] == duck.format["layout"] == "compact" and sparky.rows == duck.rows
+    files = sorted((tmp_path / "spark" / DATASET).glob("*.parquet"))
+    assert len(files) == sparky.files == -(-sparky.rows // 1000)  # ranges of customers
+    owners = [set(pq.read_table(f, columns=["customerNumber"])["customerNumber"].to_pylist()) for f in files]
+    assert sum(len(o) for o in owners) == len(set().union(*owners))
+    a, b = read_ratings(open_lake(str(tmp_path / "duck"))), read_ratings(open_lake(str(tmp_path / "spark")))
+    assert a.users.equals(b.users) and a.items.equals(b.items)
+    assert all((getattr(a, k) == getattr(b, k)).all() for k in ("user", "item", "rating", "order"))
+
+
 def test_spark_reads_mariadb_over_jdbc(spark, mysql_url: str, tmp_path: Path, shop) -> None:
     write_shop(open_source(mysql_url), shop)
     run_etl(open_source(mysql_url), open_lake(str(tmp_path / "spark")), engine="spark", spark=spark)

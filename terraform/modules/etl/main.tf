@@ -1,20 +1,23 @@
 # The ETL stage as a Glue 5.0 job (Spark 3.5, Python 3.11) running the package's own entry
 # (glue/glue_etl.py, i.e. recpipe.jobs.glue_etl) with the package installed from its wheel. It
 # reads the source through a Glue JDBC connection whose credentials stay in Secrets Manager,
-# publishes ratings_ml_training to the lake, and a crawler then adds the new partitions to the
+# publishes ratings_ml_training to the lake (var.layout: the contract's customerNumber=<n>/
+# partitions, or compact files with customerNumber a column), and in the partitioned layout a
+# crawler then adds the new partitions to the
 # catalog table (whose columns come from the package manifest, i.e. the dataset contract).
 
 locals {
-  code     = var.shared.code
-  data     = var.shared.bucket_arns["data"]
-  dataset  = var.shared.manifest.dataset
-  location = "${var.shared.lake_url}/${local.dataset.name}/"
-  account  = var.shared.account
-  region   = var.shared.region
-  arn      = var.shared.partition
-  glue_arn = "arn:${local.arn}:glue:${local.region}:${local.account}"
-  log_arn  = "arn:${local.arn}:logs:${local.region}:${local.account}:log-group:/aws-glue/*"
-  wheel    = "s3://${local.code[var.shared.glue_wheel].bucket}/${local.code[var.shared.glue_wheel].key}"
+  code        = var.shared.code
+  data        = var.shared.bucket_arns["data"]
+  dataset     = var.shared.manifest.dataset
+  location    = "${var.shared.lake_url}/${local.dataset.name}/"
+  account     = var.shared.account
+  region      = var.shared.region
+  arn         = var.shared.partition
+  glue_arn    = "arn:${local.arn}:glue:${local.region}:${local.account}"
+  log_arn     = "arn:${local.arn}:logs:${local.region}:${local.account}:log-group:/aws-glue/*"
+  partitioned = var.layout == "partitioned"
+  wheel       = "s3://${local.code[var.shared.glue_wheel].bucket}/${local.code[var.shared.glue_wheel].key}"
 }
 
 data "aws_subnet" "job" {
@@ -135,6 +138,7 @@ resource "aws_glue_job" "etl" {
     "--additional-python-modules"        = join(",", concat([local.wheel], var.shared.manifest.glue_modules))
     "--connection_name"                  = aws_glue_connection.source.name
     "--lake_url"                         = var.shared.lake_url
+    "--layout"                           = var.layout
     "--recommendations_url"              = var.shared.recommendations_url # delivered and served lines -> events, impressions
     "--continuous-log-logGroup"          = aws_cloudwatch_log_group.job.name
     "--enable-continuous-cloudwatch-log" = "true"
@@ -168,9 +172,12 @@ resource "aws_glue_catalog_table" "training" {
   parameters = {
     classification = "parquet"
   }
-  partition_keys {
-    name = local.dataset.partition_key.name
-    type = local.dataset.partition_key.type
+  dynamic "partition_keys" {
+    for_each = local.partitioned ? [local.dataset.partition_key] : []
+    content {
+      name = partition_keys.value.name
+      type = partition_keys.value.type
+    }
   }
   storage_descriptor {
     location      = local.location
@@ -180,7 +187,7 @@ resource "aws_glue_catalog_table" "training" {
       serialization_library = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
     }
     dynamic "columns" {
-      for_each = local.dataset.columns
+      for_each = local.partitioned ? local.dataset.columns : concat([local.dataset.partition_key], local.dataset.columns)
       content {
         name = columns.value.name
         type = columns.value.type
@@ -191,6 +198,7 @@ resource "aws_glue_catalog_table" "training" {
 
 # after each successful run: new customers' partitions into the catalog; the columns stay the contract's
 resource "aws_glue_crawler" "partitions" {
+  count                  = local.partitioned ? 1 : 0
   name                   = "${var.name}-etl-partitions"
   role                   = aws_iam_role.job.arn
   database_name          = aws_glue_catalog_database.this.name
@@ -210,8 +218,9 @@ resource "aws_glue_crawler" "partitions" {
 }
 
 resource "aws_glue_trigger" "crawl" {
-  name = "${var.name}-etl-crawl"
-  type = "CONDITIONAL"
+  count = local.partitioned ? 1 : 0
+  name  = "${var.name}-etl-crawl"
+  type  = "CONDITIONAL"
   predicate {
     conditions {
       job_name = aws_glue_job.etl.name
@@ -219,7 +228,7 @@ resource "aws_glue_trigger" "crawl" {
     }
   }
   actions {
-    crawler_name = aws_glue_crawler.partitions.name
+    crawler_name = aws_glue_crawler.partitions[0].name
   }
 }
 

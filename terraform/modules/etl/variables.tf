@@ -51,3 +51,12 @@ variable "log_retention_days" {
   description = "Days CloudWatch keeps the job's logs."
   type        = number
 }
+
+variable "layout" {
+  description = "Layout of the training dataset: partitioned (customerNumber=<n>/, the contract's) or compact (few files, customerNumber a column)."
+  type        = string
+  validation {
+    condition     = contains(["partitioned", "compact"], var.layout)
+    error_message = "layout is partitioned or compact."
+  }
+}
