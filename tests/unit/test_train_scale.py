@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from recpipe import ranking
-from recpipe.adapters import open_artifacts, open_lake
+from recpipe.adapters import open_artifacts, open_lake, scan
 from recpipe.source.generate import ShopSpec
 from recpipe.training import evaluate, reading, retrieval
 from recpipe.training.dataset import interaction_split
@@ -28,7 +28,7 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_reading_a_few_files_at_a_time_gives_the_same_ratings(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     whole = reading.read_ratings(open_lake(str(lake)))
-    monkeypatch.setattr(reading, "FILES_AT_ONCE", 7)  # 400 customers' files: 58 groups
+    monkeypatch.setattr(scan, "FILES_AT_ONCE", 7)  # 400 customers' files: 58 groups
     grouped = reading.read_ratings(open_lake(str(lake)))
     assert grouped.users.equals(whole.users) and grouped.items.equals(whole.items)
     for name in ("user", "item", "rating", "order"):

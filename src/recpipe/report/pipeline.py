@@ -66,11 +66,14 @@ def _trained_on(lake: Lake) -> Counter[str]:
     """How often each product is in the training set (empty: no training set published)."""
     import pyarrow.compute as pc
 
+    from recpipe.adapters.scan import data_files, scan
     from recpipe.contracts.dataset import DATASET
 
+    found: Counter[str] = Counter()
     try:
-        codes = lake.dataset(DATASET).to_table(columns=["productCode"])["productCode"]
+        for table in scan(lake, DATASET, ["productCode"], data_files(lake, DATASET)):
+            found.update({v["values"].as_py(): v["counts"].as_py() for v in pc.value_counts(table["productCode"])
+                          if v["values"].is_valid})
     except (FileNotFoundError, OSError, ValueError):
         return Counter()
-    counts = pc.value_counts(codes)
-    return Counter({v["values"].as_py(): v["counts"].as_py() for v in counts if v["values"].is_valid})
+    return found
