@@ -56,7 +56,8 @@ def test_the_evaluation_ranks_a_seeded_sample_of_customers(lake: Path, monkeypat
     # a sampled customer keeps every one of their held-out products, and what they had already
     kept = np.isin(whole.test.relevant_user, a.test.users)
     assert np.array_equal(np.sort(whole.test.relevant_item[kept]), np.sort(a.test.relevant_item))
-    assert len(a.test.seen_user) == len(whole.test.seen_user)
+    mine = np.isin(whole.test.seen_user, a.test.users)  # what they had already: theirs only
+    assert np.array_equal(a.test.seen_user, whole.test.seen_user[mine]) and a.history_user is a.test.seen_user
     assert np.array_equal(a.validation.relevant_user, whole.validation.relevant_user)  # validation as before
 
 

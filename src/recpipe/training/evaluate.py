@@ -84,9 +84,9 @@ class Holdouts:
     """The retrieval split as ranking tasks."""
 
     validation: ranking.Holdout  # seen: training; at most VALIDATION_CUSTOMERS customers
-    test: ranking.Holdout  # seen: training + validation
+    test: ranking.Holdout  # seen: training + validation; at most EVALUATION_CUSTOMERS customers
     cold: ranking.Holdout  # seen: nothing
-    history_user: np.ndarray  # training + validation pairs (what history-based rankers know)
+    history_user: np.ndarray  # the test customers' training + validation pairs (what history-based rankers know)
     history_item: np.ndarray
     sample: dict[str, object]  # how many customers the test and the cold-start figures rank, of how many
 
@@ -97,15 +97,18 @@ class Holdouts:
         val, _ = _customers(s.validation, user, VALIDATION_CUSTOMERS, rng)
         test, of_test = _customers(s.test, user, EVALUATION_CUSTOMERS, rng)
         cold, of_cold = _customers(s.cold, user, EVALUATION_CUSTOMERS, rng)
+        # what the ranked customers have already (the only pairs ranking reads): a fixed size too
+        train = s.train[np.isin(user[s.train], user[val])]
         known = np.concatenate([s.train, s.validation])
+        known = np.sort(known[np.isin(user[known], user[test])])
         empty = np.zeros(0, np.int64)
         sample: dict[str, object] = {"customers": EVALUATION_CUSTOMERS, "seed": seed, "test_customers_of": of_test,
                   "cold_start_customers_of": of_cold,
                   "sampled": of_test > EVALUATION_CUSTOMERS or of_cold > EVALUATION_CUSTOMERS}
-        return cls(ranking.Holdout(n_users, n_items, user[s.train], item[s.train], user[val], item[val]),
-                   ranking.Holdout(n_users, n_items, user[known], item[known], user[test], item[test]),
+        test_holdout = ranking.Holdout(n_users, n_items, user[known], item[known], user[test], item[test])
+        return cls(ranking.Holdout(n_users, n_items, user[train], item[train], user[val], item[val]), test_holdout,
                    ranking.Holdout(n_users, n_items, empty, empty, user[cold], item[cold]),
-                   user[known], item[known], sample)
+                   test_holdout.seen_user, test_holdout.seen_item, sample)
 
     def score(self, warm: ranking.Scorer, cold: ranking.Scorer | None = None) -> dict[str, object]:
         """Warm-customer figures, and ``cold_start`` ones where the ranker can serve them."""
