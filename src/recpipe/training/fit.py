@@ -19,6 +19,7 @@ import numpy as np
 from recpipe.errors import InternalError
 from recpipe.progress import SILENT, Progress
 from recpipe.training.model import TwoTower, torch
+from recpipe.training.optimizer import TowerOptimizer
 
 # Chosen on the medium synthetic shop (bench/train.py): the retrieval model overfits its id
 # embeddings within a few epochs at the rating objective's step size.
@@ -136,13 +137,9 @@ def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOp
         raise InternalError("fit() was given options whose objective defaults are not filled in",
                             hint="pass options.resolved(objective) (a bug in recpipe otherwise)")
     generator = torch.Generator().manual_seed(options.seed)
-    tables = [p for n, p in model.named_parameters() if n.endswith("_id.table.weight")]
-    rest = [p for n, p in model.named_parameters() if not n.endswith("_id.table.weight")]
     # Adam gives a rarely seen id as large a step as a frequent one, so id vectors learn the
     # noise of a few purchases; decoupled weight decay on them (AdamW) holds them back.
-    optimizer = torch.optim.AdamW([{"params": rest, "weight_decay": 0.0},
-                                   {"params": tables, "weight_decay": objective.id_weight_decay}],
-                                  lr=learning_rate)
+    optimizer = TowerOptimizer(model, learning_rate, objective.id_weight_decay)
     train_t = torch.from_numpy(train)
     result = FitResult()
     best_value, best_state, stale = float("inf"), None, 0
@@ -157,11 +154,12 @@ def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOp
         for start in range(0, len(order), batch_size):
             rows = order[start:start + batch_size]
             loss = objective.loss(model, rows, generator)
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total += loss.item() * len(rows)
             progress.advance(phase, len(rows))
+        optimizer.settle()
         result.train_seconds += time.perf_counter() - t0
         result.samples += len(order)
         criterion, val_loss, val_recall = objective.validate(model) if validate else (0.0, None, None)

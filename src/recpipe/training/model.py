@@ -92,7 +92,7 @@ class IdEmbedding(nn.Module):
 
     def __init__(self, n: int, rank: int, dim: int) -> None:
         super().__init__()
-        self.table = nn.Embedding(n + 1, rank, padding_idx=n)
+        self.table = nn.Embedding(n + 1, rank, padding_idx=n, sparse=True)  # training.optimizer: lazy updates
         nn.init.normal_(self.table.weight, std=0.01)
         with torch.no_grad():
             self.table.weight[n].zero_()
