@@ -149,10 +149,10 @@ def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOp
         progress.status(f"training the {phase} model: epoch {epoch} of {'' if epochs else 'at most '}{last}")
         progress.start(phase, len(train_t))
         model.train()
-        order = train_t[torch.randperm(len(train_t), generator=generator)]
+        order = torch.randperm(len(train_t), generator=generator)
         total, t0 = 0.0, time.perf_counter()
         for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
+            rows = train_t[order[start:start + batch_size]]
             loss = objective.loss(model, rows, generator)
             optimizer.zero_grad()
             loss.backward()

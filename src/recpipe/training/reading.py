@@ -163,11 +163,20 @@ class _Parts:
         items = items.take(pa.array(by_code))
         user = np.searchsorted(numbers, customer).astype(np.int64)
         del customer
-        item = rank[np.concatenate(self.product)]
+        self.customer.clear()  # each part is let go once it is joined: the peak is one copy, not two
+        item = rank[_joined(self.product)]
         order = np.lexsort((item, user))  # by customer, then product: the rows' one order
-        rating = np.concatenate(self.rating)[order]
-        when = _order(np.concatenate(self.day)[order], np.concatenate(self.line)[order]) if self.ordered else None
-        return Ratings(users, items, user[order], item[order], rating, manifest, when)
+        user, item = user[order], item[order]
+        rating = _joined(self.rating)[order]
+        when = _order(_joined(self.day)[order], _joined(self.line)[order]) if self.ordered else None
+        return Ratings(users, items, user, item, rating, manifest, when)
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """The parts as one array; the list is emptied."""
+    joined = np.concatenate(parts)
+    parts.clear()
+    return joined
 
 
 def _numpy(column: Any) -> np.ndarray:

@@ -35,6 +35,7 @@ from recpipe.training.sequences import Examples, Sequences
 from recpipe.training.session import carry, fit_session
 
 RATING_BASELINE_MAX = 500_000  # interactions: above, the rating baseline is off unless asked for
+SESSION_EXAMPLES = 200_000  # the session encoder learns from at most this many (a seeded sample beyond)
 SCORE = "cosine similarity of the L2-normalised embeddings (trained as softmax logits / temperature)"
 
 
@@ -67,9 +68,9 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
         progress.status("training the session encoder on the validation interactions, in time order")
         known = np.concatenate([s.train, s.validation])
         checks = before[np.isin(before, s.validation)]  # the encoder is chosen on these, as serving meets them
-        chosen_on = checks if len(checks) <= next_item.MAX_EXAMPLES else np.sort(  # a seeded sample: a fixed cost
-            np.random.default_rng(hp.seed).choice(checks, next_item.MAX_EXAMPLES, replace=False))
-        fitted = fit_session(users, items, Examples.of(seq, np.setdiff1d(s.validation, checks), data.user, data.item),
+        chosen_on = _sample(checks, next_item.MAX_EXAMPLES, hp.seed)  # a seeded sample: a fixed cost
+        learned_from = _sample(np.setdiff1d(s.validation, checks), SESSION_EXAMPLES, hp.seed)
+        fitted = fit_session(users, items, Examples.of(seq, learned_from, data.user, data.item),
                              temperature=hp.temperature, seed=hp.seed, owned=(data.user[known], data.item[known]),
                              select=Examples.of(seq, chosen_on, data.user, data.item), progress=progress)
         evaluated.session, session = fitted.encoder, fitted.report
@@ -101,6 +102,8 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     # their next one (MovieLens 100K, bench/session.py: the stored vector's next-item Hit@10 went
     # from 0.075 to 0.089 once the refit kept each customer's latest). The session encoder is the
     # evaluated one, carried into the refit's basis.
+    encoder = evaluated.session
+    del evaluated, model, p, towers, users, mine  # the refit makes its own: not two shops' worth of tensors at once
     every = np.arange(len(data))
     progress.status(f"refitting on all {len(every):,} interactions for {best_epochs} epochs")
     q = prepare(data, every)
@@ -112,9 +115,9 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
                         {"published": {"trained_on": "every interaction (refit after the evaluation)",
                                        "epochs": best_epochs, "interactions": len(every),
                                        "seconds": round(refit.history[-1].seconds, 3) if refit.history else 0.0}})
-    if evaluated.session is not None:
+    if encoder is not None:
         t = published.towers(customer_ids, product_ids)
-        published.session, carried = carry(evaluated.session, items, t.item(q.xi, product_ids))
+        published.session, carried = carry(encoder, items, t.item(q.xi, product_ids))
         session = {**session, "published": carried}
     published.extra["session_encoder"] = session
     return published
@@ -190,3 +193,10 @@ def _rating_model(data: Ratings, s: Any, h: Holdouts, p: Prepared, hp: Any, prog
     towers = model.to_numpy()
     scorer = ranking.embeddings(towers.user(p.xu), towers.item(p.xi))
     return h.score(scorer, scorer)
+
+
+def _sample(rows: np.ndarray, at_most: int, seed: int) -> np.ndarray:
+    """``rows``, or a seeded sample of ``at_most`` of them (sorted)."""
+    if len(rows) <= at_most:
+        return rows
+    return np.sort(np.random.default_rng(seed).choice(rows, at_most, replace=False))
