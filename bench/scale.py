@@ -1,6 +1,6 @@
 """Scale (issue 27): the whole batch path at 1M, 3M and 10M ratings on this machine.
 
-    python bench/scale.py [--sizes 1m,3m,10m] [--work DIR] [--name scale]
+    python bench/scale.py [--sizes 1m,3m,10m] [--stages train,...] [--work DIR] [--name scale]
 
 For each size, each stage runs as the user runs it, `recpipe … --json` in its own process
 (wall time and peak memory of the process tree, sampled every 100 ms): `source init` (a
@@ -13,8 +13,8 @@ Then the layouts: `raw` reads the source's tables and nothing else (the ceiling 
 reach), `etl_compact` is `etl run --layout compact` into a second lake, and `read` /
 `read_compact` are training's reader (``training.reading.read_ratings``) on each lake.
 
-A stage that fails (at 10M `train` may not fit in memory) is recorded with its error and the
-sizes after it go on from the next stage they can run.
+A stage that fails is recorded with its error and that size stops there. ``--stages`` runs
+some stages again on the shops a ``--work`` folder already holds (say ``train`` after a change).
 """
 
 from __future__ import annotations
@@ -60,12 +60,12 @@ def stage(name: str, customers: int, products: int, home: Path) -> list[str]:
             "read": [*python, READ, str(home / "lake")], "read_compact": [*python, READ, str(home / "compact")]}[name]
 
 
-def run_size(size: str, work: Path) -> dict[str, Any]:
+def run_size(size: str, work: Path, stages: tuple[str, ...] = STAGES) -> dict[str, Any]:
     customers, products = SIZES[size]
     env = {**os.environ, "RECPIPE_HOME": str(work / size / "home"), "COLUMNS": "200"}
     out: dict[str, Any] = {"customers": customers, "products": products, "stages": {}}
     home = work / size / "home"
-    for name in STAGES:
+    for name in stages:
         command = stage(name, customers, products, home)
         argv = command if command[0] == sys.executable else [sys.executable, "-m", "recpipe", *command, "--json"]
         print(f"{size}: {name}", flush=True)
@@ -96,11 +96,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1m,3m,10m")
     parser.add_argument("--work", type=Path, default=None)
+    parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument("--name", default="scale")
     args = parser.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="recpipe-bench-scale-"))
     sizes = args.sizes.split(",")
-    got = {size: run_size(size, work) for size in sizes}
+    stages = tuple(args.stages.split(","))
+    unknown = set(stages) - set(STAGES)
+    if unknown:
+        raise SystemExit(f"unknown stages {sorted(unknown)}: use {', '.join(STAGES)}")
+    got = {size: run_size(size, work, stages) for size in sizes}
     base = got.get("1m", {}).get("stages", {})
     rows = []
     for size, r in got.items():
