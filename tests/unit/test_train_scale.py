@@ -29,6 +29,8 @@ def lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_reading_a_few_files_at_a_time_gives_the_same_ratings(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     whole = reading.read_ratings(open_lake(str(lake)))
     monkeypatch.setattr(scan, "FILES_AT_ONCE", 7)  # 400 customers' files: 58 groups
+    monkeypatch.setattr(scan, "BATCH_ROWS", 5)
+    monkeypatch.setattr(scan, "ROWS_AT_ONCE", 9)  # and a customer's rows split between tables
     grouped = reading.read_ratings(open_lake(str(lake)))
     assert grouped.users.equals(whole.users) and grouped.items.equals(whole.items)
     for name in ("user", "item", "rating", "order"):
