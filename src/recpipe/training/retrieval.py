@@ -42,6 +42,7 @@ SCORE = "cosine similarity of the L2-normalised embeddings (trained as softmax l
 def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     hp = options.hp
     seq = Sequences.of(data.user, data.order) if data.order is not None else None
+    data.order = None  # the time order lives on in ``seq``
     latest = seq.last() if seq is not None else np.zeros(0, np.int64)  # each customer's latest interaction
     before = seq.last(back=2) if seq is not None else np.zeros(0, np.int64)  # and the one before it
     s = interaction_split(data, seed=hp.seed, validation=options.validation, test=options.test_share,

@@ -33,10 +33,10 @@ class Sequences:
     def of(cls, user: np.ndarray, order: np.ndarray) -> Sequences:
         known = np.flatnonzero(order >= 0)
         rows = known[np.lexsort((order[known], user[known]))]
-        u = user[rows]
+        u = user[rows].astype(np.int32)  # int32 here: 8 bytes less per interaction than the rows' int64
         starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]])) if len(rows) else np.zeros(0, np.int64)
         begin = np.repeat(starts, np.diff(np.append(starts, len(rows))))
-        position = np.full(len(user), -1, dtype=np.int64)
+        position = np.full(len(user), -1, dtype=np.int32)
         position[rows] = np.arange(len(rows)) - begin
         return cls(rows, u, position)
 
