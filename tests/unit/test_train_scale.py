@@ -89,3 +89,16 @@ def test_the_rating_baseline_is_off_by_default_above_a_size(tmp_path: Path, lake
     assert ("recall_at_10" in got) is trained, got
     if not trained:
         assert "--rating-baseline" in got["skipped"]
+
+
+def test_a_tower_runs_many_rows_a_block_at_a_time_with_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    from recpipe.inference import towers
+
+    rng = np.random.default_rng(0)
+    tower = towers.Tower([(rng.normal(size=(8, 5)).astype(np.float32), rng.normal(size=8).astype(np.float32)),
+                          (rng.normal(size=(4, 8)).astype(np.float32), rng.normal(size=4).astype(np.float32))],
+                         ids=np.array([10, 11, 12]), id_embedding=rng.normal(size=(3, 4)).astype(np.float32))
+    x, ids = rng.normal(size=(50, 5)), list(range(5, 55))
+    whole = tower(x, ids)
+    monkeypatch.setattr(towers, "ROWS_AT_ONCE", 7)
+    assert np.allclose(tower(x, ids), whole, atol=1e-6) and tower(x, np.array(ids)).shape == (50, 4)

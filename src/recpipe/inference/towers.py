@@ -18,6 +18,7 @@ import numpy as np
 from recpipe.inference.session import SessionEncoder
 
 TOWERS = ("user", "item")
+ROWS_AT_ONCE = 65_536  # inputs run through a tower this many at a time (650,000 customers: not 0.4 GB at once)
 
 
 @dataclass
@@ -44,6 +45,9 @@ class Tower:
         h = np.asarray(x, dtype=np.float32)
         if h.ndim != 2 or h.shape[1] != self.input_width:
             raise ValueError(f"tower input must be n × {self.input_width}, got {h.shape}")
+        if len(h) > ROWS_AT_ONCE:
+            return np.concatenate([self(h[lo:lo + ROWS_AT_ONCE], None if ids is None else ids[lo:lo + ROWS_AT_ONCE])
+                                   for lo in range(0, len(h), ROWS_AT_ONCE)])
         last = len(self.layers) - 1
         for k, (w, b) in enumerate(self.layers):
             h = h @ w.T + b
