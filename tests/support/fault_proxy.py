@@ -87,7 +87,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             for k, v in answer.getheaders():
                 if k.lower() not in HOP and k.lower() != "content-length":
                     self.send_header(k, v)
-            self.send_header("Content-Length", str(len(data)))
+            # a HEAD has no body: its Content-Length is the object's, as the upstream said it
+            length = answer.getheader("Content-Length", "0") if self.command == "HEAD" else str(len(data))
+            self.send_header("Content-Length", length)
             self.end_headers()
             if self.command != "HEAD":
                 self.wfile.write(data)
