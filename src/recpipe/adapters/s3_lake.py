@@ -37,6 +37,7 @@ def _boto3() -> Any:
 
 
 class S3Lake:
+    reads_named_files = False
     def __init__(self, url: str, *, setting: str = "RECPIPE_LAKE_URL") -> None:
         rest = url[len("s3://"):]
         self.bucket, _, prefix = rest.partition("/")

@@ -28,9 +28,13 @@ def data_files(lake: Lake, name: str) -> list[str]:
 
 def scan(lake: Lake, name: str, columns: list[str], files: list[str] | None, *, partitioning: Any = None,
          schema: Any = None, progress: Progress = SILENT, task: str = "reading files") -> Iterator[Any]:
-    """``columns`` of ``files`` (of dataset ``name``) as Arrow tables of at most about
-    ``ROWS_AT_ONCE`` rows (a file's rows may come in two tables)."""
+    """``columns`` of ``files`` (of dataset ``name``; None: every file) as Arrow tables of at
+    most about ``ROWS_AT_ONCE`` rows (a file's rows may come in two tables). A lake that does not
+    read named files well (``Lake.reads_named_files``) is read as one listed dataset."""
     import pyarrow as pa
+
+    if not lake.reads_named_files:
+        files = None
 
     progress.start(task, len(files) if files is not None else None)
     groups = [files[lo:lo + FILES_AT_ONCE] for lo in range(0, len(files), FILES_AT_ONCE)] if files is not None else [None]

@@ -41,14 +41,12 @@ FIX = "re-run `recpipe etl run` (it quarantines such rows) or fix the dataset"
 def read_ratings(lake: Lake, progress: Progress = SILENT) -> Ratings:
     """Read and check ``<lake>/ratings_ml_training``; refuse anything training cannot use. A read
     S3 broke off after its own retries (a dropped connection) is read again, ``READ_ATTEMPTS`` in all."""
-    for attempt in range(1, READ_ATTEMPTS + 1):
+    for attempt in range(1, READ_ATTEMPTS):
         try:
             return _read(lake, progress)
         except ServiceError:
-            if attempt == READ_ATTEMPTS:
-                raise
             progress.status(f"S3 broke off a read; reading the training dataset again ({attempt + 1} of {READ_ATTEMPTS})")
-    raise AssertionError("unreachable: the loop returns or raises")
+    return _read(lake, progress)
 
 
 def _read(lake: Lake, progress: Progress) -> Ratings:
@@ -67,10 +65,7 @@ def _read(lake: Lake, progress: Progress) -> Ratings:
         columns = [c for c in COLUMNS if c != PARTITION_KEY] + ordered + [PARTITION_KEY]
         parts = _Parts(ordered=bool(ordered))
         progress.status(f"reading the training dataset from {location}")
-        # on S3, one dataset discovered by listing: reading named files there asks each one's size
-        # first, and fault tests showed its reads less resilient (issue 27: to be done per group)
-        named = None if location.startswith("s3://") else files
-        for table in scan(lake, DATASET, columns, named, partitioning=part, schema=schema, progress=progress):
+        for table in scan(lake, DATASET, columns, files, partitioning=part, schema=schema, progress=progress):
             check(table, location)
             parts.add(table)
     if parts.rows == 0:
