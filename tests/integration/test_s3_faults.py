@@ -64,20 +64,28 @@ def test_an_outage_during_a_publish_puts_the_previous_version_back(s3_bucket: st
     first = run_etl(first_db, open_lake(lake_url), generator=first_shop.params)
     before = _objects(s3_bucket, "lake/")
     second_db, second_shop = _shop(tmp_path, seed=5, customers=200)
-    puts = {"n": 0}
+    puts: dict[str, Any] = {"n": 0, "victim": None, "failed": 0}
 
     def outage(n: int, method: str, path: str) -> str | None:
-        if method != "PUT" or "/_staging/" in path:  # the new version's objects, not the copies aside
+        """From the 40th PUT of the new version on, one object fails every try the client makes
+        (AWS_MAX_ATTEMPTS of them): an outage longer than the retries, whatever the threads' order
+        and the retries' jitter. Its copy aside (under _staging/) and its restoring go through."""
+        if method != "PUT" or "/_staging/" in path:
             return None
         puts["n"] += 1
-        return "500" if 40 <= puts["n"] < 70 else None  # part of the new version is up, then S3 fails
+        if puts["victim"] is None and puts["n"] >= 40:
+            puts["victim"] = path
+        if path == puts["victim"] and puts["failed"] < 2:
+            puts["failed"] += 1
+            return "500"
+        return None
 
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
     with fault_proxy(s3_server, outage) as (url, proxy):
         monkeypatch.setenv("AWS_ENDPOINT_URL", url)
         with pytest.raises(ServiceError, match="S3 error publishing ratings_ml_training at s3://"):
             run_etl(second_db, open_lake(lake_url), generator=second_shop.params)
-    assert proxy.injected["500"] > 0 and puts["n"] >= 70, (proxy.injected, puts)
+    assert proxy.injected["500"] == 2 and puts["n"] > 40, (proxy.injected, puts)
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
     assert _objects(s3_bucket, "lake/") == before  # the previous version, byte for byte; no staging left
     assert DatasetManifest.read(open_lake(lake_url)).fingerprint == first.fingerprint

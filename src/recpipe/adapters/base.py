@@ -86,9 +86,6 @@ class Lake(Protocol):
     """Where datasets are published: a directory or an S3 prefix."""
 
     url: str  # safe to print
-    # whether ``dataset(files=...)`` reads named files as well as a listing does (adapters.scan):
-    # on S3 Arrow asks each named file's size first, and its reads then withstood fewer faults
-    reads_named_files: bool
 
     def check_writable(self) -> None:
         """Fail early, naming the path or bucket, if nothing can be published here."""

@@ -45,7 +45,6 @@ def exchange(a: Path, b: Path) -> bool:
 
 
 class LocalLake:
-    reads_named_files = True
     def __init__(self, url: str, *, setting: str = "RECPIPE_LAKE_URL") -> None:
         path = url.removeprefix("file://")
         self.root = Path(path).expanduser().resolve()

@@ -37,7 +37,6 @@ def _boto3() -> Any:
 
 
 class S3Lake:
-    reads_named_files = False
     def __init__(self, url: str, *, setting: str = "RECPIPE_LAKE_URL") -> None:
         rest = url[len("s3://"):]
         self.bucket, _, prefix = rest.partition("/")
@@ -59,9 +58,10 @@ class S3Lake:
         if self._client is None:
             from botocore.config import Config
 
-            # throttling (503 SlowDown), 500s and dropped connections are retried with backoff
+            # throttling (503 SlowDown), 500s and dropped connections are retried with backoff;
+            # botocore's "max_attempts" counts the retries only, "total_max_attempts" every try
             self._client = _boto3().client("s3", config=Config(retries={"mode": "standard",
-                                                                        "max_attempts": self._attempts()},
+                                                                        "total_max_attempts": self._attempts()},
                                                                connect_timeout=10, read_timeout=60))
         return self._client
 
@@ -206,10 +206,18 @@ class S3Lake:
 
     def dataset(self, name: str, *, partitioning: Any = None, files: list[str] | None = None,
                 schema: Any = None) -> Any:
-        """Read with Arrow's own S3 client, given boto3's endpoint, region and credentials."""
+        """``files`` (named as ``list_files`` names them) are fetched by boto3, a GET each
+        (``S3Objects``); the whole dataset is discovered by Arrow's own S3 client, given boto3's
+        endpoint, region and credentials."""
         import pyarrow.dataset as ds
         from pyarrow import fs
 
+        if files is not None:
+            from recpipe.adapters.s3_objects import S3Objects
+
+            objects = fs.PyFileSystem(S3Objects(self.client, self.bucket, self._errors))
+            return ds.dataset([self._key(f) for f in files], format="parquet", partitioning=partitioning,
+                              filesystem=objects, schema=schema, partition_base_dir=self._key(name))
         session = _boto3().session.Session()
         creds = session.get_credentials()
         frozen = creds.get_frozen_credentials() if creds else None
@@ -222,13 +230,8 @@ class S3Lake:
         if endpoint and not endpoint.rstrip("/").endswith("amazonaws.com"):
             scheme, _, host = endpoint.partition("://")
             options.update(endpoint_override=host.rstrip("/"), scheme=scheme)
-        filesystem = fs.S3FileSystem(**options)
-        if files is None:
-            return ds.dataset(f"{self.bucket}/{self._key(name)}", format="parquet",
-                              partitioning=partitioning, filesystem=filesystem, schema=schema)
-        return ds.dataset([f"{self.bucket}/{self._key(f)}" for f in files], format="parquet",
-                          partitioning=partitioning, filesystem=filesystem, schema=schema,
-                          partition_base_dir=f"{self.bucket}/{self._key(name)}")
+        return ds.dataset(f"{self.bucket}/{self._key(name)}", format="parquet", partitioning=partitioning,
+                          filesystem=fs.S3FileSystem(**options), schema=schema)
 
     def read_bytes(self, relpath: str) -> bytes | None:
         from botocore.exceptions import ClientError

@@ -26,19 +26,15 @@ def data_files(lake: Lake, name: str) -> list[str]:
             if f.endswith(".parquet") and not f.rsplit("/", 1)[-1].startswith(("_", "."))]
 
 
-def scan(lake: Lake, name: str, columns: list[str], files: list[str] | None, *, partitioning: Any = None,
+def scan(lake: Lake, name: str, columns: list[str], files: list[str], *, partitioning: Any = None,
          schema: Any = None, progress: Progress = SILENT, task: str = "reading files") -> Iterator[Any]:
-    """``columns`` of ``files`` (of dataset ``name``; None: every file) as Arrow tables of at
-    most about ``ROWS_AT_ONCE`` rows (a file's rows may come in two tables). A lake that does not
-    read named files well (``Lake.reads_named_files``) is read as one listed dataset."""
+    """``columns`` of ``files`` (of dataset ``name``, as ``data_files`` names them) as Arrow tables of at
+    most about ``ROWS_AT_ONCE`` rows (a file's rows may come in two tables)."""
     import pyarrow as pa
 
-    if not lake.reads_named_files:
-        files = None
-
-    progress.start(task, len(files) if files is not None else None)
-    groups = [files[lo:lo + FILES_AT_ONCE] for lo in range(0, len(files), FILES_AT_ONCE)] if files is not None else [None]
-    for group in groups:  # None: the whole dataset, as listing discovers it
+    progress.start(task, len(files))
+    for lo in range(0, len(files), FILES_AT_ONCE):
+        group = files[lo:lo + FILES_AT_ONCE]
         dataset = lake.dataset(name, partitioning=partitioning, files=group, schema=schema)
         pending: list[Any] = []
         held = 0
@@ -51,4 +47,4 @@ def scan(lake: Lake, name: str, columns: list[str], files: list[str] | None, *, 
                 pending, held = [], 0
         if pending:
             yield pa.Table.from_batches(pending)
-        progress.advance(task, len(group) if group is not None else 1)
+        progress.advance(task, len(group))

@@ -34,22 +34,11 @@ from recpipe.progress import SILENT, Progress
 from recpipe.training.dataset import COLUMNS, ITEM_COLUMNS, USER_COLUMNS, Ratings
 
 RATING_RANGE = (1, 5)
-READ_ATTEMPTS = 3
 FIX = "re-run `recpipe etl run` (it quarantines such rows) or fix the dataset"
 
 
 def read_ratings(lake: Lake, progress: Progress = SILENT) -> Ratings:
-    """Read and check ``<lake>/ratings_ml_training``; refuse anything training cannot use. A read
-    S3 broke off after its own retries (a dropped connection) is read again, ``READ_ATTEMPTS`` in all."""
-    for attempt in range(1, READ_ATTEMPTS):
-        try:
-            return _read(lake, progress)
-        except ServiceError:
-            progress.status(f"S3 broke off a read; reading the training dataset again ({attempt + 1} of {READ_ATTEMPTS})")
-    return _read(lake, progress)
-
-
-def _read(lake: Lake, progress: Progress) -> Ratings:
+    """Read and check ``<lake>/ratings_ml_training``; refuse anything training cannot use."""
     location = lake.location(DATASET)
     manifest = DatasetManifest.read(lake)
     empty = InputError(f"the training dataset at {location} is empty",
