@@ -32,8 +32,12 @@ from recpipe.contracts.dataset import (
 from recpipe.errors import InputError, ServiceError
 from recpipe.progress import SILENT, Progress
 from recpipe.training.dataset import COLUMNS, ITEM_COLUMNS, USER_COLUMNS, Ratings
+from recpipe.training.memory import give_back
 
 RATING_RANGE = (1, 5)
+NO_DAY = np.iinfo(np.int32).min  # a rating never ordered
+LAST_LINE = np.iinfo(np.int64).max  # an order line not known: after the day's known lines
+RANK_BLOCK = 1_000_000
 FIX = "re-run `recpipe etl run` (it quarantines such rows) or fix the dataset"
 
 
@@ -62,7 +66,11 @@ def read_ratings(lake: Lake, progress: Progress = SILENT) -> Ratings:
     if manifest.rows != parts.rows:
         raise InputError(f"the training dataset at {location} has {parts.rows:,} rows, its manifest says "
                          f"{manifest.rows:,}", hint="it changed while being read: run `recpipe train` again")
-    return parts.ratings(manifest, location)
+    give_back()  # what reading freed, before the parts are joined (0.3 GB at 10M ratings)
+    data = parts.ratings(manifest, location)
+    del parts
+    give_back()
+    return data
 
 
 @contextmanager
@@ -115,8 +123,8 @@ class _Parts:
         self.customer: list[np.ndarray] = []
         self.product: list[np.ndarray] = []  # int32: the product's place in ``codes`` (first seen first)
         self.rating: list[np.ndarray] = []
-        self.day: list[np.ndarray] = []  # float64 days since 1970, NaN: never ordered
-        self.line: list[np.ndarray] = []
+        self.day: list[np.ndarray] = []  # int32 days since 1970
+        self.line: list[np.ndarray] = []  # int64 (an order line's id)
         self.users: list[pa.Table] = []
         self.items: list[pa.Table] = []
         self.codes: dict[str, int] = {}
@@ -141,9 +149,10 @@ class _Parts:
         self.customer.append(customer)
         self.product.append(local[indices])
         self.rating.append(_numpy(table["productRating"]).astype(np.float32))
-        if self.ordered:
-            self.day.append(_numpy(pc.cast(table["orderDate"], pa.int32())).astype(np.float64))
-            self.line.append(_numpy(table["orderLine"]).astype(np.float64))
+        if self.ordered:  # a null day is NO_DAY; a null line is LAST_LINE, last in its day
+            day = pc.fill_null(pc.cast(table["orderDate"], pa.int32()), NO_DAY)
+            self.day.append(_numpy(day).astype(np.int32))
+            self.line.append(_numpy(pc.fill_null(pc.cast(table["orderLine"], pa.int64()), LAST_LINE)).astype(np.int64))
 
     def ratings(self, manifest: DatasetManifest, location: str) -> Ratings:
         customer = np.concatenate(self.customer)
@@ -158,17 +167,21 @@ class _Parts:
                              "needed for training, validation and test splits", hint="add ratings, then `recpipe etl run`")
         items = pa.concat_tables(self.items)
         by_code = pc.sort_indices(items["productCode"]).to_numpy()
-        rank = np.empty(len(by_code), dtype=np.int64)
-        rank[by_code] = np.arange(len(by_code))
+        place = np.empty(len(by_code), dtype=np.int32)  # a product's row, by its place in ``codes``
+        place[by_code] = np.arange(len(by_code))
         items = items.take(pa.array(by_code))
-        user = np.searchsorted(numbers, customer).astype(np.int64)
+        user = np.searchsorted(numbers, customer).astype(np.int32)
         del customer
         self.customer.clear()  # each part is let go once it is joined: the peak is one copy, not two
-        item = rank[_joined(self.product)]
+        item = place[_joined(self.product)]
         order = np.lexsort((item, user))  # by customer, then product: the rows' one order
-        user, item = user[order], item[order]
+        user = user[order]
+        item = item[order]
         rating = _joined(self.rating)[order]
-        when = _order(_joined(self.day)[order], _joined(self.line)[order]) if self.ordered else None
+        when = _order(_joined(self.day), _joined(self.line)) if self.ordered else None  # in the files' order
+        if when is not None:
+            when = when[order]
+        del order
         return Ratings(users, items, user, item, rating, manifest, when)
 
 
@@ -186,11 +199,16 @@ def _numpy(column: Any) -> np.ndarray:
 def _order(day: np.ndarray, line: np.ndarray) -> np.ndarray | None:
     """Per rating, its place in time by its first order (the day, then the line within the
     day) as an int64 rank; -1 where unknown. None when no rating has an order."""
-    known = np.isfinite(day)
+    known = day != NO_DAY
     if not known.any():
         return None
-    line = np.where(np.isfinite(line), line, np.inf)
-    rows = np.flatnonzero(known)
-    rank = np.full(len(day), -1, dtype=np.int64)
-    rank[rows[np.lexsort((line[rows], day[rows]))]] = np.arange(len(rows))
+    if known.all():  # every rating ordered (the usual case): no copies of the known ones
+        by_time = np.lexsort((line, day))
+    else:
+        rows = np.flatnonzero(known)
+        by_time = rows[np.lexsort((line[rows], day[rows]))]
+    del day, line
+    rank = np.full(len(known), -1, dtype=np.int64)
+    for lo in range(0, len(by_time), RANK_BLOCK):  # without an arange of every rating at once
+        rank[by_time[lo:lo + RANK_BLOCK]] = np.arange(lo, min(lo + RANK_BLOCK, len(by_time)))
     return rank

@@ -29,6 +29,7 @@ from recpipe.training.events import EVENT_WEIGHTS, KINDS
 from recpipe.training.events import weights as event_weights
 from recpipe.training.fit import fit, retrieval_batch_size
 from recpipe.training.inputs import Prepared, Trained, prepare
+from recpipe.training.memory import give_back
 from recpipe.training.model import torch
 from recpipe.training.objectives import Rating, Retrieval
 from recpipe.training.sequences import Examples, Sequences
@@ -52,6 +53,7 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     n_users, n_items = len(data.users), len(data.items)
     h = Holdouts.of(data.user, data.item, n_users, n_items, s, hp.seed)
     p = prepare(data, s.train)
+    give_back()  # the split's and the sequences' temporaries (0.1 GB at 10M ratings)
     model, run, weight, weighting = _fit_weighted(data, p, s, h, hp, progress)
 
     progress.status("evaluating on the held-out interactions")

@@ -16,6 +16,7 @@ import numpy as np
 
 from recpipe.contracts.limits import MAX_RECENT
 from recpipe.ranking import target_ranks
+from recpipe.training.dataset import row_type
 
 K = 10
 
@@ -32,7 +33,7 @@ class Sequences:
     @classmethod
     def of(cls, user: np.ndarray, order: np.ndarray) -> Sequences:
         known = np.flatnonzero(order >= 0)
-        rows = known[np.lexsort((order[known], user[known]))]
+        rows = known[np.lexsort((order[known], user[known]))].astype(row_type(len(user)))
         u = user[rows].astype(np.int32)  # int32 here: 8 bytes less per interaction than the rows' int64
         starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]])) if len(rows) else np.zeros(0, np.int64)
         begin = np.repeat(starts, np.diff(np.append(starts, len(rows))))
@@ -82,7 +83,8 @@ class Examples:
     def of(cls, s: Sequences, targets: np.ndarray, user: np.ndarray, item: np.ndarray) -> Examples:
         history = s.histories(targets, item)
         keep = (history >= 0).any(axis=1)  # an example needs something before it
-        return cls(user[targets][keep], item[targets][keep], history[keep])
+        # int64: a few hundred thousand at most, and torch's losses take int64 targets
+        return cls(user[targets][keep].astype(np.int64), item[targets][keep].astype(np.int64), history[keep])
 
     def take(self, idx: np.ndarray) -> Examples:
         return Examples(self.user[idx], self.item[idx], self.history[idx])
