@@ -39,7 +39,7 @@ def scan(lake: Lake, name: str, columns: list[str], files: list[str], *, partiti
         pending: list[Any] = []
         held = 0
         for batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, batch_readahead=2,
-                                        fragment_readahead=1):
+                                        fragment_readahead=4):
             pending.append(batch)
             held += batch.num_rows
             if held >= ROWS_AT_ONCE:
