@@ -102,3 +102,13 @@ def test_a_tower_runs_many_rows_a_block_at_a_time_with_the_same_result(monkeypat
     whole = tower(x, ids)
     monkeypatch.setattr(towers, "ROWS_AT_ONCE", 7)
     assert np.allclose(tower(x, ids), whole, atol=1e-6) and tower(x, np.array(ids)).shape == (50, 4)
+
+
+def test_the_time_rank_orders_by_day_then_line_and_leaves_the_unknown_out(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reading, "RANK_BLOCK", 2)  # ranks made in blocks
+    day = np.array([5, reading.NO_DAY, 5, 3, 5], np.int32)
+    line = np.array([2, 7, reading.LAST_LINE, 9, 1], np.int64)  # a null line is last in its day
+    assert reading._order(day, line).tolist() == [2, -1, 3, 0, 1]
+    everyone = np.array([2, 1, 1], np.int32)
+    assert reading._order(everyone, np.array([0, 5, 4], np.int64)).tolist() == [2, 1, 0]
+    assert reading._order(np.full(3, reading.NO_DAY, np.int32), np.zeros(3, np.int64)) is None
