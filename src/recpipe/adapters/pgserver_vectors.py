@@ -18,6 +18,7 @@ from recpipe.errors import ServiceError, require
 
 # Server settings of the embedded PostgreSQL (a real server is configured by its owner).
 SETTINGS = {"shared_buffers": "1GB"}
+STOP_ATTEMPTS = 3  # pg_ctl stop, when a server is starting as it runs
 STOP_SECONDS = 60.0  # pg_ctl's own wait
 # pgserver's process lock (fasteners) is not for threads: two threads of one process starting
 # the server at once failed with "Unable to release an unaquired lock". One at a time.
@@ -97,12 +98,18 @@ class EmbeddedPostgres:
         before = self._postmaster()
         if before is None:
             return False
-        try:
-            self._pg_ctl("stop", wait=False)  # pg_ctl's own wait mistakes a server started meanwhile for this one
-        except Exception as exc:
-            if _alive(before):
-                raise ServiceError(f"the embedded PostgreSQL in {self.path} (pid {before}) did not stop: "
-                                   f"{type(exc).__name__}", hint=f"see {self.path / 'log'}") from exc
+        for attempt in range(1, STOP_ATTEMPTS + 1):
+            try:
+                self._pg_ctl("stop", wait=False)  # pg_ctl's own wait mistakes a server started meanwhile for this one
+                break
+            except Exception as exc:  # e.g. a server another process started as this one stopped
+                if not _alive(before):
+                    break
+                if attempt == STOP_ATTEMPTS:
+                    raise ServiceError(f"the embedded PostgreSQL in {self.path} (pid {before}) did not stop: "
+                                       f"{type(exc).__name__}", hint=f"see {self.path / 'log'}") from exc
+                time.sleep(0.5)
+                before = self._postmaster() or before
         deadline = time.monotonic() + STOP_SECONDS
         while _alive(before):
             if time.monotonic() > deadline:
