@@ -101,12 +101,11 @@ class Lake(Protocol):
         ``manifest`` (a relative path) is written last where writes are not atomic (S3)."""
         ...
 
-    def dataset(self, name: str, *, partitioning: Any = None, files: list[str] | None = None,
-                schema: Any = None) -> Any:
-        """Dataset ``name`` as a ``pyarrow.dataset.Dataset`` (files starting with ``_`` or
-        ``.`` are not data); ``files``: only these (paths as ``list_files`` gives them), without
-        listing the rest. Arrow keeps every file's metadata for as long as the dataset lives:
-        read a dataset of hundreds of thousands of files a few thousand at a time."""
+    def dataset(self, name: str, files: list[str], *, partitioning: Any = None, schema: Any = None) -> Any:
+        """``files`` of dataset ``name`` (paths as ``list_files`` gives them) as a
+        ``pyarrow.dataset.Dataset``, without listing the rest. Arrow keeps every file's metadata
+        for as long as the dataset lives: read hundreds of thousands of files a few thousand at
+        a time (``adapters.scan``)."""
         ...
 
     def read_json(self, relpath: str) -> dict[str, Any] | None: ...

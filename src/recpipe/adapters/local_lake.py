@@ -119,12 +119,9 @@ class LocalLake:
             os.rename(old, path)
         # ``staged`` now holds the previous version; stage() deletes it.
 
-    def dataset(self, name: str, *, partitioning: Any = None, files: list[str] | None = None,
-                schema: Any = None) -> Any:
+    def dataset(self, name: str, files: list[str], *, partitioning: Any = None, schema: Any = None) -> Any:
         import pyarrow.dataset as ds
 
-        if files is None:
-            return ds.dataset(str(self.root / name), format="parquet", partitioning=partitioning, schema=schema)
         return ds.dataset([str(self.root / f) for f in files], format="parquet", partitioning=partitioning,
                           partition_base_dir=str(self.root / name), schema=schema)
 

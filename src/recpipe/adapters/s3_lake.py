@@ -67,7 +67,7 @@ class S3Lake:
 
     @staticmethod
     def _attempts() -> int:
-        """Tries per S3 request, for boto3 and Arrow alike: AWS_MAX_ATTEMPTS, else 6."""
+        """Tries per S3 request (boto3's, every read and write): AWS_MAX_ATTEMPTS, else 6."""
         return int(os.environ.get("AWS_MAX_ATTEMPTS") or 6)
 
     @contextmanager
@@ -204,34 +204,17 @@ class S3Lake:
             for obj in page.get("Contents", []):
                 yield obj["Key"]
 
-    def dataset(self, name: str, *, partitioning: Any = None, files: list[str] | None = None,
-                schema: Any = None) -> Any:
-        """``files`` (named as ``list_files`` names them) are fetched by boto3, a GET each
-        (``S3Objects``); the whole dataset is discovered by Arrow's own S3 client, given boto3's
-        endpoint, region and credentials."""
+    def dataset(self, name: str, files: list[str], *, partitioning: Any = None, schema: Any = None) -> Any:
+        """Each file fetched by boto3, a GET each (``S3Objects``): Arrow's own S3 client asks
+        each named file's size first, and does not read again a body S3 broke off."""
         import pyarrow.dataset as ds
         from pyarrow import fs
 
-        if files is not None:
-            from recpipe.adapters.s3_objects import S3Objects
+        from recpipe.adapters.s3_objects import S3Objects
 
-            objects = fs.PyFileSystem(S3Objects(self.client, self.bucket, self._errors))
-            return ds.dataset([self._key(f) for f in files], format="parquet", partitioning=partitioning,
-                              filesystem=objects, schema=schema, partition_base_dir=self._key(name))
-        session = _boto3().session.Session()
-        creds = session.get_credentials()
-        frozen = creds.get_frozen_credentials() if creds else None
-        endpoint = self.client.meta.endpoint_url
-        options: dict[str, Any] = {"region": self.client.meta.region_name or "us-east-1",
-                                   "retry_strategy": fs.AwsStandardS3RetryStrategy(max_attempts=self._attempts())}
-        if frozen is not None:
-            options.update(access_key=frozen.access_key, secret_key=frozen.secret_key,
-                           session_token=frozen.token)
-        if endpoint and not endpoint.rstrip("/").endswith("amazonaws.com"):
-            scheme, _, host = endpoint.partition("://")
-            options.update(endpoint_override=host.rstrip("/"), scheme=scheme)
-        return ds.dataset(f"{self.bucket}/{self._key(name)}", format="parquet", partitioning=partitioning,
-                          filesystem=fs.S3FileSystem(**options), schema=schema)
+        objects = fs.PyFileSystem(S3Objects(self.client, self.bucket, self._errors))
+        return ds.dataset([self._key(f) for f in files], format="parquet", partitioning=partitioning,
+                          filesystem=objects, schema=schema, partition_base_dir=self._key(name))
 
     def read_bytes(self, relpath: str) -> bytes | None:
         from botocore.exceptions import ClientError

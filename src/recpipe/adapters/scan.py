@@ -35,7 +35,7 @@ def scan(lake: Lake, name: str, columns: list[str], files: list[str], *, partiti
     progress.start(task, len(files))
     for lo in range(0, len(files), FILES_AT_ONCE):
         group = files[lo:lo + FILES_AT_ONCE]
-        dataset = lake.dataset(name, partitioning=partitioning, files=group, schema=schema)
+        dataset = lake.dataset(name, group, partitioning=partitioning, schema=schema)
         pending: list[Any] = []
         held = 0
         for batch in dataset.to_batches(columns=columns, batch_size=BATCH_ROWS, batch_readahead=2,

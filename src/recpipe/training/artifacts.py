@@ -60,7 +60,7 @@ def write_embeddings(path: Path, ids: Sequence[Any] | pa.Array, vectors: np.ndar
     ``EMBEDDING_ROWS`` at a time: 650,000 customers' vectors as text at once took 0.78 GB."""
     ids = ids if isinstance(ids, pa.Array | pa.ChunkedArray) else pa.array(ids)
     blocks = (pa.table({"id": ids.slice(lo, EMBEDDING_ROWS), "embedding": format_vectors(vectors[lo:lo + EMBEDDING_ROWS])})
-              for lo in range(0, max(len(vectors), 1), EMBEDDING_ROWS))
+              for lo in range(0, len(vectors), EMBEDDING_ROWS))
     _write_csv(path, ["id", "embedding"], blocks)
 
 

@@ -53,7 +53,7 @@ def read_ratings(lake: Lake, progress: Progress = SILENT) -> Ratings:
         files = data_files(lake, DATASET)
         if not files:
             raise empty
-        schema = lake.dataset(DATASET, partitioning=part, files=files[:1]).schema
+        schema = lake.dataset(DATASET, files[:1], partitioning=part).schema
         ordered = [c for c in ORDER_COLUMNS if c in schema.names]  # older datasets have none
         columns = [c for c in COLUMNS if c != PARTITION_KEY] + ordered + [PARTITION_KEY]
         parts = _Parts(ordered=bool(ordered))

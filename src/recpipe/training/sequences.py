@@ -34,7 +34,7 @@ class Sequences:
     def of(cls, user: np.ndarray, order: np.ndarray) -> Sequences:
         known = np.flatnonzero(order >= 0)
         rows = known[np.lexsort((order[known], user[known]))].astype(row_type(len(user)))
-        u = user[rows].astype(np.int32)  # int32 here: 8 bytes less per interaction than the rows' int64
+        u = user[rows].astype(np.int32)  # int32: events may have made ``user`` int64
         starts = np.flatnonzero(np.concatenate([[True], u[1:] != u[:-1]])) if len(rows) else np.zeros(0, np.int64)
         begin = np.repeat(starts, np.diff(np.append(starts, len(rows))))
         position = np.full(len(user), -1, dtype=np.int32)
