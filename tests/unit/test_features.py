@@ -25,8 +25,15 @@ def test_arrow_and_list_columns_encode_alike(fit: list[str], rows: list[str | No
     rows, limits = rows[:n], limits[:n]
     enc = Encoder.fit({"city": pa.array(fit), "creditLimit": pa.array([1.0, 3.0])}, ["city"], ["creditLimit"])
     as_lists = enc.encode({"city": rows, "creditLimit": limits})
-    as_arrow = enc.encode({"city": pa.array(rows, pa.string()), "creditLimit": pa.array(limits, pa.float64())})
+    arrow = {"city": pa.array(rows, pa.string()), "creditLimit": pa.array(limits, pa.float64())}
+    as_arrow = enc.encode(arrow)
     np.testing.assert_array_equal(as_lists, as_arrow)
+    # kept compact (training), the rows read back are the same inputs, any rows in any order
+    compact = enc.compact(arrow)
+    assert compact.shape == as_arrow.shape and compact.positions.dtype == np.int32
+    picked = np.random.default_rng(n).integers(0, max(n, 1), size=n)
+    np.testing.assert_array_equal(compact[picked], as_arrow[picked])
+    np.testing.assert_array_equal(np.asarray(compact), as_arrow)
 
 
 def test_serving_imports_neither_arrow_nor_sqlalchemy() -> None:

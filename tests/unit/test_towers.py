@@ -83,6 +83,25 @@ def test_numpy_towers_match_torch_on_random_inputs(seed: int, user_width: int, i
     assert np.allclose(np.linalg.norm(nu, axis=1), 1, atol=1e-5)
 
 
+def test_a_tower_reads_compact_inputs_a_block_at_a_time(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Training keeps every customer's inputs compact (``Encoded``): the tower makes them dense
+    a block at a time, with the same embeddings as from the dense matrix, ids and all."""
+    from recpipe.inference import towers as towers_module
+
+    monkeypatch.setattr(towers_module, "ROWS_AT_ONCE", 4)
+    cities = ["Nantes", "Paris", None, "Lyon", "Oslo", "Paris", "Nantes", "Rome", "Lyon", "Paris"]
+    columns = {"city": cities, "country": ["FR"] * 9 + ["NO"], "creditLimit": [float(k) for k in range(10)]}
+    enc = Encoder.fit({"city": pa.array(["Nantes", "Paris", "Lyon"]), "country": pa.array(["FR", "NO"]),
+                       "creditLimit": pa.array([1.0, 5.0])}, ["city", "country"], ["creditLimit"])
+    torch.manual_seed(3)
+    model = TwoTower(enc.width, 2, user_ids=4, item_ids=1)
+    towers = model.to_numpy(np.array([100, 101, 102, 103]), np.array(["a"]))
+    ids = np.arange(98, 108)  # two unknown ids, four known, four unknown
+    dense, compact = towers.user(enc.encode(columns), ids), towers.user(enc.compact(columns), ids)
+    np.testing.assert_array_equal(dense, compact)
+    assert dense.shape == (10, 32)
+
+
 def test_numpy_towers_load_without_pickle(tmp_path) -> None:  # type: ignore[no-untyped-def]
     model = TwoTower(3, 4, user_ids=2, item_ids=2)
     model.to_numpy(np.array([7, 9]), np.array(["a", "b"])).save(tmp_path / "t.npz")

@@ -64,21 +64,24 @@ class Encoder:
 
     def encode(self, columns: Columns) -> np.ndarray:
         """A float32 matrix, one row per input row."""
+        return self.compact(columns)[:]
+
+    def compact(self, columns: Columns) -> Encoded:
+        """The same rows as ``encode``, kept compact (``Encoded``) until they are read."""
         n = _length(columns)
-        out = np.zeros((n, self.width), dtype=np.float32)
+        positions = np.full((n, len(self.vocabularies)), -1, dtype=np.int32)
         offset = 0
-        rows = np.arange(n)
-        for name, vocab in self.vocabularies.items():
+        for k, (name, vocab) in enumerate(self.vocabularies.items()):
             known, idx = _positions(columns[name], vocab)
-            out[rows[known], offset + idx[known]] = 1.0
+            positions[known, k] = offset + idx[known]
             offset += len(vocab)
-        for name, s in self.scalers.items():
+        numbers = np.empty((n, len(self.scalers)), dtype=np.float32)
+        for k, (name, s) in enumerate(self.scalers.items()):
             x = _floats(columns[name])
             x = np.where(np.isnan(x), s["mean"], x)
             # bounded: a value far outside anything trained on must not overflow float32
-            out[:, offset] = np.clip((x - s["mean"]) / s["std"], -MAX_STANDARDISED, MAX_STANDARDISED)
-            offset += 1
-        return out
+            numbers[:, k] = np.clip((x - s["mean"]) / s["std"], -MAX_STANDARDISED, MAX_STANDARDISED)
+        return Encoded(positions, numbers, self.width)
 
     def to_json(self) -> dict[str, Any]:
         return {"categorical": self.vocabularies, "numeric": self.scalers}
@@ -87,6 +90,37 @@ class Encoder:
     def from_json(cls, doc: Mapping[str, Any]) -> Encoder:
         return cls({k: list(v) for k, v in doc["categorical"].items()},
                    {k: {"mean": float(v["mean"]), "std": float(v["std"])} for k, v in doc["numeric"].items()})
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Encoded rows, kept compact. A tower's input is mostly zeros (one city of 80, one
+    country of 20, then the numbers), so each row keeps only where its ones go and its
+    standardised numbers; ``encoded[rows]`` makes those rows the dense float32 input ``encode``
+    gives. At 650,000 customers: 8 MB instead of 205 MB held for all of training."""
+
+    positions: np.ndarray  # n × categorical columns, int32: the input position of the row's 1 (-1: unknown value)
+    numbers: np.ndarray  # n × numeric columns, float32, standardised: the last inputs
+    width: int
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return len(self), self.width
+
+    def __getitem__(self, rows: slice | np.ndarray) -> np.ndarray:
+        """The dense inputs of ``rows`` (a slice or an array of row numbers)."""
+        positions, numbers = self.positions[rows], self.numbers[rows]
+        out = np.zeros((len(positions), self.width), dtype=np.float32)
+        r, c = np.nonzero(positions >= 0)
+        out[r, positions[r, c]] = 1.0
+        out[:, self.width - numbers.shape[1]:] = numbers
+        return out
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        return self[:] if dtype is None else self[:].astype(dtype, copy=False)
 
 
 def _is_arrow(values: Any) -> bool:

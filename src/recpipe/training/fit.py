@@ -1,15 +1,15 @@
 """The training loop: seeded mini-batches, Adam, early stopping on a validation criterion.
 
-Inputs are prepared once as tensors (encoded features per user and per item, and index
-arrays per interaction), so a batch is a few gathers. What a batch costs and what "better"
+Inputs are prepared once (encoded features per user and per item, and index arrays per
+interaction), so a batch is a few gathers. What a batch costs and what "better"
 means come from the objective (``objectives.py``); the loop keeps the weights of the best
-validation epoch and restores them at the end. Without validation (a refit on everything)
-it runs a fixed number of epochs and keeps the last.
+validation epoch (on disk, ``Checkpoint``) and restores them at the end. Without validation
+(a refit on everything) it runs a fixed number of epochs and keeps the last.
 """
 
 from __future__ import annotations
 
-import copy
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Protocol
@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from recpipe.errors import InternalError
+from recpipe.inference.features import Encoded
 from recpipe.progress import SILENT, Progress
 from recpipe.training.model import TwoTower, torch
 from recpipe.training.optimizer import TowerOptimizer
@@ -66,11 +67,13 @@ class FitOptions:
 
 @dataclass
 class Inputs:
-    """Everything the loop reads, as tensors. ``uid``/``iid`` map a user/item row to its id
-    embedding row (the padding row when the id was not seen in training)."""
+    """Everything the loop reads: the encoded features of every user and item (compact, made
+    dense for the rows of a batch: ``user_x``/``item_x``) and, as tensors, index arrays.
+    ``uid``/``iid`` map a user/item row to its id embedding row (the padding row when the id
+    was not seen in training)."""
 
-    xu: torch.Tensor
-    xi: torch.Tensor
+    xu: Encoded
+    xi: Encoded
     user: torch.Tensor  # per interaction: user row
     item: torch.Tensor  # per interaction: item row
     rating: torch.Tensor  # per interaction: 1..5, float32
@@ -78,10 +81,18 @@ class Inputs:
     iid: torch.Tensor
 
     @classmethod
-    def build(cls, xu: np.ndarray, xi: np.ndarray, user: np.ndarray, item: np.ndarray, rating: np.ndarray,
+    def build(cls, xu: Encoded, xi: Encoded, user: np.ndarray, item: np.ndarray, rating: np.ndarray,
               uid: np.ndarray, iid: np.ndarray) -> Inputs:
         t = torch.from_numpy
-        return cls(t(xu), t(xi), t(user), t(item), t(np.asarray(rating, np.float32)), t(uid), t(iid))
+        return cls(xu, xi, t(user), t(item), t(np.asarray(rating, np.float32)), t(uid), t(iid))
+
+    def user_x(self, rows: torch.Tensor) -> torch.Tensor:
+        """The tower inputs of these user rows."""
+        return torch.from_numpy(self.xu[rows.numpy()])
+
+    def item_x(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The tower inputs of these item rows (None: every item)."""
+        return torch.from_numpy(self.xi[slice(None) if rows is None else rows.numpy()])
 
 
 @dataclass
@@ -142,7 +153,7 @@ def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOp
     optimizer = TowerOptimizer(model, learning_rate, objective.id_weight_decay)
     train_t = torch.from_numpy(train)
     result = FitResult()
-    best_value, best_state, stale = float("inf"), None, 0
+    best_value, best, stale = float("inf"), Checkpoint(), 0
     started = time.perf_counter()
     last = epochs or options.max_epochs
     for epoch in range(1, last + 1):
@@ -169,12 +180,37 @@ def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOp
         if not validate:
             result.best = len(result.history) - 1
         elif criterion < best_value - options.min_delta:
-            best_value, best_state, stale = criterion, copy.deepcopy(model.state_dict()), 0
+            best_value, stale = criterion, 0
+            best.save(model)
             result.best = len(result.history) - 1
         else:
             stale += 1
             if stale >= options.patience:
                 break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    del optimizer  # its moments (twice the id tables) are not needed to restore the best epoch
+    best.restore(model)
     return result
+
+
+class Checkpoint:
+    """The best epoch's weights, kept in a temporary file rather than as a second copy in
+    memory: at 650,000 customers the id table alone is 83 MB, a copy held for the whole fit."""
+
+    def __init__(self) -> None:
+        self.file: Any = None
+
+    def save(self, model: TwoTower) -> None:
+        if self.file is None:
+            self.file = tempfile.TemporaryFile(prefix="recpipe-best-")  # noqa: SIM115 (open across epochs)
+        self.file.seek(0)
+        self.file.truncate()
+        torch.save(model.state_dict(), self.file)
+
+    def restore(self, model: TwoTower) -> None:
+        """Load the saved weights into ``model`` (none saved: leave it as it is) and drop the file."""
+        if self.file is None:
+            return
+        self.file.seek(0)
+        model.load_state_dict(torch.load(self.file, weights_only=True))
+        self.file.close()
+        self.file = None

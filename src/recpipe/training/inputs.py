@@ -13,6 +13,7 @@ from recpipe.inference.features import (
     ITEM_NUMERIC,
     USER_CATEGORICAL,
     USER_NUMERIC,
+    Encoded,
     Encoder,
 )
 from recpipe.inference.towers import Towers
@@ -23,8 +24,8 @@ from recpipe.training.fit import FitResult, Inputs
 @dataclass
 class Prepared:
     encoders: dict[str, Encoder]
-    xu: np.ndarray
-    xi: np.ndarray
+    xu: Encoded  # every customer's tower inputs (compact: ``Encoded``)
+    xi: Encoded
     inputs: Inputs
     user_ids: np.ndarray  # rows of users seen in training (they get an id embedding)
     item_ids: np.ndarray
@@ -45,8 +46,8 @@ def prepare(data: Ratings, train: np.ndarray) -> Prepared:
     items = data.items.take(np.unique(data.item[train]))
     encoders = {"user": Encoder.fit(_columns(users), USER_CATEGORICAL, USER_NUMERIC),
                 "item": Encoder.fit(_columns(items), ITEM_CATEGORICAL, ITEM_NUMERIC)}
-    xu = encoders["user"].encode(_columns(data.users))
-    xi = encoders["item"].encode(_columns(data.items))
+    xu = encoders["user"].compact(_columns(data.users))
+    xi = encoders["item"].compact(_columns(data.items))
     user_ids, uid = _id_rows(data.user[train], len(data.users))
     item_ids, iid = _id_rows(data.item[train], len(data.items))
     return Prepared(encoders, xu, xi, Inputs.build(xu, xi, data.user, data.item, data.rating, uid, iid),

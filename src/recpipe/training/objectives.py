@@ -41,7 +41,7 @@ class Rating:
         u, i = d.user[rows], d.item[rows]
         uid = d.uid[u] if self.use_ids else None
         iid = d.iid[i] if self.use_ids else None
-        loss = F.mse_loss(model(d.xu[u], d.xi[i], uid, iid), rating_to_target(d.rating[rows]))
+        loss = F.mse_loss(model(d.user_x(u), d.item_x(i), uid, iid), rating_to_target(d.rating[rows]))
         if (self.use_ids and self.id_l2 and model.user_id is not None and model.item_id is not None
                 and uid is not None and iid is not None):
             loss = loss + self.id_l2 * (model.user_id.penalty(uid) + model.item_id.penalty(iid))
@@ -54,7 +54,7 @@ class Rating:
         for start in range(0, len(self.validation), CHUNK):
             r = torch.from_numpy(self.validation[start:start + CHUNK])
             u, i = d.user[r], d.item[r]
-            pred = model(d.xu[u], d.xi[i], d.uid[u] if self.use_ids else None, d.iid[i] if self.use_ids else None)
+            pred = model(d.user_x(u), d.item_x(i), d.uid[u] if self.use_ids else None, d.iid[i] if self.use_ids else None)
             total += float(F.mse_loss(pred, rating_to_target(d.rating[r]), reduction="sum"))
         mse = total / max(len(self.validation), 1)
         return mse, mse, None
@@ -86,7 +86,7 @@ class Retrieval:
             drop = torch.rand(2, len(rows), generator=generator) < self.id_dropout
             uid = torch.where(drop[0], model.user_id.padding, uid)
             iid = torch.where(drop[1], model.item_id.padding, iid)
-        users, items = model.user_embedding(d.xu[u], uid), model.item_embedding(d.xi[i], iid)
+        users, items = model.user_embedding(d.user_x(u), uid), model.item_embedding(d.item_x(i), iid)
         if self.weights is None:
             return self._softmax_loss(users, items, i)
         w = self.weights[rows]
@@ -108,17 +108,17 @@ class Retrieval:
         spike of 0.3 GB an epoch at 650,000 customers."""
         model.eval()
         d = self.data
-        items = model.item_embedding(d.xi, d.iid)
+        items = model.item_embedding(d.item_x(), d.iid)
         total = 0.0
         for start in range(0, len(self.validation), self.batch_size):
             r = torch.from_numpy(self.validation[start:start + self.batch_size])
             u, i = d.user[r], d.item[r]
-            total += float(self._softmax_loss(model.user_embedding(d.xu[u], d.uid[u]), items[i], i, reduction="sum"))
+            total += float(self._softmax_loss(model.user_embedding(d.user_x(u), d.uid[u]), items[i], i, reduction="sum"))
         item_t = items.numpy().T.copy()
 
         def scores(rows: np.ndarray) -> np.ndarray:
             u = torch.from_numpy(rows)
-            return model.user_embedding(d.xu[u], d.uid[u]).numpy() @ item_t
+            return model.user_embedding(d.user_x(u), d.uid[u]).numpy() @ item_t
 
         recall = ranking.evaluate(scores, self.holdout)["recall_at_10"]
         return -recall, total / max(len(self.validation), 1), recall

@@ -182,8 +182,8 @@ def _agreement(model: Any, inputs: Any, user_emb: np.ndarray, item_emb: np.ndarr
     with torch.no_grad():
         model.eval()
         r = torch.from_numpy(rows)
-        tu = model.user_embedding(inputs.xu[r], inputs.uid[r] if hybrid else None).numpy()
-        ti = model.item_embedding(inputs.xi, inputs.iid if hybrid else None).numpy()
+        tu = model.user_embedding(inputs.user_x(r), inputs.uid[r] if hybrid else None).numpy()
+        ti = model.item_embedding(inputs.item_x(), inputs.iid if hybrid else None).numpy()
     diff = max(float(np.abs(tu - user_emb[rows]).max()), float(np.abs(ti - item_emb).max()))
     if diff > AGREEMENT:
         raise InternalError(f"the numpy towers differ from torch by {diff:.2e} (> {AGREEMENT})")
