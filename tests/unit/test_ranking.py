@@ -80,11 +80,16 @@ def test_cooccurrence_is_xtx(seed: int, n_users: int, n_items: int) -> None:
     assert np.array_equal(gram, x.T.astype(float) @ x.astype(float))
 
 
-def test_cooccurrence_in_chunks_gives_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("chunk", [1, 2, 7, 50, 401])
+def test_cooccurrence_in_chunks_gives_the_same(monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    """Chunks end inside a customer, at one, and past the last (customers without rows too)."""
     rng = np.random.default_rng(3)
     user, item = np.nonzero(rng.random((50, 20)) < 0.4)
+    user[user == 7] = 8  # a customer with no rows between two
+    order = rng.permutation(len(user))  # in no particular order
+    user, item = user[order].astype(np.int32), item[order].astype(np.int32)
     whole = baselines.cooccurrence(user, item, 20)
-    monkeypatch.setattr(baselines, "PAIR_CHUNK", 7)
+    monkeypatch.setattr(baselines, "PAIR_CHUNK", chunk)
     assert np.array_equal(baselines.cooccurrence(user, item, 20), whole)
 
 

@@ -27,29 +27,42 @@ def cooccurrence(user: np.ndarray, item: np.ndarray, n_items: int) -> np.ndarray
     """XᵀX of the binary customer × product matrix of the distinct ``(user, item)`` pairs:
     how many customers have both products (the diagonal: how many have each), as float32
     (counts are exact up to 16.7 million customers). Pairs are counted ``PAIR_CHUNK`` at a time,
-    by sorting, so nothing products²-sized is made but the result."""
+    by sorting, so nothing products²-sized is made but the result, and nothing per rating but
+    the sorted ids: where a chunk ends is found from per-customer sums."""
     order = np.lexsort((item, user))
     u, it = user[order], item[order]
     del order
-    counts = np.bincount(u)
+    counts = np.bincount(u).astype(np.int64)
     start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    reps = counts[u]  # each pair meets every pair of its customer
-    total = np.cumsum(reps)  # pairs met up to and including each
+    # each of a customer's rows meets every row of that customer: ``counts[c]`` pairs a row
+    pairs = np.cumsum(counts * counts)  # pairs up to and including each customer
     gram = np.zeros(n_items * n_items, dtype=np.float32)
     lo = 0
     while lo < len(u):
-        done = int(total[lo - 1]) if lo else 0
-        hi = lo + max(1, int(np.searchsorted(total[lo:], done + PAIR_CHUNK, side="right")))
-        rep = reps[lo:hi]
+        hi = _chunk_end(lo, u, counts, start, pairs)
+        rep = counts[u[lo:hi]]
         a = np.repeat(it[lo:hi], rep)
         first = np.repeat(start[u[lo:hi]], rep)
         offset = np.arange(len(a)) - np.repeat(np.cumsum(rep) - rep, rep)
         b = it[first + offset]
         del first, offset
-        keys, counts = np.unique(a.astype(np.int64) * n_items + b, return_counts=True)
-        gram[keys] += counts
+        keys, found = np.unique(a.astype(np.int64) * n_items + b, return_counts=True)
+        gram[keys] += found
         lo = hi
     return gram.reshape(n_items, n_items)
+
+
+def _chunk_end(lo: int, u: np.ndarray, counts: np.ndarray, start: np.ndarray, pairs: np.ndarray) -> int:
+    """The row after the last whose pairs, counted from row ``lo``, stay within ``PAIR_CHUNK``
+    (at least one row): the customer where the sum passes it, then the row within them."""
+    c = int(u[lo])
+    before = int(pairs[c - 1]) if c else 0
+    done = before + (lo - int(start[c])) * int(counts[c])  # pairs of the rows before ``lo``
+    last = int(np.searchsorted(pairs, done + PAIR_CHUNK, side="right"))  # first customer not whole
+    if last >= len(counts):
+        return len(u)
+    ahead = done + PAIR_CHUNK - (int(pairs[last - 1]) if last else 0)  # pairs left for ``last``'s rows
+    return max(lo + 1, int(start[last]) + ahead // int(counts[last]))
 
 
 def ease_weights(gram: np.ndarray, lam: float) -> np.ndarray:
@@ -96,10 +109,14 @@ def ease(train_user: np.ndarray, train_item: np.ndarray, n_users: int, n_items: 
     """EASE fitted on the training pairs with the λ that ranks the validation pairs best.
     Returns a factory ``(history_user, history_item) -> scorer`` and what was chosen."""
     gram = cooccurrence(train_user, train_item, n_items)
+    mine = np.isin(train_user, validation.users)  # the validation customers' histories: all λ ranks
+    known_user, known_item = train_user[mine], train_item[mine]
+    del mine
     tried: dict[str, float] = {}
     for lam in EASE_LAMBDAS:  # one B at a time: the best is made again after (n_items² each)
         b = ease_weights(gram, lam)
-        tried[str(lam)] = ranking.evaluate(history_scorer(b, train_user, train_item, n_users), validation)["recall_at_10"]
+        tried[str(lam)] = ranking.evaluate(history_scorer(b, known_user, known_item, n_users),
+                                           validation)["recall_at_10"]
         del b
     best_lam = max(EASE_LAMBDAS, key=lambda lam: tried[str(lam)])  # the first of equals, as before
     weights = ease_weights(gram, best_lam)

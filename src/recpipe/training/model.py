@@ -81,7 +81,8 @@ class TwoTower(nn.Module):
                       for m in seq if isinstance(m, nn.Linear)]
             if table is None or ids is None:
                 return Tower(layers)
-            return Tower(layers, np.asarray(ids), table.full().detach().numpy()[:-1].copy())
+            # ``full()`` is a new tensor (not the table): its rows without the padding one, no copy
+            return Tower(layers, np.asarray(ids), table.full().detach().numpy()[:-1])
 
         return Towers(tower(self.user_tower, self.user_id, user_ids),
                       tower(self.item_tower, self.item_id, item_ids))

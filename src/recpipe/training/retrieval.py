@@ -73,9 +73,12 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
         checks = before[np.isin(before, s.validation)]  # the encoder is chosen on these, as serving meets them
         chosen_on = _sample(checks, next_item.MAX_EXAMPLES, hp.seed)  # a seeded sample: a fixed cost
         learned_from = _sample(np.setdiff1d(s.validation, checks), SESSION_EXAMPLES, hp.seed)
-        fitted = fit_session(users, items, Examples.of(seq, learned_from, data.user, data.item),
-                             temperature=hp.temperature, seed=hp.seed, owned=(data.user[known], data.item[known]),
-                             select=Examples.of(seq, chosen_on, data.user, data.item), progress=progress)
+        learn, select = (Examples.of(seq, rows, data.user, data.item) for rows in (learned_from, chosen_on))
+        # what the examples' customers had (left out of their rankings), not every customer's
+        had = known[np.isin(data.user[known], np.union1d(learn.user, select.user))]
+        fitted = fit_session(users, items, learn, temperature=hp.temperature, seed=hp.seed,
+                             owned=(data.user[had], data.item[had]), select=select, progress=progress)
+        del learn, select, had
         evaluated.session, session = fitted.encoder, fitted.report
         progress.status("evaluating the next item, for known customers and new visitors")
         lam = metrics["baselines"].get("ease", {}).get("lambda")
