@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recpipe.inference.session import SessionEncoder
 from recpipe.training.sequences import Examples, Sequences, next_item
@@ -17,12 +19,13 @@ def test_sequences_follow_each_customers_order_and_skip_the_unknown() -> None:
     s = Sequences.of(user, order)
     assert s.rows.tolist() == [1, 2, 0, 3, 4]
     assert s.position.tolist() == [2, 0, 1, 0, 1, -1]
+    assert s.start.tolist() == [0, 3] and s.length.tolist() == [3, 2]
     assert s.last().tolist() == [0, 4]  # each customer's latest with something before it
     assert s.last(np.array([1])).tolist() == [4]
     assert s.last(back=2).tolist() == [2]  # customer 0's one before the latest; customer 1's has nothing before it
     assert s.last(back=3).tolist() == []
     item = np.array([10, 11, 12, 13, 14, 15])
-    assert s.histories(np.array([0, 4, 1, 5]), item, length=3).tolist() == [
+    assert s.histories(np.array([0, 4, 1, 5]), user, item, length=3).tolist() == [
         [-1, 11, 12], [-1, -1, 13], [-1, -1, -1], [-1, -1, -1]]
 
 
@@ -113,3 +116,25 @@ def test_training_the_encoder_is_deterministic_and_learns_a_planted_transition()
     np.testing.assert_array_equal(first.encoder.transform, again.encoder.transform)
     held = first.report["held_out_hit_at_10"]
     assert held["trained"] > 0.9 > held["untrained"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.lists(st.tuples(st.integers(0, 6), st.integers(-1, 8), st.integers(0, 9)), max_size=40),
+       back=st.integers(1, 3))
+def test_sequences_agree_with_a_customer_by_customer_reading(data: list[tuple[int, int, int]], back: int) -> None:
+    """Each customer's known interactions in time order (ties by row): the latest ones and the
+    histories come out as reading them one customer at a time gives."""
+    user = np.array([d[0] for d in data], dtype=np.int32)
+    order = np.array([d[1] for d in data], dtype=np.int64)
+    item = np.array([d[2] for d in data], dtype=np.int32)
+    s = Sequences.of(user, order)
+    timeline = {u: sorted((r for r in range(len(data)) if user[r] == u and order[r] >= 0), key=lambda r: (order[r], r))
+                for u in sorted(set(user.tolist()))}
+    assert s.last(back=back).tolist() == [rows[-back] for rows in timeline.values() if len(rows) > back]
+    targets = np.arange(len(data))
+    expected = []
+    for r in targets:
+        rows = timeline[int(user[r])]
+        before = rows[:rows.index(r)] if r in rows else []
+        expected.append([-1] * (3 - len(before[-3:])) + [int(item[b]) for b in before[-3:]])
+    assert s.histories(targets, user, item, length=3).tolist() == expected
