@@ -160,7 +160,9 @@ def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOp
         progress.status(f"training the {phase} model: epoch {epoch} of {'' if epochs else 'at most '}{last}")
         progress.start(phase, len(train_t))
         model.train()
-        order = torch.randperm(len(train_t), generator=generator)
+        # int32 where it fits: the same permutation as int64's, half the memory (34 MB at 10M ratings)
+        order = torch.randperm(len(train_t), generator=generator,
+                               dtype=torch.int32 if len(train_t) < 2**31 else torch.int64)
         total, t0 = 0.0, time.perf_counter()
         for start in range(0, len(order), batch_size):
             rows = train_t[order[start:start + batch_size]]
