@@ -63,6 +63,11 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     towers = evaluated.towers(customer_ids, product_ids)
     # Cold-start customers were not in training: their ids have no embedding, features decide.
     users, items = towers.user(p.xu, customer_ids), towers.item(p.xi, product_ids)
+    # evaluation reads the vectors: not the numpy towers' id table, nor, when a refit is published,
+    # the evaluated model's (83 MB each at 650,000 customers)
+    del towers
+    if options.refit:
+        evaluated.model = model = None
     mine = ranking.embeddings(users, items)
     metrics: dict[str, Any] = {"objective": "retrieval", **h.score(mine, mine)}
     metrics["baselines"] = _baselines(data, s, h, p, options, progress)
@@ -113,7 +118,7 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     # the refit makes its own: not two shops' worth of tensors at once; the split and the time
     # order are done with (about 0.14 GB at 10M ratings)
     counts = s.describe()
-    del evaluated, model, p, towers, users, mine, seq, s
+    del evaluated, model, p, users, mine, seq, s
     every = np.arange(len(data), dtype=row_type(len(data)))
     progress.status(f"refitting on all {len(every):,} interactions for {best_epochs} epochs")
     q = prepare(data, every)
