@@ -66,7 +66,6 @@ class Tower:
         norm = np.linalg.norm(h, axis=1, keepdims=True)
         return (h / np.maximum(norm, 1e-12)).astype(np.float32)
 
-
     def id_rows(self, ids: Sequence[Any] | np.ndarray) -> np.ndarray:
         """Each id's row of the id embedding (-1: an id without one, or of another type)."""
         asked = np.asarray(ids)
