@@ -29,8 +29,8 @@ class Tower:
     id_embedding: np.ndarray | None = None
     # the ids sorted, and each one's row: looked up by binary search (a dict of 620,000
     # customers' ids was 58 MB of Python objects)
-    _sorted: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
-    _order: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False)
+    _sorted: np.ndarray = field(init=False, repr=False, default_factory=lambda: np.zeros(0, np.int64))
+    _order: np.ndarray = field(init=False, repr=False, default_factory=lambda: np.zeros(0, np.int64))
 
     def __post_init__(self) -> None:
         if self.ids is not None:

@@ -24,11 +24,18 @@ from recpipe.training.fit import FitResult, Inputs
 @dataclass
 class Prepared:
     encoders: dict[str, Encoder]
-    xu: Encoded  # every customer's tower inputs (compact: ``Encoded``)
-    xi: Encoded
     inputs: Inputs
     user_ids: np.ndarray  # rows of users seen in training (they get an id embedding)
     item_ids: np.ndarray
+
+    @property
+    def xu(self) -> Encoded:
+        """Every customer's tower inputs (compact: ``Encoded``)."""
+        return self.inputs.xu
+
+    @property
+    def xi(self) -> Encoded:
+        return self.inputs.xi
 
     def new_model(self, options: Any, *, ids: bool, id_dim: int) -> Any:
         """A fresh TwoTower for these inputs (seed torch first for determinism)."""
@@ -50,8 +57,7 @@ def prepare(data: Ratings, train: np.ndarray) -> Prepared:
     xi = encoders["item"].compact(_columns(data.items))
     user_ids, uid = _id_rows(data.user[train], len(data.users))
     item_ids, iid = _id_rows(data.item[train], len(data.items))
-    return Prepared(encoders, xu, xi, Inputs.build(xu, xi, data.user, data.item, data.rating, uid, iid),
-                    user_ids, item_ids)
+    return Prepared(encoders, Inputs.build(xu, xi, data.user, data.item, data.rating, uid, iid), user_ids, item_ids)
 
 
 def _columns(table: Any) -> dict[str, Any]:
