@@ -166,7 +166,7 @@ def baselines(kept: list[tuple[int, int, int, int]], held: dict[int, dict[str, A
     x[u_arr, i_arr] = 1.0
     pop = x.sum(0)
     gram = cooccurrence(u_arr, i_arr, len(items))
-    eases = {lam: ease_weights(gram, lam) for lam in EASE_LAMBDAS}
+    eases = {lam: ease_weights(gram.copy(), lam) for lam in EASE_LAMBDAS}  # each uses its copy up
     norms = np.sqrt(x.sum(1)) + 1e-9
     code = np.array([f"M{i:04d}" for i in items])
     out: dict[str, list[list[str]]] = {"popularity": [], "model_without_session": [],

@@ -19,3 +19,13 @@ def test_list_files_names_every_file_below_a_prefix_sorted(tmp_path: Path) -> No
                                     "d/customerNumber=9/part-0.parquet"]
     assert lake.list_files() == [*lake.list_files("d"), "other/x.json", "top.json"]
     assert lake.list_files("nowhere") == [] and lake.list_files("d/empty") == []
+
+
+def test_write_file_copies_a_file_in_whole_and_leaves_no_temporary(tmp_path: Path) -> None:
+    source = tmp_path / "src.bin"
+    source.write_bytes(bytes(range(256)) * 5000)  # larger than one copy buffer
+    lake = LocalLake(str(tmp_path / "lake"))
+    lake.write_file("models/v1/user_embeddings.csv", source)
+    lake.write_file("models/v1/user_embeddings.csv", source)  # again: replaced, not appended
+    assert lake.read_bytes("models/v1/user_embeddings.csv") == source.read_bytes()
+    assert [p.name for p in (tmp_path / "lake" / "models" / "v1").iterdir()] == ["user_embeddings.csv"]

@@ -76,8 +76,22 @@ def test_cooccurrence_is_xtx(seed: int, n_users: int, n_items: int) -> None:
     rng = np.random.default_rng(seed)
     x = rng.random((n_users, n_items)) < 0.3
     user, item = np.nonzero(x)
-    gram = baselines.cooccurrence(user, item, n_items)
+    gram = baselines.cooccurrence(user, item, n_items)  # np.nonzero's pairs come in (user, item) order
     assert np.array_equal(gram, x.T.astype(float) @ x.astype(float))
+    shuffled = rng.permutation(len(user))  # and in no order: sorted first, the same counts
+    assert baselines._sorted(user, item) and (len(user) < 2 or not baselines._sorted(user[::-1], item[::-1]))
+    assert np.array_equal(baselines.cooccurrence(user[shuffled], item[shuffled], n_items), gram)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5, 1000])
+def test_pairs_are_known_sorted_only_when_every_chunk_and_seam_is(chunk: int) -> None:
+    user = np.array([0, 0, 1, 1, 1, 3, 3])
+    item = np.array([1, 4, 0, 2, 9, 2, 5])
+    assert baselines._sorted(user, item, chunk)
+    for bad in range(1, len(user)):  # each pair swapped with the one before it
+        order = np.arange(len(user))
+        order[[bad - 1, bad]] = order[[bad, bad - 1]]
+        assert not baselines._sorted(user[order], item[order], chunk)
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 7, 50, 401])
@@ -98,7 +112,9 @@ def test_ease_is_the_closed_form_and_scores_each_history() -> None:
     x = (rng.random((40, 8)) < 0.35).astype(float)
     user, item = np.nonzero(x)
     lam = 5.0
-    weights = baselines.ease_weights(baselines.cooccurrence(user, item, 8), lam)
+    gram = baselines.cooccurrence(user, item, 8)
+    weights = baselines.ease_weights(gram, lam)
+    assert np.shares_memory(weights, gram)  # made in the gram's memory: one products² matrix
     # Steck's solution: argmin ||X - XB||² + λ||B||² subject to diag(B) = 0
     p = np.linalg.inv(x.T @ x + lam * np.eye(8))
     expected = np.eye(8) - p / np.diag(p)
@@ -120,3 +136,9 @@ def test_ease_picks_the_lambda_that_ranks_validation_best() -> None:
     assert set(tried) == {str(v) for v in baselines.EASE_LAMBDAS}
     assert tried[str(chosen["lambda"])] == max(tried.values())
     assert ranking.evaluate(make(user[~test], item[~test]), val)["recall_at_10"] == tried[str(chosen["lambda"])]
+
+
+def test_generator_rows_are_found_by_value_and_missing_ones_are_minus_one() -> None:
+    keys = np.array([105, 103, 109, 101])
+    assert baselines._rows_of(keys, np.array([109, 101, 104, 105, 103, 110, 0])).tolist() == [2, 3, -1, 0, 1, -1, -1]
+    assert baselines._rows_of(keys[:0], np.array([1])).tolist() == [-1]

@@ -12,6 +12,8 @@ from recpipe.contracts.dataset import MANIFEST
 from recpipe.progress import SILENT, Progress
 
 if TYPE_CHECKING:  # serving (the Lambdas) imports this module: no Arrow or SQLAlchemy at import
+    from pathlib import Path
+
     import pyarrow as pa
     from sqlalchemy.engine import URL, Engine
 
@@ -116,6 +118,11 @@ class Lake(Protocol):
 
     def write_bytes(self, relpath: str, data: bytes) -> None:
         """Write one file whole (readers never see part of it)."""
+        ...
+
+    def write_file(self, relpath: str, source: Path) -> None:
+        """Write the local file ``source`` whole as ``relpath``, streamed (a model's 230 MB of
+        customer vectors never sit in memory at once)."""
         ...
 
     def list_files(self, prefix: str = "") -> list[str]:

@@ -15,10 +15,10 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from recpipe.adapters.staged import LocalStaged, Staged
 from recpipe.contracts.dataset import MANIFEST
@@ -133,12 +133,23 @@ class LocalLake:
         """Write one file atomically and durably (a temporary file, fsync, rename). A process
         killed mid-write leaves a hidden ``.<name>.<id>.tmp`` that readers skip, as they skip
         every hidden file; no reader ever sees a partial file under its real name."""
+        self._write(relpath, lambda f: f.write(data))
+
+    def write_file(self, relpath: str, source: Path) -> None:
+        """Copy ``source`` in as ``relpath``, as atomically and durably as ``write_bytes``."""
+        def copy(f: BinaryIO) -> None:
+            with open(source, "rb") as src:
+                shutil.copyfileobj(src, f)
+
+        self._write(relpath, copy)
+
+    def _write(self, relpath: str, fill: Callable[[BinaryIO], object]) -> None:
         path = self.root / relpath
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
             with open(tmp, "wb") as f:
-                f.write(data)
+                fill(f)
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)

@@ -232,6 +232,11 @@ class S3Lake:
         with self._errors(f"writing {relpath}"):
             self.client.put_object(Bucket=self.bucket, Key=self._key(relpath), Body=data)
 
+    def write_file(self, relpath: str, source: Path) -> None:
+        """Upload one file (in parts past boto3's threshold: the object appears when all are in)."""
+        with self._errors(f"writing {relpath}"):
+            self.client.upload_file(str(source), self.bucket, self._key(relpath))
+
     def list_files(self, prefix: str = "") -> list[str]:
         """Keys under ``prefix``, relative to this lake's prefix."""
         root = f"{self.prefix}/" if self.prefix else ""

@@ -191,7 +191,7 @@ def choice_truth(spec: ShopSpec) -> tuple[np.ndarray, list[str], choices.ChoiceM
     spec.check()
     rng = _streams(spec)
     products, prod = _products(spec, rng["products"])
-    _customers_table, cust = _customers(spec, rng["customers"], _staff()[2])
+    cust = _customer_facts(spec, rng["customers"])
     model = _latent_model(spec, rng["latent"], cust, prod)
     return cust["number"], products["productCode"].to_pylist(), _choice_model(spec, rng, model, prod)
 
@@ -310,17 +310,28 @@ def _staff() -> tuple[pa.Table, pa.Table, np.ndarray]:
     return offices, employees, np.array(reps)
 
 
-def _customers(spec: ShopSpec, rng: np.random.Generator, reps: np.ndarray
-               ) -> tuple[pa.Table, dict[str, np.ndarray]]:
+def _customer_facts(spec: ShopSpec, rng: np.random.Generator) -> dict[str, np.ndarray]:
+    """What the latent model reads of the customers: the customers stream's first draws, so the
+    choice model is made again (``choice_truth``) without the table's names and addresses."""
     n = spec.customers
-    places = catalog.PLACES
-    weights = rng.dirichlet(np.full(len(places), 2.0))
-    place = rng.choice(len(places), n, p=weights)
+    weights = rng.dirichlet(np.full(len(catalog.PLACES), 2.0))
+    place = rng.choice(len(catalog.PLACES), n, p=weights)
     active = rng.random(n) >= spec.inactive_fraction
     credit_cents = np.round(rng.lognormal(np.log(80_000), 0.45, n) / 100) * 10_000
     credit = credit_cents / 100
     credit[rng.random(n) < 0.05] = 0.0
     credit_null = rng.random(n) < 0.02
+    return {"place": place, "active": active, "credit": np.where(credit_null, np.nan, credit),
+            "number": np.arange(103, 103 + n, dtype=np.int64)}
+
+
+def _customers(spec: ShopSpec, rng: np.random.Generator, reps: np.ndarray
+               ) -> tuple[pa.Table, dict[str, np.ndarray]]:
+    n = spec.customers
+    places = catalog.PLACES
+    facts = _customer_facts(spec, rng)
+    place, active, credit, number = facts["place"], facts["active"], facts["credit"], facts["number"]
+    credit_null = np.isnan(credit)
     rep = reps[rng.integers(0, len(reps), n)].astype(np.int64)
 
     city = pa.array([p[0] for p in places]).take(pa.array(place))
@@ -331,7 +342,6 @@ def _customers(spec: ShopSpec, rng: np.random.Generator, reps: np.ndarray
     postal = pc.if_else(pa.array(postal_null), pa.scalar(None, pa.string()), postal)
     first = _pick(catalog.FIRST_NAMES, rng, n)
     last = _pick(catalog.LAST_NAMES, rng, n)
-    number = np.arange(103, 103 + n, dtype=np.int64)
     table = pa.table({
         "customerNumber": pa.array(number, pa.int32()),
         "customerName": pc.binary_join_element_wise(
@@ -353,10 +363,9 @@ def _customers(spec: ShopSpec, rng: np.random.Generator, reps: np.ndarray
         "country": country,
         "salesRepEmployeeNumber": pa.array(np.where(active, rep, 0), pa.int32(),
                                            mask=~active),
-        "creditLimit": pa.array(credit, mask=credit_null),
+        "creditLimit": pa.array(np.where(credit_null, 0.0, credit), mask=credit_null),
     })
-    return table, {"place": place, "active": active, "credit": np.where(credit_null, np.nan, credit),
-                   "number": number}
+    return table, facts
 
 
 def _postal_codes(rng: np.random.Generator, place: np.ndarray) -> pa.Array:

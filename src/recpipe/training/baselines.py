@@ -28,10 +28,14 @@ def cooccurrence(user: np.ndarray, item: np.ndarray, n_items: int) -> np.ndarray
     how many customers have both products (the diagonal: how many have each), as float32
     (counts are exact up to 16.7 million customers). Pairs are counted ``PAIR_CHUNK`` at a time,
     by sorting, so nothing products²-sized is made but the result, and nothing per rating but
-    the sorted ids: where a chunk ends is found from per-customer sums."""
-    order = np.lexsort((item, user))
-    u, it = user[order], item[order]
-    del order
+    the sorted ids (not even those when the pairs come sorted, as training's rows do): where a
+    chunk ends is found from per-customer sums."""
+    if _sorted(user, item):
+        u, it = user, item
+    else:
+        order = np.lexsort((item, user))
+        u, it = user[order], item[order]
+        del order
     counts = np.bincount(u).astype(np.int64)
     start = np.concatenate([[0], np.cumsum(counts)[:-1]])
     # each of a customer's rows meets every row of that customer: ``counts[c]`` pairs a row
@@ -52,6 +56,15 @@ def cooccurrence(user: np.ndarray, item: np.ndarray, n_items: int) -> np.ndarray
     return gram.reshape(n_items, n_items)
 
 
+def _sorted(user: np.ndarray, item: np.ndarray, chunk: int = 1_000_000) -> bool:
+    """Whether the pairs are in (user, item) order, checked a chunk at a time (nothing per pair)."""
+    for lo in range(0, max(len(user) - 1, 0), chunk):
+        du = np.diff(user[lo:lo + chunk + 1])
+        if (du < 0).any() or ((du == 0) & (np.diff(item[lo:lo + chunk + 1]) < 0)).any():
+            return False
+    return True
+
+
 def _chunk_end(lo: int, u: np.ndarray, counts: np.ndarray, start: np.ndarray, pairs: np.ndarray) -> int:
     """The row after the last whose pairs, counted from row ``lo``, stay within ``PAIR_CHUNK``
     (at least one row): the customer where the sum passes it, then the row within them."""
@@ -66,24 +79,20 @@ def _chunk_end(lo: int, u: np.ndarray, counts: np.ndarray, start: np.ndarray, pa
 
 
 def ease_weights(gram: np.ndarray, lam: float) -> np.ndarray:
-    """EASE's B for one λ, in float32 (on the 1M-rating shop float32 ranked exactly as float64).
-    ``gram + λI`` is symmetric positive definite, so P comes from its Cholesky factor (torch):
-    at 5,000 products numpy's general inverse took 0.77 GB beside the matrix and 5.6 s, this
-    0.2 GB and 1.4 s, the same P within 1e-6 of its largest entry. λ is added to ``gram``'s
-    diagonal in place and taken off again (exact for whole λ)."""
+    """EASE's B for one λ, in float32 (on the 1M-rating shop float32 ranked exactly as float64),
+    made in ``gram``'s own memory: ``gram`` is used up (pass a copy to keep it). ``gram + λI`` is
+    symmetric positive definite, so P comes from its Cholesky factor (torch), each written over
+    the matrix before it: at 5,000 products one matrix of 100 MB instead of three (numpy's
+    general inverse took 0.77 GB beside the matrix and 5.6 s; the same P within 1e-6)."""
     from recpipe.training.model import torch
 
-    diagonal = gram.reshape(-1)[::len(gram) + 1]
-    diagonal += lam
-    try:
-        lower = torch.linalg.cholesky(torch.from_numpy(gram))
-    finally:
-        diagonal -= lam
-    p = torch.cholesky_inverse(lower).numpy()
-    del lower
-    p /= -np.diag(p)[None, :]
-    np.fill_diagonal(p, 0.0)
-    return p
+    t = torch.from_numpy(gram)
+    gram.reshape(-1)[::len(gram) + 1] += lam
+    torch.linalg.cholesky(t, out=t)
+    torch.cholesky_inverse(t, out=t)
+    gram /= -np.diag(gram)[None, :]
+    np.fill_diagonal(gram, 0.0)
+    return gram
 
 
 def history_scorer(weights: np.ndarray, user: np.ndarray, item: np.ndarray, n_users: int) -> ranking.Scorer:
@@ -113,14 +122,14 @@ def ease(train_user: np.ndarray, train_item: np.ndarray, n_users: int, n_items: 
     known_user, known_item = train_user[mine], train_item[mine]
     del mine
     tried: dict[str, float] = {}
-    for lam in EASE_LAMBDAS:  # one B at a time: the best is made again after (n_items² each)
-        b = ease_weights(gram, lam)
-        tried[str(lam)] = ranking.evaluate(history_scorer(b, known_user, known_item, n_users),
+    b = np.empty_like(gram)  # one B at a time, in one buffer: the best is made again after (n_items² each)
+    for lam in EASE_LAMBDAS:
+        np.copyto(b, gram)
+        tried[str(lam)] = ranking.evaluate(history_scorer(ease_weights(b, lam), known_user, known_item, n_users),
                                            validation)["recall_at_10"]
-        del b
+    del b
     best_lam = max(EASE_LAMBDAS, key=lambda lam: tried[str(lam)])  # the first of equals, as before
     weights = ease_weights(gram, best_lam)
-    del gram
     return (lambda hu, hi: history_scorer(weights, hu, hi, n_users)), {"lambda": best_lam,
                                                                        "validation_recall_by_lambda": tried}
 
@@ -166,10 +175,18 @@ def _truth(data: Any) -> tuple[tuple[np.ndarray, np.ndarray, Any] | None, str]:
     if truth is None:
         return None, "the data do not come from recpipe's generator (or from an older one)"
     numbers, codes, model = truth
-    user_row = {int(n): k for k, n in enumerate(numbers.tolist())}
+    users = _rows_of(numbers, data.users["customerNumber"].to_numpy())  # arrays: 650,000 customers at 10M
     item_row = {c: k for k, c in enumerate(codes)}
-    users = [user_row.get(int(n), -1) for n in data.users["customerNumber"].to_pylist()]
-    items = [item_row.get(c, -1) for c in data.items["productCode"].to_pylist()]
-    if min(users, default=0) < 0 or min(items, default=0) < 0:
+    items = np.array([item_row.get(c, -1) for c in data.items["productCode"].to_pylist()], dtype=np.int64)
+    if users.min(initial=0) < 0 or items.min(initial=0) < 0:
         return None, "the data hold customers or products the generator did not make"
-    return (np.array(users), np.array(items), model), ""
+    return (users, items, model), ""
+
+
+def _rows_of(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """The row of each ``wanted`` value in ``keys`` (distinct), -1 where it is not there."""
+    if len(keys) == 0:
+        return np.full(len(wanted), -1, dtype=np.int64)
+    order = np.argsort(keys, kind="stable")
+    rows = order[np.minimum(np.searchsorted(keys, wanted, sorter=order), len(keys) - 1)]
+    return np.where(keys[rows] == wanted, rows, -1).astype(np.int64)

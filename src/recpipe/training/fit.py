@@ -19,6 +19,7 @@ import numpy as np
 from recpipe.errors import InternalError
 from recpipe.inference.features import Encoded
 from recpipe.progress import SILENT, Progress
+from recpipe.training.memory import give_back
 from recpipe.training.model import TwoTower, torch
 from recpipe.training.optimizer import TowerOptimizer
 
@@ -180,6 +181,7 @@ def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOp
         result.train_seconds += time.perf_counter() - t0
         result.samples += len(order)
         criterion, val_loss, val_recall = objective.validate(model) if validate else (0.0, None, None)
+        give_back()  # the epoch's batches and ranking blocks, freed but kept by the C library
         result.history.append(Epoch(phase, epoch, total / len(order), val_loss, time.perf_counter() - started,
                                     val_recall))
         progress.note(result.history[-1].describe())

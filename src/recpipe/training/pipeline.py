@@ -151,7 +151,7 @@ def register(store: Lake, name: str, root: Path, version: str) -> None:
     target = registered(version)
     files = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
     for rel in [*(f for f in files if f != MANIFEST), MANIFEST]:
-        store.write_bytes(artifact_path(target, rel), (root / rel).read_bytes())
+        store.write_file(artifact_path(target, rel), root / rel)
 
 
 def _with_events(lake: Lake, data: Any, wanted: bool, progress: Progress) -> tuple[Any, dict[str, Any]]:

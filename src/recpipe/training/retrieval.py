@@ -75,12 +75,16 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     if seq is not None:
         progress.status("training the session encoder on the validation interactions, in time order")
         known = np.concatenate([s.train, s.validation])
+        known.sort()  # in the data's (customer, product) order: EASE's pairs need no sorting of their own
         checks = before[np.isin(before, s.validation)]  # the encoder is chosen on these, as serving meets them
         chosen_on = _sample(checks, next_item.MAX_EXAMPLES, hp.seed)  # a seeded sample: a fixed cost
         learned_from = _sample(np.setdiff1d(s.validation, checks), SESSION_EXAMPLES, hp.seed)
         learn, select = (Examples.of(seq, rows, data.user, data.item) for rows in (learned_from, chosen_on))
         # what the examples' customers had (left out of their rankings), not every customer's
-        had = known[np.isin(data.user[known], np.union1d(learn.user, select.user))]
+        theirs = np.zeros(n_users, dtype=bool)
+        theirs[learn.user] = theirs[select.user] = True
+        had = known[theirs[data.user[known]]]
+        del theirs
         fitted = fit_session(users, items, learn, temperature=hp.temperature, seed=hp.seed,
                              owned=(data.user[had], data.item[had]), select=select, progress=progress)
         del learn, select, had
