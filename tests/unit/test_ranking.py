@@ -81,17 +81,25 @@ def test_cooccurrence_is_xtx(seed: int, n_users: int, n_items: int) -> None:
     shuffled = rng.permutation(len(user))  # and in no order: sorted first, the same counts
     assert baselines._sorted(user, item) and (len(user) < 2 or not baselines._sorted(user[::-1], item[::-1]))
     assert np.array_equal(baselines.cooccurrence(user[shuffled], item[shuffled], n_items), gram)
+    # some of the pairs, read through their rows where they lie (sorted rows) or sorted first
+    rows = np.flatnonzero(rng.random(len(user)) < 0.6)
+    some = x.copy()
+    some[user, item] = False
+    some[user[rows], item[rows]] = True
+    expected = some.T.astype(float) @ some.astype(float)
+    assert np.array_equal(baselines.cooccurrence(user, item, n_items, rows), expected)
+    assert np.array_equal(baselines.cooccurrence(user, item, n_items, rng.permutation(rows)), expected)
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 5, 1000])
 def test_pairs_are_known_sorted_only_when_every_chunk_and_seam_is(chunk: int) -> None:
     user = np.array([0, 0, 1, 1, 1, 3, 3])
     item = np.array([1, 4, 0, 2, 9, 2, 5])
-    assert baselines._sorted(user, item, chunk)
+    assert baselines._sorted(user, item, chunk=chunk)
     for bad in range(1, len(user)):  # each pair swapped with the one before it
         order = np.arange(len(user))
         order[[bad - 1, bad]] = order[[bad, bad - 1]]
-        assert not baselines._sorted(user[order], item[order], chunk)
+        assert not baselines._sorted(user[order], item[order], chunk=chunk)
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 7, 50, 401])
@@ -103,8 +111,12 @@ def test_cooccurrence_in_chunks_gives_the_same(monkeypatch: pytest.MonkeyPatch, 
     order = rng.permutation(len(user))  # in no particular order
     user, item = user[order].astype(np.int32), item[order].astype(np.int32)
     whole = baselines.cooccurrence(user, item, 20)
+    ordered = np.lexsort((item, user))
+    rows = np.sort(rng.choice(len(user), len(user) // 2, replace=False))
+    some = baselines.cooccurrence(user[ordered][rows], item[ordered][rows], 20)
     monkeypatch.setattr(baselines, "PAIR_CHUNK", chunk)
     assert np.array_equal(baselines.cooccurrence(user, item, 20), whole)
+    assert np.array_equal(baselines.cooccurrence(user[ordered], item[ordered], 20, rows), some)  # read in place
 
 
 def test_ease_is_the_closed_form_and_scores_each_history() -> None:
@@ -132,6 +144,8 @@ def test_ease_picks_the_lambda_that_ranks_validation_best() -> None:
     test = ranking.customer_quantiles(user, rng) < 0.2
     val = ranking.Holdout(200, 30, user[~test], item[~test], user[test], item[test])
     make, chosen = baselines.ease(user[~test], item[~test], 200, 30, val)
+    _, by_rows = baselines.ease(user, item, 200, 30, val, np.flatnonzero(~test))  # the same pairs, by row
+    assert by_rows == chosen
     tried = chosen["validation_recall_by_lambda"]
     assert set(tried) == {str(v) for v in baselines.EASE_LAMBDAS}
     assert tried[str(chosen["lambda"])] == max(tried.values())

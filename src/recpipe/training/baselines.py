@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -23,57 +24,75 @@ EASE_LAMBDAS = (1.0, 10.0, 50.0, 200.0, 500.0, 1000.0)
 PAIR_CHUNK = 1_000_000  # co-occurrence pairs counted at once (about 50 MB of index arrays)
 
 
-def cooccurrence(user: np.ndarray, item: np.ndarray, n_items: int) -> np.ndarray:
-    """XᵀX of the binary customer × product matrix of the distinct ``(user, item)`` pairs:
-    how many customers have both products (the diagonal: how many have each), as float32
-    (counts are exact up to 16.7 million customers). Pairs are counted ``PAIR_CHUNK`` at a time,
-    by sorting, so nothing products²-sized is made but the result, and nothing per rating but
-    the sorted ids (not even those when the pairs come sorted, as training's rows do): where a
+def cooccurrence(user: np.ndarray, item: np.ndarray, n_items: int, rows: np.ndarray | None = None) -> np.ndarray:
+    """XᵀX of the binary customer × product matrix of the distinct ``(user, item)`` pairs (of
+    ``rows`` of them, if given): how many customers have both products (the diagonal: how many
+    have each), as float32 (counts are exact up to 16.7 million customers). Pairs are counted
+    ``PAIR_CHUNK`` at a time, by sorting, so nothing products²-sized is made but the result, and
+    nothing per rating but the sorted ids — not even those when the pairs come sorted, as
+    training's rows do: then the chunks are read through ``rows`` where they lie. Where a
     chunk ends is found from per-customer sums."""
-    if _sorted(user, item):
-        u, it = user, item
-    else:
-        order = np.lexsort((item, user))
-        u, it = user[order], item[order]
+    if not _sorted(user, item, rows):
+        order = np.lexsort((item, user)) if rows is None else rows[np.lexsort((item[rows], user[rows]))]
+        user, item, rows = user[order], item[order], None
         del order
-    counts = np.bincount(u).astype(np.int64)
+    n = len(user) if rows is None else len(rows)
+
+    def part(a: np.ndarray, lo: int, hi: int) -> np.ndarray:  # the pairs lo..hi-1's values of ``a``
+        return a[lo:hi] if rows is None else a[rows[lo:hi]]
+
+    counts = np.bincount(part(user, 0, n)).astype(np.int64)
     start = np.concatenate([[0], np.cumsum(counts)[:-1]])
     # each of a customer's rows meets every row of that customer: ``counts[c]`` pairs a row
     pairs = np.cumsum(counts * counts)  # pairs up to and including each customer
     gram = np.zeros(n_items * n_items, dtype=np.float32)
     lo = 0
-    while lo < len(u):
-        hi = _chunk_end(lo, u, counts, start, pairs)
-        rep = counts[u[lo:hi]]
-        a = np.repeat(it[lo:hi], rep)
-        first = np.repeat(start[u[lo:hi]], rep)
+    while lo < n:
+        hi = _chunk_end(lo, int(part(user, lo, lo + 1)[0]), n, counts, start, pairs)
+        u = part(user, lo, hi)
+        rep = counts[u]
+        a = np.repeat(part(item, lo, hi), rep)
+        first = np.repeat(start[u], rep)
         offset = np.arange(len(a)) - np.repeat(np.cumsum(rep) - rep, rep)
-        b = it[first + offset]
-        del first, offset
+        at = first + offset  # the other pair of each: the same customer's rows, in place order
+        b = item[at] if rows is None else item[rows[at]]
+        del first, offset, at
         keys, found = np.unique(a.astype(np.int64) * n_items + b, return_counts=True)
         gram[keys] += found
         lo = hi
     return gram.reshape(n_items, n_items)
 
 
-def _sorted(user: np.ndarray, item: np.ndarray, chunk: int = 1_000_000) -> bool:
-    """Whether the pairs are in (user, item) order, checked a chunk at a time (nothing per pair)."""
-    for lo in range(0, max(len(user) - 1, 0), chunk):
-        du = np.diff(user[lo:lo + chunk + 1])
-        if (du < 0).any() or ((du == 0) & (np.diff(item[lo:lo + chunk + 1]) < 0)).any():
+def _reload(kept: Any, gram: np.ndarray) -> None:
+    """Read the gram ``kept`` in a file back over ``gram``'s memory."""
+    from recpipe.errors import InternalError
+
+    kept.seek(0)
+    if kept.readinto(gram.data.cast("B")) != gram.nbytes:
+        raise InternalError(f"the EASE gram came back short from {kept.name!r}",
+                            hint="the temporary directory's disk may be full (TMPDIR)")
+
+
+def _sorted(user: np.ndarray, item: np.ndarray, rows: np.ndarray | None = None, chunk: int = 1_000_000) -> bool:
+    """Whether the pairs (of ``rows``) are in (user, item) order, checked a chunk at a time."""
+    n = len(user) if rows is None else len(rows)
+    for lo in range(0, max(n - 1, 0), chunk):
+        at = slice(lo, lo + chunk + 1) if rows is None else rows[lo:lo + chunk + 1]
+        du = np.diff(user[at])
+        if (du < 0).any() or ((du == 0) & (np.diff(item[at]) < 0)).any():
             return False
     return True
 
 
-def _chunk_end(lo: int, u: np.ndarray, counts: np.ndarray, start: np.ndarray, pairs: np.ndarray) -> int:
-    """The row after the last whose pairs, counted from row ``lo``, stay within ``PAIR_CHUNK``
-    (at least one row): the customer where the sum passes it, then the row within them."""
-    c = int(u[lo])
+def _chunk_end(lo: int, c: int, n: int, counts: np.ndarray, start: np.ndarray, pairs: np.ndarray) -> int:
+    """The row after the last whose pairs, counted from row ``lo`` (customer ``c``'s), stay within
+    ``PAIR_CHUNK`` (at least one row; ``n`` rows in all): the customer where the sum passes it,
+    then the row within them."""
     before = int(pairs[c - 1]) if c else 0
     done = before + (lo - int(start[c])) * int(counts[c])  # pairs of the rows before ``lo``
     last = int(np.searchsorted(pairs, done + PAIR_CHUNK, side="right"))  # first customer not whole
     if last >= len(counts):
-        return len(u)
+        return n
     ahead = done + PAIR_CHUNK - (int(pairs[last - 1]) if last else 0)  # pairs left for ``last``'s rows
     return max(lo + 1, int(start[last]) + ahead // int(counts[last]))
 
@@ -113,22 +132,24 @@ def history_scorer(weights: np.ndarray, user: np.ndarray, item: np.ndarray, n_us
     return score
 
 
-def ease(train_user: np.ndarray, train_item: np.ndarray, n_users: int, n_items: int,
-         validation: ranking.Holdout) -> tuple[Callable[[np.ndarray, np.ndarray], ranking.Scorer], dict[str, Any]]:
-    """EASE fitted on the training pairs with the λ that ranks the validation pairs best.
-    Returns a factory ``(history_user, history_item) -> scorer`` and what was chosen."""
-    gram = cooccurrence(train_user, train_item, n_items)
-    mine = np.isin(train_user, validation.users)  # the validation customers' histories: all λ ranks
-    known_user, known_item = train_user[mine], train_item[mine]
-    del mine
+def ease(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int, validation: ranking.Holdout,
+         rows: np.ndarray | None = None) -> tuple[Callable[[np.ndarray, np.ndarray], ranking.Scorer], dict[str, Any]]:
+    """EASE fitted on the training pairs (``rows`` of them, if given: read where they lie) with the
+    λ that ranks the validation pairs best; each λ's ranking reads the validation customers'
+    training pairs (``validation``'s seen pairs). Returns a factory
+    ``(history_user, history_item) -> scorer`` and what was chosen."""
+    gram = cooccurrence(user, item, n_items, rows)
     tried: dict[str, float] = {}
-    b = np.empty_like(gram)  # one B at a time, in one buffer: the best is made again after (n_items² each)
-    for lam in EASE_LAMBDAS:
-        np.copyto(b, gram)
-        tried[str(lam)] = ranking.evaluate(history_scorer(ease_weights(b, lam), known_user, known_item, n_users),
-                                           validation)["recall_at_10"]
-    del b
-    best_lam = max(EASE_LAMBDAS, key=lambda lam: tried[str(lam)])  # the first of equals, as before
+    # one products² matrix in memory: the gram waits in a temporary file while each λ's B is
+    # made over it (100 MB at 5,000 products; reading it back takes a fraction of a second)
+    with tempfile.TemporaryFile(prefix="recpipe-gram-") as kept:
+        kept.write(gram.data.cast("B"))
+        for lam in EASE_LAMBDAS:
+            _reload(kept, gram)
+            scorer = history_scorer(ease_weights(gram, lam), validation.seen_user, validation.seen_item, n_users)
+            tried[str(lam)] = ranking.evaluate(scorer, validation)["recall_at_10"]
+        best_lam = max(EASE_LAMBDAS, key=lambda lam: tried[str(lam)])  # the first of equals, as before
+        _reload(kept, gram)
     weights = ease_weights(gram, best_lam)
     return (lambda hu, hi: history_scorer(weights, hu, hi, n_users)), {"lambda": best_lam,
                                                                        "validation_recall_by_lambda": tried}

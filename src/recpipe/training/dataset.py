@@ -28,7 +28,7 @@ class Ratings:
     items: pa.Table  # productCode + item features, one row per product, sorted
     user: np.ndarray  # row in ``users`` per rating (int32 as read; int64 where events were added)
     item: np.ndarray  # row in ``items`` per rating
-    rating: np.ndarray  # float32, 1..5
+    rating: np.ndarray  # int8, 1..5 (a byte a rating: 10 MB at 10M, not 40)
     manifest: DatasetManifest  # what the ETL published
     order: np.ndarray | None = None  # int64 per rating: its rank by when it was first ordered; -1: unknown
     kind: np.ndarray | None = None  # int8 per row: -1 a rating, else an event's furthest kind (training.events.KINDS)

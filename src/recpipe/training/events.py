@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 from recpipe.contracts.events import KINDS
 from recpipe.training.dataset import Ratings
 
-KIND_RATING = {"browse": 3.0, "cart": 4.0, "purchase": 5.0}  # the rating objective's target for an event-only pair
+KIND_RATING = {"browse": 3, "cart": 4, "purchase": 5}  # the rating objective's target for an event-only pair
 # The retrieval objective weighs an event-only pair by its kind (a rating weighs 1). Training tries
 # each setting and keeps the one with the best validation Recall@10 (``retrieval.train_retrieval``).
 EVENT_WEIGHTS: dict[str, tuple[float, float, float]] = {  # browse, cart, purchase
@@ -80,7 +80,7 @@ def add_events(data: Ratings, events: Any, hours: list[str]) -> tuple[Ratings, E
     pairs = sorted(best.items(), key=lambda kv: (kv[1][1], kv[0]))  # by first time: their order
     new_user = np.array([p[0][0] for p in pairs], np.int64)
     new_item = np.array([p[0][1] for p in pairs], np.int64)
-    new_rating = np.array([KIND_RATING[KINDS[p[1][0]]] for p in pairs], np.float32)
+    new_rating = np.array([KIND_RATING[KINDS[p[1][0]]] for p in pairs], np.int8)
     order = data.order if data.order is not None else np.full(len(data), -1, np.int64)
     after = (int(order.max()) if len(order) else -1) + 1 + np.arange(len(pairs), dtype=np.int64)
     new_kind = np.array([p[1][0] for p in pairs], np.int8)

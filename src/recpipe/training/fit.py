@@ -81,7 +81,7 @@ class Inputs:
     xi: Encoded
     user: torch.Tensor  # per interaction: user row
     item: torch.Tensor  # per interaction: item row
-    rating: torch.Tensor  # per interaction: 1..5, float32
+    rating: torch.Tensor  # per interaction: 1..5, int8 (rating_to_target makes the float target)
     uid: torch.Tensor
     iid: torch.Tensor
 
@@ -89,7 +89,7 @@ class Inputs:
     def build(cls, xu: Encoded, xi: Encoded, user: np.ndarray, item: np.ndarray, rating: np.ndarray,
               uid: np.ndarray, iid: np.ndarray) -> Inputs:
         t = torch.from_numpy
-        return cls(xu, xi, t(user), t(item), t(np.asarray(rating, np.float32)), t(uid), t(iid))
+        return cls(xu, xi, t(user), t(item), t(np.asarray(rating)), t(uid), t(iid))
 
     def user_x(self, rows: torch.Tensor) -> torch.Tensor:
         """The tower inputs of these user rows."""

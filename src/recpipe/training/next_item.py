@@ -46,7 +46,7 @@ def evaluate(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int, tra
     popular = ranking.popularity(item[train], n_items)
     ease = None
     if ease_lambda is not None and n_items <= EASE_MAX_ITEMS:
-        ease = ease_weights(cooccurrence(user[train], item[train], n_items), ease_lambda)
+        ease = ease_weights(cooccurrence(user, item, n_items, train), ease_lambda)
     out: dict[str, Any] = {}
     rng = np.random.default_rng(0)
     for who, targets in (("known_customers", known), ("new_visitors", visitors)):

@@ -148,7 +148,7 @@ class _Parts:
         local = np.array([self.codes[code] for code in names], dtype=np.int32)
         self.customer.append(customer)
         self.product.append(local[indices])
-        self.rating.append(_numpy(table["productRating"]).astype(np.float32))
+        self.rating.append(_numpy(table["productRating"]).astype(np.int8))  # checked: 1..5
         if self.ordered:  # a null day is NO_DAY; a null line is LAST_LINE, last in its day
             day = pc.fill_null(pc.cast(table["orderDate"], pa.int32()), NO_DAY)
             self.day.append(_numpy(day).astype(np.int32))

@@ -185,7 +185,7 @@ def _baselines(data: Ratings, s: Any, h: Holdouts, p: Prepared, options: Any, pr
     out["popularity"] = h.score(popular, popular)
     if n_items <= baselines.EASE_MAX_ITEMS:
         progress.status("fitting the EASE baseline")
-        make, chosen = baselines.ease(data.user[s.train], data.item[s.train], n_users, n_items, h.validation)
+        make, chosen = baselines.ease(data.user, data.item, n_users, n_items, h.validation, s.train)
         out["ease"] = {**h.score(make(h.history_user, h.history_item)), **chosen}
     else:
         out["ease"] = {"skipped": f"more than {baselines.EASE_MAX_ITEMS:,} products"}

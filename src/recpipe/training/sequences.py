@@ -44,7 +44,8 @@ class Sequences:
         kind = row_type(len(rows))
         within = np.arange(len(rows), dtype=kind)
         within -= np.repeat(start.astype(kind), length)  # each entry's place in its customer's sequence
-        position = np.full(len(user), -1, dtype=np.int32)
+        # int16 while every sequence is shorter than 32,768 (20 MB less at 10M ratings)
+        position = np.full(len(user), -1, dtype=np.int16 if length.max(initial=0) < 2**15 else np.int32)
         position[rows] = within
         return cls(rows, position, start, length)
 
