@@ -177,12 +177,13 @@ def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOp
             optimizer.step()
             total += loss.item() * len(rows)
             progress.advance(phase, len(rows))
+        result.samples += len(order)
+        del order  # before validation, and before the next epoch's is made (34 MB at 10M ratings)
         optimizer.settle()
         result.train_seconds += time.perf_counter() - t0
-        result.samples += len(order)
         criterion, val_loss, val_recall = objective.validate(model) if validate else (0.0, None, None)
         give_back()  # the epoch's batches and ranking blocks, freed but kept by the C library
-        result.history.append(Epoch(phase, epoch, total / len(order), val_loss, time.perf_counter() - started,
+        result.history.append(Epoch(phase, epoch, total / len(train_t), val_loss, time.perf_counter() - started,
                                     val_recall))
         progress.note(result.history[-1].describe())
         if not validate:

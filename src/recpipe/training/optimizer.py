@@ -57,13 +57,19 @@ class TowerOptimizer:
         """Every row's decay up to now: before the tables are read (validation, export)."""
         with torch.no_grad():
             for table, last in zip(self.tables, self.last, strict=True):
-                self._decay(table, last, torch.arange(len(table)))
+                self._decay(table, last)
 
-    def _decay(self, table: Any, last: Any, rows: Any) -> None:
+    def _decay(self, table: Any, last: Any, rows: Any = None) -> None:
         """AdamW decays before each step's update: a row used now takes the decay of the steps
-        since it was last brought up to date, this one included."""
+        since it was last brought up to date, this one included. ``rows`` None: every row, in
+        place (not a gathered copy of the table: 83 MB at 650,000 customers)."""
         if self.keep == 1.0:
             return
+        keep = torch.tensor(self.keep, dtype=table.dtype)
+        if rows is None:
+            table.mul_(torch.pow(keep, (self.step_count - last).to(table.dtype))[:, None])
+            last.fill_(self.step_count)
+            return
         behind = (self.step_count - last[rows]).to(table.dtype)
-        table[rows] *= torch.pow(torch.tensor(self.keep, dtype=table.dtype), behind)[:, None]
+        table[rows] *= torch.pow(keep, behind)[:, None]
         last[rows] = self.step_count
