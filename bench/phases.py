@@ -27,37 +27,28 @@ from typing import Any
 
 from common import report
 
+from recpipe.progress import Silent
+
 SIZES = ("1m", "3m", "10m")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
-class Phases:
-    """A ``Progress`` that remembers the phase; ``sample`` charges resident memory to it."""
+class Phases(Silent):
+    """A ``Progress`` that remembers the phase; ``sample`` charges resident memory to it (the
+    phases in the order they came)."""
 
     def __init__(self) -> None:
         self.phase = "starting"
         self.peaks: dict[str, float] = {}
-        self.order: list[str] = []
 
     def status(self, text: str) -> None:
         # numbers, versions and locations out: "registering model #", "listing #"
         self.phase = re.sub(r" (from|to) #$", "", re.sub(r"\S*[\d/]\S*", "#", text))
 
-    def start(self, task: str, total: int | None = None) -> None:
-        pass
-
-    def advance(self, task: str, n: int) -> None:
-        pass
-
-    def note(self, text: str) -> None:
-        pass
-
     def sample(self) -> None:
         with open("/proc/self/statm", encoding="ascii") as f:
             gib = int(f.read().split()[1]) * PAGE / 2**30
         phase = self.phase
-        if phase not in self.peaks:
-            self.order.append(phase)
         self.peaks[phase] = max(self.peaks.get(phase, 0.0), gib)
 
 
@@ -71,7 +62,6 @@ def one(epochs: int) -> dict[str, Any]:
     phases = Phases()
     phases.sample()
     base = phases.peaks.pop("starting")
-    phases.order.clear()
     done = threading.Event()
 
     def sampler() -> None:
@@ -88,7 +78,7 @@ def one(epochs: int) -> dict[str, Any]:
     thread.join()
     return {"seconds": round(time.perf_counter() - started, 1), "start_gib": round(base, 3),
             "interactions": manifest.counts["interactions"],
-            "phases": {p: round(phases.peaks[p], 3) for p in phases.order}}
+            "phases": {p: round(peak, 3) for p, peak in phases.peaks.items()}}
 
 
 def main() -> None:

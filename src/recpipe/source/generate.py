@@ -331,7 +331,6 @@ def _customers(spec: ShopSpec, rng: np.random.Generator, reps: np.ndarray
     places = catalog.PLACES
     facts = _customer_facts(spec, rng)
     place, active, credit, number = facts["place"], facts["active"], facts["credit"], facts["number"]
-    credit_null = np.isnan(credit)
     rep = reps[rng.integers(0, len(reps), n)].astype(np.int64)
 
     city = pa.array([p[0] for p in places]).take(pa.array(place))
@@ -363,7 +362,7 @@ def _customers(spec: ShopSpec, rng: np.random.Generator, reps: np.ndarray
         "country": country,
         "salesRepEmployeeNumber": pa.array(np.where(active, rep, 0), pa.int32(),
                                            mask=~active),
-        "creditLimit": pa.array(np.where(credit_null, 0.0, credit), mask=credit_null),
+        "creditLimit": pa.array(credit, from_pandas=True),  # NaN: no limit on record (null)
     })
     return table, facts
 
