@@ -18,6 +18,7 @@ import numpy as np
 K = 10
 Scorer = Callable[[np.ndarray], np.ndarray]  # customer rows (m,) -> scores (m, n_items)
 BLOCK_CELLS = 8_000_000  # scores held at once (64 MB of float64)
+BLOCK = 1_000_000  # pairs taken at once where a pass over all of them would copy them
 
 
 @dataclass(frozen=True)
@@ -116,10 +117,36 @@ def target_ranks(scores: np.ndarray, target: np.ndarray, k: int = K) -> np.ndarr
 def customer_quantiles(user: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Per pair, its place among the same customer's pairs in a random order, as a quantile
     ``(position + 0.5) / count`` in (0, 1). ``< f`` holds out about a share f of each customer's
-    pairs and never a customer's only pair (1 pair: 0.5; 5 pairs: 0.1, 0.3, ..., 0.9)."""
-    order = np.lexsort((rng.random(len(user)), user))
+    pairs and never a customer's only pair (1 pair: 0.5; 5 pairs: 0.1, 0.3, ..., 0.9). Pairs
+    in customer order (the training dataset's) are done whole customers ``BLOCK`` pairs at a
+    time: the same draws and quantiles, without five arrays of every pair beside them (0.4 GB
+    at 10M ratings)."""
     counts = np.bincount(user)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    position = np.empty(len(user), dtype=np.int64)
-    position[order] = np.arange(len(user)) - starts[user[order]]
-    return (position + 0.5) / counts[user]
+    if not in_customer_order(user):
+        order = np.lexsort((rng.random(len(user)), user))
+        position = np.empty(len(user), dtype=np.int64)
+        position[order] = np.arange(len(user)) - starts[user[order]]
+        return (position + 0.5) / counts[user]
+    out = np.empty(len(user), dtype=np.float64)
+    lo = 0
+    while lo < len(user):
+        hi = min(lo + BLOCK, len(user))
+        hi = int(starts[user[hi - 1]] + counts[user[hi - 1]])  # to the end of the last customer
+        u = user[lo:hi]
+        order = np.lexsort((rng.random(hi - lo), u))  # the draws of one call for all, in the same order
+        position = np.empty(hi - lo, dtype=np.int64)
+        position[order] = np.arange(lo, hi) - starts[u[order]]
+        out[lo:hi] = (position + 0.5) / counts[u]
+        lo = hi
+    return out
+
+
+def in_customer_order(user: np.ndarray, rows: np.ndarray | None = None, chunk: int = BLOCK) -> bool:
+    """Whether the pairs (of ``rows``) are in customer order, checked a chunk at a time."""
+    n = len(user) if rows is None else len(rows)
+    for lo in range(0, max(n - 1, 0), chunk):
+        at = slice(lo, lo + chunk + 1) if rows is None else rows[lo:lo + chunk + 1]
+        if (np.diff(user[at]) < 0).any():
+            return False
+    return True

@@ -62,6 +62,15 @@ def test_customer_quantiles_hold_out_a_share_and_never_the_only_pair(sizes: list
         assert (mine < 0.2).sum() == math.ceil(0.2 * n - 0.5)  # about a fifth; none of 1 or 2
         if n <= 2:
             assert (mine >= 0.2).all()
+    # in customer order, a few customers at a time: the same draws give the same quantiles
+    shuffled = np.random.default_rng(seed).permutation(len(user))
+    unordered = np.empty(len(user))
+    unordered[shuffled] = ranking.customer_quantiles(user[shuffled], np.random.default_rng(seed))
+    blocked = ranking.customer_quantiles(user, np.random.default_rng(seed))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(ranking, "BLOCK", 5)
+        assert np.array_equal(ranking.customer_quantiles(user, np.random.default_rng(seed)), blocked)
+    assert np.allclose(np.sort(unordered), np.sort(blocked))
 
 
 def _dense(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int) -> np.ndarray:
@@ -79,8 +88,11 @@ def test_cooccurrence_is_xtx(seed: int, n_users: int, n_items: int) -> None:
     gram = baselines.cooccurrence(user, item, n_items)  # np.nonzero's pairs come in (user, item) order
     assert np.array_equal(gram, x.T.astype(float) @ x.astype(float))
     shuffled = rng.permutation(len(user))  # and in no order: sorted first, the same counts
-    assert baselines._sorted(user, item) and (len(user) < 2 or not baselines._sorted(user[::-1], item[::-1]))
+    assert ranking.in_customer_order(user) and (len(set(user)) < 2 or not ranking.in_customer_order(user[::-1]))
     assert np.array_equal(baselines.cooccurrence(user[shuffled], item[shuffled], n_items), gram)
+    grouped = np.lexsort((rng.random(len(user)), user))  # by customer, products in no order: read as they lie
+    assert ranking.in_customer_order(user[grouped])
+    assert np.array_equal(baselines.cooccurrence(user[grouped], item[grouped], n_items), gram)
     # some of the pairs, read through their rows where they lie (sorted rows) or sorted first
     rows = np.flatnonzero(rng.random(len(user)) < 0.6)
     some = x.copy()
@@ -92,14 +104,13 @@ def test_cooccurrence_is_xtx(seed: int, n_users: int, n_items: int) -> None:
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 5, 1000])
-def test_pairs_are_known_sorted_only_when_every_chunk_and_seam_is(chunk: int) -> None:
+def test_pairs_are_known_in_customer_order_only_when_every_chunk_and_seam_is(chunk: int) -> None:
     user = np.array([0, 0, 1, 1, 1, 3, 3])
-    item = np.array([1, 4, 0, 2, 9, 2, 5])
-    assert baselines._sorted(user, item, chunk=chunk)
-    for bad in range(1, len(user)):  # each pair swapped with the one before it
+    assert ranking.in_customer_order(user, chunk=chunk)
+    for bad in range(1, len(user)):  # each pair swapped with the one before it: out of order across customers
         order = np.arange(len(user))
         order[[bad - 1, bad]] = order[[bad, bad - 1]]
-        assert not baselines._sorted(user[order], item[order], chunk=chunk)
+        assert ranking.in_customer_order(user[order], chunk=chunk) == (user[bad - 1] == user[bad])
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 7, 50, 401])

@@ -17,8 +17,8 @@ def test_sequences_follow_each_customers_order_and_skip_the_unknown() -> None:
     user = np.array([0, 0, 0, 1, 1, 0])
     order = np.array([5, 1, 3, 0, 2, -1])  # row 5: never ordered
     s = Sequences.of(user, order)
-    assert s.rows.tolist() == [1, 2, 0, 3, 4]
-    assert s.position.tolist() == [2, 0, 1, 0, 1, -1]
+    assert s.rows is not None and s.rows.tolist() == [1, 2, 0, 3, 4]
+    assert s.place(np.arange(6), user).tolist() == [2, 0, 1, 0, 1, -1]
     assert s.start.tolist() == [0, 3] and s.length.tolist() == [3, 2]
     assert s.last().tolist() == [0, 4]  # each customer's latest with something before it
     assert s.last(np.array([1])).tolist() == [4]
@@ -120,14 +120,20 @@ def test_training_the_encoder_is_deterministic_and_learns_a_planted_transition()
 
 @settings(max_examples=60, deadline=None)
 @given(data=st.lists(st.tuples(st.integers(0, 6), st.integers(-1, 8), st.integers(0, 9)), max_size=40),
-       back=st.integers(1, 3))
-def test_sequences_agree_with_a_customer_by_customer_reading(data: list[tuple[int, int, int]], back: int) -> None:
+       back=st.integers(1, 3), in_order=st.booleans())
+def test_sequences_agree_with_a_customer_by_customer_reading(data: list[tuple[int, int, int]], back: int,
+                                                              in_order: bool) -> None:
     """Each customer's known interactions in time order (ties by row): the latest ones and the
-    histories come out as reading them one customer at a time gives."""
+    histories come out as reading them one customer at a time gives, whether the rows lie in
+    that order already (nothing kept per row) or not."""
     user = np.array([d[0] for d in data], dtype=np.int32)
     order = np.array([d[1] for d in data], dtype=np.int64)
     item = np.array([d[2] for d in data], dtype=np.int32)
+    if in_order:  # as reading lays the rows out: by customer, then time, the never ordered first
+        by = np.lexsort((order, user))
+        user, order, item = user[by], order[by], item[by]
     s = Sequences.of(user, order)
+    assert s.rows is None or not in_order  # rows in order: nothing kept per row
     timeline = {u: sorted((r for r in range(len(data)) if user[r] == u and order[r] >= 0), key=lambda r: (order[r], r))
                 for u in sorted(set(user.tolist()))}
     assert s.last(back=back).tolist() == [rows[-back] for rows in timeline.values() if len(rows) > back]

@@ -38,9 +38,11 @@ def test_reading_a_few_files_at_a_time_gives_the_same_ratings(lake: Path, monkey
         assert a is not None and b is not None and a.dtype == b.dtype and np.array_equal(a, b), name
     assert whole.users["customerNumber"].to_pylist() == sorted(whole.users["customerNumber"].to_pylist())
     assert whole.items["productCode"].to_pylist() == sorted(whole.items["productCode"].to_pylist())
-    assert np.all(np.diff(whole.user) >= 0)  # by customer, then product
-    same = whole.user[1:] == whole.user[:-1]
-    assert np.all(whole.item[1:][same] > whole.item[:-1][same])
+    assert np.all(np.diff(whole.user) >= 0) and whole.order is not None  # by customer, then time
+    for u in range(len(whole.users)):  # the never ordered first, then the ordered ones' places in time
+        order = whole.order[whole.user == u]
+        timed = order[order >= 0]
+        assert np.array_equal(order, np.r_[np.full(len(order) - len(timed), -1), np.arange(len(timed))]), u
 
 
 def test_the_evaluation_ranks_a_seeded_sample_of_customers(lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -104,11 +106,14 @@ def test_a_tower_runs_many_rows_a_block_at_a_time_with_the_same_result(monkeypat
     assert np.allclose(tower(x, ids), whole, atol=1e-6) and tower(x, np.array(ids)).shape == (50, 4)
 
 
-def test_the_time_rank_orders_by_day_then_line_and_leaves_the_unknown_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reading, "RANK_BLOCK", 2)  # ranks made in blocks
-    day = np.array([5, reading.NO_DAY, 5, 3, 5], np.int32)
-    line = np.array([2, 7, reading.LAST_LINE, 9, 1], np.int64)  # a null line is last in its day
-    assert reading._order(day, line).tolist() == [2, -1, 3, 0, 1]
-    everyone = np.array([2, 1, 1], np.int32)
-    assert reading._order(everyone, np.array([0, 5, 4], np.int64)).tolist() == [2, 1, 0]
-    assert reading._order(np.full(3, reading.NO_DAY, np.int32), np.zeros(3, np.int64)) is None
+def test_rows_go_by_customer_then_day_then_line_and_the_never_ordered_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    user = np.array([1, 0, 0, 1, 0, 0], np.int32)
+    item = np.array([0, 1, 2, 3, 4, 5], np.int32)
+    day = np.array([5, reading.NO_DAY, 5, 3, 5, 5], np.int32)
+    line = np.array([2, 7, reading.LAST_LINE, 9, 1, 1], np.int64)  # a null line is last in its day
+    order = reading._sequence_order(user, item, day, line)
+    assert order.tolist() == [1, 4, 5, 2, 3, 0]  # customer 0: never ordered, day 5 line 1 (two: by product), null line
+    assert reading._sequence_order(user, item, None, None).tolist() == [1, 2, 4, 5, 0, 3]
+    monkeypatch.setattr(reading, "RANK_BLOCK", 2)  # places made in blocks
+    assert reading._places(user[order], day[order]).tolist() == [-1, 0, 1, 2, 0, 1]
+    assert reading._places(np.array([0, 1, 1], np.int32), np.full(3, reading.NO_DAY, np.int32)) is None

@@ -29,11 +29,11 @@ def cooccurrence(user: np.ndarray, item: np.ndarray, n_items: int, rows: np.ndar
     ``rows`` of them, if given): how many customers have both products (the diagonal: how many
     have each), as float32 (counts are exact up to 16.7 million customers). Pairs are counted
     ``PAIR_CHUNK`` at a time, by sorting, so nothing products²-sized is made but the result, and
-    nothing per rating but the sorted ids — not even those when the pairs come sorted, as
-    training's rows do: then the chunks are read through ``rows`` where they lie. Where a
-    chunk ends is found from per-customer sums."""
-    if not _sorted(user, item, rows):
-        order = np.lexsort((item, user)) if rows is None else rows[np.lexsort((item[rows], user[rows]))]
+    nothing per rating but the ids sorted by customer — not even those when the pairs come
+    so, as training's rows do: then the chunks are read through ``rows`` where they lie. Where
+    a chunk ends is found from per-customer sums."""
+    if not ranking.in_customer_order(user, rows):
+        order = np.argsort(user, kind="stable") if rows is None else rows[np.argsort(user[rows], kind="stable")]
         user, item, rows = user[order], item[order], None
         del order
     n = len(user) if rows is None else len(rows)
@@ -71,17 +71,6 @@ def _reload(kept: Any, gram: np.ndarray) -> None:
     if kept.readinto(gram.data.cast("B")) != gram.nbytes:
         raise InternalError(f"the EASE gram came back short from {kept.name!r}",
                             hint="the temporary directory's disk may be full (TMPDIR)")
-
-
-def _sorted(user: np.ndarray, item: np.ndarray, rows: np.ndarray | None = None, chunk: int = 1_000_000) -> bool:
-    """Whether the pairs (of ``rows``) are in (user, item) order, checked a chunk at a time."""
-    n = len(user) if rows is None else len(rows)
-    for lo in range(0, max(n - 1, 0), chunk):
-        at = slice(lo, lo + chunk + 1) if rows is None else rows[lo:lo + chunk + 1]
-        du = np.diff(user[at])
-        if (du < 0).any() or ((du == 0) & (np.diff(item[at]) < 0)).any():
-            return False
-    return True
 
 
 def _chunk_end(lo: int, c: int, n: int, counts: np.ndarray, start: np.ndarray, pairs: np.ndarray) -> int:

@@ -22,7 +22,9 @@ COLUMNS = (*USER_COLUMNS, *ITEM_COLUMNS, "productRating")
 
 @dataclass
 class Ratings:
-    """Ratings as indices into the user and item tables, each table holding raw features."""
+    """Ratings as indices into the user and item tables, each table holding raw features. As
+    read, the rows are in customer order, each customer's in time order (those never ordered
+    first), else by product; rows events add come after them (``training.events``)."""
 
     users: pa.Table  # customerNumber + user features, one row per customer, sorted
     items: pa.Table  # productCode + item features, one row per product, sorted
@@ -30,7 +32,9 @@ class Ratings:
     item: np.ndarray  # row in ``items`` per rating
     rating: np.ndarray  # int8, 1..5 (a byte a rating: 10 MB at 10M, not 40)
     manifest: DatasetManifest  # what the ETL published
-    order: np.ndarray | None = None  # int64 per rating: its rank by when it was first ordered; -1: unknown
+    # per rating, its time among its customer's ratings (as read: its place in their sequence,
+    # int32); -1: never ordered
+    order: np.ndarray | None = None
     kind: np.ndarray | None = None  # int8 per row: -1 a rating, else an event's furthest kind (training.events.KINDS)
 
     def __len__(self) -> int:

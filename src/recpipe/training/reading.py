@@ -31,7 +31,7 @@ from recpipe.contracts.dataset import (
 )
 from recpipe.errors import InputError, ServiceError
 from recpipe.progress import SILENT, Progress
-from recpipe.training.dataset import COLUMNS, ITEM_COLUMNS, USER_COLUMNS, Ratings
+from recpipe.training.dataset import COLUMNS, ITEM_COLUMNS, USER_COLUMNS, Ratings, row_type
 from recpipe.training.memory import give_back
 
 RATING_RANGE = (1, 5)
@@ -174,13 +174,12 @@ class _Parts:
         del customer
         self.customer.clear()  # each part is let go once it is joined: the peak is one copy, not two
         item = place[_joined(self.product)]
-        order = np.lexsort((item, user))  # by customer, then product: the rows' one order
+        day = _joined(self.day) if self.ordered else None
+        order = _sequence_order(user, item, day, _joined(self.line) if self.ordered else None)
         user = user[order]
         item = item[order]
         rating = _joined(self.rating)[order]
-        when = _order(_joined(self.day), _joined(self.line)) if self.ordered else None  # in the files' order
-        if when is not None:
-            when = when[order]
+        when = _places(user, day[order]) if day is not None else None
         del order
         return Ratings(users, items, user, item, rating, manifest, when)
 
@@ -196,19 +195,27 @@ def _numpy(column: Any) -> np.ndarray:
     return column.to_numpy(zero_copy_only=False) if isinstance(column, pa.ChunkedArray | pa.Array) else column
 
 
-def _order(day: np.ndarray, line: np.ndarray) -> np.ndarray | None:
-    """Per rating, its place in time by its first order (the day, then the line within the
-    day) as an int64 rank; -1 where unknown. None when no rating has an order."""
-    known = day != NO_DAY
-    if not known.any():
+def _sequence_order(user: np.ndarray, item: np.ndarray, day: np.ndarray | None, line: np.ndarray | None
+                    ) -> np.ndarray:
+    """The rows by customer, then time (the day, then the line within it; the never ordered
+    first), then product; without days, by customer, then product."""
+    if day is None or line is None:
+        return np.lexsort((item, user))
+    return np.lexsort((item, line, day, user))
+
+
+def _places(user: np.ndarray, day: np.ndarray) -> np.ndarray | None:
+    """Per rating (rows in customer, then time order), its place among its customer's ordered
+    ratings (0 the first); -1 where it was never ordered. None when no rating was ordered."""
+    timed = day != NO_DAY
+    if not timed.any():
         return None
-    if known.all():  # every rating ordered (the usual case): no copies of the known ones
-        by_time = np.lexsort((line, day))
-    else:
-        rows = np.flatnonzero(known)
-        by_time = rows[np.lexsort((line[rows], day[rows]))]
-    del day, line
-    rank = np.full(len(known), -1, dtype=np.int64)
-    for lo in range(0, len(by_time), RANK_BLOCK):  # without an arange of every rating at once
-        rank[by_time[lo:lo + RANK_BLOCK]] = np.arange(lo, min(lo + RANK_BLOCK, len(by_time)))
-    return rank
+    kind = row_type(len(user))
+    ends = np.searchsorted(user, np.arange(int(user[-1]) + 1), side="right")  # per customer, after its last row
+    firsts = ends - np.bincount(user[timed], minlength=len(ends))  # its first ordered row (they come last)
+    place = np.empty(len(user), dtype=kind)
+    for lo in range(0, len(user), RANK_BLOCK):  # without an arange of every rating at once
+        hi = min(lo + RANK_BLOCK, len(user))
+        place[lo:hi] = np.arange(lo, hi, dtype=kind) - firsts[user[lo:hi]].astype(kind)
+    place[~timed] = -1
+    return place

@@ -75,7 +75,7 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     if seq is not None:
         progress.status("training the session encoder on the validation interactions, in time order")
         known = np.concatenate([s.train, s.validation])
-        known.sort()  # in the data's (customer, product) order: EASE's pairs need no sorting of their own
+        known.sort()  # in the data's customer order: EASE's pairs need no sorting of their own
         checks = before[np.isin(before, s.validation)]  # the encoder is chosen on these, as serving meets them
         chosen_on = _sample(checks, next_item.MAX_EXAMPLES, hp.seed)  # a seeded sample: a fixed cost
         learned_from = _sample(np.setdiff1d(s.validation, checks), SESSION_EXAMPLES, hp.seed)

@@ -19,35 +19,58 @@ from recpipe.ranking import target_ranks
 from recpipe.training.dataset import row_type
 
 K = 10
+CHUNK = 1_000_000  # rows checked or counted at once
 
 
 @dataclass(frozen=True)
 class Sequences:
-    """Interaction rows sorted by customer, then time; ``position`` of each row in its customer's
-    sequence (-1: no known order); per customer (user row), where their sequence starts in
-    ``rows`` and how long it is. Nothing else per interaction: at 10M ratings, a customer per
-    entry of ``rows`` was 43 MB more, and a row-to-entry index made for each call of
-    ``histories`` 86 MB."""
+    """Each customer's interactions in time order: per customer (user row) where their
+    sequence starts among the entries and how long it is (0 without a known order). An entry
+    is an interaction row: ``rows[entry]``, or the entry itself when ``rows`` is None, as for
+    the training dataset as read (``reading.read_ratings``: rows by customer, then time). Then
+    nothing is held per interaction at all; otherwise ``rows`` and each row's ``position`` in
+    its customer's sequence (-1: no known order). At 10M ratings those two were 65 MB."""
 
-    rows: np.ndarray
-    position: np.ndarray  # per interaction row
     start: np.ndarray  # per user row
-    length: np.ndarray  # per user row: 0 without a known order
+    length: np.ndarray  # per user row
+    rows: np.ndarray | None = None  # per entry: its interaction row (None: the entry is the row)
+    position: np.ndarray | None = None  # per interaction row, with ``rows``
 
     @classmethod
     def of(cls, user: np.ndarray, order: np.ndarray) -> Sequences:
+        n_users = int(user.max()) + 1 if len(user) else 0
+        if _in_sequence_order(user, order):
+            length = np.zeros(n_users, dtype=np.int64)
+            for lo in range(0, len(user), CHUNK):
+                u, o = user[lo:lo + CHUNK], order[lo:lo + CHUNK]
+                length += np.bincount(u[o >= 0], minlength=n_users)
+            # a customer's ordered rows come last among theirs
+            start = np.searchsorted(user, np.arange(n_users), side="right") - length
+            return cls(start, length)
         known = np.flatnonzero(order >= 0)
         rows = known[np.lexsort((order[known], user[known]))].astype(row_type(len(user)))
         del known
-        length = np.bincount(user[rows], minlength=int(user.max()) + 1 if len(user) else 0)
+        length = np.bincount(user[rows], minlength=n_users)
         start = np.cumsum(length) - length
         kind = row_type(len(rows))
         within = np.arange(len(rows), dtype=kind)
         within -= np.repeat(start.astype(kind), length)  # each entry's place in its customer's sequence
-        # int16 while every sequence is shorter than 32,768 (20 MB less at 10M ratings)
+        # int16 while every sequence is shorter than 32,768
         position = np.full(len(user), -1, dtype=np.int16 if length.max(initial=0) < 2**15 else np.int32)
         position[rows] = within
-        return cls(rows, position, start, length)
+        return cls(start, length, rows, position)
+
+    def row(self, entries: np.ndarray) -> np.ndarray:
+        """The interaction rows of these entries."""
+        return entries if self.rows is None else self.rows[entries]
+
+    def place(self, targets: np.ndarray, user: np.ndarray) -> np.ndarray:
+        """Each target row's place in its customer's sequence (-1: it has none)."""
+        if self.position is not None:
+            return self.position[targets]
+        u = user[targets]
+        pos = targets - self.start[u]
+        return np.where((pos >= 0) & (pos < self.length[u]), pos, -1)
 
     def last(self, users: np.ndarray | None = None, *, back: int = 1) -> np.ndarray:
         """Each customer's latest interaction row that has one before it (of ``users``, if
@@ -56,19 +79,29 @@ class Sequences:
         who = np.flatnonzero(self.length >= back + 1)  # the target is theirs and has one before it
         if users is not None:
             who = who[np.isin(who, users)]
-        return self.rows[self.start[who] + self.length[who] - back]
+        return self.row(self.start[who] + self.length[who] - back)
 
     def histories(self, targets: np.ndarray, user: np.ndarray, item: np.ndarray,
                   length: int = MAX_RECENT) -> np.ndarray:
         """Per target row, the item rows of the ``length`` interactions before it, oldest first,
         left-padded with -1 (targets without a known order get an empty history)."""
         out = np.full((len(targets), length), -1, dtype=np.int64)
-        pos = self.position[targets]
-        at = self.start[user[targets]] + pos  # the target's entry in ``rows`` (where pos >= 0)
+        pos = self.place(targets, user)
+        at = self.start[user[targets]] + pos  # the target's entry (where pos >= 0)
         for back in range(1, length + 1):
             ok = pos >= back
-            out[ok, length - back] = item[self.rows[at[ok] - back]]
+            out[ok, length - back] = item[self.row(at[ok] - back)]
         return out
+
+
+def _in_sequence_order(user: np.ndarray, order: np.ndarray) -> bool:
+    """Whether the rows are by customer, then time (-1, never ordered, first; ties as they
+    lie), checked a chunk at a time."""
+    for lo in range(0, max(len(user) - 1, 0), CHUNK):
+        du = np.diff(user[lo:lo + CHUNK + 1])
+        if (du < 0).any() or ((du == 0) & (np.diff(order[lo:lo + CHUNK + 1]) < 0)).any():
+            return False
+    return True
 
 
 @dataclass(frozen=True)
