@@ -47,10 +47,14 @@ class Tower:
 
     def __call__(self, x: np.ndarray | Encoded, ids: Sequence[Any] | np.ndarray | None = None) -> np.ndarray:
         """Unit-length embeddings for encoded inputs ``x`` (n × input_width; ``Encoded`` rows
-        are made dense a block at a time)."""
+        are made dense a block at a time, each written into the result: not a list of blocks
+        beside it)."""
         if len(x) > ROWS_AT_ONCE:
-            return np.concatenate([self(x[lo:lo + ROWS_AT_ONCE], None if ids is None else ids[lo:lo + ROWS_AT_ONCE])
-                                   for lo in range(0, len(x), ROWS_AT_ONCE)])
+            out = np.empty((len(x), self.dim), dtype=np.float32)
+            for lo in range(0, len(x), ROWS_AT_ONCE):
+                out[lo:lo + ROWS_AT_ONCE] = self(x[lo:lo + ROWS_AT_ONCE],
+                                                 None if ids is None else ids[lo:lo + ROWS_AT_ONCE])
+            return out
         h = np.asarray(x, dtype=np.float32)
         if h.ndim != 2 or h.shape[1] != self.input_width:
             raise ValueError(f"tower input must be n × {self.input_width}, got {h.shape}")

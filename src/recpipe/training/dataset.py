@@ -48,6 +48,20 @@ class Split:
     test: np.ndarray
 
 
+Rows = np.ndarray | slice  # interaction rows: an array of them, or ``every(n)``: all n, nothing per row
+
+
+def every(n: int) -> slice:
+    """All ``n`` interaction rows, held as nothing (a slice indexes a view; 43 MB less than an
+    array of them at 10M ratings)."""
+    return slice(0, n)
+
+
+def count(rows: Rows) -> int:
+    """How many interaction rows ``rows`` names."""
+    return len(range(rows.stop)[rows]) if isinstance(rows, slice) else len(rows)
+
+
 def row_type(n: int) -> type[np.signedinteger]:
     """The integer type of rows into ``n`` interactions: int32 while it fits (half the memory)."""
     return np.int32 if n < 2**31 else np.int64

@@ -19,6 +19,7 @@ import numpy as np
 from recpipe.errors import InternalError
 from recpipe.inference.features import Encoded
 from recpipe.progress import SILENT, Progress
+from recpipe.training.dataset import Rows, count
 from recpipe.training.memory import give_back
 from recpipe.training.model import TwoTower, torch
 from recpipe.training.optimizer import TowerOptimizer
@@ -143,10 +144,10 @@ class FitResult:
         return self.samples / self.train_seconds if self.train_seconds else 0.0
 
 
-def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOptions, *,
+def fit(model: TwoTower, objective: Objective, train: Rows, options: FitOptions, *,
         phase: str, validate: bool = True, epochs: int | None = None,
         progress: Progress = SILENT) -> FitResult:
-    """Train ``model`` in place on interaction rows ``train``; with ``validate``, stop when the
+    """Train ``model`` in place on interaction rows ``train`` (``dataset.every(n)``: all); with ``validate``, stop when the
     validation criterion stops improving and restore the best epoch, else run ``epochs``."""
     batch_size, learning_rate, min_delta = options.batch_size, options.learning_rate, options.min_delta
     if batch_size is None or learning_rate is None or min_delta is None:
@@ -156,21 +157,23 @@ def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOp
     # Adam gives a rarely seen id as large a step as a frequent one, so id vectors learn the
     # noise of a few purchases; decoupled weight decay on them (AdamW) holds them back.
     optimizer = TowerOptimizer(model, learning_rate, objective.id_weight_decay)
-    train_t = torch.from_numpy(train)
+    n = count(train)
+    train_t = torch.from_numpy(train) if isinstance(train, np.ndarray) else None  # None: every row
     result = FitResult()
     best_value, best, stale = float("inf"), Checkpoint(), 0
     started = time.perf_counter()
     last = epochs or options.max_epochs
     for epoch in range(1, last + 1):
         progress.status(f"training the {phase} model: epoch {epoch} of {'' if epochs else 'at most '}{last}")
-        progress.start(phase, len(train_t))
+        progress.start(phase, n)
         model.train()
         # int32 where it fits: the same permutation as int64's, half the memory (34 MB at 10M ratings)
-        order = torch.randperm(len(train_t), generator=generator,
-                               dtype=torch.int32 if len(train_t) < 2**31 else torch.int64)
+        order = torch.randperm(n, generator=generator, dtype=torch.int32 if n < 2**31 else torch.int64)
         total, t0 = 0.0, time.perf_counter()
         for start in range(0, len(order), batch_size):
-            rows = train_t[order[start:start + batch_size]]
+            rows = order[start:start + batch_size]
+            if train_t is not None:
+                rows = train_t[rows]
             loss = objective.loss(model, rows, generator)
             optimizer.zero_grad()
             loss.backward()
@@ -183,7 +186,7 @@ def fit(model: TwoTower, objective: Objective, train: np.ndarray, options: FitOp
         result.train_seconds += time.perf_counter() - t0
         criterion, val_loss, val_recall = objective.validate(model) if validate else (0.0, None, None)
         give_back()  # the epoch's batches and ranking blocks, freed but kept by the C library
-        result.history.append(Epoch(phase, epoch, total / len(train_t), val_loss, time.perf_counter() - started,
+        result.history.append(Epoch(phase, epoch, total / n, val_loss, time.perf_counter() - started,
                                     val_recall))
         progress.note(result.history[-1].describe())
         if not validate:

@@ -17,7 +17,7 @@ from recpipe.inference.features import (
     Encoder,
 )
 from recpipe.inference.towers import Towers
-from recpipe.training.dataset import Ratings
+from recpipe.training.dataset import Ratings, Rows
 from recpipe.training.fit import FitResult, Inputs
 
 
@@ -46,7 +46,7 @@ class Prepared:
                         id_dim=id_dim)
 
 
-def prepare(data: Ratings, train: np.ndarray) -> Prepared:
+def prepare(data: Ratings, train: Rows) -> Prepared:
     """Encoders fitted on the customers and products of the ``train`` rows only; ids seen
     there get an embedding row, the others the padding row (no id embedding)."""
     users = data.users.take(np.unique(data.user[train]))

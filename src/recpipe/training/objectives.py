@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recpipe import ranking
+from recpipe.training.dataset import Rows, count
 from recpipe.training.fit import Inputs
 from recpipe.training.model import TwoTower, rating_to_target, torch
 
@@ -63,7 +64,7 @@ class Rating:
 @dataclass
 class Retrieval:
     data: Inputs
-    train: np.ndarray  # interaction rows (their item frequencies are Q)
+    train: Rows  # interaction rows (their item frequencies are Q)
     validation: np.ndarray  # interaction rows
     holdout: ranking.Holdout  # validation ranking: seen = training interactions
     temperature: float = 0.05
@@ -76,7 +77,7 @@ class Retrieval:
     def __post_init__(self) -> None:
         counts = np.bincount(self.data.item.numpy()[self.train], minlength=len(self.data.xi)).astype(np.float64)
         self.weights = torch.from_numpy(self.weight) if self.weight is not None else None
-        self.log_q = torch.from_numpy(np.log(np.maximum(counts, 1.0) / max(len(self.train), 1)).astype(np.float32))
+        self.log_q = torch.from_numpy(np.log(np.maximum(counts, 1.0) / max(count(self.train), 1)).astype(np.float32))
 
     def loss(self, model: TwoTower, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         d = self.data

@@ -82,9 +82,8 @@ def run(lake: Lake, store: Lake, name: str, options: TrainOptions | None = None,
     product_ids = np.array(data.items["productCode"].to_pylist())
     towers = trained.towers(customer_ids, product_ids)
     p = trained.prepared
-    user_emb = towers.user(p.xu, customer_ids)
     item_emb = towers.item(p.xi, product_ids)
-    agreement = _agreement(trained.model, p.inputs, user_emb, item_emb, trained.use_ids)
+    agreement = _agreement(trained.model, p.inputs, towers, customer_ids, item_emb, trained.use_ids)
     runs = trained.runs
     history = [asdict(e) for r in runs for e in r.history]
     offsets = np.cumsum([0.0] + [r.history[-1].seconds for r in runs[:-1]])
@@ -128,10 +127,15 @@ def run(lake: Lake, store: Lake, name: str, options: TrainOptions | None = None,
     progress.status(f"publishing the artifacts to {store.location(name)}")
     with store.stage(name or "ml-artifacts") as staged:
         root = Path(staged.location)
+        artifacts.write_state_dict(root, trained.model)
+        # the model is written: let it go before every customer's vector is made (the id table
+        # and the vectors are 83 MB each at 650,000 customers)
+        trained.model = None
+        user_emb = towers.user(p.xu, customer_ids)
         artifacts.write_embeddings(root / artifacts.USER_EMBEDDINGS, customer_ids, user_emb)
+        del user_emb
         artifacts.write_embeddings(root / artifacts.ITEM_EMBEDDINGS, product_ids, item_emb)
         artifacts.write_item_attributes(root / artifacts.ITEM_ATTRIBUTES, data.items)
-        artifacts.write_state_dict(root, trained.model)
         artifacts.write_towers(root, towers)
         artifacts.write_encoders(root, p.encoders)
         artifacts.plot_loss(root / artifacts.LOSS_PLOT, history, best,
@@ -171,12 +175,13 @@ def _with_events(lake: Lake, data: Any, wanted: bool, progress: Progress) -> tup
     return data, {"used": True, **used.to_json()}
 
 
-def _agreement(model: Any, inputs: Any, user_emb: np.ndarray, item_emb: np.ndarray, hybrid: bool) -> dict[str, Any]:
+def _agreement(model: Any, inputs: Any, towers: Any, customer_ids: np.ndarray, item_emb: np.ndarray,
+               hybrid: bool) -> dict[str, Any]:
     """The numpy towers reproduce torch's embeddings; anything else is a bug worth stopping for.
     Every product, and every customer up to ``AGREEMENT_CUSTOMERS`` (a seeded sample beyond)."""
     from recpipe.training.model import torch
 
-    rows = np.arange(len(user_emb))
+    rows = np.arange(len(customer_ids))
     if len(rows) > AGREEMENT_CUSTOMERS:
         rows = np.sort(np.random.default_rng(0).choice(rows, AGREEMENT_CUSTOMERS, replace=False))
     with torch.no_grad():
@@ -184,7 +189,8 @@ def _agreement(model: Any, inputs: Any, user_emb: np.ndarray, item_emb: np.ndarr
         r = torch.from_numpy(rows)
         tu = model.user_embedding(inputs.user_x(r), inputs.uid[r] if hybrid else None).numpy()
         ti = model.item_embedding(inputs.item_x(), inputs.iid if hybrid else None).numpy()
-    diff = max(float(np.abs(tu - user_emb[rows]).max()), float(np.abs(ti - item_emb).max()))
+    user_emb = towers.user(inputs.xu[rows], customer_ids[rows])
+    diff = max(float(np.abs(tu - user_emb).max()), float(np.abs(ti - item_emb).max()))
     if diff > AGREEMENT:
         raise InternalError(f"the numpy towers differ from torch by {diff:.2e} (> {AGREEMENT})")
     return {"max_abs_diff": diff, "tolerance": AGREEMENT, "customers": len(rows), "products": len(item_emb)}

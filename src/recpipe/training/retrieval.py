@@ -23,7 +23,7 @@ import numpy as np
 from recpipe import ranking
 from recpipe.progress import Progress
 from recpipe.training import baselines, next_item
-from recpipe.training.dataset import Ratings, interaction_split, row_type
+from recpipe.training.dataset import Ratings, Rows, every, interaction_split, row_type
 from recpipe.training.evaluate import Holdouts
 from recpipe.training.events import EVENT_WEIGHTS, KINDS
 from recpipe.training.events import weights as event_weights
@@ -123,16 +123,17 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     # order are done with (about 0.14 GB at 10M ratings)
     counts = s.describe()
     del evaluated, model, p, users, mine, seq, s
-    every = np.arange(len(data), dtype=row_type(len(data)))
-    progress.status(f"refitting on all {len(every):,} interactions for {best_epochs} epochs")
-    q = prepare(data, every)
+    progress.status(f"refitting on all {len(data):,} interactions for {best_epochs} epochs")
+    rows = every(len(data))
+    q = prepare(data, rows)
     torch.manual_seed(hp.seed)
     final = q.new_model(hp, ids=True, id_dim=hp.dim)
-    refit = fit(final, _objective(q, every, every[:0], h.validation, hp, weight), every, hp, phase="refit",
+    none = np.zeros(0, row_type(len(data)))
+    refit = fit(final, _objective(q, rows, none, h.validation, hp, weight), rows, hp, phase="refit",
                 validate=False, epochs=best_epochs, progress=progress)
     published = Trained("retrieval", SCORE, final, q, True, [run], metrics, counts, hp,
                         {"published": {"trained_on": "every interaction (refit after the evaluation)",
-                                       "epochs": best_epochs, "interactions": len(every),
+                                       "epochs": best_epochs, "interactions": len(data),
                                        "seconds": round(refit.history[-1].seconds, 3) if refit.history else 0.0}})
     if encoder is not None:
         t = published.towers(customer_ids, product_ids)
@@ -142,7 +143,7 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     return published
 
 
-def _objective(p: Prepared, train: np.ndarray, validation: np.ndarray, holdout: ranking.Holdout,
+def _objective(p: Prepared, train: Rows, validation: np.ndarray, holdout: ranking.Holdout,
                hp: Any, weight: np.ndarray | None = None) -> Retrieval:
     return Retrieval(p.inputs, train, validation, holdout, temperature=hp.temperature, logq=hp.logq,
                      id_dropout=hp.id_dropout, batch_size=hp.batch_size, id_weight_decay=hp.id_weight_decay,
