@@ -199,7 +199,7 @@ def fit(model: TwoTower, objective: Objective, train: Rows, options: FitOptions,
             stale += 1
             if stale >= options.patience:
                 break
-    del optimizer  # its moments (twice the id tables) are not needed to restore the best epoch
+    del optimizer  # its moments (as large as the id tables) are not needed to restore the best epoch
     best.restore(model)
     return result
 

@@ -5,10 +5,15 @@ every step (its moments, its decay), so a step of a 617,000-customer shop cost 1
 50 ms at 65,000 (bench/scale.py), and an epoch grew with customers × ratings. Here the tables
 take sparse gradients (``IdEmbedding``) and:
 
-* ``torch.optim.SparseAdam`` moves only the rows a batch used ("lazy Adam": a row's moments
-  are not decayed while it is not used);
+* a lazy Adam moves only the rows a batch used (a row's moments are not decayed while it is not
+  used, as ``torch.optim.SparseAdam``). Its second moment is kept per row, the mean of the
+  squared gradient over the row's values, as FBGEMM's partial row-wise Adam does for large
+  embedding tables: one number a row instead of one a value (at 650,000 customers 83 MB less,
+  the most training held per customer), and the first moment is held in bfloat16. Where a
+  row's values get gradients of one size it is SparseAdam's step but for that rounding
+  (``tests/unit/test_optimizer.py``);
 * AdamW's decoupled weight decay, a factor ``1 - lr · decay`` per step on every row, is applied
-  to a row when a batch uses it, for every step since it was last applied (``catch_up``), and to
+  to a row when a batch uses it, for every step since it was last applied (``_decay``), and to
   every row before the model is read (``settle``): the decay each row gets is AdamW's, exactly.
 
 Everything else (the MLPs, the id projections) is fused AdamW without decay, as before.
@@ -21,6 +26,8 @@ from typing import Any
 from recpipe.training.model import torch
 
 ID_TABLES = "_id.table.weight"
+BETAS = (0.9, 0.999)  # Adam's (and SparseAdam's) defaults
+EPS = 1e-8
 
 
 class TowerOptimizer:
@@ -29,29 +36,40 @@ class TowerOptimizer:
         self.tables = [p for n, p in named if n.endswith(ID_TABLES)]
         rest = [p for n, p in named if not n.endswith(ID_TABLES)]
         self.dense = torch.optim.AdamW(rest, lr=learning_rate, weight_decay=0.0, fused=True)
-        self.sparse = torch.optim.SparseAdam(self.tables, lr=learning_rate) if self.tables else None
+        self.learning_rate = learning_rate
         self.keep = 1.0 - learning_rate * id_weight_decay  # a row's decay factor per step
         self.step_count = 0
         self.last = [torch.zeros(len(t), dtype=torch.int64) for t in self.tables]  # step each row was decayed to
+        # per value, in bfloat16: rounding it (0.4% at most) is far below a batch's noise, and the
+        # update is made from the float32 value before it is rounded (42 MB less at 650,000 customers)
+        self.momentum = [torch.zeros_like(t, dtype=torch.bfloat16) for t in self.tables]
+        self.scale = [torch.zeros(len(t), dtype=t.dtype) for t in self.tables]  # per row: its squared gradient
 
     def zero_grad(self) -> None:
         self.dense.zero_grad(set_to_none=True)
-        if self.sparse is not None:
-            self.sparse.zero_grad(set_to_none=True)
+        for table in self.tables:
+            table.grad = None
 
     def step(self) -> None:
         self.step_count += 1
         self.dense.step()
-        if self.sparse is None:
-            return
         with torch.no_grad():
-            for table, last in zip(self.tables, self.last, strict=True):
+            for table, last, m, v in zip(self.tables, self.last, self.momentum, self.scale, strict=True):
                 if table.grad is None:
                     continue
-                table.grad = table.grad.coalesce()
-                rows = table.grad.indices()[0]
+                grad = table.grad.coalesce()
+                rows, g = grad.indices()[0], grad.values()
                 self._decay(table, last, rows)
-        self.sparse.step()
+                self._adam(table, m, v, rows, g)
+
+    def _adam(self, table: Any, m: Any, v: Any, rows: Any, g: Any) -> None:
+        """SparseAdam's step on ``rows`` (their gradients ``g``), the second moment per row."""
+        (b1, b2), t = BETAS, self.step_count
+        m_rows = m[rows].to(g.dtype).mul_(b1).add_(g, alpha=1 - b1)
+        v_rows = v[rows].mul_(b2).add_(g.square().mean(dim=1), alpha=1 - b2)
+        m[rows], v[rows] = m_rows.to(m.dtype), v_rows
+        size = self.learning_rate * (1 - b2 ** t) ** 0.5 / (1 - b1 ** t)
+        table.index_add_(0, rows, m_rows / v_rows.sqrt_().add_(EPS)[:, None], alpha=-size)
 
     def settle(self) -> None:
         """Every row's decay up to now: before the tables are read (validation, export)."""

@@ -123,6 +123,7 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     # order are done with (about 0.14 GB at 10M ratings)
     counts = s.describe()
     del evaluated, model, p, users, mine, seq, s
+    give_back()
     progress.status(f"refitting on all {len(data):,} interactions for {best_epochs} epochs")
     rows = every(len(data))
     q = prepare(data, rows)
