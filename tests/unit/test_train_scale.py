@@ -3,6 +3,7 @@ sample of customers with its interval, the rating baseline off by default above 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -117,3 +118,34 @@ def test_rows_go_by_customer_then_day_then_line_and_the_never_ordered_first(monk
     monkeypatch.setattr(reading, "RANK_BLOCK", 2)  # places made in blocks
     assert reading._places(user[order], day[order]).tolist() == [-1, 0, 1, 2, 0, 1]
     assert reading._places(np.array([0, 1, 1], np.int32), np.full(3, reading.NO_DAY, np.int32)) is None
+
+
+def test_fit_shuffles_the_rows_in_place_and_gives_them_back_sorted(lake: Path) -> None:
+    """No permutation beside the rows: each epoch shuffles them where they lie; the caller gets
+    them back in their order (EASE reads them in customer order)."""
+    from recpipe.training.fit import fit
+    from recpipe.training.inputs import prepare
+    from recpipe.training.model import torch
+    from recpipe.training.objectives import Retrieval
+
+    data = reading.read_ratings(open_lake(str(lake)))
+    s = interaction_split(data, seed=3)
+    h = evaluate.Holdouts.of(data.user, data.item, len(data.users), len(data.items), s, seed=3)
+    p = prepare(data, s.train)
+    train, kept = s.train, s.train.copy()
+    seen: list[np.ndarray] = []
+
+    class Watching(Retrieval):
+        def loss(self, model: object, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+            seen.append(rows.numpy().copy())
+            return super().loss(model, rows, generator)  # type: ignore[arg-type]
+
+    hp = FAST.resolved("retrieval")
+    torch.manual_seed(0)
+    model = p.new_model(hp, ids=True, id_dim=hp.dim)
+    fit(model, Watching(p.inputs, train, s.validation, h.validation, batch_size=256), train, replace(hp, batch_size=256),
+        phase="test", validate=False, epochs=2)
+    assert train is s.train and np.array_equal(train, kept)
+    epochs = np.concatenate(seen).reshape(2, -1)
+    assert all(np.array_equal(np.sort(e), kept) for e in epochs)  # each epoch: every row once
+    assert not np.array_equal(epochs[0], kept) and not np.array_equal(epochs[0], epochs[1])  # shuffled, anew

@@ -147,8 +147,10 @@ class FitResult:
 def fit(model: TwoTower, objective: Objective, train: Rows, options: FitOptions, *,
         phase: str, validate: bool = True, epochs: int | None = None,
         progress: Progress = SILENT) -> FitResult:
-    """Train ``model`` in place on interaction rows ``train`` (``dataset.every(n)``: all); with ``validate``, stop when the
-    validation criterion stops improving and restore the best epoch, else run ``epochs``."""
+    """Train ``model`` in place on interaction rows ``train`` (``dataset.every(n)``: all); with
+    ``validate``, stop when the validation criterion stops improving and restore the best epoch,
+    else run ``epochs``. An array of rows (sorted) is shuffled in place for each epoch, not
+    permuted beside itself (30 MB at 10M ratings), and sorted again when done."""
     batch_size, learning_rate, min_delta = options.batch_size, options.learning_rate, options.min_delta
     if batch_size is None or learning_rate is None or min_delta is None:
         raise InternalError("fit() was given options whose objective defaults are not filled in",
@@ -158,7 +160,7 @@ def fit(model: TwoTower, objective: Objective, train: Rows, options: FitOptions,
     # noise of a few purchases; decoupled weight decay on them (AdamW) holds them back.
     optimizer = TowerOptimizer(model, learning_rate, objective.id_weight_decay)
     n = count(train)
-    train_t = torch.from_numpy(train) if isinstance(train, np.ndarray) else None  # None: every row
+    shuffle = np.random.default_rng(options.seed)
     result = FitResult()
     best_value, best, stale = float("inf"), Checkpoint(), 0
     started = time.perf_counter()
@@ -167,21 +169,22 @@ def fit(model: TwoTower, objective: Objective, train: Rows, options: FitOptions,
         progress.status(f"training the {phase} model: epoch {epoch} of {'' if epochs else 'at most '}{last}")
         progress.start(phase, n)
         model.train()
-        # int32 where it fits: the same permutation as int64's, half the memory (34 MB at 10M ratings)
-        order = torch.randperm(n, generator=generator, dtype=torch.int32 if n < 2**31 else torch.int64)
+        if isinstance(train, np.ndarray):
+            shuffle.shuffle(train)
+            order = torch.from_numpy(train)
+        else:  # every row: a permutation of them, int32 where it fits
+            order = torch.randperm(n, generator=generator, dtype=torch.int32 if n < 2**31 else torch.int64)
         total, t0 = 0.0, time.perf_counter()
-        for start in range(0, len(order), batch_size):
+        for start in range(0, n, batch_size):
             rows = order[start:start + batch_size]
-            if train_t is not None:
-                rows = train_t[rows]
             loss = objective.loss(model, rows, generator)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             total += loss.item() * len(rows)
             progress.advance(phase, len(rows))
-        result.samples += len(order)
-        del order  # before validation, and before the next epoch's is made (34 MB at 10M ratings)
+        result.samples += n
+        del order  # a permutation: before validation, and before the next epoch's is made (43 MB at 10M ratings)
         optimizer.settle()
         result.train_seconds += time.perf_counter() - t0
         criterion, val_loss, val_recall = objective.validate(model) if validate else (0.0, None, None)
@@ -200,6 +203,8 @@ def fit(model: TwoTower, objective: Objective, train: Rows, options: FitOptions,
             if stale >= options.patience:
                 break
     del optimizer  # its moments (as large as the id tables) are not needed to restore the best epoch
+    if isinstance(train, np.ndarray):
+        train.sort()  # the caller's rows as they were (in customer order: EASE reads them where they lie)
     best.restore(model)
     return result
 
