@@ -8,7 +8,8 @@ most ``--epochs`` epochs so that every phase comes round quickly) while a thread
 resident memory from ``/proc/self/statm`` every 20 ms and charges it to the phase the progress
 reports (its status with the numbers taken out: "training the retrieval model: epoch # of at
 most #"). The baseline is the first size in the same run: each phase's peak as a ratio to its
-peak there. Only growth with the data moves the ratio; the memory every size pays (torch,
+peak there; last, each process's high-water mark (the kernel's ``VmHWM``: a spike shorter
+than a sample is in it). Only growth with the data moves the ratio; the memory every size pays (torch,
 Arrow, the fixed-size evaluation) is what the first size's figures show.
 """
 
@@ -76,8 +77,10 @@ def one(epochs: int) -> dict[str, Any]:
     manifest = run(Backends(settings).lake(), store, name, TrainOptions(fit=FitOptions(max_epochs=epochs)), phases)
     done.set()
     thread.join()
+    with open("/proc/self/status", encoding="ascii") as f:  # the kernel's high-water mark: what sampling missed
+        hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 2**20
     return {"seconds": round(time.perf_counter() - started, 1), "start_gib": round(base, 3),
-            "interactions": manifest.counts["interactions"],
+            "interactions": manifest.counts["interactions"], "high_water_gib": round(hwm, 3),
             "phases": {p: round(peak, 3) for p, peak in phases.peaks.items()}}
 
 
@@ -119,6 +122,8 @@ def main() -> None:
         ratio = peaks[-1] / first[phase] if phase in first and peaks[-1] else None
         rows.append([phase[:70], *(f"{p:.2f}" if p else "-" for p in peaks), f"{ratio:.2f}x" if ratio else "-"])
     results["peak_gib"] = {s: max(r["phases"].values()) for s, r in results["sizes"].items()}
+    hwm = [results["sizes"][s]["high_water_gib"] for s in sizes]
+    rows.append(["the process's high-water mark (VmHWM)", *(f"{h:.2f}" for h in hwm), f"{hwm[-1] / hwm[0]:.2f}x"])
     report(args.name, "peak resident memory per phase (GiB)", ["phase", *sizes, f"{sizes[-1]} / {sizes[0]}"], rows,
            results)
 

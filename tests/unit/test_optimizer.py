@@ -1,6 +1,6 @@
 """The towers' optimizer: the id tables' weight decay applied lazily equals AdamW's, row by row;
-their Adam with a second moment per row (and its first in bfloat16) is SparseAdam's where a row's
-gradients are of one size; a step touches only the rows a batch used."""
+their Adam, its first moment in bfloat16, is SparseAdam's but for that rounding; a step touches
+only the rows a batch used."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_a_step_moves_only_the_rows_a_batch_used() -> None:
     assert moved == [3, 7]
 
 
-def test_the_row_wise_second_moment_is_sparse_adams_when_a_rows_gradients_are_of_one_size() -> None:
+def test_the_lazy_adam_is_sparse_adams_but_for_its_first_moment_in_bfloat16() -> None:
     lr = 0.01
     ours, theirs = _model(), _model()
     a = TowerOptimizer(ours, lr, 0.0)
@@ -56,15 +56,14 @@ def test_the_row_wise_second_moment_is_sparse_adams_when_a_rows_gradients_are_of
     rng = np.random.default_rng(2)
     for _ in range(9):
         ids = torch.from_numpy(rng.choice(50, 6, replace=False))
-        size = float(rng.uniform(0.5, 2.0))  # every value's gradient ±size
-        signs = torch.from_numpy(rng.choice([-size, size], (6, 8)).astype(np.float32))
+        pull = torch.from_numpy(rng.normal(size=(6, 8)).astype(np.float32))
         for model, opt in ((ours, a), (theirs, b)):
             opt.zero_grad()
-            (model.user_id.table(ids) * signs).sum().backward()
+            (model.user_id.table(ids) * pull).sum().backward()
         a.step()
         b.step()
-    # the first moment is rounded to bfloat16 between steps: a few thousandths of a step
+    # the first moment is rounded to bfloat16 between steps: a few ten-thousandths of what moved
     moved = (theirs.user_id.table.weight - _model().user_id.table.weight).abs()
-    assert (ours.user_id.table.weight - theirs.user_id.table.weight).abs().max() <= 0.005 * moved.max()
-    assert not torch.equal(ours.user_id.table.weight, _model().user_id.table.weight)  # they moved
-    assert a.scale[0].shape == (51,) and a.momentum[0].shape == (51, 8)  # one number a row, one a value
+    assert moved.max() > 0.01
+    assert (ours.user_id.table.weight - theirs.user_id.table.weight).abs().max() <= 0.002 * moved.max()
+    assert a.momentum[0].dtype == torch.bfloat16 and a.scale[0].dtype == torch.float32
