@@ -15,6 +15,7 @@ All of it is written into a staging directory and published in one step.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -97,10 +98,38 @@ def write_towers(root: Path, towers: Towers) -> None:
 
 
 def write_state_dict(root: Path, model: Any) -> None:
+    """torch's zip writer turns a failed write (a full disk) into a RuntimeError without its
+    cause; the OSError underneath is raised instead, so the disk is named as full."""
     from recpipe.training.model import torch
 
     (root / STATE_DICT).parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), root / STATE_DICT)
+    with (root / STATE_DICT).open("wb") as f:
+        out = _Recorded(f)
+        try:
+            torch.save(model.state_dict(), out)  # type: ignore[arg-type]  # a binary file, as torch takes
+        except RuntimeError as exc:
+            if out.error is not None:
+                raise out.error from exc
+            raise
+
+
+class _Recorded(io.RawIOBase):
+    """A writable file that keeps the OSError a write raised."""
+
+    def __init__(self, f: Any) -> None:
+        super().__init__()
+        self.f = f
+        self.error: OSError | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        try:
+            return int(self.f.write(b))
+        except OSError as exc:
+            self.error = exc
+            raise
 
 
 def plot_loss(path: Path, history: Sequence[dict[str, Any]], best: int, title: str) -> None:
