@@ -142,11 +142,14 @@ def customer_quantiles(user: np.ndarray, rng: np.random.Generator) -> np.ndarray
     return out
 
 
-def in_customer_order(user: np.ndarray, rows: np.ndarray | None = None, chunk: int = BLOCK) -> bool:
-    """Whether the pairs (of ``rows``) are in customer order, checked a chunk at a time."""
+def in_customer_order(user: np.ndarray, rows: np.ndarray | None = None, chunk: int = BLOCK, *,
+                      then: np.ndarray | None = None) -> bool:
+    """Whether the pairs (of ``rows``) are in customer order (and, given ``then``, each
+    customer's in ``then``'s order, ties as they lie), checked a chunk at a time."""
     n = len(user) if rows is None else len(rows)
     for lo in range(0, max(n - 1, 0), chunk):
         at = slice(lo, lo + chunk + 1) if rows is None else rows[lo:lo + chunk + 1]
-        if (np.diff(user[at]) < 0).any():
+        du = np.diff(user[at])
+        if (du < 0).any() or (then is not None and ((du == 0) & (np.diff(then[at]) < 0)).any()):
             return False
     return True

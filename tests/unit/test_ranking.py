@@ -106,11 +106,13 @@ def test_cooccurrence_is_xtx(seed: int, n_users: int, n_items: int) -> None:
 @pytest.mark.parametrize("chunk", [1, 2, 5, 1000])
 def test_pairs_are_known_in_customer_order_only_when_every_chunk_and_seam_is(chunk: int) -> None:
     user = np.array([0, 0, 1, 1, 1, 3, 3])
-    assert ranking.in_customer_order(user, chunk=chunk)
+    then = np.array([1, 4, 0, 2, 9, 2, 5])  # within each customer, in order
+    assert ranking.in_customer_order(user, chunk=chunk) and ranking.in_customer_order(user, chunk=chunk, then=then)
     for bad in range(1, len(user)):  # each pair swapped with the one before it: out of order across customers
         order = np.arange(len(user))
         order[[bad - 1, bad]] = order[[bad, bad - 1]]
         assert ranking.in_customer_order(user[order], chunk=chunk) == (user[bad - 1] == user[bad])
+        assert not ranking.in_customer_order(user[order], chunk=chunk, then=then[order])  # and within one
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 7, 50, 401])

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from recpipe.contracts.limits import MAX_RECENT
-from recpipe.ranking import target_ranks
+from recpipe.ranking import BLOCK, in_customer_order, target_ranks
 from recpipe.training.dataset import row_type
 
 K = 10
-CHUNK = 1_000_000  # rows checked or counted at once
 
 
 @dataclass(frozen=True)
@@ -39,10 +38,10 @@ class Sequences:
     @classmethod
     def of(cls, user: np.ndarray, order: np.ndarray) -> Sequences:
         n_users = int(user.max()) + 1 if len(user) else 0
-        if _in_sequence_order(user, order):
+        if in_customer_order(user, then=order):  # -1 (never ordered) first: as reading lays the rows out
             length = np.zeros(n_users, dtype=np.int64)
-            for lo in range(0, len(user), CHUNK):
-                u, o = user[lo:lo + CHUNK], order[lo:lo + CHUNK]
+            for lo in range(0, len(user), BLOCK):  # not a copy of every ordered row's customer
+                u, o = user[lo:lo + BLOCK], order[lo:lo + BLOCK]
                 length += np.bincount(u[o >= 0], minlength=n_users)
             # a customer's ordered rows come last among theirs
             start = np.searchsorted(user, np.arange(n_users), side="right") - length
@@ -92,16 +91,6 @@ class Sequences:
             ok = pos >= back
             out[ok, length - back] = item[self.row(at[ok] - back)]
         return out
-
-
-def _in_sequence_order(user: np.ndarray, order: np.ndarray) -> bool:
-    """Whether the rows are by customer, then time (-1, never ordered, first; ties as they
-    lie), checked a chunk at a time."""
-    for lo in range(0, max(len(user) - 1, 0), CHUNK):
-        du = np.diff(user[lo:lo + CHUNK + 1])
-        if (du < 0).any() or ((du == 0) & (np.diff(order[lo:lo + CHUNK + 1]) < 0)).any():
-            return False
-    return True
 
 
 @dataclass(frozen=True)
