@@ -7,7 +7,8 @@ process runs ``training.pipeline.run`` (the retrieval model with the embedded de
 most ``--epochs`` epochs so that every phase comes round quickly) while a thread reads its
 resident memory from ``/proc/self/statm`` every 20 ms and charges it to the phase the progress
 reports (its status with the numbers taken out: "training the retrieval model: epoch # of at
-most #"). The baseline is the first size in the same run: each phase's peak as a ratio to its
+most #"), with where the main thread was at each phase's peak (its recpipe frames, innermost
+first: ``where`` in the results). The baseline is the first size in the same run: each phase's peak as a ratio to its
 peak there; last, each process's high-water mark (the kernel's ``VmHWM``: a spike shorter
 than a sample is in it). Only growth with the data moves the ratio; the memory every size pays (torch,
 Arrow, the fixed-size evaluation) is what the first size's figures show.
@@ -41,6 +42,8 @@ class Phases(Silent):
     def __init__(self) -> None:
         self.phase = "starting"
         self.peaks: dict[str, float] = {}
+        self.where: dict[str, str] = {}  # per phase: the main thread's recpipe frames at its peak
+        self.main = threading.main_thread().ident
 
     def status(self, text: str) -> None:
         # numbers, versions and locations out: "registering model #", "listing #"
@@ -50,7 +53,20 @@ class Phases(Silent):
         with open("/proc/self/statm", encoding="ascii") as f:
             gib = int(f.read().split()[1]) * PAGE / 2**30
         phase = self.phase
-        self.peaks[phase] = max(self.peaks.get(phase, 0.0), gib)
+        if gib > self.peaks.get(phase, 0.0):
+            self.peaks[phase] = gib
+            self.where[phase] = self.stack()
+
+    def stack(self) -> str:
+        """Where the main thread is: its recpipe frames, innermost first ("module:line" each)."""
+        frame = sys._current_frames().get(self.main)  # the only way to see another thread
+        out = []
+        while frame is not None:
+            name = frame.f_code.co_filename
+            if "recpipe" in name and "bench" not in name:
+                out.append(f"{Path(name).stem}:{frame.f_lineno}")
+            frame = frame.f_back
+        return " < ".join(out[:6])
 
 
 def one(epochs: int) -> dict[str, Any]:
@@ -81,7 +97,7 @@ def one(epochs: int) -> dict[str, Any]:
         hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 2**20
     return {"seconds": round(time.perf_counter() - started, 1), "start_gib": round(base, 3),
             "interactions": manifest.counts["interactions"], "high_water_gib": round(hwm, 3),
-            "phases": {p: round(peak, 3) for p, peak in phases.peaks.items()}}
+            "phases": {p: round(peak, 3) for p, peak in phases.peaks.items()}, "where": phases.where}
 
 
 def main() -> None:

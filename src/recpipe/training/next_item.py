@@ -27,7 +27,7 @@ import numpy as np
 from recpipe import ranking
 from recpipe.inference.session import SessionEncoder
 from recpipe.training.baselines import EASE_MAX_ITEMS, cooccurrence, ease_weights
-from recpipe.training.sequences import Examples, Sequences, next_item
+from recpipe.training.sequences import Examples, Sequences, next_item, pairs_of
 
 NEIGHBOURS = 100
 KNN_MAX_CELLS = 50_000_000  # customers × products held as one dense matrix (EASE's rows, session-kNN)
@@ -54,7 +54,7 @@ def evaluate(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int, tra
             targets = np.sort(rng.choice(targets, MAX_EXAMPLES, replace=False))
         ex = Examples.of(seq, targets, user, item)
         is_known = who == "known_customers"
-        seen = (user, item) if is_known else (None, None)
+        seen = pairs_of(user, item, ex.user) if is_known else (None, None)  # once, not per ranker
         own = users[ex.user]
         mine = encoder.user_vectors(own if is_known else None, ex.history, items)
 
@@ -117,7 +117,7 @@ def _knn(x: np.ndarray, sessions: np.ndarray, self_rows: np.ndarray | None) -> n
 
 
 def _score(scores: Any, ex: Examples, n_items: int, seen: tuple[Any, Any]) -> dict[str, Any]:
-    got = next_item(scores, ex, n_items, *seen, block=256)
+    got = next_item(scores, ex, n_items, *seen)
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in got.items()}
 
 
