@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recpipe.inference.session import SessionEncoder
-from recpipe.training.sequences import Examples, Sequences, next_item
+from recpipe.training.sequences import Examples, Sequences, next_item, pairs_of
 
 
 def test_sequences_follow_each_customers_order_and_skip_the_unknown() -> None:
@@ -61,6 +61,49 @@ def test_next_item_by_hand() -> None:
     # what the customer had already is left out too (but never the target itself)
     seen = next_item(lambda idx: scores[idx], ex, 5, np.array([0, 0]), np.array([0, 3]))
     assert seen["mrr_at_10"] == pytest.approx((1 / 1 + 1 / 4 + 1 / 3) / 3)
+
+
+@settings(max_examples=40, deadline=None)
+@given(pairs=st.lists(st.tuples(st.integers(0, 9), st.integers(0, 5)), max_size=60),
+       customers=st.lists(st.integers(0, 11), max_size=8), block=st.integers(1, 7))
+def test_the_pairs_of_some_customers_are_those_a_whole_mask_finds(
+        pairs: list[tuple[int, int]], customers: list[int], block: int) -> None:
+    from recpipe.training import sequences
+
+    user = np.array([u for u, _ in pairs], dtype=np.int64)
+    item = np.array([i for _, i in pairs], dtype=np.int64)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sequences, "BLOCK", block)  # many blocks, and customers across their edges
+        got_user, got_item = pairs_of(user, item, np.array(customers, dtype=np.int64))
+    mask = np.isin(user, customers)
+    assert got_user.tolist() == user[mask].tolist() and got_item.tolist() == item[mask].tolist()
+
+
+def test_next_item_ranks_the_same_whatever_its_block() -> None:
+    rng = np.random.default_rng(4)
+    scores = rng.normal(size=(300, 40))
+    ex = Examples(rng.integers(0, 30, 300), rng.integers(0, 40, 300), rng.integers(-1, 40, (300, 5)))
+    seen = (rng.integers(0, 30, 500), rng.integers(0, 40, 500))
+    want = next_item(lambda idx: scores[idx], ex, 40, *seen, block=300)
+    for block in (1, 7, 64, None):
+        got = next_item(lambda idx: scores[idx], ex, 40, *seen, block=block)
+        assert got["hit_at_10"] == want["hit_at_10"] and got["mrr_at_10"] == pytest.approx(want["mrr_at_10"])
+
+
+def test_the_held_out_loss_in_batches_is_the_loss_of_all_at_once() -> None:
+    from recpipe.training.session import SessionPooling, _held_out_loss, _loss, _Owned
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(5)
+    items = torch.nn.functional.normalize(torch.randn(30, 8), dim=1)
+    users = torch.nn.functional.normalize(torch.randn(12, 8), dim=1)
+    ex = Examples(rng.integers(0, 12, 101), rng.integers(0, 30, 101), rng.integers(-1, 30, (101, 4)))
+    owned = _Owned((rng.integers(0, 12, 200), rng.integers(0, 30, 200)), 12)
+    model = SessionPooling(8, decay=0.6)
+    with torch.no_grad():
+        whole = float(_loss(model, users, items, ex, torch.ones(101, dtype=torch.bool), 0.2, None, owned))
+        for batch in (1, 16, 101, 500):
+            assert _held_out_loss(model, users, items, ex, 0.2, owned, batch) == pytest.approx(whole, rel=1e-5)
 
 
 def test_the_numpy_encoder_equals_torch() -> None:
