@@ -120,6 +120,20 @@ def test_rows_go_by_customer_then_day_then_line_and_the_never_ordered_first(monk
     assert reading._places(np.array([0, 1, 1], np.int32), np.full(3, reading.NO_DAY, np.int32)) is None
 
 
+def test_order_lines_are_held_in_int32_where_they_fit_and_sort_the_same() -> None:
+    user = np.array([1, 0, 0, 1, 0, 0], np.int32)
+    item = np.array([0, 1, 2, 3, 4, 5], np.int32)
+    day = np.array([5, reading.NO_DAY, 5, 3, 5, 5], np.int32)
+    parts = [np.array([2, 7, reading.LAST_LINE], np.int64), np.array([9, 1, 1], np.int64)]
+    narrow = reading._lines([p.copy() for p in parts])
+    assert narrow.dtype == np.int32 and narrow[2] == np.iinfo(np.int32).max  # unknown: still last
+    assert reading._sequence_order(user, item, day, narrow).tolist() == [1, 4, 5, 2, 3, 0]
+    big = [parts[0], np.array([9, 2**40, 1], np.int64)]  # a line id past int32: kept as it is
+    wide = reading._lines(big)
+    assert wide.dtype == np.int64 and wide.tolist() == [2, 7, reading.LAST_LINE, 9, 2**40, 1] and big == []
+    assert reading._lines([np.array([-2**40], np.int64)]).dtype == np.int64
+
+
 def test_fit_shuffles_the_rows_in_place_and_gives_them_back_sorted(lake: Path) -> None:
     """No permutation beside the rows: each epoch shuffles them where they lie; the caller gets
     them back in their order (EASE reads them in customer order)."""

@@ -175,12 +175,13 @@ class _Parts:
         self.customer.clear()  # each part is let go once it is joined: the peak is one copy, not two
         item = place[_joined(self.product)]
         day = _joined(self.day) if self.ordered else None
-        order = _sequence_order(user, item, day, _joined(self.line) if self.ordered else None)
+        order = _sequence_order(user, item, day, _lines(self.line) if self.ordered else None)
         user = user[order]
         item = item[order]
         rating = _joined(self.rating)[order]
-        when = _places(user, day[order]) if day is not None else None
-        del order
+        day = day[order] if day is not None else None
+        del order  # before the places are counted: not beside them (86 MB at 10M ratings)
+        when = _places(user, day) if day is not None else None
         return Ratings(users, items, user, item, rating, manifest, when)
 
 
@@ -189,6 +190,17 @@ def _joined(parts: list[np.ndarray]) -> np.ndarray:
     joined = np.concatenate(parts)
     parts.clear()
     return joined
+
+
+def _lines(parts: list[np.ndarray]) -> np.ndarray:
+    """The order lines as one array (the list is emptied): int32 where every known line fits,
+    the unknown (``LAST_LINE``) still after them all; they sort as before, in half the memory
+    (43 MB less at 10M ratings, beside the sort)."""
+    low, high = np.iinfo(np.int32).min, np.iinfo(np.int32).max
+    if all(p.min(initial=0) >= low and p[p != LAST_LINE].max(initial=0) < high for p in parts):
+        for k, part in enumerate(parts):  # a part at a time: never all of them twice
+            parts[k] = np.where(part == LAST_LINE, high, part).astype(np.int32)
+    return _joined(parts)
 
 
 def _numpy(column: Any) -> np.ndarray:
