@@ -48,7 +48,8 @@ class ChoiceModel:
 def choice_model(spec: Any, rng: np.random.Generator, user_vec: np.ndarray, item_vec: np.ndarray,
                  popularity: np.ndarray) -> ChoiceModel:
     """``popularity``: a weight per product, 0 for products nobody buys."""
-    a = user_vec + rng.normal(0, spec.taste_sd, user_vec.shape)
+    a = rng.normal(0, spec.taste_sd, user_vec.shape)
+    a += user_vec  # in place (a sum either way round is the same): one customers × k array less
     b = item_vec + rng.normal(0, spec.item_taste_sd, item_vec.shape)
     probe_u = rng.integers(0, len(a), 20_000)
     probe_i = rng.integers(0, len(b), 20_000)
@@ -56,7 +57,9 @@ def choice_model(spec: Any, rng: np.random.Generator, user_vec: np.ndarray, item
     beta = spec.choice_signal_sd / raw_sd
     sellable = popularity > 0
     log_pop = np.where(sellable, np.log(np.where(sellable, popularity, 1.0)), UNSOLD_LOGIT)
-    user = np.hstack([beta * a, np.ones((len(a), 1))])
+    user = np.ones((len(a), a.shape[1] + 1))  # [beta * a, 1], made where it is kept
+    np.multiply(a, beta, out=user[:, :-1])
+    del a
     item = np.hstack([b, log_pop[:, None]])
     return ChoiceModel(user, item, sellable, beta)
 

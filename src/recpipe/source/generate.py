@@ -426,7 +426,9 @@ def _latent_model(spec: ShopSpec, rng: np.random.Generator, cust: dict[str, np.n
 
     place_country = np.array([country_vec[p[2]] for p in catalog.PLACES])
     place_city = np.array([city_vec[p[0]] for p in catalog.PLACES])
-    user = place_country[cust["place"]] + place_city[cust["place"]] + np.outer(z_credit, w_credit)
+    user = place_country[cust["place"]]  # summed in place, in the same order: the same values, one array
+    user += place_city[cust["place"]]
+    user += np.outer(z_credit, w_credit)
     lines = np.array([line_vec[name] for name, _ in catalog.PRODUCT_LINES])
     scales = np.array([scale_vec[s] for s in catalog.SCALES])
     item = lines[prod["line"]] + scales[prod["scale"]] + np.outer(z_msrp, w_msrp)
