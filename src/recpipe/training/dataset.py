@@ -29,7 +29,7 @@ class Ratings:
     users: pa.Table  # customerNumber + user features, one row per customer, sorted
     items: pa.Table  # productCode + item features, one row per product, sorted
     user: np.ndarray  # row in ``users`` per rating (int32 as read; int64 where events were added)
-    item: np.ndarray  # row in ``items`` per rating
+    item: np.ndarray  # row in ``items`` per rating (``item_type``: int16 below 32,768 products)
     rating: np.ndarray  # int8, 1..5 (a byte a rating: 10 MB at 10M, not 40)
     manifest: DatasetManifest  # what the ETL published
     # per rating, its time among its customer's ratings (as read: its place in their sequence,
@@ -60,6 +60,13 @@ def every(n: int) -> slice:
 def count(rows: Rows) -> int:
     """How many interaction rows ``rows`` names."""
     return len(range(rows.stop)[rows]) if isinstance(rows, slice) else len(rows)
+
+
+def item_type(n: int) -> type[np.signedinteger]:
+    """The integer type of rows into ``n`` products: int16 while it fits (a catalog below 32,768:
+    21 MB less than int32 at 10M ratings). Torch indexes with int32 or int64 only: batches
+    widen theirs (``objectives``)."""
+    return np.int16 if n < 2**15 else np.int32
 
 
 def row_type(n: int) -> type[np.signedinteger]:

@@ -39,7 +39,7 @@ class Rating:
 
     def loss(self, model: TwoTower, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         d = self.data
-        u, i = d.user[rows], d.item[rows]
+        u, i = d.user[rows], d.item[rows].int()  # int16 items: torch indexes with int32
         uid = d.uid[u] if self.use_ids else None
         iid = d.iid[i] if self.use_ids else None
         loss = F.mse_loss(model(d.user_x(u), d.item_x(i), uid, iid), rating_to_target(d.rating[rows]))
@@ -54,7 +54,7 @@ class Rating:
         d, total = self.data, 0.0
         for start in range(0, len(self.validation), CHUNK):
             r = torch.from_numpy(self.validation[start:start + CHUNK])
-            u, i = d.user[r], d.item[r]
+            u, i = d.user[r], d.item[r].int()
             pred = model(d.user_x(u), d.item_x(i), d.uid[u] if self.use_ids else None, d.iid[i] if self.use_ids else None)
             total += float(F.mse_loss(pred, rating_to_target(d.rating[r]), reduction="sum"))
         mse = total / max(len(self.validation), 1)
@@ -81,7 +81,7 @@ class Retrieval:
 
     def loss(self, model: TwoTower, rows: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         d = self.data
-        u, i = d.user[rows], d.item[rows]
+        u, i = d.user[rows], d.item[rows].int()  # int16 items: torch indexes with int32
         uid, iid = d.uid[u], d.iid[i]
         if self.id_dropout > 0 and model.user_id is not None and model.item_id is not None:
             drop = torch.rand(2, len(rows), generator=generator) < self.id_dropout
@@ -113,7 +113,7 @@ class Retrieval:
         total = 0.0
         for start in range(0, len(self.validation), self.batch_size):
             r = torch.from_numpy(self.validation[start:start + self.batch_size])
-            u, i = d.user[r], d.item[r]
+            u, i = d.user[r], d.item[r].int()
             total += float(self._softmax_loss(model.user_embedding(d.user_x(u), d.uid[u]), items[i], i, reduction="sum"))
         item_t = items.numpy().T.copy()
 

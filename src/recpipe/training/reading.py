@@ -31,7 +31,14 @@ from recpipe.contracts.dataset import (
 )
 from recpipe.errors import InputError, ServiceError
 from recpipe.progress import SILENT, Progress
-from recpipe.training.dataset import COLUMNS, ITEM_COLUMNS, USER_COLUMNS, Ratings, row_type
+from recpipe.training.dataset import (
+    COLUMNS,
+    ITEM_COLUMNS,
+    USER_COLUMNS,
+    Ratings,
+    item_type,
+    row_type,
+)
 from recpipe.training.memory import give_back
 
 RATING_RANGE = (1, 5)
@@ -167,7 +174,7 @@ class _Parts:
                              "needed for training, validation and test splits", hint="add ratings, then `recpipe etl run`")
         items = pa.concat_tables(self.items)
         by_code = pc.sort_indices(items["productCode"]).to_numpy()
-        place = np.empty(len(by_code), dtype=np.int32)  # a product's row, by its place in ``codes``
+        place = np.empty(len(by_code), dtype=item_type(len(by_code)))  # a product's row, by its place in ``codes``
         place[by_code] = np.arange(len(by_code))
         items = items.take(pa.array(by_code))
         user = np.searchsorted(numbers, customer).astype(np.int32)

@@ -53,17 +53,21 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
         hp = replace(hp, batch_size=retrieval_batch_size(len(s.train)))
     n_users, n_items = len(data.users), len(data.items)
     h = Holdouts.of(data.user, data.item, n_users, n_items, s, hp.seed)
+    counts, last_tested = s.describe(), latest[np.isin(latest, s.test)]  # the next-item targets
+    # the test's and the cold customers' rows are in ``h`` now: not held through the epochs (10 MB at 10M)
+    s = replace(s, test=s.test[:0], cold=s.cold[:0])
     p = prepare(data, s.train)
     give_back()  # the split's and the sequences' temporaries (0.1 GB at 10M ratings)
     # the baselines before the model: EASE's products² matrix is not made beside every customer's
     # vector (83 MB at 650,000 customers)
     baseline_figures = _baselines(data, s, h, p, options, progress)
+    give_back()  # what ranking them freed, kept by the C library, is not carried through the epochs
     model, run, weight, weighting = _fit_weighted(data, p, s, h, hp, progress)
 
     progress.status("evaluating on the held-out interactions")
     customer_ids = data.users["customerNumber"].to_numpy()
     product_ids = np.array(data.items["productCode"].to_pylist())
-    evaluated = Trained("retrieval", SCORE, model, p, True, [run], {}, s.describe(), hp)
+    evaluated = Trained("retrieval", SCORE, model, p, True, [run], {}, counts, hp)
     towers = evaluated.towers(customer_ids, product_ids)
     # Cold-start customers were not in training: their ids have no embedding, features decide.
     users, items = towers.user(p.xu, customer_ids), towers.item(p.xi, product_ids)
@@ -98,7 +102,7 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
         truth, why = baselines.next_item_oracle(data)
         metrics["next_item"] = next_item.evaluate(
             data.user, data.item, n_users, n_items, known, seq,
-            latest[np.isin(latest, s.test)], seq.last(s.cold_users), users, items, fitted.encoder, lam, truth)
+            last_tested, seq.last(s.cold_users), users, items, fitted.encoder, lam, truth)
         if truth is None:
             metrics["next_item"]["oracle"] = {"skipped": why}
         del known, truth  # truth holds the generator's choice model, a row per customer
@@ -125,7 +129,6 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     encoder = evaluated.session
     # the refit makes its own: not two shops' worth of tensors at once; the split and the time
     # order are done with (about 0.14 GB at 10M ratings)
-    counts = s.describe()
     del evaluated, model, p, users, mine, seq, s
     give_back()
     progress.status(f"refitting on all {len(data):,} interactions for {best_epochs} epochs")

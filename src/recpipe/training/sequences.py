@@ -45,7 +45,8 @@ class Sequences:
                 length += np.bincount(u[o >= 0], minlength=n_users)
             # a customer's ordered rows come last among theirs
             start = np.searchsorted(user, np.arange(n_users), side="right") - length
-            return cls(start, length)
+            kind = row_type(len(user))  # int32 per customer while it fits: 5 MB less at 650,000
+            return cls(start.astype(kind), length.astype(kind))
         known = np.flatnonzero(order >= 0)
         rows = known[np.lexsort((order[known], user[known]))].astype(row_type(len(user)))
         del known

@@ -240,7 +240,7 @@ def _loss(model: SessionPooling, users: torch.Tensor, items: torch.Tensor, ex: E
         if owned is not None:  # a known customer's other products are left out, as serving leaves them out
             r, i = owned.pairs(ex.user, ex.item)
             known = own_mask.numpy()[r]
-            logits = logits.index_put((torch.from_numpy(r[known]), torch.from_numpy(i[known])),
+            logits = logits.index_put((torch.from_numpy(r[known]), torch.from_numpy(i[known].astype(np.int64))),
                                       torch.tensor(float("-inf")))
         return F.cross_entropy(logits, target)
     sample = torch.randint(len(items), (SAMPLED,), generator=generator)
