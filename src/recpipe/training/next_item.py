@@ -27,7 +27,7 @@ import numpy as np
 from recpipe import ranking
 from recpipe.inference.session import SessionEncoder
 from recpipe.training.baselines import EASE_MAX_ITEMS, cooccurrence, ease_weights
-from recpipe.training.sequences import Examples, Sequences, next_item, pairs_of
+from recpipe.training.sequences import Examples, Sequences, next_item
 
 NEIGHBOURS = 100
 KNN_MAX_CELLS = 50_000_000  # customers × products held as one dense matrix (EASE's rows, session-kNN)
@@ -54,7 +54,7 @@ def evaluate(user: np.ndarray, item: np.ndarray, n_users: int, n_items: int, tra
             targets = np.sort(rng.choice(targets, MAX_EXAMPLES, replace=False))
         ex = Examples.of(seq, targets, user, item)
         is_known = who == "known_customers"
-        seen = pairs_of(user, item, ex.user) if is_known else (None, None)  # once, not per ranker
+        seen = (user, item) if is_known else (None, None)
         own = users[ex.user]
         mine = encoder.user_vectors(own if is_known else None, ex.history, items)
 

@@ -26,7 +26,7 @@ import numpy as np
 from recpipe.inference.session import SessionEncoder, unit
 from recpipe.progress import SILENT, Progress
 from recpipe.training.model import torch
-from recpipe.training.sequences import Examples, next_item, pairs_of
+from recpipe.training.sequences import Examples, next_item
 
 F = torch.nn.functional
 nn = torch.nn
@@ -140,7 +140,7 @@ def fit_session(users: np.ndarray, items: np.ndarray, ex: Examples, *, temperatu
         for base in BASES:
             candidates[f"decay {decay}, base {base}"] = replace(default, decay=decay, base=base)
             candidates[f"trained, decay {decay}, base {base}"] = replace(trained, decay=decay, base=base)
-    seen = pairs_of(*owned, val.user) if owned is not None else (None, None)  # once, not per candidate
+    seen = owned if owned is not None else (None, None)
     scores = {name: next_item(_scorer(enc.user_vectors(users[val.user], val.history, items), items), val, len(items),
                               *seen) for name, enc in candidates.items()}
     winner = max(scores, key=lambda name: (scores[name]["hit_at_10"], scores[name]["mrr_at_10"], name == "trained"))
