@@ -8,6 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from recpipe import ranking
 from recpipe.adapters import open_artifacts, open_lake, scan
@@ -114,24 +116,54 @@ def test_rows_go_by_customer_then_day_then_line_and_the_never_ordered_first(monk
     line = np.array([2, 7, reading.LAST_LINE, 9, 1, 1], np.int64)  # a null line is last in its day
     order = reading._sequence_order(user, item, day, line)
     assert order.tolist() == [1, 4, 5, 2, 3, 0]  # customer 0: never ordered, day 5 line 1 (two: by product), null line
+    assert order.dtype == np.int32
     assert reading._sequence_order(user, item, None, None).tolist() == [1, 2, 4, 5, 0, 3]
-    monkeypatch.setattr(reading, "RANK_BLOCK", 2)  # places made in blocks
-    assert reading._places(user[order], day[order]).tolist() == [-1, 0, 1, 2, 0, 1]
-    assert reading._places(np.array([0, 1, 1], np.int32), np.full(3, reading.NO_DAY, np.int32)) is None
+    monkeypatch.setattr(reading, "BLOCK_ROWS", 2)  # sorted and placed in blocks
+    assert reading._sequence_order(user, item, day, line).tolist() == [1, 4, 5, 2, 3, 0]
+    timed = day[order] != reading.NO_DAY
+    assert reading._places(user[order], timed).tolist() == [-1, 0, 1, 2, 0, 1]
+    assert reading._places(np.array([0, 1, 1], np.int32), np.zeros(3, bool)) is None
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 60), st.integers(1, 9), st.integers(0, 2**31))
+def test_the_order_sorted_a_block_of_customers_at_a_time_is_one_whole_lexsort(n: int, block: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    user = rng.integers(0, 7, n).astype(np.int32)  # a customer may have no rows
+    item = rng.integers(0, 4, n).astype(np.int16)
+    day = rng.choice([reading.NO_DAY, 3, 4], n).astype(np.int32)
+    line = rng.integers(0, 3, n).astype(np.int32)
+    whole = np.lexsort((item, line, day, user))
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(reading, "BLOCK_ROWS", block)
+        assert reading._sequence_order(user, item, day, line).tolist() == whole.tolist()
+        assert reading._sequence_order(user, item, None, None).tolist() == np.lexsort((item, user)).tolist()
+        assert reading._taken(item, whole).tolist() == item[whole].tolist()
 
 
 def test_order_lines_are_held_in_int32_where_they_fit_and_sort_the_same() -> None:
     user = np.array([1, 0, 0, 1, 0, 0], np.int32)
     item = np.array([0, 1, 2, 3, 4, 5], np.int32)
     day = np.array([5, reading.NO_DAY, 5, 3, 5, 5], np.int32)
-    parts = [np.array([2, 7, reading.LAST_LINE], np.int64), np.array([9, 1, 1], np.int64)]
-    narrow = reading._lines([p.copy() for p in parts])
-    assert narrow.dtype == np.int32 and narrow[2] == np.iinfo(np.int32).max  # unknown: still last
+    parts = [reading._narrow(np.array([2, 7, reading.LAST_LINE], np.int64)),
+             reading._narrow(np.array([9, 1, 1], np.int64))]
+    assert parts[0].dtype == np.int32 and parts[0][2] == np.iinfo(np.int32).max  # unknown: still last
+    narrow = reading._lines(parts)
+    assert narrow.dtype == np.int32 and parts == []
     assert reading._sequence_order(user, item, day, narrow).tolist() == [1, 4, 5, 2, 3, 0]
-    big = [parts[0], np.array([9, 2**40, 1], np.int64)]  # a line id past int32: kept as it is
-    wide = reading._lines(big)
+    big = [reading._narrow(np.array([2, 7, reading.LAST_LINE], np.int64)),
+           reading._narrow(np.array([9, 2**40, 1], np.int64))]  # a line id past int32: that part kept as it is
+    assert [p.dtype for p in big] == [np.int32, np.int64]
+    wide = reading._lines(big)  # the int32 part's unknown widened back
     assert wide.dtype == np.int64 and wide.tolist() == [2, 7, reading.LAST_LINE, 9, 2**40, 1] and big == []
-    assert reading._lines([np.array([-2**40], np.int64)]).dtype == np.int64
+    assert reading._narrow(np.array([-2**40], np.int64)).dtype == np.int64
+
+
+def test_file_names_are_held_compactly_and_slice_to_lists() -> None:
+    names = scan.FileNames([f"ratings/customerNumber={k}/part-0.parquet" for k in range(5)])
+    assert len(names) == 5 and names[1] == "ratings/customerNumber=1/part-0.parquet"
+    assert names[3:10] == ["ratings/customerNumber=3/part-0.parquet", "ratings/customerNumber=4/part-0.parquet"]
+    assert next(iter(names)) == names[0] and not scan.FileNames([])
 
 
 def test_fit_shuffles_the_rows_in_place_and_gives_them_back_sorted(lake: Path) -> None:
