@@ -55,7 +55,7 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     h = Holdouts.of(data.user, data.item, n_users, n_items, s, hp.seed)
     counts, last_tested = s.describe(), latest[np.isin(latest, s.test)]  # the next-item targets
     # the test's and the cold customers' rows are in ``h`` now: not held through the epochs (10 MB at 10M)
-    s = replace(s, test=s.test[:0], cold=s.cold[:0])
+    s = replace(s, test=np.zeros(0, s.test.dtype), cold=np.zeros(0, s.cold.dtype))  # not views: they hold the whole
     p = prepare(data, s.train)
     give_back()  # the split's and the sequences' temporaries (0.1 GB at 10M ratings)
     # the baselines before the model: EASE's products² matrix is not made beside every customer's
