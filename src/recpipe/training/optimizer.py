@@ -12,8 +12,8 @@ take sparse gradients (``IdEmbedding``) and:
   stochastically (``_rounded``): its decay, 0.1% a step, is below bfloat16's spacing (0.4–0.8%),
   and rounded to the nearest it would never fall. The step is SparseAdam's within a few
   thousandths (``tests/unit/test_optimizer.py``). A second moment per row instead of per value (FBGEMM's
-  partial row-wise Adam) would take 83 MB more off, but at 10M ratings it trained 9 epochs
-  and refit 6 where this one trains 6 and refits 3 (``docs/scale.md``);
+  partial row-wise Adam) would take 42 MB more off, but at 10M ratings it trained 9 epochs
+  and refit 6 where per value it trained 6 and refit 3 (``docs/scale.md``);
 * AdamW's decoupled weight decay, a factor ``1 - lr · decay`` per step on every row, is applied
   to a row when a batch uses it, for every step since it was last applied (``_decay``), and to
   every row before the model is read (``settle``): the decay each row gets is AdamW's, exactly.
