@@ -222,7 +222,7 @@ def _narrow(line: np.ndarray) -> np.ndarray:
     they fit (the generated shops' line ids, up to 1.9e10, do not)."""
     known = line[line != LAST_LINE]
     if known.size and (known.min() < np.iinfo(np.int32).min or known.max() >= WIDE_UNKNOWN):
-        return line.astype(np.int64)
+        return line  # int64 already (cast so by the caller): not copied
     return np.where(line == LAST_LINE, WIDE_UNKNOWN, line).astype(np.int32)
 
 
