@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pyarrow as pa
 import pytest
 
 from recpipe.errors import InputError
+from recpipe.training import artifacts
 from recpipe.training.artifacts import format_vectors
 from recpipe.vectors.files import parse_attributes, parse_embeddings
 
@@ -61,3 +64,20 @@ def test_attributes() -> None:
     assert table.to_pylist()[1] == {"id": "S2", "product_line": "Ships", "quantity_in_stock": 0}
     with pytest.raises(InputError, match="lacks column"):
         parse_attributes(_csv(['"S1","Planes"'], header="id,product_line"), "attrs.csv")
+
+
+def test_vectors_made_a_block_at_a_time_write_the_same_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(artifacts, "EMBEDDING_ROWS", 4)  # 10 ids: blocks of 4, 4 and 2
+    v = np.random.default_rng(1).normal(size=(10, 32)).astype(np.float32)
+    asked: list[tuple[int, int]] = []
+
+    def block(lo: int, hi: int) -> np.ndarray:
+        asked.append((lo, hi))
+        return v[lo:hi]
+
+    artifacts.write_embeddings(tmp_path / "whole.csv", list(range(10)), v)
+    artifacts.write_embeddings(tmp_path / "blocks.csv", list(range(10)), block)
+    assert asked == [(0, 4), (4, 8), (8, 10)]
+    assert (tmp_path / "blocks.csv").read_bytes() == (tmp_path / "whole.csv").read_bytes()
+    got = parse_embeddings((tmp_path / "blocks.csv").read_bytes(), "blocks.csv", id_type=pa.int32())
+    assert np.array_equal(got.vectors, v) and got.ids.to_pylist() == list(range(10))

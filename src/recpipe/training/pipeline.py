@@ -128,12 +128,12 @@ def run(lake: Lake, store: Lake, name: str, options: TrainOptions | None = None,
     with store.stage(name or "ml-artifacts") as staged:
         root = Path(staged.location)
         artifacts.write_state_dict(root, trained.model)
-        # the model is written: let it go before every customer's vector is made (the id table
-        # and the vectors are 83 MB each at 650,000 customers)
+        # the model is written: let it go before the customers' vectors are made (its id table
+        # is 83 MB at 650,000 customers), and make them a block at a time as they are written
+        # (all at once, 83 MB more)
         trained.model = None
-        user_emb = towers.user(p.xu, customer_ids)
-        artifacts.write_embeddings(root / artifacts.USER_EMBEDDINGS, customer_ids, user_emb)
-        del user_emb
+        artifacts.write_embeddings(root / artifacts.USER_EMBEDDINGS, customer_ids,
+                                   lambda lo, hi: towers.user(p.xu[lo:hi], customer_ids[lo:hi]))
         artifacts.write_embeddings(root / artifacts.ITEM_EMBEDDINGS, product_ids, item_emb)
         artifacts.write_item_attributes(root / artifacts.ITEM_ATTRIBUTES, data.items)
         artifacts.write_towers(root, towers)
