@@ -8,7 +8,9 @@ most ``--epochs`` epochs so that every phase comes round quickly) while a thread
 resident memory from ``/proc/self/statm`` every 20 ms and charges it to the phase the progress
 reports (its status with the numbers taken out: "training the retrieval model: epoch # of at
 most #"), with where the main thread was at each phase's peak (its recpipe frames, innermost
-first: ``where`` in the results). The baseline is the first size in the same run: each phase's peak as a ratio to its
+first: ``where`` in the results), and what held it then (``held``, in MB: glibc's blocks mapped
+on their own, its heap in use and free, from ``mallinfo2``, and Arrow's pool). The baseline is
+the first size in the same run: each phase's peak as a ratio to its
 peak there; last, each process's high-water mark (the kernel's ``VmHWM``: a spike shorter
 than a sample is in it). Only growth with the data moves the ratio; the memory every size pays (torch,
 Arrow, the fixed-size evaluation) is what the first size's figures show.
@@ -17,6 +19,8 @@ Arrow, the fixed-size evaluation) is what the first size's figures show.
 from __future__ import annotations
 
 import argparse
+import ctypes
+import ctypes.util
 import json
 import os
 import re
@@ -35,6 +39,38 @@ SIZES = ("1m", "3m", "10m")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in
+                ["arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost"]]
+
+
+def _mallinfo2() -> Any:
+    """glibc's ``mallinfo2`` (2.33 and later), or None where the C library has none."""
+    try:
+        call = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallinfo2
+    except (OSError, AttributeError):
+        return None
+    call.restype = _MallInfo2
+    return call
+
+
+MALLINFO2 = _mallinfo2()
+
+
+def held() -> dict[str, float]:
+    """What holds the process's memory now, in MB: glibc's blocks mapped on their own (at or
+    above its mmap threshold: the big arrays and tensors), its heap in use (Python objects,
+    small arrays) and free in it (resident where touched and not trimmed), and Arrow's pool."""
+    import pyarrow as pa
+
+    out = {"arrow_pool_mb": round(pa.default_memory_pool().bytes_allocated() / 2**20, 1)}
+    if MALLINFO2 is not None:
+        info = MALLINFO2()
+        out |= {"mapped_blocks_mb": round(info.hblkhd / 2**20, 1), "heap_in_use_mb": round(info.uordblks / 2**20, 1),
+                "heap_free_mb": round(info.fordblks / 2**20, 1)}
+    return out
+
+
 class Phases(Silent):
     """A ``Progress`` that remembers the phase; ``sample`` charges resident memory to it (the
     phases in the order they came)."""
@@ -43,6 +79,7 @@ class Phases(Silent):
         self.phase = "starting"
         self.peaks: dict[str, float] = {}
         self.where: dict[str, str] = {}  # per phase: the main thread's recpipe frames at its peak
+        self.held: dict[str, dict[str, float]] = {}  # per phase: what held the memory at its peak
         self.main = threading.main_thread().ident
 
     def status(self, text: str) -> None:
@@ -56,6 +93,7 @@ class Phases(Silent):
         if gib > self.peaks.get(phase, 0.0):
             self.peaks[phase] = gib
             self.where[phase] = self.stack()
+            self.held[phase] = held()
 
     def stack(self) -> str:
         """Where the main thread is: its recpipe frames, innermost first ("module:line" each)."""
@@ -97,7 +135,8 @@ def one(epochs: int) -> dict[str, Any]:
         hwm = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 2**20
     return {"seconds": round(time.perf_counter() - started, 1), "start_gib": round(base, 3),
             "interactions": manifest.counts["interactions"], "high_water_gib": round(hwm, 3),
-            "phases": {p: round(peak, 3) for p, peak in phases.peaks.items()}, "where": phases.where}
+            "phases": {p: round(peak, 3) for p, peak in phases.peaks.items()}, "where": phases.where,
+            "held": phases.held}
 
 
 def main() -> None:
