@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import ctypes.util
 import json
 import os
 import re
@@ -46,11 +45,11 @@ class _MallInfo2(ctypes.Structure):
 
 def _mallinfo2() -> Any:
     """glibc's ``mallinfo2`` (2.33 and later), or None where the C library has none."""
-    try:
-        call = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallinfo2
-    except (OSError, AttributeError):
-        return None
-    call.restype = _MallInfo2
+    from recpipe.training.memory import glibc
+
+    call = getattr(glibc(), "mallinfo2", None)
+    if call is not None:
+        call.restype = _MallInfo2
     return call
 
 

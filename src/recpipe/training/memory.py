@@ -21,13 +21,13 @@ def give_back() -> None:
 
     gc.collect()
     pa.default_memory_pool().release_unused()
-    libc = _libc()
+    libc = glibc()
     if libc is not None:
         libc.malloc_trim(0)
 
 
 @cache
-def _libc() -> Any:
+def glibc() -> Any:
     """glibc, if this process runs on it (malloc_trim is glibc's; musl and macOS have none)."""
     name = ctypes.util.find_library("c")
     if name is None:
