@@ -38,7 +38,7 @@ class Ratings:
     kind: np.ndarray | None = None  # int8 per row: -1 a rating, else an event's furthest kind (training.events.KINDS)
 
     def __len__(self) -> int:
-        return len(self.rating)
+        return len(self.item)  # not the rating: a retrieval fit sets it aside (``runs.folded``)
 
 
 @dataclass(frozen=True)

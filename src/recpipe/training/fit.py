@@ -82,7 +82,7 @@ class Inputs:
 
     xu: Encoded
     xi: Encoded
-    user: torch.Tensor  # per interaction: user row
+    user: torch.Tensor  # per interaction: user row (during a fit, maybe ``runs.UserRuns``: indexed alike)
     item: torch.Tensor  # per interaction: item row
     rating: torch.Tensor  # per interaction: 1..5, int8 (rating_to_target makes the float target)
     uid: torch.Tensor

@@ -66,7 +66,8 @@ def _columns(table: Any) -> dict[str, Any]:
 
 def _id_rows(train_rows: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     seen = np.unique(train_rows)
-    index = np.full(n, len(seen), dtype=np.int64)
+    # int32 while it fits: torch's embeddings take it (2.3 MB less per tower at 565,000 customers)
+    index = np.full(n, len(seen), dtype=np.int32 if len(seen) < 2**31 else np.int64)
     index[seen] = np.arange(len(seen))
     return seen, index
 

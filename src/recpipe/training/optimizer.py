@@ -41,7 +41,8 @@ class TowerOptimizer:
         self.learning_rate = learning_rate
         self.keep = 1.0 - learning_rate * id_weight_decay  # a row's decay factor per step
         self.step_count = 0
-        self.last = [torch.zeros(len(t), dtype=torch.int64) for t in self.tables]  # step each row was decayed to
+        # the step each row was decayed to (int32: a fit of 2**31 steps would take centuries)
+        self.last = [torch.zeros(len(t), dtype=torch.int32) for t in self.tables]
         # per value, in bfloat16: rounding it (0.4% at most) is far below a batch's noise, and the
         # update is made from the float32 value before it is rounded (42 MB less at 650,000 customers)
         self.momentum = [torch.zeros_like(t, dtype=torch.bfloat16) for t in self.tables]

@@ -33,6 +33,7 @@ from recpipe.training.inputs import Prepared, Trained, prepare
 from recpipe.training.memory import give_back
 from recpipe.training.model import torch
 from recpipe.training.objectives import Rating, Retrieval
+from recpipe.training.runs import folded
 from recpipe.training.sequences import Examples, Sequences
 from recpipe.training.session import carry, fit_session
 
@@ -62,7 +63,8 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     # vector (83 MB at 650,000 customers)
     baseline_figures = _baselines(data, s, h, p, options, progress)
     give_back()  # what ranking them freed, kept by the C library, is not carried through the epochs
-    model, run, weight, weighting = _fit_weighted(data, p, s, h, hp, progress)
+    with folded(data, p.inputs, rating=False):  # the customer per row as runs, the rating on disk: not read
+        model, run, weight, weighting = _fit_weighted(data, p, s, h, hp, progress)
 
     progress.status("evaluating on the held-out interactions")
     customer_ids = data.users["customerNumber"].to_numpy()
@@ -137,8 +139,9 @@ def train_retrieval(data: Ratings, options: Any, progress: Progress) -> Trained:
     torch.manual_seed(hp.seed)
     final = q.new_model(hp, ids=True, id_dim=hp.dim)
     none = np.zeros(0, row_type(len(data)))
-    refit = fit(final, _objective(q, rows, none, h.validation, hp, weight), rows, hp, phase="refit",
-                validate=False, epochs=best_epochs, progress=progress)
+    with folded(data, q.inputs, rating=False):
+        refit = fit(final, _objective(q, rows, none, h.validation, hp, weight), rows, hp, phase="refit",
+                    validate=False, epochs=best_epochs, progress=progress)
     published = Trained("retrieval", SCORE, final, q, True, [run], metrics, counts, hp,
                         {"published": {"trained_on": "every interaction (refit after the evaluation)",
                                        "epochs": best_epochs, "interactions": len(data),
