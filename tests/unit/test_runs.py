@@ -19,7 +19,7 @@ lengths = st.lists(st.integers(min_value=1, max_value=7), min_size=1, max_size=4
 @given(lengths, st.integers(min_value=0, max_value=3), st.sampled_from([np.int32, np.int64]))
 def test_runs_give_every_row_its_customer(runs: list[int], gap: int, dtype: type) -> None:
     # customers with no rows between runs (gap): a customer's run is found, not counted
-    user = np.repeat(np.arange(len(runs)) * (gap + 1), runs).astype(dtype)
+    user: np.ndarray = np.repeat(np.arange(len(runs)) * (gap + 1), runs).astype(dtype)
     held = UserRuns.of(user)
     assert held is not None and len(held) == len(user)
     rows = torch.from_numpy(np.random.default_rng(len(user)).permutation(len(user)).astype(np.int32))
