@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -75,3 +76,21 @@ def test_rows_out_of_order_keep_their_array_and_the_rating_stays_when_read() -> 
     before = inputs.user
     with folded(data, inputs):
         assert inputs.user is before and data.user is not None and len(data.rating) == len(user)
+
+
+def test_a_rating_that_cannot_be_set_aside_stays_where_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
+    user = np.repeat(np.arange(3), 2).astype(np.int32)
+    data, inputs = _data(user.copy())
+    rating = data.rating.copy()
+
+    def full(*_: object, **__: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "save", full)
+    try:
+        with folded(data, inputs, rating=False):
+            raise AssertionError("the block ran though the rating was not set aside")
+    except OSError:
+        pass
+    assert np.array_equal(data.user, user) and np.array_equal(data.rating, rating)
+    assert torch.equal(inputs.user, torch.from_numpy(user))

@@ -63,24 +63,25 @@ def folded(data: Ratings, inputs: Inputs, *, rating: bool = True) -> Iterator[No
     file and ``data.rating``/``inputs.rating`` are empty too (10 MB at 10M ratings). No one may
     read what is empty meanwhile. After the block both are arrays again, equal to what they were.
     Rows not in customer order keep their customer per row."""
-    runs = UserRuns.of(data.user)
-    if runs is not None:
-        inputs.user = runs  # type: ignore[assignment]  # indexed as the tensor is
-        data.user = np.zeros(0, data.user.dtype)
-    aside = None
-    if not rating:
-        aside = tempfile.TemporaryFile(prefix="recpipe-rating-")  # noqa: SIM115 (closed below)
-        np.save(aside, data.rating)
-        data.rating = np.zeros(0, data.rating.dtype)
-        inputs.rating = torch.from_numpy(data.rating)
+    runs, aside, set_aside = UserRuns.of(data.user), None, False
     try:
+        if runs is not None:
+            inputs.user = runs  # type: ignore[assignment]  # indexed as the tensor is
+            data.user = np.zeros(0, data.user.dtype)
+        if not rating:
+            aside = tempfile.TemporaryFile(prefix="recpipe-rating-")  # noqa: SIM115 (closed below)
+            np.save(aside, data.rating)
+            data.rating = np.zeros(0, data.rating.dtype)
+            inputs.rating = torch.from_numpy(data.rating)
+            set_aside = True
         yield
     finally:
         if runs is not None:
             data.user = runs.numpy()
             inputs.user = torch.from_numpy(data.user)
         if aside is not None:
-            aside.seek(0)
-            data.rating = np.load(aside)
-            inputs.rating = torch.from_numpy(data.rating)
+            if set_aside:  # a save that failed left it where it was
+                aside.seek(0)
+                data.rating = np.load(aside)
+                inputs.rating = torch.from_numpy(data.rating)
             aside.close()
