@@ -62,20 +62,22 @@ def test_a_fold_holds_runs_sets_the_rating_aside_and_gives_both_back() -> None:
 def test_a_fold_gives_back_what_it_held_when_the_fit_fails() -> None:
     user = np.repeat(np.arange(3), 2).astype(np.int32)
     data, inputs = _data(user.copy())
+    rating = data.rating.copy()
     try:
         with folded(data, inputs, rating=False):
             raise KeyboardInterrupt
     except KeyboardInterrupt:
         pass
-    assert np.array_equal(data.user, user) and len(data.rating) == len(user)
+    assert np.array_equal(data.user, user) and np.array_equal(data.rating, rating)
 
 
 def test_rows_out_of_order_keep_their_array_and_the_rating_stays_when_read() -> None:
     user = np.array([1, 0, 1, 2], np.int64)
     data, inputs = _data(user.copy())
-    before = inputs.user
+    before, rating = inputs.user, data.rating.copy()
     with folded(data, inputs):
-        assert inputs.user is before and data.user is not None and len(data.rating) == len(user)
+        assert inputs.user is before and np.array_equal(data.user, user)
+        assert np.array_equal(data.rating, rating)
 
 
 def test_a_rating_that_cannot_be_set_aside_stays_where_it_was(monkeypatch: pytest.MonkeyPatch) -> None:
